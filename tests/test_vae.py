@@ -1,0 +1,329 @@
+"""Unit tests of the `vae` engine: numbers, not just shapes."""
+
+import json
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal, kl_divergence as torch_kl
+
+from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vae.data import CLASS_NAMES, DatasetNotFoundError, load_dataset
+from vae.evaluate import evaluate, main as evaluate_main
+from vae.latent import decode_images, grid_coordinates, manifold_grid, tile
+from vae.losses import elbo, iwae_bound, kl_divergence, reconstruction_nll
+from vae.models import CVAE, VAE, ConvVAE, build_model
+from vae.train import TrainConfig, TrainingDiverged, evaluate_elbo, train
+
+
+# ---------------------------------------------------------------- losses
+
+
+def test_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(64, 7, generator=g) * 2, torch.randn(64, 7, generator=g)
+    ours = kl_divergence(mu, logvar)
+    ref = torch_kl(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kl_divergence(mu, logvar, per_dim=True).sum(1), ours)
+    assert torch.all(kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4)) == 0)
+
+
+def test_bernoulli_and_gaussian_nll_match_distributions():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(5, 1, 28, 28, generator=g) * 3
+    x = (torch.rand(5, 1, 28, 28, generator=g) > 0.5).float()
+    ref = -Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(reconstruction_nll(logits, x, "bernoulli"), ref)
+    x = torch.rand(5, 1, 28, 28, generator=g)
+    ref = -Normal(torch.sigmoid(logits), 0.2).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(reconstruction_nll(logits, x, "gaussian", sigma=0.2), ref)
+    with pytest.raises(ValueError, match="likelihood"):
+        reconstruction_nll(logits, x, "poisson")
+
+
+def test_elbo_parts_and_beta():
+    g = torch.Generator().manual_seed(2)
+    logits, x = torch.randn(4, 1, 28, 28, generator=g), torch.rand(4, 1, 28, 28, generator=g)
+    mu, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    parts = elbo(logits, x, mu, logvar, beta=4.0)
+    torch.testing.assert_close(parts.recon, reconstruction_nll(logits, x).mean())
+    torch.testing.assert_close(parts.kl, kl_divergence(mu, logvar).mean())
+    torch.testing.assert_close(parts.loss, parts.recon + 4.0 * parts.kl)
+
+
+def test_reparameterize_has_the_posterior_moments():
+    torch.manual_seed(3)
+    model = VAE(latent_dim=2)
+    mu, logvar = torch.tensor([[1.5, -2.0]]).repeat(200_000, 1), torch.tensor([[0.0, math.log(0.25)]]).repeat(200_000, 1)
+    z = model.reparameterize(mu, logvar)
+    torch.testing.assert_close(z.mean(0), torch.tensor([1.5, -2.0]), atol=0.01, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.tensor([1.0, 0.5]), atol=0.01, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    return load_dataset("mnist", "test")
+
+
+@pytest.fixture(scope="module")
+def trained_vae(mnist_test):
+    """A small VAE trained briefly on real MNIST (seconds on a CPU)."""
+    result = train(TrainConfig(latent_dim=8, hidden=[200], epochs=3, seed=0, device="cpu"))
+    return result
+
+
+def test_iwae_bound_tightens_with_k_and_beats_the_elbo(trained_vae, mnist_test):
+    model = trained_vae.model
+    x, y = mnist_test[0][:200], mnist_test[1][:200]
+    torch.manual_seed(0)
+    minus_elbo = torch.stack([_neg_elbo(model, x) for _ in range(20)]).mean()
+    nll = {k: iwae_bound(model, x, k=k).mean() for k in (1, 10, 100, 1000)}
+    # k = 1 is the ELBO in expectation (Monte Carlo reconstruction, same KL): within a nat.
+    assert abs(nll[1] - minus_elbo) < 1.0
+    # The bound is non-increasing in k, and tighter than the ELBO by a clear margin for a trained model.
+    assert nll[1] > nll[10] > nll[100] > nll[1000]
+    assert nll[1000] < minus_elbo - 1.0
+    # The chunk size is a memory knob only: one image at a time gives the same estimate.
+    one_at_a_time = iwae_bound(model, x, k=1000, chunk=1000).mean()
+    assert abs(one_at_a_time - nll[1000]) < 0.3
+
+
+def _neg_elbo(model, x):
+    logits, mu, logvar = model(x)
+    return elbo(logits, x, mu, logvar).loss
+
+
+# ---------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("model", [VAE(20), ConvVAE(16), CVAE(2)], ids=["vae", "conv", "cvae"])
+def test_model_shapes_and_ranges(model):
+    x, y = torch.rand(6, 1, 28, 28), torch.arange(6)
+    mu, logvar = model.encode(x, y)
+    assert mu.shape == logvar.shape == (6, model.latent_dim)
+    logits, mu2, _ = model(x, y)
+    assert logits.shape == (6, 1, 28, 28) and torch.equal(mu, mu2)
+    s = model.sample(5, 3 if model.conditional else None)
+    assert s.shape == (5, 1, 28, 28) and s.min() >= 0 and s.max() <= 1
+    assert decode_images(model, torch.zeros(4, model.latent_dim), 1).shape == (4, 1, 28, 28)
+
+
+def test_classic_mlp_has_pytorch_examples_size():
+    # 784-400-20-400-784, as in pytorch/examples' vae/main.py.
+    n = sum(p.numel() for p in VAE(20, (400,)).parameters())
+    assert n == (784 * 400 + 400) + 2 * (400 * 20 + 20) + (20 * 400 + 400) + (400 * 784 + 784)
+
+
+def test_cvae_decoder_uses_the_label():
+    model = CVAE(2)
+    with pytest.raises(ValueError, match="labels"):
+        model.decode(torch.zeros(1, 2))
+    z = torch.zeros(2, 2)
+    a, b = model.decode(z, torch.tensor([0, 0])), model.decode(z, torch.tensor([0, 7]))
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])
+
+
+def test_build_model_rejects_unknown_type():
+    with pytest.raises(ValueError, match="unknown model type"):
+        build_model({"model": "gan", "latent_dim": 2, "hidden": [10]})
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_load_dataset_reads_sizes_from_files(mnist_test):
+    images, labels = mnist_test
+    assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32
+    assert labels.shape == (10_000,) and labels.dtype == torch.int64
+    assert images.min() == 0 and images.max() == 1 and set(labels.tolist()) == set(range(10))
+    train_images, _ = load_dataset("mnist", "train")
+    assert 1000 <= train_images.shape[0] <= 60_000
+    assert len(CLASS_NAMES["fashion"]) == 10
+
+
+def test_missing_dataset_names_files_and_folder(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("fashion", "test", root=tmp_path)
+    msg = str(info.value)
+    assert "t10k-images-idx3-ubyte" in msg and str(tmp_path) in msg and "VAE_DATA_DIR" in msg
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("cifar", "test", root=tmp_path)
+
+
+def test_data_root_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path)):
+        load_dataset("mnist", "test")
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_short_training_lowers_the_test_loss(trained_vae, mnist_test):
+    config = TrainConfig(latent_dim=8, hidden=[200])
+    x, y = mnist_test[0][:2000], mnist_test[1][:2000]
+    torch.manual_seed(0)
+    untrained = evaluate_elbo(build_model(vars(config)), x, y, config)["loss"]
+    trained = evaluate_elbo(trained_vae.model, x, y, config)["loss"]
+    assert trained < untrained - 200  # about 545 -> 170 nats
+    assert trained_vae.n_train + trained_vae.n_val == load_dataset("mnist", "train")[0].shape[0]
+    assert [h["epoch"] for h in trained_vae.history] == [1, 2, 3]
+
+
+def test_training_is_reproducible_and_reports_progress():
+    data = load_dataset("mnist", "test")
+    data = (data[0][:600], data[1][:600])
+    events = []
+    config = TrainConfig(model="cvae", latent_dim=2, hidden=[64], epochs=2, batch_size=100, device="cpu")
+    a = train(config, events.append, data=data)
+    b = train(config, data=data)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k])
+    per_step = [e for e in events if e.train is None]
+    per_epoch = [e for e in events if e.train is not None]
+    assert len(per_step) == 2 * 6 and len(per_epoch) == 2
+    assert set(per_epoch[-1].val) == {"recon", "kl", "loss"}
+
+
+def test_stop_event_ends_early_with_a_usable_model():
+    data = load_dataset("mnist", "test")
+    stop = threading.Event()
+
+    def stop_at_third_step(p):
+        if p.step == 3:
+            stop.set()
+
+    result = train(TrainConfig(epochs=50, device="cpu"), stop_at_third_step, stop, data=data)
+    assert result.stopped and len(result.history) == 1 and result.best_epoch == 1
+    assert torch.isfinite(result.model.sample(2)).all()
+
+
+def test_nan_loss_raises_training_diverged():
+    images, labels = load_dataset("mnist", "test")
+    images = images[:300].clone()
+    images[5, 0, 3, 3] = float("nan")
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        train(TrainConfig(epochs=1, device="cpu"), data=(images, labels[:300]))
+
+
+# ---------------------------------------------------------------- checkpoints and evaluation
+
+
+def _saved(tmp_path, model="vae"):
+    config = vars(TrainConfig(model=model, latent_dim=3, hidden=[32]))
+    net = build_model(config)
+    return save_checkpoint(net, config, {"train": {"epochs": 1}}, tmp_path / "ckpt"), net
+
+
+def test_checkpoint_round_trip(tmp_path):
+    for kind in ("vae", "conv", "cvae"):
+        folder, net = _saved(tmp_path / kind, kind)
+        model, config, metrics = load_checkpoint(folder)
+        assert config["model"] == kind and metrics == {"train": {"epochs": 1}}
+        for k, v in net.state_dict().items():
+            assert torch.equal(v, model.state_dict()[k])
+        assert not list(folder.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no_folder", "no checkpoint folder"),
+        ("no_weights", "model.safetensors is missing"),
+        ("no_config", "config.json is missing"),
+        ("truncated", "truncated or not a safetensors"),
+        ("garbage", "truncated or not a safetensors"),
+        ("bad_json", "not valid JSON"),
+        ("json_list", "JSON object"),
+        ("unknown_model", "does not describe a model"),
+        ("wrong_shape", "has shape"),
+        ("missing_tensor", "missing tensors"),
+    ],
+)
+def test_broken_checkpoints_raise_clear_errors(tmp_path, breakage, message):
+    folder, net = _saved(tmp_path)
+    weights, config = folder / "model.safetensors", folder / "config.json"
+    cfg = json.loads(config.read_text())
+    if breakage == "no_folder":
+        folder = tmp_path / "nowhere"
+    elif breakage == "no_weights":
+        weights.unlink()
+    elif breakage == "no_config":
+        config.unlink()
+    elif breakage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif breakage == "garbage":
+        weights.write_bytes(b"\x80\x04 this is a pickle, not safetensors")
+    elif breakage == "bad_json":
+        config.write_text("{latent_dim: 3")
+    elif breakage == "json_list":
+        config.write_text("[1, 2]")
+    elif breakage == "unknown_model":
+        config.write_text(json.dumps({**cfg, "model": "gan"}))
+    elif breakage == "wrong_shape":
+        config.write_text(json.dumps({**cfg, "latent_dim": 4}))
+    elif breakage == "missing_tensor":
+        from safetensors.torch import save_file
+        state = {k: v for k, v in net.state_dict().items() if k != "fc_mu.bias"}
+        save_file(state, str(weights))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+def test_evaluate_cli_prints_json(tmp_path, capsys, trained_vae):
+    folder = save_checkpoint(trained_vae.model, vars(TrainConfig(latent_dim=8, hidden=[200])), {}, tmp_path / "m")
+    evaluate_main([str(folder), "--k", "5", "--n-images", "300", "--json", "--device", "cpu"])
+    out = json.loads(capsys.readouterr().out)
+    for key in ("dataset", "split", "n_images", "likelihood", "elbo", "recon", "kl", "iwae_nll", "k"):
+        assert key in out
+    assert out["n_images"] == 300 and out["k"] == 5 and out["split"] == "test"
+    assert out["elbo"] == pytest.approx(out["recon"] + out["kl"], abs=0.01)
+    assert out["iwae_nll"] < out["elbo"]
+
+
+def test_evaluate_is_seeded(trained_vae, mnist_test):
+    x, y = mnist_test[0][:100], mnist_test[1][:100]
+    assert evaluate(trained_vae.model, x, y, k=10) == evaluate(trained_vae.model, x, y, k=10)
+
+
+# ---------------------------------------------------------------- latent tools
+
+
+def test_grid_coordinates():
+    lin = grid_coordinates(5, 2.0, "linear")
+    torch.testing.assert_close(lin, torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0]))
+    q = grid_coordinates(5, 2.0, "quantile")
+    torch.testing.assert_close(q[[0, -1]], torch.tensor([-2.0, 2.0]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(q, -q.flip(0), atol=1e-5, rtol=0)
+    mass = torch.diff(Normal(0.0, 1.0).cdf(q))  # equal prior mass between neighbours
+    torch.testing.assert_close(mass, mass.mean().expand(4), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError):
+        grid_coordinates(1)
+    with pytest.raises(ValueError):
+        grid_coordinates(5, spacing="log")
+
+
+def test_manifold_grid_orientation_and_base():
+    torch.manual_seed(0)
+    model = VAE(latent_dim=4, hidden=(16,))
+    base = torch.tensor([0.0, 0.0, 0.7, -0.3])
+    grid = manifold_grid(model, n=3, span=1.0, spacing="linear", dims=(2, 0), base=base)
+    assert grid.shape == (9, 1, 28, 28)
+    # Top-left cell: smallest horizontal (dim 2) and largest vertical (dim 0) value; dim 1, 3 from base.
+    expected = decode_images(model, torch.tensor([[1.0, 0.0, -1.0, -0.3]]))
+    torch.testing.assert_close(grid[0], expected[0])
+    with pytest.raises(ValueError, match="dims"):
+        manifold_grid(model, dims=(1, 1))
+    img = tile(grid, nrow=3, padding=0, scale=2)
+    assert img.shape == (168, 168) and img.dtype.name == "uint8"
+    assert (img[::2, ::2] == img[1::2, 1::2]).all()  # nearest-neighbour: each pixel a 2x2 block
+
+
+def test_vae_never_imports_streamlit_or_plotly():
+    code = ("import sys, vae.models, vae.losses, vae.data, vae.train, vae.evaluate, vae.checkpoint, vae.latent;"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,106 @@
+"""Checkpoints: one folder per model with ``model.safetensors``, ``config.json`` and ``metrics.json``.
+
+No pickle anywhere: weights are safetensors, everything else JSON. Every file is written to a
+temporary name in the same folder and renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .models import build_model
+
+WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, incomplete, malformed, or does not match its config."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file to ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    text = json.dumps(obj, indent=2) + "\n"
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def save_checkpoint(model: torch.nn.Module, config: dict, metrics: dict, folder: str | os.PathLike) -> Path:
+    """Write the model's weights, its config (enough for ``build_model``) and metrics to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_json(folder / CONFIG, config)
+    write_json(folder / METRICS, metrics)
+    return folder
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path.name} is missing from {path.parent}")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} should hold a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild a model from its folder; returns (model in eval mode on ``device``, config, metrics).
+
+    Every tensor's name and shape is checked against the model its config describes. Raises
+    CheckpointError, with the file and what is wrong, for a missing folder or file, malformed JSON,
+    an unknown model type, a truncated or corrupt safetensors file, or missing, unexpected or
+    mis-shaped tensors.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {folder}")
+    config = _read_json(folder / CONFIG)
+    metrics = _read_json(folder / METRICS) if (folder / METRICS).exists() else {}
+    try:
+        model = build_model(config)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / CONFIG} does not describe a model: {err!r}") from err
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"{WEIGHTS} is missing from {folder}")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is truncated or not a safetensors file ({err})") from err
+    expected = model.state_dict()
+    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match {CONFIG}: missing tensors {sorted(missing)}, "
+            f"unexpected tensors {sorted(unexpected)}"
+        )
+    for name, tensor in expected.items():
+        if state[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(state[name].shape)}, "
+                f"the config's model needs {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state)
+    return model.to(device).eval(), config, metrics

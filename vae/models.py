@@ -1,0 +1,155 @@
+"""The three autoencoders: an MLP `VAE`, a convolutional `ConvVAE`, and a conditional `CVAE`.
+
+All share one interface (Kingma & Welling, 2014, "Auto-Encoding Variational Bayes", Sec. 2.4 and
+Appendix C; CVAE: Sohn, Lee & Yan, 2015, "Learning Structured Output Representation using Deep
+Conditional Generative Models"):
+
+- ``encode(x, y=None) -> (mu, logvar)``: the encoder q_phi(z|x[, y]) = N(mu, diag(exp(logvar)));
+  x is float (B, 1, 28, 28) in [0, 1], y int64 (B,); mu and logvar are float (B, latent_dim).
+- ``reparameterize(mu, logvar) -> z``: z = mu + sigma * eps, eps ~ N(0, I).
+- ``decode(z, y=None) -> logits``: float (B, 1, 28, 28); ``torch.sigmoid(logits)`` is the pixel mean.
+- ``forward(x, y=None) -> (logits, mu, logvar)``.
+- ``sample(n, y=None) -> images``: decoder means for z ~ N(0, I), float (n, 1, 28, 28) in [0, 1].
+
+Unconditional models accept ``y`` and ignore it, so generic code can always pass labels; the CVAE
+raises ``ValueError`` without them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+N_PIXELS = 28 * 28
+MODEL_TYPES = ("vae", "conv", "cvae")
+
+
+class _Autoencoder(nn.Module):
+    """What every model shares; subclasses define ``encode`` and ``decode``."""
+
+    conditional = False
+    latent_dim: int
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps with sigma = exp(logvar / 2), eps ~ N(0, I) (Kingma & Welling, Eq. 10).
+
+        Shapes: mu, logvar, z all (B, latent_dim).
+        """
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        mu, logvar = self.encode(x, y)
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z, y), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Decode n draws from the prior N(0, I); returns pixel means (n, 1, 28, 28) in [0, 1].
+
+        For a CVAE, ``y`` is an int (every sample that class) or int64 (n,).
+        """
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, device=device)
+        if isinstance(y, int):
+            y = torch.full((n,), y, dtype=torch.long, device=device)
+        return torch.sigmoid(self.decode(z, y))
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them and after the last (the hidden trunk)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class VAE(_Autoencoder):
+    """MLP VAE; the default is the classic 784-400-latent_dim of pytorch/examples' ``vae/main.py``."""
+
+    def __init__(self, latent_dim: int = 20, hidden: tuple[int, ...] = (400,), n_classes: int = 0):
+        super().__init__()
+        self.latent_dim, self.n_classes = latent_dim, n_classes
+        hidden = list(hidden)
+        self.encoder = _mlp([N_PIXELS + n_classes, *hidden])
+        self.fc_mu = nn.Linear(hidden[-1], latent_dim)
+        self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
+        self.decoder = nn.Sequential(
+            _mlp([latent_dim + n_classes, *hidden[::-1]]), nn.Linear(hidden[0], N_PIXELS)
+        )
+
+    def _with_label(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if not self.n_classes:
+            return h
+        if y is None:
+            raise ValueError("this conditional model needs labels y, int64 of shape (B,)")
+        return torch.cat([h, F.one_hot(y, self.n_classes).to(h.dtype)], dim=1)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = self.encoder(self._with_label(x.flatten(1), y))
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self._with_label(z, y)).view(-1, *IMAGE_SHAPE)
+
+
+class CVAE(VAE):
+    """Conditional VAE: the one-hot label joins the encoder's input and the decoder's z (Sohn et al., 2015)."""
+
+    conditional = True
+
+    def __init__(self, latent_dim: int = 2, hidden: tuple[int, ...] = (400,), n_classes: int = 10):
+        super().__init__(latent_dim, hidden, n_classes)
+
+
+class ConvVAE(_Autoencoder):
+    """Convolutional VAE: two stride-2 convolutions down (28 -> 14 -> 7), transposed convolutions up.
+
+    ``channels`` are the two convolutions' widths; ``hidden`` the fully connected layer between the
+    7x7 feature map and (mu, logvar), mirrored in the decoder.
+    """
+
+    def __init__(
+        self, latent_dim: int = 20, hidden: tuple[int, ...] = (256,), channels: tuple[int, int] = (32, 64)
+    ):
+        super().__init__()
+        self.latent_dim = latent_dim
+        c1, c2 = channels
+        width = hidden[0]
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(c2 * 7 * 7, width), nn.ReLU(),
+        )
+        self.fc_mu = nn.Linear(width, latent_dim)
+        self.fc_logvar = nn.Linear(width, latent_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, width), nn.ReLU(),
+            nn.Linear(width, c2 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),
+        )
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = self.encoder(x)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(z)
+
+
+def build_model(config: dict) -> _Autoencoder:
+    """Build an untrained model from a config dict (the keys of ``vae.train.TrainConfig``).
+
+    Uses ``model`` (one of MODEL_TYPES), ``latent_dim``, ``hidden``, and ``channels`` for "conv".
+    Raises ValueError for an unknown model type.
+    """
+    kind, latent_dim, hidden = config["model"], int(config["latent_dim"]), tuple(config["hidden"])
+    if kind == "vae":
+        return VAE(latent_dim, hidden)
+    if kind == "cvae":
+        return CVAE(latent_dim, hidden, n_classes=int(config.get("n_classes", 10)))
+    if kind == "conv":
+        return ConvVAE(latent_dim, hidden, tuple(config.get("channels", (32, 64))))
+    raise ValueError(f"unknown model type {kind!r}; expected one of {', '.join(MODEL_TYPES)}")

@@ -1,0 +1,262 @@
+"""Training: one function for every model, and the command line.
+
+    python -m vae.train --dataset mnist --model vae --latent-dim 2 --epochs 50 --out pretrained/NAME
+
+The whole training split lives on the device as one tensor and batches are drawn by index, so there
+are no DataLoader workers and no per-step host sync; losses are accumulated on the device and read
+once per epoch. 10% of the training split (a fixed, seeded choice) is held out for validation, and
+the weights of the epoch with the best validation loss are the ones returned and saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .data import load_dataset
+from .losses import LIKELIHOODS, elbo
+from .models import MODEL_TYPES, build_model
+
+
+def best_device() -> torch.device:
+    """CUDA if present, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A human-readable name: the CUDA device's name, or "CPU (N threads)"."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as the checkpoint's ``config.json``."""
+
+    dataset: str = "mnist"  # "mnist" or "fashion"
+    model: str = "vae"  # one of MODEL_TYPES
+    latent_dim: int = 2
+    hidden: list[int] = field(default_factory=lambda: [400])
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0
+    likelihood: str = "bernoulli"
+    sigma: float = 0.1  # fixed standard deviation of the Gaussian likelihood
+    seed: int = 0
+    device: str = "auto"  # "auto" picks best_device()
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        if self.model not in MODEL_TYPES:
+            raise ValueError(f"model must be one of {MODEL_TYPES}, got {self.model!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.latent_dim < 1 or self.epochs < 1 or self.batch_size < 1 or not 0 < self.val_fraction < 1:
+            raise ValueError("latent_dim, epochs and batch_size must be positive, val_fraction in (0, 1)")
+        self.hidden = [int(h) for h in self.hidden]
+
+
+@dataclass
+class Progress:
+    """What the callback receives: after every step, and with ``train``/``val`` after every epoch.
+
+    ``train`` and ``val`` map "recon", "kl", "loss" to nats per image (train: the epoch's running
+    mean; val: the held-out split after the epoch). ``seconds`` is wall time since training began.
+    """
+
+    epoch: int  # 1-based
+    step: int  # 1-based, within the epoch
+    steps_per_epoch: int
+    epochs: int
+    seconds: float
+    train: dict | None = None
+    val: dict | None = None
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # in eval mode, with the best validation epoch's weights
+    history: list[dict]  # one row per epoch: epoch, seconds, train_*, val_*
+    best_epoch: int
+    stopped: bool  # True when the stop event ended the run early
+    seconds: float
+    device: str
+    n_train: int
+    n_val: int
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the weights of the last good epoch are not lost."""
+
+
+def split_train_val(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed (seed 0) random split of range(n) into train and validation indices."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_val = max(1, int(round(n * val_fraction)))
+    return perm[n_val:], perm[:n_val]
+
+
+@torch.no_grad()
+def evaluate_elbo(model, images, labels, config: TrainConfig, batch_size: int = 1000) -> dict:
+    """Mean ELBO parts (nats per image, beta as configured) over ``images``, one z per image."""
+    model.eval()
+    sums = torch.zeros(3, device=images.device)
+    for s in range(0, images.shape[0], batch_size):
+        x, y = images[s : s + batch_size], labels[s : s + batch_size]
+        parts = _elbo_of(model, x, y, config)
+        sums += torch.stack(parts) * x.shape[0]
+    recon, kl, loss = (sums / images.shape[0]).tolist()
+    return {"recon": recon, "kl": kl, "loss": loss}
+
+
+def _elbo_of(model, x, y, config: TrainConfig):
+    logits, mu, logvar = model(x, y)
+    return elbo(logits, x, mu, logvar, config.likelihood, config.beta, config.sigma)
+
+
+def train(
+    config: TrainConfig,
+    callback: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    data_root: str | None = None,
+) -> TrainResult:
+    """Train the model ``config`` describes, with Adam, on the dataset's training split.
+
+    data: optional (images, labels) to use instead of loading the split. callback: called with a
+    Progress after every step and, with train and val metrics, after every epoch. stop: when set,
+    the run ends after the current step; the result keeps the best weights seen so far (the partial
+    epoch is validated and counts). Seeded by ``config.seed``: the same config on the same machine
+    gives the same weights. Raises TrainingDiverged when a loss is not finite, DatasetNotFoundError
+    when the data is missing.
+    """
+    device = best_device() if config.device == "auto" else torch.device(config.device)
+    torch.manual_seed(config.seed)
+    images, labels = data if data is not None else load_dataset(config.dataset, "train", data_root)
+    train_idx, val_idx = split_train_val(images.shape[0], config.val_fraction)
+    x_train, y_train = images[train_idx].to(device), labels[train_idx].to(device)
+    x_val, y_val = images[val_idx].to(device), labels[val_idx].to(device)
+    n = x_train.shape[0]
+
+    model = build_model(dataclasses.asdict(config)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps = math.ceil(n / config.batch_size)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    history: list[dict] = []
+    best_loss, best_state, best_epoch, stopped = math.inf, None, 0, False
+    t0 = time.perf_counter()
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, device=device, generator=gen)
+        sums = torch.zeros(3, device=device)
+        seen = 0
+        for step in range(1, steps + 1):
+            idx = perm[(step - 1) * config.batch_size : step * config.batch_size]
+            x, y = x_train[idx], y_train[idx]
+            parts = _elbo_of(model, x, y, config)
+            optimizer.zero_grad(set_to_none=True)
+            parts.loss.backward()
+            optimizer.step()
+            sums += torch.stack(parts).detach() * idx.shape[0]
+            seen += idx.shape[0]
+            if callback:
+                callback(Progress(epoch, step, steps, config.epochs, time.perf_counter() - t0))
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+        train_m = dict(zip(("recon", "kl", "loss"), (sums / seen).tolist()))
+        val_m = evaluate_elbo(model, x_val, y_val, config)
+        if not all(math.isfinite(v) for v in (*train_m.values(), *val_m.values())):
+            raise TrainingDiverged(
+                f"the loss became {train_m['loss']} in epoch {epoch}; try a lower learning rate"
+            )
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch, "seconds": round(seconds, 3),
+                        **{f"train_{k}": v for k, v in train_m.items()},
+                        **{f"val_{k}": v for k, v in val_m.items()}})
+        if val_m["loss"] < best_loss:
+            best_loss, best_epoch = val_m["loss"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if callback:
+            callback(Progress(epoch, min(step, steps), steps, config.epochs, seconds, train_m, val_m))
+        if stopped:
+            break
+
+    model.load_state_dict(best_state)
+    return TrainResult(model.eval(), history, best_epoch, stopped, time.perf_counter() - t0,
+                       describe_device(device), n, x_val.shape[0])
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tqdm import tqdm
+
+    from .checkpoint import save_checkpoint
+
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m vae.train", description="Train a VAE and save its folder.")
+    p.add_argument("--dataset", choices=("mnist", "fashion"), default=defaults.dataset)
+    p.add_argument("--model", choices=MODEL_TYPES, default=defaults.model)
+    p.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
+    p.add_argument("--hidden", type=int, nargs="+", default=defaults.hidden,
+                   help="MLP widths (vae, cvae) or the fully connected width (conv)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--beta", type=float, default=defaults.beta)
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood)
+    p.add_argument("--sigma", type=float, default=defaults.sigma)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    a = p.parse_args(argv)
+    config = TrainConfig(a.dataset, a.model, a.latent_dim, a.hidden, a.epochs, a.batch_size, a.lr,
+                         a.beta, a.likelihood, a.sigma, a.seed, a.device)
+
+    bar = None
+
+    def report(pr: Progress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=pr.steps_per_epoch * pr.epochs, unit="step")
+        bar.update(1) if pr.train is None else bar.set_postfix(
+            epoch=pr.epoch, train=f"{pr.train['loss']:.2f}", val=f"{pr.val['loss']:.2f}")
+
+    result = train(config, report, data_root=a.data_root)
+    if bar is not None:
+        bar.close()
+    metrics = {
+        "train": {
+            "dataset": config.dataset, "split": "train", "n_train": result.n_train, "n_val": result.n_val,
+            "epochs": len(result.history), "best_epoch": result.best_epoch,
+            "seconds": round(result.seconds, 2), "seconds_per_epoch": round(result.seconds / len(result.history), 3),
+            "device": result.device, "torch": torch.__version__,
+        },
+        "history": result.history,
+    }
+    out = save_checkpoint(result.model, dataclasses.asdict(config), metrics, a.out)
+    best = result.history[result.best_epoch - 1]
+    print(f"saved {out}: best epoch {result.best_epoch}, validation loss {best['val_loss']:.2f} nats, "
+          f"{result.seconds:.1f} s on {result.device}")
+
+
+if __name__ == "__main__":
+    main()
