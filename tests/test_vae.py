@@ -5,13 +5,14 @@ import math
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence as torch_kl
 
 from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vae.data import CLASS_NAMES, DatasetNotFoundError, load_dataset
+from vae.data import CLASS_NAMES, DatasetNotFoundError, load_dataset, load_test_images, write_sample
 from vae.evaluate import evaluate, main as evaluate_main
 from vae.latent import decode_images, grid_coordinates, manifold_grid, tile
 from vae.losses import elbo, iwae_bound, kl_divergence, reconstruction_nll
@@ -158,6 +159,27 @@ def test_data_root_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError, match=str(tmp_path)):
         load_dataset("mnist", "test")
+
+
+def test_bundled_sample_stands_in_for_a_missing_dataset(tmp_path, mnist_test):
+    path = write_sample("mnist", tmp_path / "s.safetensors", per_class=7)
+    images, labels, indices, source = load_test_images("mnist", root=tmp_path / "empty", sample=path)
+    assert images.shape == (70, 1, 28, 28) and torch.bincount(labels).tolist() == [7] * 10
+    assert "bundled sample" in source
+    # uint8 round trip: the sample is the test split's pixels at those indices, to 1/255.
+    torch.testing.assert_close(images, mnist_test[0][indices], atol=0.5 / 255, rtol=0)
+    assert torch.equal(labels, mnist_test[1][indices])
+    _, _, all_indices, source = load_test_images("mnist", sample=path)  # on disk: the whole split
+    assert len(all_indices) == 10_000 and "test split" in source
+    with pytest.raises(DatasetNotFoundError):
+        load_test_images("mnist", root=tmp_path / "empty", sample=tmp_path / "nope.safetensors")
+
+
+def test_shipped_samples_are_balanced():
+    for name in ("mnist", "fashion"):
+        sample = Path(__file__).parents[1] / f"pretrained/samples/{name}-test-sample.safetensors"
+        _, labels, _, source = load_test_images(name, root="/nonexistent", sample=sample)
+        assert torch.bincount(labels).tolist() == [200] * 10 and "bundled" in source
 
 
 # ---------------------------------------------------------------- training

@@ -63,3 +63,67 @@ def load_dataset(
         ) from err
     images = ds.data.unsqueeze(1).to(torch.float32).div_(255)
     return images, ds.targets.to(torch.int64)
+
+
+def write_sample(name: str, path: str | os.PathLike, per_class: int = 200, root=None, seed: int = 0) -> Path:
+    """Save a class-balanced random sample of the test split as uint8 safetensors, for offline use.
+
+    The file holds "images" uint8 (N, 28, 28), "labels" int64 (N,) and "indices" int64 (N,), the
+    images' positions in the full test split, sorted. N = 10 * per_class.
+    """
+    from safetensors.torch import save_file
+
+    images, labels = load_dataset(name, "test", root)
+    gen = torch.Generator().manual_seed(seed)
+    picks = [torch.nonzero(labels == c).flatten() for c in range(len(CLASS_NAMES[name]))]
+    idx = torch.cat([p[torch.randperm(len(p), generator=gen)[:per_class]] for p in picks]).sort().values
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"images": (images[idx, 0] * 255).round().to(torch.uint8), "labels": labels[idx], "indices": idx}
+    save_file(tensors, str(path), metadata={"dataset": name, "split": "test"})
+    return path
+
+
+def load_test_images(
+    name: str, root: str | os.PathLike | None = None, sample: str | os.PathLike | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """The test split from the data root, or else the bundled sample at ``sample``.
+
+    Returns (images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,), indices int64 (N,) into
+    the full test split, source) where source says in words which one was used. Raises
+    DatasetNotFoundError when neither is there.
+    """
+    try:
+        images, labels = load_dataset(name, "test", root)
+        return images, labels, torch.arange(len(labels)), f"the {name} test split ({len(labels):,} images)"
+    except DatasetNotFoundError:
+        if sample is None or not Path(sample).is_file():
+            raise
+    from safetensors.torch import load_file
+
+    t = load_file(str(sample))
+    images = t["images"].unsqueeze(1).to(torch.float32).div_(255)
+    n = len(t["labels"])
+    return images, t["labels"], t["indices"], f"a bundled sample of {n:,} {name} test images (the dataset is not on disk)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m vae.data [--root DIR] [--write-samples DIR]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m vae.data", description="Download MNIST and Fashion-MNIST "
+                                "(needs internet), or write the bundled offline samples.")
+    p.add_argument("--root", default=None, help="default: $VAE_DATA_DIR, else ./data")
+    p.add_argument("--write-samples", metavar="DIR", help="write DIR/NAME-test-sample.safetensors instead")
+    a = p.parse_args(argv)
+    for name in DATASETS:
+        if a.write_samples:
+            print("wrote", write_sample(name, Path(a.write_samples) / f"{name}-test-sample.safetensors", root=a.root))
+            continue
+        for split in RAW_FILES:
+            images, _ = load_dataset(name, split, a.root, download=True)
+            print(f"{name} {split}: {images.shape[0]} images in {data_root(a.root).resolve()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ import torch
 
 from .checkpoint import METRICS, load_checkpoint, write_json
 from .data import load_dataset
-from .losses import elbo, iwae_bound
+from .losses import iwae_bound, kl_divergence, reconstruction_nll
 from .train import best_device, describe_device
 
 
@@ -26,20 +26,26 @@ from .train import best_device, describe_device
 def evaluate(model, images, labels, likelihood="bernoulli", sigma=0.1, k=1000, batch_size=500, seed=0) -> dict:
     """Mean test metrics in nats per image over ``images`` float (N, 1, 28, 28), ``labels`` int64 (N,).
 
-    Returns {"elbo": -ELBO (the loss, beta = 1), "recon", "kl", "iwae_nll", "k", "n_images"}.
+    Returns {"elbo": -ELBO (the loss, beta = 1), "recon", "kl", "iwae_nll", "k", "n_images",
+    "kl_per_dim"}: the last is the mean KL of each latent dimension (a list of latent_dim floats that
+    sums to "kl"); a dimension near 0 nats is inactive, collapsed to the prior.
     Tensors must be on the model's device. Seeded, so repeated calls agree.
     """
     model.eval()
     torch.manual_seed(seed)
-    sums = torch.zeros(4, dtype=torch.float64, device=images.device)
+    recon = nll = torch.zeros((), dtype=torch.float64, device=images.device)
+    kl_dims = torch.zeros(model.latent_dim, dtype=torch.float64, device=images.device)
     for s in range(0, images.shape[0], batch_size):
         x, y = images[s : s + batch_size], labels[s : s + batch_size]
         logits, mu, logvar = model(x, y)
-        parts = elbo(logits, x, mu, logvar, likelihood, 1.0, sigma)
-        nll = iwae_bound(model, x, y, k, likelihood, sigma).sum()
-        sums += torch.stack([parts.loss * x.shape[0], parts.recon * x.shape[0], parts.kl * x.shape[0], nll]).double()
-    loss, recon, kl, nll = (sums / images.shape[0]).tolist()
-    return {"elbo": loss, "recon": recon, "kl": kl, "iwae_nll": nll, "k": k, "n_images": images.shape[0]}
+        recon = recon + reconstruction_nll(logits, x, likelihood, sigma).double().sum()
+        kl_dims += kl_divergence(mu, logvar, per_dim=True).double().sum(0)
+        nll = nll + iwae_bound(model, x, y, k, likelihood, sigma).double().sum()
+    n = images.shape[0]
+    kl_per_dim = (kl_dims / n).tolist()
+    recon, nll, kl = recon.item() / n, nll.item() / n, sum(kl_per_dim)
+    return {"elbo": recon + kl, "recon": recon, "kl": kl, "iwae_nll": nll, "k": k, "n_images": n,
+            "kl_per_dim": kl_per_dim}
 
 
 def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=None) -> dict:
@@ -55,6 +61,7 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
             "likelihood": config["likelihood"], "binarization": "none",
             "elbo": round(m["elbo"], 3), "recon": round(m["recon"], 3), "kl": round(m["kl"], 3),
             "iwae_nll": round(m["iwae_nll"], 3), "k": k, "units": "nats per image",
+            "kl_per_dim": [round(v, 4) for v in m["kl_per_dim"]],
             "seconds": round(time.perf_counter() - t0, 2), "device": describe_device(device)}
 
 

@@ -1,0 +1,79 @@
+"""AppTest runs of app.py and its pages: no exception, and the main widgets change what is shown."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.parent.name for p in (ROOT / "pretrained").glob("*/config.json"))
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown(at: AppTest) -> list[str]:
+    """The media URLs of the images on the page; Streamlit names each by a hash of its bytes."""
+    return [url for img in at.get("image") for url in img.value]
+
+
+def pick_model(at: AppTest, name: str) -> AppTest:
+    at.sidebar.selectbox[0].select(name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_shipped_models_are_there():
+    assert {"mnist-vae-2d", "mnist-vae-20d", "mnist-cvae", "fashion-vae-2d"} <= set(SHIPPED)
+
+
+def test_app_opens_on_the_manifold_of_the_2d_model():
+    at = run_app()
+    assert at.sidebar.selectbox[0].value == "mnist-vae-2d"
+    assert at.title[0].value == "Latent manifold"
+    assert len(shown(at)) == 1 and shown(at)[0].endswith(".png")
+    assert "z[0]" in at.get("image")[0].proto.imgs[0].caption
+    assert not at.error
+
+
+def test_grid_size_span_and_spacing_change_the_grid():
+    at = run_app()
+    seen = {shown(at)[0]}
+    at.slider[0].set_value(8).run()
+    seen.add(shown(at)[0])
+    at.slider[1].set_value(3.0).run()
+    seen.add(shown(at)[0])
+    at.radio[0].set_value("linear").run()
+    seen.add(shown(at)[0])
+    assert not at.exception and len(seen) == 4
+    assert "from -3 (left) to 3 (right)" in at.get("image")[0].proto.imgs[0].caption
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_shows_its_manifold(name):
+    at = pick_model(run_app(), name)
+    assert len(shown(at)) == 1 and not at.error
+
+
+def test_larger_latent_space_picks_two_dimensions():
+    at = pick_model(run_app(), "mnist-vae-20d")
+    before = shown(at)[0]
+    horizontal, vertical = at.selectbox[0], at.selectbox[1]
+    assert horizontal.label == "Horizontal dimension" and vertical.label == "Vertical dimension"
+    horizontal.select(5).run()
+    assert shown(at)[0] != before and "z[5]" in at.get("image")[0].proto.imgs[0].caption
+    at.radio[1].set_value("a random draw").run()
+    assert "random draw" in at.get("image")[0].proto.imgs[0].caption
+    at.selectbox[1].select(5).run()
+    assert at.warning and "two different" in at.warning[0].value and not shown(at)
+
+
+def test_cvae_class_picker_changes_the_grid():
+    at = pick_model(run_app(), "mnist-cvae")
+    control = at.get("button_group")[0]
+    before = shown(at)[0]
+    control.set_value(7).run()
+    assert not at.exception and shown(at)[0] != before
