@@ -1,0 +1,61 @@
+"""Start `streamlit run` on a free loopback port and wait for a page to finish rendering in Chromium.
+
+Shared by the browser smoke test (tests/e2e) and bench/cold_start.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(log_path: Path, script: str | Path = "app.py", cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """Start `streamlit run SCRIPT` on a free loopback port; return (process, base URL) once healthy."""
+    port = free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"streamlit did not become healthy; log:\n{Path(log_path).read_text()}")
+
+
+def wait_until_rendered(page, timeout_ms: int = 60_000) -> None:
+    """Wait for the script run to finish: a title is on the page and the 'running' widget is gone."""
+    page.wait_for_selector("[data-testid=stMain] h1", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]') "
+        "&& !document.querySelector('[data-testid=stSkeleton]')",
+        timeout=timeout_ms,
+    )
+    page.wait_for_timeout(300)
