@@ -1,0 +1,253 @@
+"""AppTest runs of the sliders and interpolation pages: no exception, and their widgets change the images."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from vae.checkpoint import load_checkpoint, save_checkpoint
+from vae.data import load_test_images
+from vae.latent import encode_images, kl_per_dimension, rank_dimensions
+from vae.models import VAE
+from vae.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.parent.name for p in (ROOT / "pretrained").glob("*/config.json"))
+SAMPLE = ROOT / "pretrained/samples/mnist-test-sample.safetensors"
+
+
+def open_page(page: str, model: str = "mnist-vae-2d") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page(f"pages/{page}.py")
+    at.model = model
+    return rerun(at)
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run the script again, with no exception allowed.
+
+    Because the repository has a pages/ folder, AppTest (Streamlit 1.67) runs a switched-to page
+    through Streamlit's v1 multipage handling, without app.py: the sidebar's model picker never
+    runs, and Streamlit drops its key after a run or two. So the model is set before every run.
+    """
+    at.session_state["model_name"] = at.model
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown(at: AppTest) -> list[str]:
+    """The media URLs of the images on the page; Streamlit names each by a hash of its bytes."""
+    return [url for img in at.get("image") for url in img.value]
+
+
+def z_values(at: AppTest, model: str, d: int) -> list[float]:
+    return [at.slider(key=f"sliders/{model}/z{j}").value for j in range(d)]
+
+
+def labelled(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+# ---------------------------------------------------------------- sliders
+
+
+def test_a_slider_redraws_the_decoded_image_and_the_traversals():
+    at = open_page("sliders")
+    assert at.title[0].value == "Latent sliders" and not at.error
+    assert z_values(at, "mnist-vae-2d", 2) == [0.0, 0.0]
+    before = shown(at)  # decoded image, test-image thumbnail, two traversal rows
+    assert len(before) == 4 and all(url.endswith(".png") for url in before)
+    at.slider(key="sliders/mnist-vae-2d/z0").set_value(1.5)
+    rerun(at)
+    after = shown(at)
+    assert after[0] != before[0] and after[1] == before[1]  # the image changed, the thumbnail did not
+    # Traversal rows, by KL: z[1]'s row is drawn around the new z[0]; z[0]'s own row sweeps z[0] anyway.
+    assert [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**z[")] == ["z[1]", "z[0]"]
+    assert after[2] != before[2] and after[3] == before[3]
+    at.slider(key="sliders/mnist-vae-2d/z0").set_value(0.0)
+    rerun(at)
+    assert shown(at)[0] == before[0]  # same z, same pixels
+
+
+def test_starting_points_and_reset_set_the_sliders():
+    model = "mnist-vae-20d"
+    at = open_page("sliders", model)
+    start = shown(at)[0]
+    labelled(at.button, "Random draw").click()
+    rerun(at)
+    drawn = z_values(at, model, 20)
+    assert sum(v != 0 for v in drawn) >= 18 and all(-4 <= v <= 4 for v in drawn) and shown(at)[0] != start
+    labelled(at.button, "Prior mean").click()
+    rerun(at)
+    assert z_values(at, model, 20) == [0.0] * 20 and shown(at)[0] == start
+
+    # The encoding of the 6th test image of class 3 (index 5 among the threes).
+    at.selectbox(key="sliders_pick_class").select(3)
+    rerun(at)
+    at.number_input(key="sliders_pick_number").set_value(5)
+    rerun(at)
+    labelled(at.button, "Start from its encoding (mu)").click()
+    rerun(at)
+    images, labels, _, _ = load_test_images("mnist", sample=SAMPLE)
+    x = images[torch.nonzero(labels == 3).flatten()[5]][None]
+    net, _, _ = load_checkpoint(ROOT / "pretrained" / model, "cpu")
+    mu = encode_images(net.eval(), x)[0][0]
+    expected = [round(min(4.0, max(-4.0, float(v))), 2) for v in mu]
+    assert z_values(at, model, 20) == pytest.approx(expected, abs=1e-9)
+    assert "encoding of test image" in at.get("image")[0].proto.imgs[0].caption
+    encoded = shown(at)[0]
+
+    at.slider(key=f"sliders/{model}/z7").set_value(-3.0)
+    rerun(at)
+    assert shown(at)[0] != encoded
+    labelled(at.button, "Reset").click()  # back to the last starting point, not to zero
+    rerun(at)
+    assert z_values(at, model, 20) == pytest.approx(expected, abs=1e-9) and shown(at)[0] == encoded
+
+
+def test_each_model_keeps_its_own_sliders():
+    at = open_page("sliders", "mnist-vae-2d")
+    at.slider(key="sliders/mnist-vae-2d/z1").set_value(2.5)
+    rerun(at)
+    at.model = "mnist-vae-20d"
+    rerun(at)
+    assert z_values(at, "mnist-vae-20d", 20) == [0.0] * 20
+    assert len([s for s in at.slider if s.label.startswith("z[")]) == 20
+
+
+def test_kl_chart_and_traversals_fold_the_inactive_dimensions():
+    model = "mnist-vae-20d"
+    at = open_page("sliders", model)
+    net, _, metrics = load_checkpoint(ROOT / "pretrained" / model, "cpu")
+    images, _, _, _ = load_test_images("mnist", sample=SAMPLE)
+    measured = rank_dimensions(kl_per_dimension(net.eval(), images))
+    assert measured[1], "the 20-d model is expected to leave some dimensions unused"
+    # The page shows metrics.json's KL (the whole test split) when present, else measures it.
+    shipped = metrics.get("test", {}).get("kl_per_dim")
+    active, inactive = rank_dimensions(shipped) if shipped else measured
+    assert set(inactive) == set(measured[1])  # the shipped figures agree with the weights
+    assert len(at.get("vega_lite_chart")) == 1
+    caption = next(c.value for c in at.caption if "dimensions active" in c.value)
+    assert f"{len(active)} of 20 dimensions active, {len(inactive)} inactive" in caption
+    labels = [s.label for s in at.slider if s.label.startswith("z[")]
+    assert sorted(int(s[2:s.index("]")]) for s in labels if s.endswith("inactive")) == sorted(inactive)
+    # Traversal rows: one image per active dimension, ordered by KL; the inactive ones folded away.
+    rows = [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**z[")]
+    assert rows == [f"z[{j}]" for j in active] and len(shown(at)) == 2 + len(active)
+    before = shown(at)
+    at.toggle[0].set_value(True)
+    rerun(at)
+    rows = [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**z[")]
+    assert rows == [f"z[{j}]" for j in active + inactive] and len(shown(at)) == 22
+    labelled(at.slider, "Images per row").set_value(5)
+    rerun(at)
+    assert shown(at)[2] != before[2] and shown(at)[0] == before[0]
+    labelled(at.slider, "Traversal span (± standard deviations)").set_value(1.5)
+    rerun(at)
+    assert len(set(shown(at)[2:]) & set(before[2:])) == 0
+
+
+def test_a_model_without_test_metrics_has_its_kl_measured(tmp_path, monkeypatch):
+    # A saved 6-d model whose last three dimensions are the prior for every x: mu = 0, logvar = 0.
+    torch.manual_seed(0)
+    net = VAE(latent_dim=6, hidden=(32,))
+    with torch.no_grad():
+        for layer in (net.fc_mu, net.fc_logvar):
+            layer.weight[3:] = 0
+            layer.bias[3:] = 0
+        net.fc_mu.bias[:3] = 1.0  # and the first three clearly used: KL >= 0.5 nats each
+    save_checkpoint(net, vars(TrainConfig(model="vae", latent_dim=6, hidden=[32])), {}, tmp_path / "half-used")
+    monkeypatch.setenv("VAE_USER_MODELS", str(tmp_path))
+    at = open_page("sliders", "half-used")
+    caption = next(c.value for c in at.caption if "dimensions active" in c.value)
+    assert "3 of 6 dimensions active, 3 inactive" in caption and "metrics.json" not in caption
+    assert [m.value.split("**")[1] for m in at.markdown if m.value.startswith("**z[")] == [
+        f"z[{j}]" for j in rank_dimensions(kl_per_dimension(net.eval(), load_test_images("mnist", sample=SAMPLE)[0]))[0]]
+    assert len(shown(at)) == 2 + 3 and not at.error
+
+
+def test_cvae_label_joins_the_sliders():
+    at = open_page("sliders", "mnist-cvae")
+    label = at.get("button_group")[0]
+    before = shown(at)[0]
+    label.set_value(7)
+    rerun(at)
+    assert shown(at)[0] != before and "y = 7" in at.get("image")[0].proto.imgs[0].caption
+    at.selectbox(key="sliders_pick_class").select(4)
+    rerun(at)
+    labelled(at.button, "Start from its encoding (mu)").click()
+    rerun(at)
+    assert at.get("button_group")[0].value == 4  # the image's own label comes with its style
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_runs_both_pages(name):
+    for page in ("sliders", "interpolate"):
+        at = open_page(page, name)
+        assert shown(at) and not at.error
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+def test_interpolation_strip_follows_method_and_count():
+    at = open_page("interpolate")
+    assert at.title[0].value == "Interpolation" and not at.error
+    assert len(shown(at)) == 1 and len(at.get("plotly_chart")) == 1  # the path over the 2-D plane
+    strip = at.get("image")[0]
+    assert "test image 0 (a 7)" in strip.proto.imgs[0].caption and "test image 1 (a 2)" in strip.proto.imgs[0].caption
+    seen = {shown(at)[0]}
+    labelled(at.radio, "Interpolation").set_value("slerp")
+    rerun(at)
+    seen.add(shown(at)[0])
+    labelled(at.slider, "Images between the ends").set_value(12)
+    rerun(at)
+    seen.add(shown(at)[0])
+    assert "12 images decoded" in at.get("image")[0].proto.imgs[0].caption
+    at.number_input(key="interp_end_number").set_value(42)
+    rerun(at)
+    seen.add(shown(at)[0])
+    assert len(seen) == 4 and not at.error
+
+
+def test_cvae_path_is_decoded_with_the_class_of_either_end():
+    at = open_page("interpolate", "mnist-cvae")
+    assert len(shown(at)) == 1 and len(at.get("plotly_chart")) == 1
+    assert "path decoded with y = 7" in at.get("image")[0].proto.imgs[0].caption  # test image 0 is a 7
+    before = shown(at)[0]
+    labelled(at.radio, "Decode the path with the class of").set_value("the end")
+    rerun(at)
+    assert "path decoded with y = 2" in at.get("image")[0].proto.imgs[0].caption and shown(at)[0] != before
+
+
+def test_larger_latent_space_has_no_plane():
+    at = open_page("interpolate", "mnist-vae-20d")
+    assert len(shown(at)) == 1 and not at.get("plotly_chart")
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_an_upload_can_be_an_end_and_a_bad_one_says_why():
+    at = open_page("interpolate")
+    before = shown(at)[0]
+    at.radio(key="interp_end_source").set_value("an upload")
+    rerun(at)
+    assert not shown(at) and at.info  # waits for the file
+    digit = np.zeros((140, 140), np.uint8)
+    digit[30:110, 60:80] = 255  # a thick white "1" on black
+    at.file_uploader[0].set_value(("one.png", png(digit), "image/png"))
+    rerun(at)
+    assert len(shown(at)) == 1 and shown(at)[0] != before and not at.error
+    assert "your upload" in at.get("image")[0].proto.imgs[0].caption
+    at.file_uploader[0].set_value(("broken.png", b"not an image at all", "image/png"))
+    rerun(at)
+    assert len(at.error) == 1 and not shown(at)
