@@ -21,20 +21,16 @@ SAMPLE = ROOT / "pretrained/samples/mnist-test-sample.safetensors"
 
 
 def open_page(page: str, model: str = "mnist-vae-2d") -> AppTest:
+    """app.py with ``model`` picked in the sidebar, then switched to pages/PAGE.py."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.sidebar.selectbox[0].select(model)
+    rerun(at)
     at.switch_page(f"pages/{page}.py")
-    at.model = model
     return rerun(at)
 
 
 def rerun(at: AppTest) -> AppTest:
-    """Run the script again, with no exception allowed.
-
-    Because the repository has a pages/ folder, AppTest (Streamlit 1.67) runs a switched-to page
-    through Streamlit's v1 multipage handling, without app.py: the sidebar's model picker never
-    runs, and Streamlit drops its key after a run or two. So the model is set before every run.
-    """
-    at.session_state["model_name"] = at.model
+    """Run the script again, with no exception allowed."""
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -114,7 +110,7 @@ def test_each_model_keeps_its_own_sliders():
     at = open_page("sliders", "mnist-vae-2d")
     at.slider(key="sliders/mnist-vae-2d/z1").set_value(2.5)
     rerun(at)
-    at.model = "mnist-vae-20d"
+    at.sidebar.selectbox[0].select("mnist-vae-20d")
     rerun(at)
     assert z_values(at, "mnist-vae-20d", 20) == [0.0] * 20
     assert len([s for s in at.slider if s.label.startswith("z[")]) == 20

@@ -1,0 +1,109 @@
+"""Real-browser check of the reconstruct page: `streamlit run app.py`, headless Chromium.
+
+Opens "Reconstruct an image" (a test image first), uploads a JPEG photo through the real file input,
+then a file that is not an image, then draws a digit on the canvas with the mouse. Screenshots go to
+artifacts/screenshots/reconstruct-*.png. Fails on any exception box, browser error, or server traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, wait_until_rendered
+
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    proc, url = start_app(log_path)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log = log_path.read_text()
+    assert "Traceback" not in log and "torch.classes" not in log, log
+
+
+@pytest.fixture
+def page(app):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.goto(app)
+        wait_until_rendered(pg)
+        pg.get_by_role("link", name="Reconstruct an image").click()
+        pg.locator("[data-testid=stMetric]").nth(3).wait_for(timeout=60_000)  # the run streams its elements
+        wait_until_rendered(pg)
+        yield pg
+        browser.close()
+
+
+def assert_clean(page) -> None:
+    exceptions = page.locator("[data-testid=stException]")
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    assert not page.errors, page.errors
+
+
+def pick(page, mode: str) -> None:
+    page.locator("[data-testid=stButtonGroup] button", has_text=mode).click()
+    wait_until_rendered(page)
+
+
+def photo_jpeg(path: Path) -> Path:
+    w, h = 800, 600
+    im = Image.fromarray(np.linspace(235, 160, w)[None, :].repeat(h, 0).astype(np.uint8)).convert("RGB")
+    ImageDraw.Draw(im).line([(160, 120), (350, 120), (230, 440)], fill=(40, 40, 40), width=34, joint="curve")
+    im.save(path, "JPEG", quality=90)
+    return path
+
+
+def test_upload_a_photo_then_a_bad_file(page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert page.locator("[data-testid=stMetric]").count() == 4  # a test image, at once
+    pick(page, "Upload")
+    page.set_input_files("[data-testid=stFileUploader] input[type=file]", str(photo_jpeg(tmp_path / "seven.jpg")))
+    page.wait_for_selector("text=What the model receives: JPEG", timeout=60_000)
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # the run streams its elements
+    wait_until_rendered(page)
+    page.screenshot(path=SHOTS / "reconstruct-upload.png", full_page=True)
+    assert_clean(page)
+    assert page.locator("[data-testid=stImage] img").count() == 8 and page.locator(".js-plotly-plot").count() == 2
+    (tmp_path / "notes.png").write_bytes(b"not a picture at all\n" * 50)
+    page.set_input_files("[data-testid=stFileUploader] input[type=file]", str(tmp_path / "notes.png"))
+    page.wait_for_selector("[data-testid=stAlertContentError]", timeout=60_000)
+    wait_until_rendered(page)
+    assert "not an image that can be read" in page.locator("[data-testid=stAlertContentError]").inner_text()
+    assert page.locator("[data-testid=stMetric]").count() == 0
+    assert_clean(page)
+
+
+def test_draw_a_digit_with_the_mouse(page):
+    pick(page, "Draw")
+    canvas = page.locator("canvas.upper-canvas")  # Fabric.js draws on the upper of its two canvases
+    canvas.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # Fabric.js binds its mouse handlers after the canvas shows
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 70, y + 60)
+    page.mouse.down()
+    for px, py in [(150, 60), (210, 60), (170, 140), (130, 230)]:
+        page.mouse.move(x + px, y + py, steps=8)
+    page.mouse.up()
+    page.wait_for_selector("text=What the model receives: PNG", timeout=60_000)
+    page.locator("[data-testid=stMetric]").nth(3).wait_for(timeout=60_000)  # the run streams its elements
+    wait_until_rendered(page)
+    page.screenshot(path=SHOTS / "reconstruct-draw.png", full_page=True)
+    assert_clean(page)
+    assert page.locator("[data-testid=stMetric]").count() == 4

@@ -1,0 +1,168 @@
+"""AppTest runs of the reconstruct page: uploads good and bad, the test-image gallery, every kind of model."""
+
+import io
+import re
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.parent.name for p in (ROOT / "pretrained").glob("*/config.json"))
+
+
+def seven_photo(fmt: str = "JPEG", size=(600, 450)) -> bytes:
+    """A dark "7" on light, unevenly lit paper, off-centre."""
+    w, h = size
+    im = Image.fromarray(np.linspace(235, 160, w, dtype=np.float32)[None, :].repeat(h, 0).astype(np.uint8)).convert("RGB")
+    ImageDraw.Draw(im).line([(120, 90), (260, 90), (170, 330)], fill=(40, 40, 40), width=26, joint="curve")
+    b = io.BytesIO()
+    im.save(b, fmt)
+    return b.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG header claiming width x height grey pixels (10 gigapixels here), with no pixel data."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def open_page(model: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    if model:
+        at.sidebar.selectbox[0].select(model).run()
+    at.switch_page("pages/reconstruct.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run again, with no exception allowed."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:
+    if not at.file_uploader:  # the page opens on the test images
+        at.get("button_group")[0].set_value("Upload")
+        rerun(at)
+    at.file_uploader[0].set_value((name, data, mime))
+    return rerun(at)
+
+
+def shown(at: AppTest) -> list[str]:
+    return [url for img in at.get("image") for url in img.value]
+
+
+def nats(at: AppTest) -> dict[str, float]:
+    """The metrics row: label -> value in nats."""
+    return {m.label: float(re.match(r"(-?[\d.]+) nats", m.value).group(1)) for m in at.metric}
+
+
+@pytest.fixture(scope="module")
+def page():
+    """One session for the checks that only add uploads, to keep the file fast."""
+    return open_page()
+
+
+def test_page_opens_on_a_test_image_then_offers_the_uploader(page):
+    assert page.title[0].value == "Reconstruct an image"
+    assert page.get("button_group")[0].value == "Test image" and len(shown(page)) == 3 and len(page.metric) == 4
+    page.get("button_group")[0].set_value("Upload")
+    rerun(page)
+    assert page.file_uploader[0].proto.type == [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"]
+    assert not page.error and not page.metric and not shown(page)
+    assert "appear here" in page.info[0].value
+    page.get("button_group")[0].set_value("Draw")
+    rerun(page)  # the canvas is a custom component: AppTest shows it empty
+    assert not page.error and not page.metric and page.info[0].value.startswith("Draw")
+    page.get("button_group")[0].set_value("Upload")
+    rerun(page)
+
+
+def test_an_upload_shows_the_steps_reconstruction_samples_elbo_and_the_plane(page):
+    at = upload(page, "seven.jpg", seven_photo(), "image/jpeg")
+    assert not at.error
+    receives = next(m.value for m in at.markdown if "What the model receives" in m.value)
+    assert "dark ink inverted" in receives and "JPEG, 600 × 450 px" in receives
+    assert len(shown(at)) == 5 + 3  # five steps; input, reconstruction, samples
+    assert all(url.endswith(".png") for url in shown(at))
+    v = nats(at)
+    assert 0 < v["KL"] < 50 and 20 < v["Reconstruction"] < 600
+    assert v["−ELBO"] == pytest.approx(v["Reconstruction"] + v["KL"], abs=0.11)
+    assert v["IWAE NLL (k = 100)"] <= v["−ELBO"] + 0.1  # the IWAE bound is the tighter one
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the latent plane (2-d model) and mu, sigma per dimension
+    plane = charts[0].proto.spec
+    assert '"this image"' in plane and '"star"' in plane and plane.count('"scattergl"') == 10
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("notes.png", b"these are my notes, not a picture\n" * 20, "not an image that can be read"),
+    ("empty.png", b"", "empty"),
+    ("cut.jpg", seven_photo()[:3000], "could not be decoded"),
+    ("bomb.png", png_header(100_000, 100_000), "megapixel limit"),
+    ("white.png", (lambda b: (Image.new("L", (64, 64), 255).save(b, "PNG"), b.getvalue())[1])(io.BytesIO()), "blank"),
+    ("huge.bmp", b"BM" + bytes(11 * 2**20), "over the 10 MB limit"),
+])
+def test_bad_uploads_show_one_error_and_the_page_keeps_working(page, name, data, message):
+    at = upload(page, name, data)
+    assert len(at.error) == 1 and message in at.error[0].value, [e.value for e in at.error]
+    assert not at.metric and not shown(at)
+    at = upload(at, "seven.png", seven_photo("PNG"))  # a good file afterwards works at once
+    assert not at.error and len(at.metric) == 4
+
+
+def test_the_gallery_picks_test_images():
+    at = open_page()
+    assert not at.error
+    assert "Test image #0" in at.caption[0].value
+    first, elbo = shown(at), nats(at)["−ELBO"]
+    assert len(first) == 3
+    at.number_input[0].set_value(5)
+    rerun(at)
+    assert shown(at)[0] != first[0] and nats(at)["−ELBO"] != elbo
+    at.select_slider[0].set_value(1000)
+    rerun(at)
+    assert "IWAE NLL (k = 1000)" in nats(at)
+
+
+def test_a_larger_latent_space_shows_mu_and_sigma_without_the_plane():
+    at = upload(open_page("mnist-vae-20d"), "seven.png", seven_photo("PNG"))
+    assert not at.error and len(at.get("plotly_chart")) == 1
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert '"z[19]"' in spec and "this image" not in spec
+
+
+@pytest.mark.skipif("mnist-cvae" not in SHIPPED, reason="the CVAE is not trained yet")
+def test_the_cvae_asks_for_the_class_and_it_changes_the_reconstruction():
+    at = upload(open_page("mnist-cvae"), "seven.png", seven_photo("PNG"))
+    def label():
+        return next(s for s in at.selectbox if s.key == "rec_label")
+
+    assert "label y" in label().label
+    label().select(7)
+    rerun(at)
+    seven = shown(at)[-2]  # the reconstruction
+    label().select(1)
+    rerun(at)
+    assert "label y" in label().label and shown(at)[-2] != seven
+
+
+@pytest.mark.skipif("fashion-vae-2d" not in SHIPPED, reason="the Fashion-MNIST model is not trained yet")
+def test_a_fashion_model_frames_uploads_as_fashion_mnist_was_made():
+    shoe = Image.new("L", (400, 220), 250)
+    ImageDraw.Draw(shoe).polygon([(60, 60), (200, 60), (340, 130), (340, 170), (60, 170)], fill=50)
+    b = io.BytesIO()
+    shoe.save(b, "PNG")
+    at = upload(open_page("fashion-vae-2d"), "shoe.png", b.getvalue())
+    assert not at.error and "Fashion-MNIST" in at.markdown[0].value
+    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    assert any(c.startswith("longer side 28 px: 28×") for c in captions) and "box centred" in captions[4]

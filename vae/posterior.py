@@ -1,0 +1,102 @@
+"""One image through the model: its posterior q(z|x), reconstruction, samples, ELBO parts and IWAE NLL.
+
+    q(z|x) = N(mu(x), diag(sigma^2(x)))                     the encoder (Kingma & Welling, 2014, Sec. 2.4)
+    -ELBO(x) = -E_q[log p(x|z)] + KL(q(z|x) || p(z))        (ibid., Eq. 3), in nats
+    -log p(x) ~= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x) (Burda et al., 2016, Eq. 8)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .latent import decode_images
+from .losses import iwae_bound, kl_divergence, reconstruction_nll
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """What the model makes of one image x; tensors on the CPU, numbers in nats.
+
+    mu, sigma, kl_per_dim: float (latent_dim,): q(z|x)'s mean, standard deviation exp(logvar / 2),
+      and each dimension's KL to N(0, 1) (they sum to ``kl``).
+    reconstruction: float (1, 1, 28, 28) in [0, 1], the decoder's mean image at z = mu.
+    samples: float (n, 1, 28, 28) in [0, 1], decoder means at n draws z ~ q(z|x); ``z``: those draws (n, latent_dim).
+    recon: -E_q[log p(x|z)], averaged over k draws; kl: KL(q(z|x) || p(z)), closed form;
+    elbo: -ELBO = recon + kl (the loss at beta = 1, as in metrics.json); iwae_nll: the k-sample
+    IWAE estimate of -log p(x); k: the number of draws behind recon and iwae_nll.
+    """
+
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    kl_per_dim: torch.Tensor
+    reconstruction: torch.Tensor
+    samples: torch.Tensor
+    z: torch.Tensor
+    recon: float
+    kl: float
+    elbo: float
+    iwae_nll: float
+    k: int
+
+
+@torch.no_grad()
+def posterior(
+    model,
+    x: torch.Tensor,
+    y: int | None = None,
+    likelihood: str = "bernoulli",
+    sigma: float = 0.1,
+    k: int = 100,
+    n_samples: int = 8,
+    seed: int = 0,
+) -> Posterior:
+    """Encode one image and measure it.
+
+    x: float (1, 1, 28, 28) in [0, 1]; y: its class, required by a CVAE (ValueError without it),
+    ignored otherwise; likelihood and sigma: the decoder's, as in the model's config.json. k >= 1
+    draws estimate recon, k more the IWAE bound (``vae.losses.iwae_bound``); the first n_samples
+    (at most k) of the former are the images for display. Cost: 2k decodes. Seeded with
+    ``seed`` without touching the global random state, so the same image always gives the same
+    numbers. Returns a Posterior.
+    """
+    if x.shape != (1, 1, 28, 28):
+        raise ValueError(f"x must be one image of shape (1, 1, 28, 28), got {tuple(x.shape)}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    model.eval()
+    device = next(model.parameters()).device
+    x = x.to(device, torch.float32)
+    yt = None if y is None else torch.tensor([int(y)], device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mu, logvar = model.encode(x, yt)
+        std = torch.exp(0.5 * logvar)
+        kl = kl_divergence(mu, logvar, per_dim=True)[0]
+        z = mu + std * torch.randn(k, mu.shape[1], device=device)  # (k, D), reparameterized draws
+        logits = model.decode(z, None if yt is None else yt.repeat(k))
+        recon = reconstruction_nll(logits, x.expand(k, -1, -1, -1), likelihood, sigma).mean()
+        nll = iwae_bound(model, x, yt, k, likelihood, sigma)[0]
+    recon_mean = decode_images(model, mu, yt)
+    shown = z[:n_samples]
+    return Posterior(
+        mu=mu[0].cpu(), sigma=std[0].cpu(), kl_per_dim=kl.cpu(),
+        reconstruction=recon_mean.cpu(), samples=torch.sigmoid(logits[:n_samples]).cpu(), z=shown.cpu(),
+        recon=recon.item(), kl=kl.sum().item(), elbo=(recon + kl.sum()).item(), iwae_nll=nll.item(), k=k,
+    )
+
+
+@torch.no_grad()
+def encode_means(model, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 2000) -> torch.Tensor:
+    """The posterior means mu(x) of many images: float (N, latent_dim) on the CPU.
+
+    images: float (N, 1, 28, 28) in [0, 1]; labels: int64 (N,), required by a CVAE.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for s in range(0, images.shape[0], batch_size):
+        y = None if labels is None else labels[s : s + batch_size].to(device)
+        out.append(model.encode(images[s : s + batch_size].to(device), y)[0].cpu())
+    return torch.cat(out) if out else torch.empty(0, model.latent_dim)
