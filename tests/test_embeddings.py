@@ -1,0 +1,217 @@
+"""The embeddings: vae.embeddings (encoding, t-SNE, PCA, stored maps, CLI) and the Embeddings page."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from safetensors.torch import load_file
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from streamlit.testing.v1 import AppTest
+
+from vae.checkpoint import load_checkpoint, save_checkpoint
+from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, compute_embedding, encode_means, image_order,
+                            load_embedding, main, match_positions, pca, sample_path, save_embedding, tsne,
+                            weights_sha256)
+from vae.models import CVAE, VAE
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED = ROOT / "pretrained"
+STORED = sorted(p.parent.name for p in PRETRAINED.glob(f"*/{EMBEDDING}"))
+
+
+def clusters(n_per=60, d=10, seed=0):
+    """Three well-separated Gaussian clusters in d dimensions: (points (3 n_per, d), labels)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.eye(3, d) * 20
+    x = torch.cat([c + torch.randn(n_per, d, generator=g) for c in centres])
+    return x, torch.arange(3).repeat_interleave(n_per)
+
+
+def knn_accuracy(x, labels, k=10) -> float:
+    return float(cross_val_score(KNeighborsClassifier(k), np.asarray(x), np.asarray(labels), cv=5).mean())
+
+
+# ---------------------------------------------------------------- vae.embeddings
+
+
+def test_encode_means_batches_and_uses_the_cvae_label():
+    torch.manual_seed(0)
+    x = torch.rand(70, 1, 28, 28)
+    y = torch.randint(0, 10, (70,))
+    vae = VAE(latent_dim=3)
+    torch.testing.assert_close(encode_means(vae, x, y, batch_size=16), vae.encode(x)[0].detach())
+    cvae = CVAE(latent_dim=2)
+    a, b = encode_means(cvae, x, y, batch_size=32), encode_means(cvae, x, (y + 1) % 10)
+    assert a.shape == (70, 2) and a.dtype == torch.float32 and not torch.allclose(a, b)
+
+
+def test_image_order_puts_the_sample_first_then_test_order():
+    indices = torch.tensor([9, 2, 7, 4, 0, 5])
+    order = image_order(indices, first=torch.tensor([7, 0, 11]))
+    assert indices[order].tolist() == [0, 7, 2, 4, 5, 9]
+    assert indices[image_order(indices)].tolist() == [0, 2, 4, 5, 7, 9]
+
+
+def test_pca_matches_the_svd_projection():
+    x, _ = clusters()
+    coords, ratios = pca(x)
+    centred = (x - x.mean(0)).double()
+    u, s, vt = torch.linalg.svd(centred, full_matrices=False)
+    ref = (centred @ vt[:2].T).float().numpy()
+    signs = np.sign((coords * ref).sum(0))  # each axis is defined up to its sign
+    np.testing.assert_allclose(coords * signs, ref, atol=1e-3)
+    var = (s**2).numpy()
+    np.testing.assert_allclose(ratios, var[:2] / var.sum(), rtol=1e-4)
+    with pytest.raises(EmbeddingError, match="two dimensions"):
+        pca(torch.zeros(10, 1))
+
+
+def test_tsne_separates_clusters_and_is_seeded():
+    x, labels = clusters()
+    coords, kl = tsne(x, perplexity=10, seed=0)
+    assert coords.shape == (180, 2) and coords.dtype == np.float32 and kl > 0
+    assert knn_accuracy(coords, labels) == 1.0
+    np.testing.assert_array_equal(tsne(x, perplexity=10, seed=0)[0], coords)
+    with pytest.raises(EmbeddingError, match="perplexity"):
+        tsne(x[:20], perplexity=30)
+
+
+def test_save_load_and_match(tmp_path):
+    x, labels = clusters(n_per=10)
+    emb = Embedding(np.random.rand(30, 2).astype(np.float32), torch.arange(100, 130), labels, x.float(), "tsne",
+                    12.5, 3, 1.5, weights_sha256="abc", info={"kl_divergence": 0.75})
+    save_embedding(emb, tmp_path)
+    back = load_embedding(tmp_path)
+    np.testing.assert_array_equal(back.coords, emb.coords)
+    assert torch.equal(back.indices, emb.indices) and torch.equal(back.labels, labels) and torch.equal(back.mu, emb.mu)
+    assert (back.method, back.perplexity, back.seed, back.n, back.info) == ("tsne", 12.5, 3, 30, {"kl_divergence": 0.75})
+    assert [p.name for p in tmp_path.iterdir()] == [EMBEDDING]  # no temporary file left behind
+    at_hand = torch.arange(140, 90, -1)  # test indices 140 down to 91
+    assert torch.equal(at_hand[match_positions(back, at_hand)], emb.indices)
+    assert match_positions(back, torch.arange(110, 200)) is None
+    assert load_embedding(tmp_path / "nowhere") is None
+    (tmp_path / EMBEDDING).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(EmbeddingError, match=EMBEDDING):
+        load_embedding(tmp_path)
+
+
+def test_compute_embedding_picks_the_first_n_and_checks_its_arguments():
+    images, labels = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    indices = torch.arange(1000, 1300)
+    model = VAE(latent_dim=4)
+    emb = compute_embedding(model, images, labels, indices, 50, "pca", first=torch.tensor([1299, 1100]))
+    assert emb.indices[:3].tolist() == [1100, 1299, 1000] and emb.coords.shape == (50, 2)
+    assert torch.equal(emb.labels, labels[emb.indices - 1000])
+    assert len(emb.info["explained_variance_ratio"]) == 2
+    with pytest.raises(EmbeddingError, match="N must be"):
+        compute_embedding(model, images, labels, indices, 301)
+    with pytest.raises(EmbeddingError, match="unknown method"):
+        compute_embedding(model, images, labels, indices, 50, "umap")
+
+
+def test_cli_writes_the_map_and_explains_errors(tmp_path, capsys):
+    folder = save_checkpoint(VAE(latent_dim=2, hidden=(32,)), {"dataset": "mnist", "model": "vae", "latent_dim": 2,
+                                                               "hidden": [32]}, {}, tmp_path / "tiny")
+    main([str(folder), "--n", "200", "--perplexity", "10", "--seed", "1"])
+    assert "t-SNE of 200 encodings" in capsys.readouterr().out
+    emb = load_embedding(folder)
+    assert (emb.n, emb.perplexity, emb.seed, emb.method) == (200, 10.0, 1, "tsne")
+    assert emb.indices.tolist() == list(range(200))  # no bundled sample beside this folder: test-split order
+    assert emb.weights_sha256 == weights_sha256(folder)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / "missing")])
+    assert exit_.value.code == 1 and "no checkpoint folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", STORED)
+def test_shipped_maps_are_current_and_use_the_bundled_sample(name):
+    folder = PRETRAINED / name
+    emb = load_embedding(folder)
+    _, config, _ = load_checkpoint(folder)
+    assert (emb.method, emb.n, emb.perplexity, emb.seed) == ("tsne", 2000, 30.0, 0)
+    assert emb.weights_sha256 == weights_sha256(folder), "re-run python -m vae.embeddings after retraining"
+    sample = load_file(str(sample_path(folder, config["dataset"])))
+    assert torch.equal(emb.indices, sample["indices"]) and torch.equal(emb.labels, sample["labels"])
+    model, _, _ = load_checkpoint(folder)
+    x = sample["images"][:100].unsqueeze(1).float() / 255
+    torch.testing.assert_close(emb.mu[:100], encode_means(model, x, sample["labels"][:100]), atol=1e-4, rtol=1e-4)
+
+
+def test_the_20d_map_has_separated_clusters():
+    emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+    assert knn_accuracy(emb.coords, emb.labels) > 0.9  # 10 nearest neighbours in the map agree with the class
+
+
+# ---------------------------------------------------------------- the page
+
+
+def open_page(model: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.sidebar.selectbox[0].select(model).run()
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def select(at: AppTest, key: str, labels: torch.Tensor, positions: list[int]) -> AppTest:
+    """Store what st.plotly_chart stores under its key when points are selected: the page has one
+    trace per class, so a point is (curve_number = its class, point_index = its rank in that class)."""
+    points = []
+    for p in positions:
+        c = int(labels[p])
+        points.append({"curve_number": c, "point_number": 0, "point_index": int((labels[:p] == c).sum()),
+                       "x": 0.0, "y": 0.0, "customdata": {"0": -1}})
+    at.session_state[key] = {"selection": {"points": points, "point_indices": [], "box": [], "lasso": []}}
+    return at.run()
+
+
+def captions(at: AppTest) -> str:
+    return " | ".join(c.value for c in at.caption)
+
+
+def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
+    at = open_page("mnist-vae-20d")
+    assert at.title[0].value == "Embeddings" and not at.error
+    assert [c.key for c in at.get("plotly_chart")] == ["emb_map"]  # a 20-d model: no raw plane
+    assert "t-SNE of the means of 2,000 test images" in captions(at) and "precomputed" in captions(at)
+    assert not at.get("image") and "Select points" in at.info[-1].value
+    emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+    select(at, "emb_map", emb.labels, [3, 5, 3, 1999])
+    assert at.subheader[0].value == "3 selected" and len(at.get("image")) == 2
+    counts = torch.bincount(emb.labels[[3, 5, 1999]], minlength=10)
+    assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(counts) if k) in captions(at)
+    at.get("button_group")[0].set_value("pca").run()
+    assert not at.exception and not at.error
+    assert "PCA of the means of 2,000 test images" in captions(at) and "computed in" in captions(at)
+    assert "emb_perplexity" not in [s.key for s in at.slider]  # PCA has no t-SNE settings
+
+
+def test_2d_model_shows_the_raw_plane_and_new_settings_are_computed():
+    at = open_page("mnist-vae-2d")
+    assert [c.key for c in at.get("plotly_chart")] == ["emb_map", "emb_plane"]
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    select(at, "emb_plane", emb.labels, [0, 1, 2])
+    assert at.subheader[0].value == "3 selected"
+    assert all(f"{int(emb.labels[p])} ×" in captions(at) for p in (0, 1, 2))
+    at.slider(key="emb_n").set_value(500)
+    at.slider(key="emb_perplexity").set_value(10).run()
+    assert not at.exception and not at.error
+    assert "t-SNE of the means of 500 test images (perplexity 10, seed 0" in captions(at)
+    assert "computed in" in captions(at)
+
+
+def test_offline_page_uses_the_bundled_sample_and_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))  # no dataset here
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = open_page("mnist-vae-20d")
+        assert any("bundled sample of 2,000 mnist test images" in i.value for i in at.info)
+        assert "precomputed" in captions(at)  # the stored map's images are the sample's
+        assert at.slider(key="emb_n").max == 2000
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

@@ -1,0 +1,272 @@
+"""Maps of the latent space: the encoder's means mu(x) of test images, projected to 2-D by t-SNE or PCA.
+
+    python -m vae.embeddings pretrained/mnist-vae-20d [--n 2000] [--perplexity 30] [--seed 0]
+
+stores the t-SNE map the app opens with in the model's folder as ``embedding.safetensors``: float32
+coordinates, the test-split indices of the images used, their labels and means, and metadata
+(method, perplexity, seed, N, scikit-learn version, seconds, the weights' SHA-256), written
+atomically. t-SNE: van der Maaten & Hinton, 2008, "Visualizing Data using t-SNE" (JMLR 9), through
+scikit-learn's Barnes-Hut implementation; PCA through scikit-learn.
+
+Which N images: the test images of the bundled offline sample (``pretrained/samples``) come first,
+in test-split order, then the other test images in order. So the default N = 2,000 is the same set
+of images whether the full test split is on disk or only the sample, and a map precomputed from the
+full split still serves the app offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .checkpoint import WEIGHTS, CheckpointError, _atomic_write, load_checkpoint
+from .data import DatasetNotFoundError, load_test_images
+
+EMBEDDING = "embedding.safetensors"
+METHODS = {"tsne": "t-SNE", "pca": "PCA"}
+
+
+class EmbeddingError(ValueError):
+    """An embedding file is malformed, or the settings asked for cannot be computed."""
+
+
+@dataclass
+class Embedding:
+    """A 2-D map of N encodings.
+
+    coords float32 (N, 2); indices int64 (N,) into the full test split; labels int64 (N,); mu float32
+    (N, latent_dim), the encoder's means; method "tsne" or "pca"; perplexity and seed (t-SNE only, kept
+    for PCA too); seconds: wall time of encoding plus projection; info: extra numbers (t-SNE's final
+    KL divergence, PCA's explained variance ratios); weights_sha256 of the model it came from, if known.
+    """
+
+    coords: np.ndarray
+    indices: torch.Tensor
+    labels: torch.Tensor
+    mu: torch.Tensor
+    method: str
+    perplexity: float
+    seed: int
+    seconds: float
+    sklearn_version: str = version("scikit-learn")  # scikit-learn is imported only to compute
+    weights_sha256: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.indices)
+
+
+@torch.no_grad()
+def encode_means(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The encoder's means mu(x) (of q(z|x), or q(z|x, y) for a CVAE) in batches.
+
+    images float (N, 1, 28, 28) in [0, 1], labels int64 (N,), on any device. Returns float32
+    (N, latent_dim) on the CPU.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model.encode(images[s : s + batch_size].to(device), labels[s : s + batch_size].to(device))[0].cpu()
+           for s in range(0, len(images), batch_size)]
+    return torch.cat(out).float() if out else torch.zeros(0, model.latent_dim)
+
+
+def image_order(indices: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+    """The order in which test images join a map as N grows; the first N positions are the N images.
+
+    indices int64 (M,): test-split indices of the images at hand; first int64 (K,): test indices to
+    put first (the bundled sample's), or None. Returns int64 (M,) positions into ``indices``: those in
+    ``first`` in test-split order, then the rest in test-split order.
+    """
+    later = torch.ones_like(indices, dtype=torch.bool) if first is None else ~torch.isin(indices, first)
+    key = indices + later.to(torch.int64) * (int(indices.max()) + 1 if len(indices) else 0)
+    return torch.argsort(key, stable=True)
+
+
+def tsne(
+    mu: torch.Tensor | np.ndarray, perplexity: float = 30.0, seed: int = 0, threads: int | None = 1
+) -> tuple[np.ndarray, float]:
+    """scikit-learn's t-SNE of (N, D) points to 2-D (Barnes-Hut, PCA initialisation, learning rate "auto").
+
+    Returns (coords float32 (N, 2), the final KL divergence between the input and map affinities).
+    Deterministic for a given seed, scikit-learn version and machine. ``threads``: OpenMP/BLAS threads
+    (None: scikit-learn's default, every core). One by default: on a 2-core machine shared with other
+    work, OpenMP's busy-waiting made two threads 2 to 50 times slower than one (180 points: 14-28 s
+    against 0.5-1 s), and alone on the machine two were no faster (20-d means of 2,000 images: 7.8 s
+    either way; 5,000: 21.4 s and 21.8 s). Raises EmbeddingError when the perplexity is not positive
+    and below N (scikit-learn's requirement).
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(mu, dtype=np.float32)
+    if not 0 < perplexity < len(x):
+        raise EmbeddingError(f"t-SNE needs a perplexity between 0 and the number of points ({len(x)}), got {perplexity:g}")
+    t = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
+    with threadpool_limits(limits=threads):
+        coords = t.fit_transform(x)
+    return coords.astype(np.float32), float(t.kl_divergence_)
+
+
+def pca(mu: torch.Tensor | np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """The projection of (N, D) points, D >= 2, on their two leading principal axes (scikit-learn's PCA).
+
+    Returns (coords float32 (N, 2), the fraction of the variance each axis explains). Milliseconds.
+    Raises EmbeddingError for fewer than two points or dimensions.
+    """
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(mu, dtype=np.float32)
+    if x.ndim != 2 or min(x.shape) < 2:
+        raise EmbeddingError(f"PCA to 2-D needs at least two points of at least two dimensions, got shape {x.shape}")
+    p = PCA(n_components=2)
+    coords = p.fit_transform(x)
+    return coords.astype(np.float32), [float(v) for v in p.explained_variance_ratio_]
+
+
+def compute_embedding(
+    model, images, labels, indices, n: int, method: str = "tsne", perplexity: float = 30.0, seed: int = 0,
+    first: torch.Tensor | None = None,
+) -> Embedding:
+    """Encode the first n images of ``image_order(indices, first)`` and project their means.
+
+    images float (M, 1, 28, 28) in [0, 1], labels int64 (M,), indices int64 (M,) into the test split.
+    method: "tsne" or "pca". Raises EmbeddingError for an unknown method, n outside 2..M, or a
+    perplexity t-SNE cannot use.
+    """
+    if method not in METHODS:
+        raise EmbeddingError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if not 2 <= n <= len(indices):
+        raise EmbeddingError(f"N must be between 2 and the {len(indices):,} test images at hand, got {n:,}")
+    t0 = time.perf_counter()
+    pos = image_order(indices, first)[:n]
+    mu = encode_means(model, images[pos], labels[pos])
+    if method == "tsne":
+        coords, kl = tsne(mu, perplexity, seed)
+        info = {"kl_divergence": round(kl, 4)}
+    else:
+        coords, ratios = pca(mu)
+        info = {"explained_variance_ratio": [round(r, 4) for r in ratios]}
+    return Embedding(coords, indices[pos].clone(), labels[pos].clone(), mu, method, float(perplexity), int(seed),
+                     round(time.perf_counter() - t0, 2), info=info)
+
+
+def weights_sha256(folder: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a checkpoint folder's model.safetensors, to tell whether a map is stale."""
+    return hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()
+
+
+def save_embedding(emb: Embedding, folder: str | os.PathLike) -> Path:
+    """Write ``emb`` to ``folder/embedding.safetensors`` atomically; returns the path."""
+    path = Path(folder) / EMBEDDING
+    tensors = {"coords": torch.from_numpy(np.ascontiguousarray(emb.coords, dtype=np.float32)),
+               "indices": emb.indices.to(torch.int64).contiguous(), "labels": emb.labels.to(torch.int64).contiguous(),
+               "mu": emb.mu.to(torch.float32).contiguous()}
+    meta = {"method": emb.method, "perplexity": repr(emb.perplexity), "seed": str(emb.seed), "n": str(emb.n),
+            "sklearn": emb.sklearn_version, "seconds": repr(emb.seconds), "weights_sha256": emb.weights_sha256,
+            "info": json.dumps(emb.info)}
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return path
+
+
+def load_embedding(folder: str | os.PathLike) -> Embedding | None:
+    """Read ``folder/embedding.safetensors``; None when there is none.
+
+    Raises EmbeddingError, naming the file, when it is truncated, not safetensors, or its tensors or
+    metadata do not fit together.
+    """
+    from safetensors import safe_open
+
+    path = Path(folder) / EMBEDDING
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        t = load_file(str(path))
+        n = int(meta["n"])
+        emb = Embedding(t["coords"].numpy(), t["indices"], t["labels"], t["mu"], meta["method"],
+                        float(meta["perplexity"]), int(meta["seed"]), float(meta["seconds"]), meta["sklearn"],
+                        meta.get("weights_sha256", ""), json.loads(meta.get("info", "{}")))
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        raise EmbeddingError(f"{path} is not a readable embedding file ({err!r})") from err
+    if emb.coords.shape != (n, 2) or emb.indices.shape != (n,) or emb.labels.shape != (n,) or len(emb.mu) != n:
+        raise EmbeddingError(f"{path}: its tensors do not all hold N = {n} rows")
+    if emb.method not in METHODS:
+        raise EmbeddingError(f"{path}: unknown method {emb.method!r}")
+    return emb
+
+
+def match_positions(emb: Embedding, indices: torch.Tensor) -> torch.Tensor | None:
+    """Positions into ``indices`` (int64 (M,), test indices at hand) of the map's N images, in its order.
+
+    None when any of the map's images is not at hand (say, offline with only the bundled sample).
+    """
+    where = {int(i): p for p, i in enumerate(indices.tolist())}
+    try:
+        return torch.tensor([where[i] for i in emb.indices.tolist()], dtype=torch.int64)
+    except KeyError:
+        return None
+
+
+def sample_path(folder: str | os.PathLike, dataset: str) -> Path:
+    """Where the bundled offline sample of ``dataset`` lies for a model folder under pretrained/."""
+    return Path(folder).resolve().parent / "samples" / f"{dataset}-test-sample.safetensors"
+
+
+def sample_indices(path: str | os.PathLike) -> torch.Tensor | None:
+    """The test indices int64 (K,) held by a bundled sample file, or None when there is no such file."""
+    path = Path(path)
+    return load_file(str(path))["indices"] if path.is_file() else None
+
+
+def precompute(
+    folder: str | os.PathLike, n: int = 2000, perplexity: float = 30.0, seed: int = 0, data_root=None,
+    device: str | torch.device = "cpu",
+) -> tuple[Embedding, str]:
+    """Compute a model's t-SNE map and store it in its folder; returns (the map, where the images came from).
+
+    Reads the test split from the data root (else the bundled sample, as the app does). The images
+    are the first n of ``image_order`` with the bundled sample first. Raises CheckpointError for a
+    bad folder, DatasetNotFoundError without images, EmbeddingError for impossible settings.
+    """
+    model, config, _ = load_checkpoint(folder, device)
+    sample = sample_path(folder, config["dataset"])
+    images, labels, indices, source = load_test_images(config["dataset"], data_root, sample)
+    emb = compute_embedding(model, images, labels, indices, n, "tsne", perplexity, seed, sample_indices(sample))
+    emb.weights_sha256 = weights_sha256(folder)
+    save_embedding(emb, folder)
+    return emb, source
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m vae.embeddings", description="Precompute a model's t-SNE map "
+                                f"of test-image encodings into FOLDER/{EMBEDDING}.")
+    p.add_argument("folder")
+    p.add_argument("--n", type=int, default=2000, help="number of test images (default 2000)")
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")
+    a = p.parse_args(argv)
+    try:
+        emb, source = precompute(a.folder, a.n, a.perplexity, a.seed, a.data_root)
+    except (CheckpointError, DatasetNotFoundError, EmbeddingError) as err:
+        p.exit(1, f"{p.prog}: {err}\n")
+    print(f"{Path(a.folder) / EMBEDDING}: t-SNE of {emb.n:,} encodings from {source}, perplexity "
+          f"{emb.perplexity:g}, seed {emb.seed}, KL {emb.info['kl_divergence']:.3f}, {emb.seconds} s "
+          f"(scikit-learn {emb.sklearn_version})")
+
+
+if __name__ == "__main__":
+    main()
