@@ -1,0 +1,113 @@
+"""Real-browser check of training from the sidebar: `streamlit run app.py`, headless Chromium.
+
+A one-epoch MNIST run is started from the "Train a model" panel and seen to finish, its model then
+drawn by the page; a longer Fashion-MNIST run is watched live (progress bar and chart refreshed by
+the fragment) and stopped with its Stop button. Screenshots of the sidebar during and after go to
+artifacts/screenshots/train-*.png. Fails on any exception box, browser error, or server traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, wait_until_rendered
+
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("streamlit")
+    os.environ["VAE_USER_MODELS"] = str(tmp / "user_models")  # start_app passes the environment on
+    try:
+        proc, url = start_app(tmp / "server.log")
+    finally:
+        del os.environ["VAE_USER_MODELS"]
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log = (tmp / "server.log").read_text()
+    assert "Traceback" not in log and "torch.classes" not in log, log
+
+
+@pytest.fixture
+def page(app):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
+        pg.errors = []
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.goto(app)
+        wait_until_rendered(pg)
+        yield pg
+        browser.close()
+
+
+def assert_clean(page) -> None:
+    exceptions = page.locator("[data-testid=stException]")
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    assert not page.errors, page.errors
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("[data-testid=stSidebar]").screenshot(path=SHOTS / f"train-{name}.png")
+
+
+def start_training(page, epochs: int, dataset: str | None = None, batch_size: str | None = None) -> None:
+    sidebar = page.locator("[data-testid=stSidebar]")
+    if not sidebar.get_by_role("button", name="Train", exact=True).is_visible():
+        sidebar.get_by_text("Train a model").click()
+    if dataset:
+        sidebar.get_by_text(dataset, exact=True).click()  # a radio button's label
+    if batch_size:
+        sidebar.get_by_label("Batch size", exact=True).click()
+        page.get_by_role("option", name=batch_size, exact=True).click()
+    epochs_box = sidebar.get_by_label("Epochs", exact=True)
+    epochs_box.fill(str(epochs))
+    epochs_box.press("Tab")
+    sidebar.get_by_role("button", name="Train", exact=True).click()
+
+
+def test_a_one_epoch_run_finishes_and_its_model_is_drawn(page):
+    start_training(page, epochs=1)
+    sidebar = page.locator("[data-testid=stSidebar]")
+    done = sidebar.get_by_text(re.compile(r"Trained mnist-vae-2d · run \d+: 1 epoch in"))
+    done.wait_for(timeout=120_000)
+    wait_until_rendered(page)
+    shoot(page, "one-epoch-done")
+    assert_clean(page)
+    name = re.search(r"Trained (mnist-vae-2d · run \d+)", done.inner_text()).group(1)
+    assert sidebar.get_by_label("Model", exact=True).input_value() == f"session: {name}"
+    caption = page.locator("[data-testid=stMain] [data-testid=stImage]").first.inner_text()
+    assert caption.startswith(f"{name}: horizontal z[0]")  # the page draws the new model
+    assert sidebar.get_by_role("button", name=re.compile(r"Download mnist-vae-2d-run-\d+\.zip")).is_visible()
+
+
+def test_a_longer_run_is_shown_live_and_stops_on_request(page):
+    start_training(page, epochs=20, dataset="Fashion-MNIST", batch_size="512")
+    sidebar = page.locator("[data-testid=stSidebar]")
+    progress = sidebar.locator("[data-testid=stProgress]")
+    progress.get_by_text(re.compile(r"Epoch 2/20 · step \d+/106 · .* left")).wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)  # one more tick of the fragment
+    chart = sidebar.locator("[data-testid=stImage]", has_text=re.compile(r"ELBO parts after epoch \d+"))
+    assert chart.count() == 1 and chart.locator("img").get_attribute("src").startswith("data:image/svg+xml")
+    before = progress.inner_text()
+    page.wait_for_timeout(2500)
+    assert progress.inner_text() != before, "the progress did not move"
+    shoot(page, "running")
+    assert_clean(page)
+    sidebar.get_by_role("button", name="Stop", exact=True).click()
+    stopped = sidebar.get_by_text(re.compile(r"Stopped from the sidebar in epoch \d+, step \d+ of 106"))
+    stopped.wait_for(timeout=120_000)
+    wait_until_rendered(page)
+    shoot(page, "stopped")
+    assert_clean(page)
+    assert sidebar.get_by_label("Model", exact=True).input_value().startswith("session: fashion-vae-2d · run ")

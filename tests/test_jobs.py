@@ -1,0 +1,193 @@
+"""The training job registry behind the sidebar's Train button: real (short) runs, no Streamlit."""
+
+import gc
+import io
+import json
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+
+from vae.checkpoint import load_checkpoint
+from vae.data import load_dataset
+from vae.jobs import (BusyError, JobRegistry, ModelNameError, default_max_jobs, format_seconds, save_user_model,
+                      zip_folder)
+from vae.train import TrainConfig
+
+SMALL = dict(latent_dim=2, hidden=[64], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    return load_dataset("mnist", "test")
+
+
+@pytest.fixture
+def registry(tmp_path):
+    reg = JobRegistry(max_jobs=1, folder=tmp_path / "session-models")
+    yield reg
+    for job in reg.running():
+        job.stop("end of test")
+        job.wait(60)
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_short_run_reports_progress_and_saves_a_loadable_model(registry):
+    seen = []
+    job = registry.start("session-a", TrainConfig(epochs=2, **SMALL))  # the training split, as the button does
+    assert job.running and registry.running() == [job] and job.name == "mnist-vae-2d · run 1"
+    while job.running:
+        if job.progress is not None:
+            seen.append((job.progress.epoch, job.progress.step))
+        time.sleep(0.005)
+    assert job.wait(60) and job.state == "done" and job.error is None and job.note is None
+    assert seen == sorted(seen) and seen[-1][0] == 2 and len(set(seen)) > 2  # progress moved while it ran
+    p = job.progress
+    assert (p.epoch, p.step, p.epochs) == (2, p.steps_per_epoch, 2) and job.fraction() == 1.0
+    assert [h["epoch"] for h in job.history] == [1, 2]
+    assert job.history[1]["val_loss"] == pytest.approx(job.history[1]["val_recon"] + job.history[1]["val_kl"])
+    assert job.history[1]["train_loss"] < job.history[0]["train_loss"]
+
+    model, config, metrics = load_checkpoint(job.folder)
+    assert config["epochs"] == 2 and config["hidden"] == [64] and metrics["history"] == job.history
+    assert metrics["train"]["epochs"] == 2 and metrics["train"]["stopped"] is False
+    assert metrics["train"]["n_train"] + metrics["train"]["n_val"] == load_dataset("mnist", "train")[1].shape[0]
+    assert torch.isfinite(model.sample(3)).all()
+
+    archive = zipfile.ZipFile(io.BytesIO(zip_folder(job.folder, "my-vae")))
+    assert sorted(archive.namelist()) == ["my-vae/config.json", "my-vae/metrics.json", "my-vae/model.safetensors"]
+    weights = load_safetensors(archive.read("my-vae/model.safetensors"))
+    assert weights.keys() == model.state_dict().keys()
+    assert torch.equal(weights["fc_mu.weight"], model.state_dict()["fc_mu.weight"])
+    assert json.loads(archive.read("my-vae/config.json")) == config
+
+
+def test_stop_mid_run_keeps_a_usable_model(registry):
+    job = registry.start("session-a", TrainConfig(epochs=50, **SMALL))
+    wait_for(lambda: job.progress is not None and job.progress.step >= 3)
+    job.stop()
+    assert job.wait(60) and job.state == "stopped" and job.note == "stopped from the sidebar"
+    assert len(job.history) == 1 and job.progress.epoch == 1 and job.fraction() < 0.1
+    model, _, metrics = load_checkpoint(job.folder)
+    assert metrics["train"]["stopped"] is True and metrics["train"]["best_epoch"] == 1
+    assert torch.isfinite(model.sample(4)).all()
+
+
+def test_a_nan_loss_fails_with_one_sentence_and_frees_the_slot(registry, test_split):
+    images, labels = test_split[0][:300].clone(), test_split[1][:300]
+    images[5, 0, 3, 3] = float("nan")
+    job = registry.start("session-a", TrainConfig(epochs=1, **SMALL), data=(images, labels))
+    assert job.wait(60) and job.state == "failed" and job.folder is None and job.metrics is None
+    assert job.error.startswith("Training diverged: the loss became nan") and "learning rate" in job.error
+    assert "Traceback" not in job.error and job.error.count(". ") == 0
+    again = registry.start("session-a", TrainConfig(epochs=1, **SMALL), data=(test_split[0][:300], labels))
+    assert again.wait(60) and again.state == "done"
+
+
+def test_the_global_limit_and_one_job_per_session(registry, test_split):
+    data = (test_split[0][:2000], test_split[1][:2000])
+    long = TrainConfig(epochs=500, **SMALL)
+    a = registry.start("session-a", long, data=data)
+    with pytest.raises(BusyError, match="busy: 1 training job running"):
+        registry.start("session-b", long, data=data)
+    with pytest.raises(BusyError, match="This session is already training mnist-vae-2d · run 1"):
+        registry.start("session-a", long, data=data)
+    assert registry.running() == [a]
+    a.stop()
+    assert a.wait(60) and a.state == "stopped"
+    b = registry.start("session-b", long, data=data)  # the slot is free again
+    registry.max_jobs = 2
+    c = registry.start("session-c", long, data=data)
+    with pytest.raises(BusyError, match="busy: 2 training jobs"):
+        registry.start("session-d", long, data=data)
+    assert {j.id for j in registry.running()} == {b.id, c.id} and b.name.endswith("run 2") and c.name.endswith("run 3")
+
+
+@pytest.mark.parametrize("limits, alive, note", [
+    (dict(heartbeat_timeout=0.3), None, "no sign of life for 0.3 s"),
+    (dict(max_seconds=0.3), None, "time cap of 0.005 min"),
+    (dict(alive_grace=0.2), lambda: False, "its browser session is gone"),
+])
+def test_a_job_whose_session_is_gone_stops_itself(tmp_path, test_split, limits, alive, note):
+    registry = JobRegistry(max_jobs=1, folder=tmp_path, **limits)
+    job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), alive=alive,
+                         data=(test_split[0][:2000], test_split[1][:2000]))
+    assert job.wait(30), "the job did not stop itself"
+    assert job.state == "stopped" and note in job.note and job.ended - job.started < 10
+    assert load_checkpoint(job.folder)[2]["train"]["stopped"] is True
+
+
+def test_a_touched_job_keeps_running(tmp_path, test_split):
+    registry = JobRegistry(max_jobs=1, folder=tmp_path, heartbeat_timeout=0.5)
+    job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), alive=lambda: True,
+                         data=(test_split[0][:2000], test_split[1][:2000]))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.5:
+        job.touch()
+        time.sleep(0.1)
+    assert job.running and job.note is None
+    job.stop()
+    job.wait(60)
+
+
+def test_default_limit_from_the_environment(monkeypatch):
+    monkeypatch.delenv("VAE_MAX_JOBS", raising=False)
+    assert default_max_jobs("cpu") == 1 and default_max_jobs("cuda") == 2
+    monkeypatch.setenv("VAE_MAX_JOBS", "3")
+    assert default_max_jobs("cpu") == 3 and JobRegistry().max_jobs == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("VAE_MAX_JOBS", bad)
+        with pytest.raises(ValueError, match="VAE_MAX_JOBS must be a positive integer"):
+            default_max_jobs()
+
+
+def test_saving_a_user_model_never_overwrites(tmp_path, registry, test_split):
+    job = registry.start("session-a", TrainConfig(epochs=1, **SMALL), data=(test_split[0][:300], test_split[1][:300]))
+    assert job.wait(60) and job.state == "done"
+    shipped, users = tmp_path / "pretrained", tmp_path / "user_models"
+    (shipped / "mnist-vae-2d").mkdir(parents=True)
+    for bad in ("", "../evil", "a b", "é", "x" * 65, ".hidden"):
+        with pytest.raises(ModelNameError, match="not a usable name"):
+            save_user_model(job.folder, bad, users, reserved=(shipped,))
+    with pytest.raises(ModelNameError, match="taken by a shipped model"):
+        save_user_model(job.folder, "mnist-vae-2d", users, reserved=(shipped,))
+    saved = save_user_model(job.folder, "my_vae-1", users, reserved=(shipped,))
+    assert saved == users / "my_vae-1" and load_checkpoint(saved)[1] == load_checkpoint(job.folder)[1]
+    before = (saved / "model.safetensors").read_bytes()
+    with pytest.raises(ModelNameError, match="taken by a saved model"):
+        save_user_model(job.folder, "my_vae-1", users, reserved=(shipped,))
+    assert (saved / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in users.iterdir()) == ["my_vae-1"]  # no temporary folder left behind
+    assert not list((shipped / "mnist-vae-2d").iterdir())
+
+
+def test_format_seconds():
+    assert [format_seconds(s) for s in (None, float("nan"), 0.4, 42, 185, 3725)] == \
+        ["?", "?", "0 s", "42 s", "3 min 05 s", "1 h 02 min"]
+
+
+def test_jobs_never_import_streamlit():
+    code = ("import sys, vae.jobs; bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_full_collections_skip_old_objects_while_a_job_runs(registry, test_split):
+    """Streamlit's gc.collect(2) after every script run must not stall training: see vae.jobs._GcFreeze."""
+    assert gc.get_freeze_count() == 0
+    data = (test_split[0][:2000], test_split[1][:2000])
+    job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), data=data)
+    assert gc.get_freeze_count() > 10_000  # torch and the rest, frozen when the job started
+    job.stop()
+    job.wait(60)
+    assert gc.get_freeze_count() == 0

@@ -1,0 +1,203 @@
+"""The sidebar's "Train a model" panel under AppTest: the Train button's real path, Stop, errors, limits.
+
+Under AppTest (Streamlit 1.67) a rerun of app.py runs only the page that st.navigation picked, not
+app.py itself, so the sidebar would vanish after the first run. These tests therefore run a small
+script that draws the same sidebar (ui.sidebar) and then the manifold page, as app.py does.
+A fragment's run_every does not tick under AppTest: the tests poll the job registry and rerun.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+import vae.train
+from vae.checkpoint import load_checkpoint
+from vae.data import load_dataset
+from vae.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = f"""
+import runpy
+import ui
+ui.sidebar()
+runpy.run_path({str(ROOT / "pages" / "manifold.py")!r}, run_name="__main__")
+"""
+TRAIN = "FormSubmitter:train_form-Train"
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry(monkeypatch, tmp_path):
+    """A registry of our own (limit 1), and a user models folder in tmp_path."""
+    monkeypatch.setenv("VAE_MAX_JOBS", "1")
+    monkeypatch.setenv("VAE_USER_MODELS", str(tmp_path / "user_models"))
+    ui.job_registry.clear()
+    yield
+    for job in ui.job_registry().running():
+        job.stop("end of test")
+        job.wait(60)
+    ui.job_registry.clear()
+
+
+def app() -> AppTest:
+    at = AppTest.from_string(SCRIPT, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def press_train(at: AppTest, epochs: int = 1) -> AppTest:
+    """Set the epochs (the rest at their defaults: MNIST, VAE, 2-d, batch 128) and press Train."""
+    at.sidebar.number_input(key="train_epochs").set_value(epochs)
+    return ok(at.sidebar.button(key=TRAIN).click().run())
+
+
+def job_of(at: AppTest):
+    return ui.job_registry().job(at.session_state["train_job_id"])
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def manifold_caption(at: AppTest) -> str:
+    return at.get("image")[0].proto.imgs[0].caption
+
+
+def test_the_real_app_shows_the_training_form_and_device():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    labels = [w.label for w in (*at.sidebar.selectbox, *at.sidebar.radio, *at.sidebar.number_input)]
+    assert {"Model", "Dataset", "Model type", "Latent dim.", "Epochs", "Batch size", "Learning rate", "Beta",
+            "Likelihood"} <= set(labels)
+    assert at.sidebar.button(key=TRAIN).label == "Train"
+    assert at.sidebar.radio(key="train_model").options == ["VAE", "ConvVAE", "CVAE"]
+    assert any(c.value.startswith("Device: CPU (") or c.value.startswith("Device: CUDA: ") for c in at.sidebar.caption)
+
+
+def test_train_button_trains_and_the_model_joins_the_picker(tmp_path):
+    at = app()
+    assert at.sidebar.selectbox[0].value == "mnist-vae-2d"
+    press_train(at, epochs=1)
+    job = job_of(at)
+    assert job.config.epochs == 1 and job.config.dataset == "mnist" and job.config.model == "vae"
+    assert job.config.hidden == [400] and job.config.device == "auto"  # the CLI's defaults
+    if job.running:  # the live part: progress, chart, Stop
+        assert [b.label for b in at.sidebar.button] == ["Stop", "Train"] and at.sidebar.button[1].disabled
+        assert any(c.value.startswith(f"Training **{job.name}** on ") for c in at.sidebar.caption)
+    assert job.wait(120) and job.state == "done", job.error
+
+    ok(at.run())
+    picker = at.sidebar.selectbox[0]
+    assert picker.value == job.name and f"session: {job.name}" in picker.options
+    assert manifold_caption(at).startswith(f"{job.name}: horizontal z[0]")  # the page uses the new model
+    assert "Trained **mnist-vae-2d · run 1**: 1 epoch in" in at.sidebar.success[0].value
+    assert any("validation -ELBO" in c.value for c in at.sidebar.caption)
+    download = at.get("download_button")[0]
+    assert download.label == "Download mnist-vae-2d-run-1.zip"
+    chart = [img for el in at.sidebar.get("image") for img in el.proto.imgs]
+    assert [img.caption for img in chart] == ["ELBO parts after epoch 1"]
+    assert chart[0].url.startswith("data:image/svg+xml;base64,")
+
+    # Back to a shipped model and again to the trained one: the picker keeps it for the session.
+    ok(picker.select("mnist-vae-2d").run())
+    assert manifold_caption(at).startswith("mnist-vae-2d: ")
+    ok(at.sidebar.selectbox[0].select(job.name).run())
+    assert manifold_caption(at).startswith(job.name)
+
+    # Save it for every session; names are checked and nothing is overwritten.
+    save = f"FormSubmitter:train_save_{job.id}-Save to user models"
+    at.sidebar.text_input[0].set_value("mnist-vae-2d")
+    ok(at.sidebar.button(key=save).click().run())
+    assert "taken by a shipped model" in at.sidebar.error[0].value
+    at.sidebar.text_input[0].set_value("my-first-vae")
+    ok(at.sidebar.button(key=save).click().run())
+    folder = tmp_path / "user_models" / "my-first-vae"
+    assert load_checkpoint(folder)[1]["epochs"] == 1
+    assert "user: my-first-vae" in at.sidebar.selectbox[0].options and not at.sidebar.error
+    assert at.sidebar.success[-1].value.startswith("Saved as *user: my-first-vae*")
+    other = ok(app())  # another session sees the saved model, not the session one
+    assert "user: my-first-vae" in other.sidebar.selectbox[0].options
+    assert not any(o.startswith("session: ") for o in other.sidebar.selectbox[0].options)
+
+
+def test_stop_button_keeps_the_best_weights_so_far():
+    at = press_train(app(), epochs=200)
+    job = job_of(at)
+    wait_for(lambda: job.progress is not None and job.progress.step >= 2)
+    ok(at.run())
+    ok(at.sidebar.button(key="train_stop").click().run())
+    assert job.wait(120) and job.state == "stopped" and job.note == "stopped from the sidebar"
+    ok(at.run())
+    assert at.sidebar.info[0].value.startswith("Stopped from the sidebar in epoch 1, step ")
+    assert at.sidebar.selectbox[0].value == job.name and manifold_caption(at).startswith(job.name)
+    assert len(job.history) == 1
+
+
+def test_a_nan_loss_shows_an_error_and_keeps_the_model_in_use(monkeypatch):
+    images, labels = load_dataset("mnist", "test")
+    images = images[:500].clone()
+    images[:, 0, 10, 10] = float("nan")  # in every image, so in both the training and validation parts
+    monkeypatch.setattr(vae.train, "load_dataset", lambda *args, **kwargs: (images, labels[:500]))
+    at = app()
+    ok(at.sidebar.selectbox[0].select("mnist-vae-20d").run())
+    before = manifold_caption(at)
+    press_train(at, epochs=3)
+    job = job_of(at)
+    assert job.wait(120) and job.state == "failed"
+    ok(at.run())
+    assert [e.value for e in at.sidebar.error] == [job.error]
+    assert job.error.startswith("Training diverged: the loss became nan in epoch 1")
+    assert at.sidebar.selectbox[0].value == "mnist-vae-20d" and manifold_caption(at) == before
+    assert not any(o.startswith("session: ") for o in at.sidebar.selectbox[0].options)
+    assert not at.sidebar.button(key=TRAIN).disabled  # the session can train again
+
+
+def test_two_sessions_respect_the_limit():
+    first, second = app(), app()
+    press_train(first, epochs=200)
+    job = job_of(first)
+    assert job.running
+    press_train(second, epochs=1)
+    assert "train_job_id" not in second.session_state
+    assert second.sidebar.warning[0].value.startswith("The server is busy: 1 training job running")
+    assert ui.job_registry().running() == [job]
+    job.stop()
+    assert job.wait(120)
+    press_train(second, epochs=1)  # the slot is free again
+    assert job_of(second).session != job.session and job_of(second).wait(120)
+
+
+def test_history_svg_draws_both_parts_and_splits():
+    rows = [{"epoch": e, "train_recon": 300 - 3 * e, "val_recon": 298 - 2 * e, "train_kl": 7 + e / 10,
+             "val_kl": 7.2 + e / 12} for e in range(1, 13)]
+    svg = ui.history_svg(rows)
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and svg.endswith("</svg>")
+    assert svg.count("<polyline") == 4 and svg.count("<circle") == 4 * 12
+    assert "reconstruction (nats)" in svg and "KL (nats)" in svg and ">297.0<" in svg and ">264.0<" in svg
+    single = ui.history_svg(rows[:1])  # one epoch: dots in the middle, no division by zero
+    assert single.count("<circle") == 4 and "nan" not in single
+
+
+@pytest.mark.parametrize("page", ["manifold", "reconstruct", "sliders", "interpolate", "cvae"])
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_pages_work_with_a_model_trained_in_the_session(page, kind):
+    """Every page reads the picked model through ui.current_model, so a session model works there too."""
+    if not (ROOT / "pages" / f"{page}.py").exists():
+        pytest.skip(f"pages/{page}.py is not there")
+    job = ui.job_registry().start(f"pages-{kind}", TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
+    assert job.wait(120) and job.state == "done"
+    at = AppTest.from_string(SCRIPT.replace("manifold.py", f"{page}.py"), default_timeout=120)
+    at.session_state[ui.SESSION_MODELS_KEY] = {job.name: str(job.folder)}
+    at.session_state[ui.MODEL_KEY] = job.name
+    ok(at.run())
+    assert at.sidebar.selectbox[0].value == job.name and not at.error
