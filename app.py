@@ -8,12 +8,12 @@ st.set_page_config(page_title="VAE Latent Space Explorer", page_icon="🧭", lay
 
 page = st.navigation(
     [
-        st.Page("pages/manifold.py", title="Latent manifold", icon="🗺️", default=True),
-        st.Page("pages/reconstruct.py", title="Reconstruct an image", icon="🖼️"),
-        st.Page("pages/sliders.py", title="Latent sliders", icon="🎚️"),
-        st.Page("pages/interpolate.py", title="Interpolation", icon="↔️"),
-        st.Page("pages/cvae.py", title="CVAE: class and style", icon="🔢"),
-        st.Page("pages/embeddings.py", title="Embeddings (t-SNE, PCA)", icon="✨"),
+        st.Page("pages/manifold.py", title="Latent manifold", icon=":material/grid_on:", default=True),
+        st.Page("pages/reconstruct.py", title="Reconstruct an image", icon=":material/image_search:"),
+        st.Page("pages/sliders.py", title="Latent sliders", icon=":material/tune:"),
+        st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:"),
+        st.Page("pages/cvae.py", title="CVAE: class and style", icon=":material/pin:"),
+        st.Page("pages/embeddings.py", title="Embeddings (t-SNE, PCA)", icon=":material/scatter_plot:"),
     ]
 )
 ui.sidebar()

@@ -408,7 +408,7 @@ def pick_test_image(config: dict, key: str, container=st):
                        format_func=lambda c: "any class" if c is None else names[c])
     pool = torch.arange(len(labels)) if cls is None else torch.nonzero(labels == cls).flatten()
     number_key = f"{key}_number"
-    if c3.button("🎲", key=f"{key}_dice", help="A random example"):
+    if c3.button("", icon=":material/casino:", key=f"{key}_dice", help="A random example"):
         st.session_state[number_key] = int(torch.randint(len(pool), ()).item())
     if st.session_state.get(number_key, 0) >= len(pool):
         st.session_state[number_key] = 0

@@ -66,7 +66,7 @@ with one:
     st.subheader("One style")
     picture = st.empty()
     z = torch.tensor([[st.slider(f"z[{i}]", -3.0, 3.0, 0.0, 0.05, key=Z_KEYS[i]) for i in range(d)]])
-    st.button("🎲 Random style", on_click=random_style, help="A draw from the prior N(0, I)")
+    st.button("Random style", icon=":material/casino:", on_click=random_style, help="A draw from the prior N(0, I)")
     picture.image(tile(decode_images(model, z, label), nrow=1, scale=8), output_format="PNG",
                   caption=f"{names[label]} in the style z = ({', '.join(f'{v:.2f}' for v in z[0].tolist())})")
 
@@ -75,7 +75,7 @@ with many:
     styles = prior_styles(36, d, seed)
     many.image(tile(decode_images(model, styles, label), nrow=6, padding=2, scale=3), output_format="PNG",
                caption=f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
-    st.button("🎲 New styles", on_click=new_styles)
+    st.button("New styles", icon=":material/casino:", on_click=new_styles)
 
 st.subheader(f"Same style, every {thing}")
 rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)

@@ -73,7 +73,7 @@ def selected(labels, n_classes: int, *events) -> list[int]:
 
 
 name, model, config, metrics = ui.current_model()
-folder = ui.shipped_models()[name]
+folder = ui.model_folders()[name]
 names = ui.class_names(config)
 images, labels, indices, source = ui.test_images(config["dataset"])
 

@@ -188,12 +188,10 @@ def test_history_svg_draws_both_parts_and_splits():
     assert single.count("<circle") == 4 and "nan" not in single
 
 
-@pytest.mark.parametrize("page", ["manifold", "reconstruct", "sliders", "interpolate", "cvae"])
+@pytest.mark.parametrize("page", ["manifold", "reconstruct", "sliders", "interpolate", "cvae", "embeddings"])
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
 def test_pages_work_with_a_model_trained_in_the_session(page, kind):
     """Every page reads the picked model through ui.current_model, so a session model works there too."""
-    if not (ROOT / "pages" / f"{page}.py").exists():
-        pytest.skip(f"pages/{page}.py is not there")
     job = ui.job_registry().start(f"pages-{kind}", TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
     assert job.wait(120) and job.state == "done"
     at = AppTest.from_string(SCRIPT.replace("manifold.py", f"{page}.py"), default_timeout=120)
