@@ -1,5 +1,6 @@
 """Unit tests of the `vae` engine: numbers, not just shapes."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -209,6 +210,19 @@ def test_training_is_reproducible_and_reports_progress():
     per_epoch = [e for e in events if e.train is not None]
     assert len(per_step) == 2 * 6 and len(per_epoch) == 2
     assert set(per_epoch[-1].val) == {"recon", "kl", "loss"}
+
+
+def test_bfloat16_autocast_trains_as_well_as_float32():
+    """--amp changes the arithmetic of the training steps only: the loss falls as in float32, and the
+    saved model holds float32 weights."""
+    images, labels = load_dataset("mnist", "train")
+    data = (images[:2000], labels[:2000])
+    config = TrainConfig(latent_dim=8, hidden=[200], epochs=3, device="cpu")
+    fp32, bf16 = train(config, data=data), train(dataclasses.replace(config, amp=True), data=data)
+    losses = [h["val_loss"] for h in bf16.history]
+    assert losses[-1] < losses[0] - 10
+    assert abs(losses[-1] - fp32.history[-1]["val_loss"]) < 3.0
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
 
 
 def test_stop_event_ends_early_with_a_usable_model():
