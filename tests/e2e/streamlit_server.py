@@ -1,6 +1,6 @@
 """Start `streamlit run` on a free loopback port and wait for a page to finish rendering in Chromium.
 
-Shared by the browser smoke test (tests/e2e) and bench/cold_start.py.
+Shared by the browser smoke test (tests/e2e) and bench/app_latency.py.
 """
 
 from __future__ import annotations

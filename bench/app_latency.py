@@ -1,0 +1,198 @@
+"""App latency: each page's rerun for its typical interaction, and the cold start of `streamlit run app.py`.
+
+Reruns: AppTest drives app.py (sidebar included) in this process. For each page, after 3 warm-up
+rounds, the median of --runs reruns that each make the page's typical change (every change new, so
+no cache answers it), against the baseline measured in the same rounds: the same page rerun with
+nothing changed (the app's frame plus the page with its caches warm). "Server time" is the script
+run itself (ScriptRunner._run_script), which is what a browser waits for before the new elements
+arrive; AppTest's own bookkeeping around it is left out. The rounds interleave the pages, so load
+from other processes falls on all of them alike.
+
+Cold start: seconds from starting `streamlit run app.py` until its first page has rendered its
+manifold image in headless Chromium, against the same for a one-line app (a title), i.e. the cost
+of Streamlit itself; the median of --cold-runs starts each.
+
+    VAE_DATA_DIR=../shared/data .venv/bin/python bench/app_latency.py [--runs 20] [--cold-runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from vae.embeddings import load_embedding  # noqa: E402
+
+# A real server leaves Streamlit's pages/-folder mode for good once app.py has called st.navigation;
+# AppTest re-enters it before every run, and ui.current_model then spends a rerun getting out. Keep it
+# off, so that each timed run is the server's one rerun.
+_init = PagesManager.__init__
+
+
+def _init_without_v1_pages(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    PagesManager.uses_pages_directory = False
+
+
+PagesManager.__init__ = _init_without_v1_pages
+
+_SCRIPT_SECONDS: list[float] = []
+_run_script = script_runner.ScriptRunner._run_script
+
+
+def _timed_run_script(self, *args, **kwargs):
+    t0 = time.perf_counter()
+    try:
+        return _run_script(self, *args, **kwargs)
+    finally:
+        _SCRIPT_SECONDS.append(time.perf_counter() - t0)
+
+
+script_runner.ScriptRunner._run_script = _timed_run_script
+
+
+def server_seconds(at: AppTest) -> float:
+    """Server time of one rerun; fails on any exception or error shown."""
+    _SCRIPT_SECONDS.clear()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    return sum(_SCRIPT_SECONDS)
+
+
+def open_page(page: str, model: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.sidebar.selectbox(key="model_name").select(model).run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception and at.sidebar.selectbox(key="model_name").value == model
+    return at
+
+
+def photo(i: int, w: int = 600, h: int = 450) -> bytes:
+    """A JPEG "photo": a dark 7 on unevenly lit paper, shifted by i pixels so each one is new."""
+    rng = np.random.default_rng(i)
+    grey = np.linspace(235, 160, w)[None, :].repeat(h, 0) + rng.normal(0, 3, (h, w))
+    im = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).convert("RGB")
+    pts = [(120 + i % 100, 90), (260 + i % 100, 90), (170 + i % 100, 330)]
+    ImageDraw.Draw(im).line(pts, fill=(40, 40, 40), width=26, joint="curve")
+    b = io.BytesIO()
+    im.save(b, "JPEG", quality=90)
+    return b.getvalue()
+
+
+def interactions() -> dict[str, tuple[AppTest, callable]]:
+    """Name -> (the page, open on its model; a function of the round number that makes the change)."""
+    out = {}
+    at = open_page("manifold", "mnist-vae-2d")
+    out["manifold: grid size, 15x15 of mnist-vae-2d"] = (
+        at, lambda i, at=at: at.slider[0].set_value(14 + 2 * (i % 2)))  # 14 or 16 cells a side
+    for model in ("mnist-vae-2d", "mnist-vae-20d"):
+        at = open_page("sliders", model)
+        top = next(m.value for m in at.markdown if m.value.startswith("**z["))  # the highest-KL dimension
+        key = f"sliders/{model}/z{top[4:top.index(']')]}"
+        out[f"sliders: one latent slider, {model}"] = (
+            at, lambda i, at=at, key=key: at.slider(key=key).set_value(round(-2 + 0.01 * i, 2)))
+    at = open_page("reconstruct", "mnist-vae-2d")
+    at.get("button_group")[0].set_value("Upload").run()
+    out["reconstruct: upload a 600x450 JPEG photo"] = (
+        at, lambda i, at=at: at.file_uploader[0].set_value((f"photo{i}.jpg", photo(i), "image/jpeg")))
+    at = open_page("interpolate", "mnist-vae-2d")
+    out["interpolate: end image, mnist-vae-2d"] = (
+        at, lambda i, at=at: at.number_input(key="interp_end_number").set_value(2 + i))
+    at = open_page("cvae", "mnist-cvae")
+    out["cvae: pick the digit, mnist-cvae"] = (
+        at, lambda i, at=at: at.get("button_group")[0].set_value((i + 1) % 10))
+    at = open_page("embeddings", "mnist-vae-20d")
+    labels = load_embedding(ROOT / "pretrained" / "mnist-vae-20d").labels
+
+    def select(i, at=at):  # what st.plotly_chart stores when points are picked: (class trace, rank in it)
+        points = [{"curve_number": int(labels[p]), "point_number": 0, "point_index": int((labels[:p] == labels[p]).sum()),
+                   "x": 0.0, "y": 0.0} for p in range(i % 7, 40 + i % 7)]
+        at.session_state["emb_map"] = {"selection": {"points": points, "point_indices": [], "box": [], "lasso": []}}
+
+    out["embeddings: select 40 points, mnist-vae-20d"] = (at, select)
+    return out
+
+
+def rerun_table(runs: int) -> None:
+    series = interactions()
+    times = {name: ([], []) for name in series}  # (changed, nothing changed)
+    load = os.getloadavg()[0]
+    for i in range(3 + runs):  # 3 warm-up rounds
+        for name, (at, change) in series.items():
+            change(i)
+            changed = server_seconds(at)
+            unchanged = server_seconds(at)
+            if i >= 3:
+                times[name][0].append(changed)
+                times[name][1].append(unchanged)
+    print(f"Server time per rerun, median of {runs} after 3 warm-up rounds; torch {torch.__version__} with "
+          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {load:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after.")
+    print(f"  {'page: interaction':48s} {'change':>9s} {'no change':>10s} {'ratio':>6s}")
+    for name, (changed, unchanged) in times.items():
+        c, u = statistics.median(changed), statistics.median(unchanged)
+        print(f"  {name:48s} {c * 1000:6.0f} ms {u * 1000:7.0f} ms {c / u:6.2f}")
+
+
+def cold_start_table(runs: int) -> None:
+    from playwright.sync_api import sync_playwright
+    from streamlit_server import CHROMIUM, CHROMIUM_ARGS, start_app, wait_until_rendered
+
+    def cold_start(browser, script: Path, cwd: Path, log: Path, ready: str) -> float:
+        t0 = time.perf_counter()
+        proc, url = start_app(log, script, cwd)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            wait_until_rendered(page)
+            page.wait_for_selector(ready, timeout=60_000)
+            seconds = time.perf_counter() - t0
+            page.close()
+            return seconds
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "hello.py").write_text("import streamlit as st\nst.title('hello')\n")
+    times = {"one-line app (baseline)": [], "app.py": []}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(runs):
+            times["one-line app (baseline)"].append(cold_start(browser, tmp / "hello.py", tmp, tmp / "h.log", "h1"))
+            times["app.py"].append(cold_start(browser, ROOT / "app.py", ROOT, tmp / "a.log", "[data-testid=stImage] img"))
+        browser.close()
+    base, ours = (statistics.median(v) for v in times.values())
+    print(f"Cold start, `streamlit run` until the first page is rendered in Chromium, median of {runs}:")
+    for name, v in times.items():
+        print(f"  {name:26s} {statistics.median(v):5.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
+    print(f"  ratio app.py / baseline: {ours / base:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=20, help="timed reruns per page")
+    p.add_argument("--cold-runs", type=int, default=3, help="cold starts of each app (0: skip; needs Chromium)")
+    a = p.parse_args()
+    rerun_table(a.runs)
+    if a.cold_runs:
+        cold_start_table(a.cold_runs)
+
+
+if __name__ == "__main__":
+    main()
