@@ -1,6 +1,5 @@
 """The training job registry behind the sidebar's Train button: real (short) runs, no Streamlit."""
 
-import gc
 import io
 import json
 import subprocess
@@ -77,9 +76,10 @@ def test_stop_mid_run_keeps_a_usable_model(registry):
     wait_for(lambda: job.progress is not None and job.progress.step >= 3)
     job.stop()
     assert job.wait(60) and job.state == "stopped" and job.note == "stopped from the sidebar"
-    assert len(job.history) == 1 and job.progress.epoch == 1 and job.fraction() < 0.1
+    # Stopped mid-epoch: the epochs begun are in the history, the last one validated after its last step.
+    assert len(job.history) == job.progress.epoch and job.fraction() < 0.1
     model, _, metrics = load_checkpoint(job.folder)
-    assert metrics["train"]["stopped"] is True and metrics["train"]["best_epoch"] == 1
+    assert metrics["train"]["stopped"] is True and 1 <= metrics["train"]["best_epoch"] <= len(job.history)
     assert torch.isfinite(model.sample(4)).all()
 
 
@@ -180,14 +180,3 @@ def test_jobs_never_import_streamlit():
     code = ("import sys, vae.jobs; bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_full_collections_skip_old_objects_while_a_job_runs(registry, test_split):
-    """Streamlit's gc.collect(2) after every script run must not stall training: see vae.jobs._GcFreeze."""
-    assert gc.get_freeze_count() == 0
-    data = (test_split[0][:2000], test_split[1][:2000])
-    job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), data=data)
-    assert gc.get_freeze_count() > 10_000  # torch and the rest, frozen when the job started
-    job.stop()
-    job.wait(60)
-    assert gc.get_freeze_count() == 0

@@ -1,10 +1,17 @@
-"""Training jobs in background threads: at most one per browser session, a global limit, self-stopping.
+"""Training jobs in the background: at most one per browser session, a global limit, self-stopping.
 
 The app's Train button calls ``JobRegistry.start``. A job runs ``vae.train.train``, the function the
-command line uses, in a daemon thread; it records its progress for the app to poll, saves its result
-as a checkpoint folder (``model.safetensors`` + ``config.json`` + ``metrics.json``), and stops itself,
-keeping the best weights so far, when its session is gone (no heartbeat for a while, or the session
-check says so) or when its time cap passes, so no thread runs forever.
+command line uses, in a child Python process of its own (``child_main``), watched by a daemon thread
+of the app's process: the thread records the child's progress for the app to poll and checks the
+job's limits; the child saves the result as a checkpoint folder (``model.safetensors`` +
+``config.json`` + ``metrics.json``). They talk in JSON lines over the child's stdin and stdout.
+A job stops itself, keeping the best weights so far, when its session is gone (no heartbeat for a
+while, or the session check says so) or when its time cap passes, so nothing runs forever.
+
+Why a process and not a thread: on a 2-core CPU, ``train`` run in a second thread of a process whose
+other threads also use torch (the app's script runs do) took 1.2 to 1.8 times as long per epoch as
+on the command line, because each thread that calls into torch gets an OpenMP thread team of its
+own and the teams compete for the cores; in a child process the training has them to itself.
 
 Also here: the zip of a model folder, built in memory, and saving a model to the user models folder
 (never over a shipped model). No Streamlit here: the app passes in what it knows about sessions.
@@ -14,16 +21,20 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import gc
 import io
 import logging
 import math
+import json
 import os
+import queue
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -33,7 +44,7 @@ from typing import Callable
 import torch
 
 from .checkpoint import CONFIG, METRICS, WEIGHTS, save_checkpoint
-from .data import DatasetNotFoundError
+from .data import DatasetNotFoundError, data_root
 from .train import Progress, TrainConfig, TrainingDiverged, TrainResult, best_device, describe_device, train
 
 MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
@@ -76,38 +87,6 @@ def run_metrics(config: TrainConfig, result: TrainResult) -> dict:
         },
         "history": result.history,
     }
-
-
-class _GcFreeze:
-    """While any job runs, full garbage collections skip the objects that existed when the first began.
-
-    A host may force full collections often: Streamlit runs ``gc.collect(2)`` after every script
-    run, the app's once-a-second progress refresh included. With torch, plotly and pandas loaded that
-    scans about half a million objects (about 0.25 s on this project's 2-core CPU) while holding the
-    GIL, and the training thread, which needs the GIL between its tensor operations, waits: an epoch
-    ran about twice as slow as on the command line. ``gc.freeze()`` (after one collection, so no
-    garbage is kept) moves those objects out of the collector's view; ``gc.unfreeze()`` when the last
-    job ends puts them back. Reference counting frees memory as usual meanwhile.
-    """
-
-    def __init__(self):
-        self._lock, self._count = threading.Lock(), 0
-
-    def enter(self) -> None:
-        with self._lock:
-            self._count += 1
-            if self._count == 1:
-                gc.collect()
-                gc.freeze()
-
-    def exit(self) -> None:
-        with self._lock:
-            self._count -= 1
-            if self._count == 0:
-                gc.unfreeze()
-
-
-_gc_freeze = _GcFreeze()
 
 
 @dataclass
@@ -216,12 +195,13 @@ class JobRegistry:
 
     def start(self, session: str, config: TrainConfig, alive: Callable[[], bool] | None = None,
               data: tuple[torch.Tensor, torch.Tensor] | None = None) -> Job:
-        """Start training ``config`` for ``session`` in a background thread; returns the running Job.
+        """Start training ``config`` for ``session`` in a child process; returns the running Job.
 
-        alive: optional session check, called about once a second from the training thread; when it
-        has returned False for ``alive_grace`` seconds the job stops itself. data: optional (images,
-        labels) instead of the dataset's training split. Raises BusyError when the session already
-        has a running job or ``max_jobs`` jobs are running.
+        alive: optional session check, called about once a second from the job's watching thread;
+        when it has returned False for ``alive_grace`` seconds the job stops itself. data: optional
+        (images, labels) instead of the dataset's training split (handed to the child in a
+        safetensors file). Raises BusyError when the session already has a running job or
+        ``max_jobs`` jobs are running.
         """
         folder = self.folder
         with self._lock:
@@ -240,58 +220,166 @@ class JobRegistry:
                       f"{config.dataset}-{config.model}-{config.latent_dim}d · run {self._runs}",
                       config, describe_device(device))
             self._jobs[job.id] = job
-        job._thread = threading.Thread(target=self._run, args=(job, folder / job.id, alive, data),
+        job._thread = threading.Thread(target=self._supervise, args=(job, folder / job.id, alive, data),
                                        name=f"vae-train-{job.id}", daemon=True)
-        _gc_freeze.enter()
         job._thread.start()
         return job
 
-    def _watch(self, job: Job, alive: Callable[[], bool] | None) -> Callable[[Progress], None]:
-        """The training callback: records progress and, once a second, checks the job's limits."""
-        next_check, gone_since = 0.0, None
-
-        def callback(p: Progress) -> None:
-            nonlocal next_check, gone_since
-            job.progress = p
-            if p.train is not None:
-                job.history.append({"epoch": p.epoch, "seconds": round(p.seconds, 3),
-                                    **{f"train_{k}": v for k, v in p.train.items()},
-                                    **{f"val_{k}": v for k, v in p.val.items()}})
-            now = time.monotonic()
-            if now < next_check or job._stop.is_set():
-                return
-            next_check = now + 1.0
-            if now - job.started > self.max_seconds:
-                job.stop(f"stopped at the time cap of {self.max_seconds / 60:g} min")
-            elif now - job.heartbeat > self.heartbeat_timeout:
-                job.stop(f"stopped: its browser session showed no sign of life for {self.heartbeat_timeout:g} s")
-            elif alive is not None:
-                if alive():
-                    gone_since = None
-                elif gone_since is None:
-                    gone_since = now
-                elif now - gone_since > self.alive_grace:
-                    job.stop("stopped: its browser session is gone")
-
-        return callback
-
-    def _run(self, job: Job, folder: Path, alive, data) -> None:
+    def _supervise(self, job: Job, folder: Path, alive, data) -> None:
+        """The job's thread: start the child, record its progress, check the limits, take its result."""
+        data_file = None
+        child = None
         try:
-            result = train(job.config, self._watch(job, alive), job._stop, data=data, data_root=self.data_root)
-            metrics = run_metrics(job.config, result)
-            job.folder = save_checkpoint(result.model, dataclasses.asdict(job.config), metrics, folder)
-            job.metrics, job.history = metrics, result.history
-            job.state = "stopped" if result.stopped else "done"
-        except TrainingDiverged as err:
-            job.error, job.state = f"Training diverged: {err}.", "failed"
-        except DatasetNotFoundError as err:
-            job.error, job.state = str(err), "failed"
-        except Exception as err:  # a bug, not the user's doing: keep the traceback in the server log
+            if data is not None:
+                from safetensors.torch import save_file
+
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                data_file = folder.with_name(f".{folder.name}-data.safetensors")
+                save_file({"images": data[0].contiguous(), "labels": data[1].contiguous()}, str(data_file))
+            task = {"config": dataclasses.asdict(job.config), "folder": str(folder),
+                    "data_root": str(data_root(self.data_root).resolve()),
+                    "data": None if data_file is None else str(data_file)}
+            child = subprocess.Popen(
+                [sys.executable, "-c", "from vae.jobs import child_main; child_main()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                cwd=Path(__file__).resolve().parents[1],  # where `vae` is importable from
+            )
+            child.stdin.write(json.dumps(task) + "\n")
+            child.stdin.flush()
+            lines: queue.Queue = queue.Queue()
+
+            def read() -> None:  # a thread of its own, so the limits are checked even while the child is quiet
+                for text in child.stdout:
+                    lines.put(text)
+                lines.put(None)
+
+            threading.Thread(target=read, name=f"vae-train-{job.id}-reader", daemon=True).start()
+            outcome, stop_sent, next_check, gone_since = None, False, 0.0, None
+            while outcome is None:
+                try:
+                    line = lines.get(timeout=0.5)
+                except queue.Empty:
+                    line = ""
+                if line is None:  # the child closed its output: it has exited
+                    break
+                if line:
+                    message = json.loads(line)
+                    if "progress" in message:
+                        self._record(job, Progress(**message["progress"]))
+                    else:
+                        outcome = message
+                if job._stop.is_set() and not stop_sent:
+                    stop_sent = _tell(child, "stop")
+                now = time.monotonic()
+                if now < next_check or job._stop.is_set():
+                    continue
+                next_check = now + 1.0
+                if now - job.started > self.max_seconds:
+                    job.stop(f"stopped at the time cap of {self.max_seconds / 60:g} min")
+                elif now - job.heartbeat > self.heartbeat_timeout:
+                    job.stop(f"stopped: its browser session showed no sign of life for {self.heartbeat_timeout:g} s")
+                elif alive is not None:
+                    if alive():
+                        gone_since = None
+                    elif gone_since is None:
+                        gone_since = now
+                    elif now - gone_since > self.alive_grace:
+                        job.stop("stopped: its browser session is gone")
+            code = child.wait()
+            if outcome is None:
+                _log.error("training job %s: its process exited with code %s", job.id, code)
+                job.error, job.state = f"Training stopped unexpectedly: its process exited with code {code}.", "failed"
+            elif "failed" in outcome:
+                if outcome.get("traceback"):  # a bug, not the user's doing: keep the traceback in the server log
+                    _log.error("training job %s failed:\n%s", job.id, outcome["traceback"])
+                job.error, job.state = outcome["failed"], "failed"
+            else:
+                metrics = outcome["done"]
+                job.folder, job.metrics, job.history = folder, metrics, metrics["history"]
+                job.state = "stopped" if metrics["train"]["stopped"] else "done"
+        except Exception as err:
             _log.exception("training job %s failed", job.id)
             job.error, job.state = f"Training failed: {err!r}.", "failed"
+            if child is not None and child.poll() is None:
+                child.kill()
         finally:
+            if data_file is not None:
+                data_file.unlink(missing_ok=True)
             job.ended = time.monotonic()
-            _gc_freeze.exit()
+
+    @staticmethod
+    def _record(job: Job, p: Progress) -> None:
+        job.progress = p
+        if p.train is not None:
+            job.history.append({"epoch": p.epoch, "seconds": round(p.seconds, 3),
+                                **{f"train_{k}": v for k, v in p.train.items()},
+                                **{f"val_{k}": v for k, v in p.val.items()}})
+
+
+def _tell(child: subprocess.Popen, word: str) -> bool:
+    """Write one line to the child's input; False when it has already closed it."""
+    try:
+        child.stdin.write(word + "\n")
+        child.stdin.flush()
+        return True
+    except (BrokenPipeError, ValueError):
+        return False
+
+
+def child_main() -> None:
+    """A job's process: ``python -c "from vae.jobs import child_main; child_main()"``.
+
+    Reads one JSON line from stdin: {"config": TrainConfig fields, "folder": where to save,
+    "data_root": the dataset root, "data": a safetensors file of images and labels, or null}.
+    Trains, and writes JSON lines to stdout: {"progress": Progress fields} after each epoch and
+    after steps at most 20 times a second, then
+    {"done": metrics.json} once the checkpoint is saved, or {"failed": one sentence, "traceback":
+    text or null}. A later line "stop" on stdin, or stdin closing (the app is gone), ends the run
+    after the current step, keeping the best weights so far.
+    """
+    task = json.loads(sys.stdin.readline())
+    stop = threading.Event()
+
+    def listen():
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                break
+        stop.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the messages only; stray prints go to the log
+
+    def send(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    try:
+        config = TrainConfig(**task["config"])
+        data = None
+        if task["data"]:
+            from safetensors.torch import load_file
+
+            tensors = load_file(task["data"])
+            data = (tensors["images"], tensors["labels"])
+        last = 0.0
+
+        def report(p: Progress) -> None:  # every epoch's end, and at most 20 steps a second
+            nonlocal last
+            now = time.monotonic()
+            if p.train is not None or now - last >= 0.05:
+                last = now
+                send({"progress": dataclasses.asdict(p)})
+
+        result = train(config, report, stop, data=data, data_root=task["data_root"])
+        metrics = run_metrics(config, result)
+        save_checkpoint(result.model, dataclasses.asdict(config), metrics, task["folder"])
+        send({"done": metrics})
+    except TrainingDiverged as err:
+        send({"failed": f"Training diverged: {err}.", "traceback": None})
+    except DatasetNotFoundError as err:
+        send({"failed": str(err), "traceback": None})
+    except Exception as err:
+        send({"failed": f"Training failed: {err!r}.", "traceback": traceback.format_exc()})
 
 
 def best_val(metrics: dict) -> dict:
