@@ -61,15 +61,12 @@ def shoot(page, name: str) -> None:
     page.locator("[data-testid=stSidebar]").screenshot(path=SHOTS / f"train-{name}.png")
 
 
-def start_training(page, epochs: int, dataset: str | None = None, batch_size: str | None = None) -> None:
+def start_training(page, epochs: int, dataset: str | None = None) -> None:
     sidebar = page.locator("[data-testid=stSidebar]")
     if not sidebar.get_by_role("button", name="Train", exact=True).is_visible():
         sidebar.get_by_text("Train a model").click()
     if dataset:
         sidebar.get_by_text(dataset, exact=True).click()  # a radio button's label
-    if batch_size:
-        sidebar.get_by_label("Batch size", exact=True).click()
-        page.get_by_role("option", name=batch_size, exact=True).click()
     epochs_box = sidebar.get_by_label("Epochs", exact=True)
     epochs_box.fill(str(epochs))
     epochs_box.press("Tab")
@@ -92,10 +89,10 @@ def test_a_one_epoch_run_finishes_and_its_model_is_drawn(page):
 
 
 def test_a_longer_run_is_shown_live_and_stops_on_request(page):
-    start_training(page, epochs=20, dataset="Fashion-MNIST", batch_size="512")
+    start_training(page, epochs=20, dataset="Fashion-MNIST")
     sidebar = page.locator("[data-testid=stSidebar]")
     progress = sidebar.locator("[data-testid=stProgress]")
-    progress.get_by_text(re.compile(r"Epoch 2/20 · step \d+/106 · .* left")).wait_for(timeout=120_000)
+    progress.get_by_text(re.compile(r"Epoch 2/20 · step \d+/422 · .* left")).wait_for(timeout=120_000)
     page.wait_for_timeout(1500)  # one more tick of the fragment
     chart = sidebar.locator("[data-testid=stImage]", has_text=re.compile(r"ELBO parts after epoch \d+"))
     assert chart.count() == 1 and chart.locator("img").get_attribute("src").startswith("data:image/svg+xml")
@@ -105,7 +102,7 @@ def test_a_longer_run_is_shown_live_and_stops_on_request(page):
     shoot(page, "running")
     assert_clean(page)
     sidebar.get_by_role("button", name="Stop", exact=True).click()
-    stopped = sidebar.get_by_text(re.compile(r"Stopped from the sidebar in epoch \d+, step \d+ of 106"))
+    stopped = sidebar.get_by_text(re.compile(r"Stopped from the sidebar in epoch \d+, step \d+ of 422"))
     stopped.wait_for(timeout=120_000)
     wait_until_rendered(page)
     shoot(page, "stopped")
