@@ -196,7 +196,7 @@ def training_panel() -> None:
     job = registry.job(st.session_state.get(JOB_KEY))
     running = job is not None and job.running
     with st.expander("Train a model", expanded=job is not None,
-                     icon="spinner" if running else ":material/model_training:"):
+                     icon=":material/hourglass_top:" if running else ":material/model_training:"):
         if running:
             job.touch()
             live_progress(job.id)

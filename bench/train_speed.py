@@ -10,14 +10,17 @@ validates after each epoch, inside its timed epoch), from the same seed, for the
 Prints seconds per epoch for both, the ratio, and both models' test loss (-ELBO, nats per image).
 ``--amp`` (bfloat16 autocast) and ``--compile`` (torch.compile) apply to ours only; the baseline stays
 the plain float32 tutorial loop. With --compile, ours' first epoch includes the compilation.
+With --repeats, both are trained several times, alternating which goes first; the medians compare.
 
-    .venv/bin/python bench/train_speed.py [--epochs 1] [--batch-size 128] [--device cpu] [--amp] [--compile]
+    .venv/bin/python bench/train_speed.py [--epochs 1] [--repeats 5] [--batch-size 128] [--device cpu]
+                                          [--amp] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 from pathlib import Path
 
@@ -32,6 +35,9 @@ from vae.train import TrainConfig, describe_device, evaluate_elbo, split_train_v
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="train both this many times, alternating which goes first, and compare the medians "
+                   "(on a shared machine, load from elsewhere then falls on both alike)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="ours: bfloat16 autocast")
@@ -44,25 +50,35 @@ def main() -> None:
     train_idx, _ = split_train_val(len(labels), config.val_fraction)
     test_x, test_y = (t.to(device) for t in load_dataset("fashion", "test"))
 
-    baseline, base_s = standard_loop(config, train_idx)
-    result = train(dataclasses.replace(config, amp=a.amp, compile=a.compile), data=(images, labels))
-    ours_s = result.seconds / len(result.history)
-    epoch_s = [b["seconds"] - a_["seconds"] for a_, b in zip([{"seconds": 0.0}, *result.history], result.history)]
+    def run_standard():
+        model, seconds = standard_loop(config, train_idx)
+        return model, seconds
 
-    torch.manual_seed(0)
-    base_loss = evaluate_elbo(baseline, test_x, test_y, config)["loss"]
-    torch.manual_seed(0)
-    ours_loss = evaluate_elbo(result.model, test_x, test_y, config)["loss"]
+    def run_ours():
+        result = train(dataclasses.replace(config, amp=a.amp, compile=a.compile), data=(images, labels))
+        return result.model, result.seconds / len(result.history)
+
+    times = {"standard loop": [], "ours": []}
+    models = {}
+    for r in range(a.repeats):
+        for name in (("standard loop", "ours") if r % 2 == 0 else ("ours", "standard loop")):
+            models[name], seconds = (run_standard if name == "standard loop" else run_ours)()
+            times[name].append(seconds)
+    losses = {}
+    for name, model in models.items():  # the last run of each, trained from the same seed
+        torch.manual_seed(0)
+        losses[name] = evaluate_elbo(model, test_x, test_y, config)["loss"]
     options = ", ".join(o for o, on in (("bf16 autocast", a.amp), ("torch.compile", a.compile)) if on) or "float32"
     print(f"MLP VAE 784-400-20, Fashion-MNIST, {len(train_idx):,} training images, batch {a.batch_size}, "
-          f"{a.epochs} epoch(s), {describe_device(device)}, torch {torch.__version__}; ours: {options}")
-    print(f"  {'':16s} {'s/epoch':>8s} {'test -ELBO (nats)':>18s}")
-    print(f"  {'standard loop':16s} {base_s:8.2f} {base_loss:18.2f}")
-    print(f"  {'ours':16s} {ours_s:8.2f} {ours_loss:18.2f}")
-    if len(epoch_s) > 1:
-        print(f"  ours per epoch: {', '.join(f'{t:.2f}' for t in epoch_s)} s")
-    print(f"  speed-up (standard / ours): {base_s / ours_s:.2f}x; test loss difference (ours - standard): "
-          f"{ours_loss - base_loss:+.2f} nats")
+          f"{a.epochs} epoch(s) x {a.repeats} repeat(s), {describe_device(device)}, torch {torch.__version__}; "
+          f"ours: {options}")
+    print(f"  {'':16s} {'s/epoch (median)':>16s} {'test -ELBO (nats)':>18s}   each repeat's s/epoch")
+    for name in times:
+        print(f"  {name:16s} {statistics.median(times[name]):16.2f} {losses[name]:18.2f}   "
+              + ", ".join(f"{t:.2f}" for t in times[name]))
+    base, ours = (statistics.median(v) for v in times.values())
+    print(f"  speed-up (standard / ours): {base / ours:.2f}x; test loss difference (ours - standard): "
+          f"{losses['ours'] - losses['standard loop']:+.2f} nats")
 
 
 if __name__ == "__main__":

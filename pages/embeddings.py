@@ -117,7 +117,7 @@ else:
     what = f"t-SNE (perplexity {perplexity:g}, seed {seed})" if method == "tsne" else "PCA"
     try:
         with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
-                        "about 8 s for 2,000 images and 21 s for 5,000...", show_time=True):
+                        "about 8 s for 2,000 images and 26 s for 5,000 (bench/tsne_speed.py)...", show_time=True):
             emb, positions = computed(folder, config["dataset"], method, n, perplexity, seed)
     except EmbeddingError as err:
         st.error(f"Cannot compute this map: {err}.")

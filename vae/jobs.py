@@ -8,10 +8,11 @@ job's limits; the child saves the result as a checkpoint folder (``model.safeten
 A job stops itself, keeping the best weights so far, when its session is gone (no heartbeat for a
 while, or the session check says so) or when its time cap passes, so nothing runs forever.
 
-Why a process and not a thread: on a 2-core CPU, ``train`` run in a second thread of a process whose
-other threads also use torch (the app's script runs do) took 1.2 to 1.8 times as long per epoch as
-on the command line, because each thread that calls into torch gets an OpenMP thread team of its
-own and the teams compete for the cores; in a child process the training has them to itself.
+Why a process and not a thread: on a 2-core CPU, ``train`` in a second thread of a process took 1.7
+times as long per epoch as in its main thread, and 1.1 to 1.8 times as long in the app's server as
+on the command line (bench/ui_vs_cli_epoch.py): each thread that calls into torch gets an OpenMP
+thread team of its own, and the teams compete for the cores. In a child process the training has
+them to itself, and never waits for the server's GIL.
 
 Also here: the zip of a model folder, built in memory, and saving a model to the user models folder
 (never over a shipped model). No Streamlit here: the app passes in what it knows about sessions.
@@ -303,6 +304,11 @@ class JobRegistry:
             if child is not None and child.poll() is None:
                 child.kill()
         finally:
+            if child is not None and child.stdin is not None:
+                try:
+                    child.stdin.close()
+                except OSError:  # the child is gone and the pipe broken: nothing left to close
+                    pass
             if data_file is not None:
                 data_file.unlink(missing_ok=True)
             job.ended = time.monotonic()
