@@ -4,8 +4,9 @@ UI: `streamlit run app.py` for real; headless Chromium opens the page (a new bro
 run), sets the sidebar's form, presses Train, waits for the run to finish (the live fragment
 refreshing every second all along) and downloads the zip, whose metrics.json holds the per-epoch
 times. CLI: `python -m vae.train` with the same settings (and the width the app uses), its
-metrics.json. Both time epochs inside `vae.train.train` (after the data is loaded), so the numbers
-compare the training loop in each setting. Runs alternate (CLI, UI, CLI, UI, ...) so that load from
+metrics.json. job: the same through `vae.jobs.JobRegistry`, as the Train button starts it, in this
+process, with no server and no browser: what the app's own machinery costs. Both time epochs inside `vae.train.train` (after the data is loaded), so the numbers
+compare the training loop in each setting. Runs alternate (CLI, job, UI, then UI, job, CLI) so that load from
 other processes falls on both alike. Prints every epoch's seconds, the medians and the ratio, the
 load average before and after, and how often the server's file watcher overflowed.
 
@@ -42,6 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, wait_until_rendered  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from vae.jobs import JobRegistry  # noqa: E402
+from vae.train import TrainConfig  # noqa: E402
+
 DATASET_LABELS = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 HIDDEN = {"vae": 400, "conv": 256, "cvae": 400}  # as ui.HIDDEN
 MODEL_LABELS = {"vae": "VAE", "conv": "ConvVAE", "cvae": "CVAE"}  # as ui.MODEL_LABELS
@@ -59,6 +64,15 @@ def cli_run(a, out: Path) -> list[float]:
                     "--batch-size", str(a.batch_size), "--out", str(out)],
                    cwd=ROOT, check=True, capture_output=True)
     return epoch_seconds(json.loads((out / "metrics.json").read_text()))
+
+
+def job_run(a, folder: Path) -> list[float]:
+    """A job started the way the Train button starts one (vae.jobs), with no server and no browser."""
+    config = TrainConfig(a.dataset, a.model, a.latent_dim, [HIDDEN[a.model]], a.epochs, a.batch_size)
+    job = JobRegistry(max_jobs=1, folder=folder).start("bench", config)
+    job.wait()
+    assert job.state == "done", job.error
+    return epoch_seconds(job.metrics)
 
 
 def ui_run(browser, url: str, a) -> list[float]:
@@ -119,15 +133,16 @@ def main() -> None:
         chromium.write_text(f'#!/bin/sh\nexec nice -n {a.browser_nice} {CHROMIUM} "$@"\n')
         chromium.chmod(0o755)
     load_before = os.getloadavg()
-    times: dict[str, list[list[float]]] = {"CLI": [], "UI": []}
+    times: dict[str, list[list[float]]] = {"CLI": [], "job": [], "UI": []}
     proc, url = start_app(tmp / "server.log")
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             for i in range(a.runs):
-                order = (("CLI", "UI") if i % 2 == 0 else ("UI", "CLI"))
+                order = (("CLI", "job", "UI") if i % 2 == 0 else ("UI", "job", "CLI"))
                 for kind in order:
-                    run = cli_run(a, tmp / f"cli-{i}") if kind == "CLI" else ui_run(browser, url, a)
+                    run = (cli_run(a, tmp / f"cli-{i}") if kind == "CLI" else job_run(a, tmp / f"jobs-{i}")
+                           if kind == "job" else ui_run(browser, url, a))
                     times[kind].append(run)
                     print(f"run {i + 1} {kind:3s}: " + ", ".join(f"{s:.3f}" for s in run) + " s per epoch", flush=True)
             browser.close()
@@ -148,6 +163,7 @@ def main() -> None:
         print(f"  {kind:3s} median s/epoch {medians[kind]:.3f} (all epochs; mean {statistics.mean(flat):.3f}), "
               f"{statistics.median(later) if later else float('nan'):.3f} (without each run's first epoch); "
               f"per-run medians: {', '.join(f'{statistics.median(r):.3f}' for r in runs)}")
+    print(f"  ratio job / CLI (medians, all epochs): {medians['job'] / medians['CLI']:.2f}")
     print(f"  ratio UI / CLI (medians, all epochs): {medians['UI'] / medians['CLI']:.2f}")
 
 
