@@ -1,6 +1,5 @@
-"""Start `streamlit run` on a free loopback port and wait for a page to finish rendering in Chromium.
-
-Shared by the browser smoke test (tests/e2e) and bench/app_latency.py.
+"""Start `streamlit run` on a free loopback port, wait for a page to finish rendering in Chromium, and
+check what a page shows. Shared by the browser tests (tests/e2e) and the benchmarks under bench/.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -59,3 +59,24 @@ def wait_until_rendered(page, timeout_ms: int = 60_000) -> None:
         timeout=timeout_ms,
     )
     page.wait_for_timeout(300)
+
+
+def assert_clean(page, errors_allowed: bool = False) -> None:
+    """No Streamlit exception box and no browser page error; with errors_allowed=False, no st.error box."""
+    exceptions = page.locator("[data-testid=stException]")
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    if not errors_allowed:
+        errors = page.locator("[data-testid=stAlertContentError]")
+        assert errors.count() == 0, errors.first.inner_text()
+    assert not page.errors, page.errors
+
+
+def screenshot(target, name: str) -> Path:
+    """Save a PNG of ``target`` (a page, whole, or a locator) as artifacts/screenshots/NAME.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    if hasattr(target, "goto"):
+        target.screenshot(path=path, full_page=True)
+    else:
+        target.screenshot(path=path)
+    return path

@@ -8,48 +8,8 @@ artifacts/screenshots/cvae-*.png. Fails on any exception box, browser error, or 
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
-import pytest
-from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, wait_until_rendered
-
-SHOTS = ROOT / "artifacts" / "screenshots"
-
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    proc, url = start_app(log_path)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log = log_path.read_text()
-    assert "Traceback" not in log and "torch.classes" not in log, log
-
-
-@pytest.fixture
-def page(app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 2400}).new_page()
-        pg.errors = []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        pg.goto(app)
-        wait_until_rendered(pg)
-        yield pg
-        browser.close()
-
-
-def assert_clean(page) -> None:
-    exceptions = page.locator("[data-testid=stException]")
-    assert exceptions.count() == 0, exceptions.first.inner_text()
-    assert page.locator("[data-testid=stAlertContentError]").count() == 0
-    assert not page.errors, page.errors
+from streamlit_server import assert_clean, screenshot, wait_until_rendered
 
 
 def first_image_changes(page, action) -> None:
@@ -74,7 +34,8 @@ def digit_png() -> bytes:
     return out.getvalue()
 
 
-def test_cvae_page_picks_digits_moves_styles_and_transfers_an_upload(page):
+def test_cvae_page_picks_digits_moves_styles_and_transfers_an_upload(open_page):
+    page = open_page(height=2400)
     page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
     page.get_by_role("option", name="mnist-cvae", exact=True).click()
     wait_until_rendered(page)
@@ -97,8 +58,7 @@ def test_cvae_page_picks_digits_moves_styles_and_transfers_an_upload(page):
     page.get_by_text("7 in the style z = (0.20, 0.00)").wait_for(timeout=30_000)  # 4 steps of 0.05
     wait_until_rendered(page)
     assert_clean(page)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / "cvae-mnist-cvae.png", full_page=True)
+    screenshot(page, "cvae-mnist-cvae")
 
     page.get_by_text("Your own image").click()
     wait_until_rendered(page)
@@ -115,4 +75,4 @@ def test_cvae_page_picks_digits_moves_styles_and_transfers_an_upload(page):
     text = page.locator("[data-testid=stMain]").inner_text()
     assert "Its style z = (" in text and "Pick the digit your image shows" not in text, text
     assert_clean(page)
-    page.screenshot(path=SHOTS / "cvae-upload.png", full_page=True)
+    screenshot(page, "cvae-upload")

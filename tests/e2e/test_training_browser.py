@@ -8,57 +8,19 @@ artifacts/screenshots/train-*.png. Fails on any exception box, browser error, or
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, wait_until_rendered
-
-SHOTS = ROOT / "artifacts" / "screenshots"
-
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("streamlit")
-    os.environ["VAE_USER_MODELS"] = str(tmp / "user_models")  # start_app passes the environment on
-    try:
-        proc, url = start_app(tmp / "server.log")
-    finally:
-        del os.environ["VAE_USER_MODELS"]
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log = (tmp / "server.log").read_text()
-    assert "Traceback" not in log and "torch.classes" not in log, log
+from streamlit_server import assert_clean, screenshot, wait_until_rendered
 
 
 @pytest.fixture
-def page(app):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
-        pg.errors = []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        pg.goto(app)
-        wait_until_rendered(pg)
-        yield pg
-        browser.close()
-
-
-def assert_clean(page) -> None:
-    exceptions = page.locator("[data-testid=stException]")
-    assert exceptions.count() == 0, exceptions.first.inner_text()
-    assert not page.errors, page.errors
+def page(open_page):
+    return open_page(height=1500)
 
 
 def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator("[data-testid=stSidebar]").screenshot(path=SHOTS / f"train-{name}.png")
+    screenshot(page.locator("[data-testid=stSidebar]"), f"train-{name}")
 
 
 def start_training(page, epochs: int, dataset: str | None = None) -> None:
