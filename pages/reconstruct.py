@@ -121,7 +121,7 @@ bars = go.Figure(go.Scatter(
 ))
 bars.add_hrect(y0=-1, y1=1, line_width=0, fillcolor="gray", opacity=0.15)
 bars.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="z", showlegend=False,
-                   title=dict(text="q(z|x) per dimension: μ with ± σ bars; grey: the prior's ±1", font_size=14))
+                   title=dict(text="μ ± σ of q(z|x) per dimension; grey: prior ±1", font_size=14))
 
 if d == 2:
     mus, labels, source = plane(name)
