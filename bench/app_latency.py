@@ -8,6 +8,10 @@ run itself (ScriptRunner._run_script), which is what a browser waits for before 
 arrive; AppTest's own bookkeeping around it is left out. The rounds interleave the pages, so load
 from other processes falls on all of them alike.
 
+First visits: server time of each page's first run in this fresh process, its caches cold.
+
+Memory: the server's peak resident set after opening every page once (the default models).
+
 Cold start: seconds from starting `streamlit run app.py` until its first page has rendered its
 manifold image in headless Chromium, against the same for a one-line app (a title), i.e. the cost
 of Streamlit itself; the median of --cold-runs starts each.
@@ -128,6 +132,20 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
     return out
 
 
+def first_open_table() -> None:
+    """Server time of the first visit to each page in this fresh process: caches cold, model loaded."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    t = server_seconds(at)
+    print("First visit of each page in a fresh process (server time; the page's caches cold):")
+    print(f"  {'manifold, mnist-vae-2d (app.py, first run: model load)':52s} {t * 1000:6.0f} ms")
+    for page, model in (("reconstruct", "mnist-vae-2d"), ("sliders", "mnist-vae-2d"), ("interpolate", "mnist-vae-2d"),
+                        ("cvae", "mnist-cvae"), ("embeddings", "mnist-vae-20d")):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        at.sidebar.selectbox(key="model_name").select(model).run()
+        at.switch_page(f"pages/{page}.py")
+        print(f"  {f'{page}, {model}':52s} {server_seconds(at) * 1000:6.0f} ms")
+
+
 def rerun_table(runs: int) -> None:
     series = interactions()
     times = {name: ([], []) for name in series}  # (changed, nothing changed)
@@ -168,6 +186,21 @@ def cold_start_table(runs: int) -> None:
             proc.terminate()
             proc.wait(timeout=20)
 
+    def peak_memory_after_every_page(browser, log: Path) -> int:
+        """The server's peak resident set in bytes (Linux /proc) after each page has been opened once."""
+        proc, url = start_app(log)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for path in ("", "reconstruct", "sliders", "interpolate", "cvae", "embeddings"):
+                page.goto(f"{url}/{path}")
+                wait_until_rendered(page)
+            page.close()
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines())
+            return int(status["VmHWM"].split()[0]) * 1024
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
     tmp = Path(tempfile.mkdtemp())
     (tmp / "hello.py").write_text("import streamlit as st\nst.title('hello')\n")
     times = {"one-line app (baseline)": [], "app.py": []}
@@ -176,8 +209,10 @@ def cold_start_table(runs: int) -> None:
         for _ in range(runs):
             times["one-line app (baseline)"].append(cold_start(browser, tmp / "hello.py", tmp, tmp / "h.log", "h1"))
             times["app.py"].append(cold_start(browser, ROOT / "app.py", ROOT, tmp / "a.log", "[data-testid=stImage] img"))
+        peak = peak_memory_after_every_page(browser, tmp / "m.log")
         browser.close()
     base, ours = (statistics.median(v) for v in times.values())
+    print(f"Server memory after opening every page once: peak resident set {peak / 2**30:.2f} GiB")
     print(f"Cold start, `streamlit run` until the first page is rendered in Chromium, median of {runs}:")
     for name, v in times.items():
         print(f"  {name:26s} {statistics.median(v):5.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
@@ -189,6 +224,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=20, help="timed reruns per page")
     p.add_argument("--cold-runs", type=int, default=3, help="cold starts of each app (0: skip; needs Chromium)")
     a = p.parse_args()
+    first_open_table()
     rerun_table(a.runs)
     if a.cold_runs:
         cold_start_table(a.cold_runs)
