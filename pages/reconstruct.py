@@ -6,8 +6,8 @@ import torch
 from streamlit_drawable_canvas import st_canvas
 
 import ui
-from vae.latent import tile
-from vae.posterior import encode_means, posterior
+from vae.latent import encode_images, tile
+from vae.posterior import posterior
 from vae.preprocess import ImageError
 
 K_CHOICES = (10, 100, 1000)  # importance samples; metrics.json uses 1000 for the whole test split
@@ -31,7 +31,7 @@ def plane(model_name: str):
     """mu of up to N_PLANE test images (a fixed random choice), their labels, and where they came from."""
     images, labels, _, source = ui.test_images(config["dataset"])
     pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:N_PLANE].sort().values
-    return encode_means(model, images[pick], labels[pick]), labels[pick], source
+    return encode_images(model, images[pick], labels[pick])[0], labels[pick], source
 
 
 def show(image, caption, size=96, container=st):

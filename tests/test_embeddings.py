@@ -12,9 +12,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from streamlit.testing.v1 import AppTest
 
 from vae.checkpoint import load_checkpoint, save_checkpoint
-from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, compute_embedding, encode_means, image_order,
+from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, compute_embedding, image_order,
                             load_embedding, main, match_positions, pca, sample_path, save_embedding, tsne,
                             weights_sha256)
+from vae.latent import encode_images
 from vae.models import CVAE, VAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,14 +38,14 @@ def knn_accuracy(x, labels, k=10) -> float:
 # ---------------------------------------------------------------- vae.embeddings
 
 
-def test_encode_means_batches_and_uses_the_cvae_label():
+def test_encoding_batches_and_uses_the_cvae_label():
     torch.manual_seed(0)
     x = torch.rand(70, 1, 28, 28)
     y = torch.randint(0, 10, (70,))
     vae = VAE(latent_dim=3)
-    torch.testing.assert_close(encode_means(vae, x, y, batch_size=16), vae.encode(x)[0].detach())
+    torch.testing.assert_close(encode_images(vae, x, y, batch_size=16)[0], vae.encode(x)[0].detach())
     cvae = CVAE(latent_dim=2)
-    a, b = encode_means(cvae, x, y, batch_size=32), encode_means(cvae, x, (y + 1) % 10)
+    a, b = encode_images(cvae, x, y, batch_size=32)[0], encode_images(cvae, x, (y + 1) % 10)[0]
     assert a.shape == (70, 2) and a.dtype == torch.float32 and not torch.allclose(a, b)
 
 
@@ -137,7 +138,7 @@ def test_shipped_maps_are_current_and_use_the_bundled_sample(name):
     assert torch.equal(emb.indices, sample["indices"]) and torch.equal(emb.labels, sample["labels"])
     model, _, _ = load_checkpoint(folder)
     x = sample["images"][:100].unsqueeze(1).float() / 255
-    torch.testing.assert_close(emb.mu[:100], encode_means(model, x, sample["labels"][:100]), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(emb.mu[:100], encode_images(model, x, sample["labels"][:100])[0], atol=1e-4, rtol=1e-4)
 
 
 def test_the_20d_map_has_separated_clusters():

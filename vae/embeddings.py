@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from .checkpoint import WEIGHTS, CheckpointError, _atomic_write, load_checkpoint
 from .data import DatasetNotFoundError, load_test_images
+from .latent import encode_images
 
 EMBEDDING = "embedding.safetensors"
 METHODS = {"tsne": "t-SNE", "pca": "PCA"}
@@ -66,20 +67,6 @@ class Embedding:
     @property
     def n(self) -> int:
         return len(self.indices)
-
-
-@torch.no_grad()
-def encode_means(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """The encoder's means mu(x) (of q(z|x), or q(z|x, y) for a CVAE) in batches.
-
-    images float (N, 1, 28, 28) in [0, 1], labels int64 (N,), on any device. Returns float32
-    (N, latent_dim) on the CPU.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    out = [model.encode(images[s : s + batch_size].to(device), labels[s : s + batch_size].to(device))[0].cpu()
-           for s in range(0, len(images), batch_size)]
-    return torch.cat(out).float() if out else torch.zeros(0, model.latent_dim)
 
 
 def image_order(indices: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,7 +138,7 @@ def compute_embedding(
         raise EmbeddingError(f"N must be between 2 and the {len(indices):,} test images at hand, got {n:,}")
     t0 = time.perf_counter()
     pos = image_order(indices, first)[:n]
-    mu = encode_means(model, images[pos], labels[pos])
+    mu, _ = encode_images(model, images[pos], labels[pos])
     if method == "tsne":
         coords, kl = tsne(mu, perplexity, seed)
         info = {"kl_divergence": round(kl, 4)}

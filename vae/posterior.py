@@ -85,18 +85,3 @@ def posterior(
         reconstruction=recon_mean.cpu(), samples=torch.sigmoid(logits[:n_samples]).cpu(), z=shown.cpu(),
         recon=recon.item(), kl=kl.sum().item(), elbo=(recon + kl.sum()).item(), iwae_nll=nll.item(), k=k,
     )
-
-
-@torch.no_grad()
-def encode_means(model, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 2000) -> torch.Tensor:
-    """The posterior means mu(x) of many images: float (N, latent_dim) on the CPU.
-
-    images: float (N, 1, 28, 28) in [0, 1]; labels: int64 (N,), required by a CVAE.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for s in range(0, images.shape[0], batch_size):
-        y = None if labels is None else labels[s : s + batch_size].to(device)
-        out.append(model.encode(images[s : s + batch_size].to(device), y)[0].cpu())
-    return torch.cat(out) if out else torch.empty(0, model.latent_dim)
