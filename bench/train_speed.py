@@ -29,7 +29,7 @@ from standard_loop import standard_loop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae.data import load_dataset  # noqa: E402
-from vae.train import TrainConfig, describe_device, evaluate_elbo, split_train_val, train  # noqa: E402
+from vae.train import TrainConfig, describe_device, evaluate_loss, split_train_val, train  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
     losses = {}
     for name, model in models.items():  # the last run of each, trained from the same seed
         torch.manual_seed(0)
-        losses[name] = evaluate_elbo(model, test_x, test_y, config)["loss"]
+        losses[name] = evaluate_loss(model, test_x, test_y, config)["loss"]
     options = ", ".join(o for o, on in (("bf16 autocast", a.amp), ("torch.compile", a.compile)) if on) or "float32"
     print(f"MLP VAE 784-400-20, Fashion-MNIST, {len(train_idx):,} training images, batch {a.batch_size}, "
           f"{a.epochs} epoch(s) x {a.repeats} repeat(s), {describe_device(device)}, torch {torch.__version__}; "

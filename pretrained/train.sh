@@ -2,20 +2,36 @@
 # Re-creates every shipped model: train, then evaluate on the full test split and write its card,
 # then precompute the t-SNE map the Embeddings page opens with (embedding.safetensors).
 # Usage: VAE_DATA_DIR=../shared/data bash pretrained/train.sh [NAME ...]   (from the repository root)
+# --amp (bfloat16 autocast) made a CPU epoch 1.5 to 1.8x faster on the AVX-512 machine that trained
+# them; drop it on a CPU without bfloat16 support. Each model's card says what its training cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 declare -A ARGS=(
-  [mnist-vae-2d]="--dataset mnist --model vae --latent-dim 2 --hidden 400 --epochs 300"
-  [mnist-vae-20d]="--dataset mnist --model conv --latent-dim 20 --hidden 256 --epochs 120"
-  [mnist-cvae]="--dataset mnist --model cvae --latent-dim 2 --hidden 400 --epochs 300"
+  [mnist-vae-2d]="--dataset mnist --model vae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp"
+  [mnist-cvae]="--dataset mnist --model cvae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp"
+  [mnist-vae-20d]="--dataset mnist --model conv --latent-dim 20 --channels 32 64 --hidden 512 --epochs 60 --schedule cosine --amp"
+  [mnist-vae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --warmup 20 --epochs 200 --schedule cosine --amp"
+  [mnist-iwae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --objective iwae --k 5 --epochs 100 --schedule cosine --amp"
   [fashion-vae-2d]="--dataset fashion --model vae --latent-dim 2 --hidden 400 --epochs 60"
   [fashion-cvae]="--dataset fashion --model cvae --latent-dim 2 --hidden 400 --epochs 100"
 )
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(mnist-vae-2d mnist-vae-20d mnist-cvae fashion-vae-2d fashion-cvae)
+# How each is scored: grey levels (k = 1000; 250 for the convolutional model, whose decoder costs
+# about 30 min per 10^7 decodes on a 2-core CPU), or the literature's binarized protocol (k = 5000).
+declare -A EVAL=(
+  [mnist-vae-2d]="--protocol grey --k 1000"
+  [mnist-cvae]="--protocol grey --k 1000"
+  [mnist-vae-20d]="--protocol grey --k 250"
+  [mnist-vae-binarized]="--protocol binarized --k 5000"
+  [mnist-iwae-binarized]="--protocol binarized --k 5000"
+  [fashion-vae-2d]="--protocol grey --k 1000"
+  [fashion-cvae]="--protocol grey --k 1000"
+)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(mnist-vae-2d mnist-cvae mnist-vae-20d mnist-vae-binarized mnist-iwae-binarized fashion-vae-2d fashion-cvae)
 for name in "${names[@]}"; do
   # shellcheck disable=SC2086
   $PY -m vae.train ${ARGS[$name]} --out "pretrained/$name"
-  $PY -m vae.evaluate "pretrained/$name" --k 1000 --write
+  # shellcheck disable=SC2086
+  $PY -m vae.evaluate "pretrained/$name" ${EVAL[$name]} --write
   $PY -m vae.embeddings "pretrained/$name"
 done

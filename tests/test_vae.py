@@ -16,9 +16,9 @@ from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vae.data import CLASS_NAMES, DatasetNotFoundError, load_dataset, load_test_images, write_sample
 from vae.evaluate import evaluate, main as evaluate_main
 from vae.latent import decode_images, grid_coordinates, manifold_grid, tile
-from vae.losses import elbo, iwae_bound, kl_divergence, reconstruction_nll
+from vae.losses import elbo, iwae_nll, kl_divergence, reconstruction_nll
 from vae.models import CVAE, VAE, ConvVAE, build_model
-from vae.train import TrainConfig, TrainingDiverged, evaluate_elbo, train
+from vae.train import TrainConfig, TrainingDiverged, evaluate_loss, train
 
 
 # ---------------------------------------------------------------- losses
@@ -78,19 +78,19 @@ def trained_vae(mnist_test):
     return result
 
 
-def test_iwae_bound_tightens_with_k_and_beats_the_elbo(trained_vae, mnist_test):
+def test_iwae_nll_tightens_with_k_and_beats_the_elbo(trained_vae, mnist_test):
     model = trained_vae.model
     x = mnist_test[0][:200]
     torch.manual_seed(0)
     minus_elbo = torch.stack([_neg_elbo(model, x) for _ in range(20)]).mean()
-    nll = {k: iwae_bound(model, x, k=k).mean() for k in (1, 10, 100, 1000)}
+    nll = {k: iwae_nll(model, x, k=k).mean() for k in (1, 10, 100, 1000)}
     # k = 1 is the ELBO in expectation (Monte Carlo reconstruction, same KL): within a nat.
     assert abs(nll[1] - minus_elbo) < 1.0
     # The bound is non-increasing in k, and tighter than the ELBO by a clear margin for a trained model.
     assert nll[1] > nll[10] > nll[100] > nll[1000]
     assert nll[1000] < minus_elbo - 1.0
     # The chunk size is a memory knob only: one image at a time gives the same estimate.
-    one_at_a_time = iwae_bound(model, x, k=1000, chunk=1000).mean()
+    one_at_a_time = iwae_nll(model, x, k=1000, chunk=1000).mean()
     assert abs(one_at_a_time - nll[1000]) < 0.3
 
 
@@ -190,8 +190,8 @@ def test_short_training_lowers_the_test_loss(trained_vae, mnist_test):
     config = TrainConfig(latent_dim=8, hidden=[200])
     x, y = mnist_test[0][:2000], mnist_test[1][:2000]
     torch.manual_seed(0)
-    untrained = evaluate_elbo(build_model(vars(config)), x, y, config)["loss"]
-    trained = evaluate_elbo(trained_vae.model, x, y, config)["loss"]
+    untrained = evaluate_loss(build_model(vars(config)), x, y, config)["loss"]
+    trained = evaluate_loss(trained_vae.model, x, y, config)["loss"]
     assert trained < untrained - 200  # about 545 -> 170 nats
     assert trained_vae.n_train + trained_vae.n_val == load_dataset("mnist", "train")[0].shape[0]
     assert [h["epoch"] for h in trained_vae.history] == [1, 2, 3]
@@ -314,11 +314,11 @@ def test_evaluate_cli_prints_json(tmp_path, capsys, trained_vae):
     folder = save_checkpoint(trained_vae.model, vars(TrainConfig(latent_dim=8, hidden=[200])), {}, tmp_path / "m")
     evaluate_main([str(folder), "--k", "5", "--n-images", "300", "--json", "--device", "cpu"])
     out = json.loads(capsys.readouterr().out)
-    for key in ("dataset", "split", "n_images", "likelihood", "elbo", "recon", "kl", "iwae_nll", "k"):
+    for key in ("dataset", "split", "n_images", "likelihood", "neg_elbo", "recon", "kl", "iwae_nll", "k"):
         assert key in out
     assert out["n_images"] == 300 and out["k"] == 5 and out["split"] == "test"
-    assert out["elbo"] == pytest.approx(out["recon"] + out["kl"], abs=0.01)
-    assert out["iwae_nll"] < out["elbo"]
+    assert out["neg_elbo"] == pytest.approx(out["recon"] + out["kl"], abs=0.01)
+    assert out["iwae_nll"] < out["neg_elbo"]
 
 
 def test_evaluate_is_seeded(trained_vae, mnist_test):

@@ -79,6 +79,9 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
         raise CheckpointError(f"no checkpoint folder at {folder}")
     config = _read_json(folder / CONFIG)
     metrics = _read_json(folder / METRICS) if (folder / METRICS).exists() else {}
+    for part in metrics.values():  # files written before the key was renamed say "elbo" for -ELBO
+        if isinstance(part, dict) and "elbo" in part and "neg_elbo" not in part:
+            part["neg_elbo"] = part.pop("elbo")
     try:
         model = build_model(config)
     except (KeyError, TypeError, ValueError) as err:

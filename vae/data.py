@@ -25,6 +25,29 @@ RAW_FILES = {
 }
 
 
+BINARIZATIONS = ("none", "dynamic")  # how training treats grey levels: as targets, or redrawn as bits
+
+
+def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Every pixel an independent Bernoulli draw with its grey level as the probability.
+
+    images: float (B, 1, 28, 28) in [0, 1]; returns float of the same shape in {0, 1}, with mean
+    equal to the grey level. Drawn anew at each call ("dynamic binarization", Burda et al., 2016,
+    Sec. 5.1) unless ``generator`` is seeded the same way, which makes a fixed binarization.
+    """
+    return torch.bernoulli(images, generator=generator)
+
+
+def binarized_test_split(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The test images binarized once, the same way every time for the same seed (on the CPU).
+
+    The field's likelihood protocol for MNIST scores a model on one fixed binarization of the test
+    split (Burda et al., 2016; Tomczak & Welling, 2018). images: float (N, 1, 28, 28) in [0, 1] on
+    the CPU; returns float (N, 1, 28, 28) in {0, 1}.
+    """
+    return binarize(images.cpu(), torch.Generator().manual_seed(seed))
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset's files are not under the data root (and were not, or could not be, downloaded)."""
 
@@ -41,7 +64,7 @@ def load_dataset(
 
     name: "mnist" or "fashion"; split: "train" or "test".
     Returns (images, labels): float32 (N, 1, 28, 28) in [0, 1] and int64 (N,). N is read from the
-    files (the MNIST training split on the development machines is a 5,000-image subset).
+    files (a user may point the root at a subset of their own).
     Raises ValueError for an unknown name or split, and DatasetNotFoundError naming the missing
     files and the folder searched when the files are absent and not downloaded.
     """

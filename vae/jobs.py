@@ -46,10 +46,9 @@ import torch
 
 from .checkpoint import CONFIG, METRICS, WEIGHTS, save_checkpoint
 from .data import DatasetNotFoundError, data_root
-from .train import Progress, TrainConfig, TrainingDiverged, TrainResult, best_device, describe_device, train
+from .train import Progress, TrainConfig, TrainingDiverged, best_device, describe_device, run_metrics, train
 
 MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
-STATES = ("running", "done", "stopped", "failed")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _log = logging.getLogger(__name__)
 
@@ -74,20 +73,6 @@ def default_max_jobs(device: torch.device | str | None = None) -> int:
         return int(value)
     device = torch.device(device) if device is not None else best_device()
     return 2 if device.type == "cuda" else 1
-
-
-def run_metrics(config: TrainConfig, result: TrainResult) -> dict:
-    """The ``metrics.json`` of a training run, as ``python -m vae.train`` writes it, plus ``stopped``."""
-    epochs = len(result.history)
-    return {
-        "train": {
-            "dataset": config.dataset, "split": "train", "n_train": result.n_train, "n_val": result.n_val,
-            "epochs": epochs, "best_epoch": result.best_epoch, "stopped": result.stopped,
-            "seconds": round(result.seconds, 2), "seconds_per_epoch": round(result.seconds / epochs, 3),
-            "device": result.device, "torch": torch.__version__,
-        },
-        "history": result.history,
-    }
 
 
 @dataclass

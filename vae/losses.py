@@ -20,8 +20,9 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 LOG_2PI = math.log(2 * math.pi)
 
 
-class ELBO(NamedTuple):
-    """Batch means in nats per image: ``recon`` = -E_q[log p(x|z)], ``kl``, ``loss`` = recon + beta * kl."""
+class LossParts(NamedTuple):
+    """Batch means in nats per image: ``recon`` = -E_q[log p(x|z)], ``kl`` = KL(q(z|x) || p(z)), and
+    ``loss``, what training minimizes: recon + beta * kl for the ELBO, -L_k for the IWAE objective."""
 
     recon: torch.Tensor
     kl: torch.Tensor
@@ -68,7 +69,7 @@ def elbo(
     likelihood: str = "bernoulli",
     beta: float = 1.0,
     sigma: float = 0.1,
-) -> ELBO:
+) -> LossParts:
     """The ELBO's parts as batch means in nats per image, from one forward pass.
 
     logits (B, 1, 28, 28) decoded from one z ~ q(z|x); x (B, 1, 28, 28) in [0, 1]; mu, logvar (B, D).
@@ -76,7 +77,7 @@ def elbo(
     """
     recon = reconstruction_nll(logits, x, likelihood, sigma).mean()
     kl = kl_divergence(mu, logvar).mean()
-    return ELBO(recon, kl, recon + beta * kl)
+    return LossParts(recon, kl, recon + beta * kl)
 
 
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -84,8 +85,61 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps, sigma = exp(logvar / 2), eps ~ N(0, I) (Kingma & Welling, 2014, Eq. 10).
+
+    mu, logvar: (B, D). Returns (B, D), or (k, B, D) with k independent draws per row when k is given.
+    The one definition of the trick; the models, the IWAE bound and ``vae.posterior`` call it.
+    """
+    shape = mu.shape if k is None else (k, *mu.shape)
+    return mu + torch.exp(0.5 * logvar) * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+
+
+def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None):
+    """(log w (k, B), log p(x|z_i) (k, B), mu, logvar) for k reparameterized draws z_i ~ q(z|x)."""
+    if mu is None or logvar is None:
+        mu, logvar = model.encode(x, y)
+    b = x.shape[0]
+    z = reparameterize(mu, logvar, k)  # (k, B, D)
+    # Sample-major: decoder row i * B + b is draw i of image b, so labels and targets repeat whole.
+    logits = model.decode(z.reshape(k * b, -1), None if y is None else y.repeat(k))
+    log_px_z = -reconstruction_nll(logits, x.repeat(k, 1, 1, 1), likelihood, sigma).view(k, b)
+    log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+    return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z, mu, logvar
+
+
+def iwae_log_weights(
+    model, x: torch.Tensor, y: torch.Tensor | None, k: int, likelihood: str = "bernoulli", sigma: float = 0.1,
+    mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x), i = 1..k. Returns float (k, B).
+
+    Differentiable (reparameterized draws). x: (B, 1, 28, 28) in [0, 1]; y: int64 (B,) for a CVAE,
+    else None; mu, logvar (B, D): the encoder's output if already computed.
+    """
+    return _iwae_terms(model, x, y, k, likelihood, sigma, mu, logvar)[0]
+
+
+def iwae_loss(
+    model, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 5,
+    likelihood: str = "bernoulli", sigma: float = 0.1,
+) -> LossParts:
+    """The IWAE training objective: ``loss`` = -L_k as a differentiable batch mean, nats per image.
+
+    L_k = E[log (1/k) sum_i w_i] (Burda, Grosse & Salakhutdinov, 2016, Eq. 8) is a lower bound on
+    log p(x) that tightens as k grows; L_1 is the ELBO, so -L_k <= -ELBO in expectation. ``recon``
+    is -log p(x|z_i) averaged over the k draws and ``kl`` the closed-form KL, both batch means, for
+    display beside an ELBO run. Shapes as in ``iwae_log_weights``. Raises ValueError for k < 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    log_w, log_px_z, mu, logvar = _iwae_terms(model, x, y, k, likelihood, sigma)
+    loss = (math.log(k) - torch.logsumexp(log_w, dim=0)).mean()
+    return LossParts(-log_px_z.mean(), kl_divergence(mu, logvar).mean(), loss)
+
+
 @torch.no_grad()
-def iwae_bound(
+def iwae_nll(
     model,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
@@ -97,24 +151,22 @@ def iwae_bound(
     """Importance-weighted estimate of -log p(x) per image, in nats. Returns float (B,).
 
     -log p(x) ~= -log (1/k) sum_i w_i,  w_i = p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)
-    (Burda, Grosse & Salakhutdinov, 2016, "Importance Weighted Autoencoders", Eq. 8), computed with
-    logsumexp. It is an upper bound on -log p(x) in expectation, equal to -ELBO in expectation for
-    k = 1, and non-increasing in k. x: (B, 1, 28, 28) in [0, 1]; y: (B,) for a CVAE. ``chunk``
-    bounds the number of images decoded at once (memory); it does not change the result.
+    (Burda, Grosse & Salakhutdinov, 2016, Eq. 8), computed with logsumexp. It is an upper bound on
+    -log p(x) in expectation, equal to -ELBO in expectation for k = 1, and non-increasing in k.
+    x: (B, 1, 28, 28) in [0, 1]; y: (B,) for a CVAE (then it estimates -log p(x|y)). ``chunk``
+    bounds the number of images decoded at once (memory: about chunk * 784 * 4 bytes per tensor);
+    it does not change the result. Raises ValueError for k < 1.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     mu, logvar = model.encode(x, y)
     out = torch.empty(x.shape[0], device=x.device)
     per = max(1, chunk // k)  # images per chunk
+    draws = max(1, min(k, chunk))  # draws per decoder call, for one image when k > chunk
     for s in range(0, x.shape[0], per):
-        xb, mub, lvb = x[s : s + per], mu[s : s + per], logvar[s : s + per]
-        b = xb.shape[0]
-        z = mub + torch.exp(0.5 * lvb) * torch.randn(k, b, mub.shape[1], device=x.device)  # (k, b, D)
-        yb = None if y is None else y[s : s + per].repeat(k)
-        logits = model.decode(z.reshape(k * b, -1), yb)
-        log_px_z = -reconstruction_nll(logits, xb.repeat(k, 1, 1, 1), likelihood, sigma).view(k, b)
-        log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
-        log_w = log_px_z + log_pz - _log_normal(z, mub, lvb)
-        out[s : s + b] = math.log(k) - torch.logsumexp(log_w, dim=0)
+        sl = slice(s, s + per)
+        yb = None if y is None else y[sl]
+        parts = [iwae_log_weights(model, x[sl], yb, min(draws, k - i), likelihood, sigma, mu[sl], logvar[sl])
+                 for i in range(0, k, draws)]
+        out[sl] = math.log(k) - torch.logsumexp(torch.cat(parts), dim=0)
     return out

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import reparameterize
+
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
 MODEL_TYPES = ("vae", "conv", "cvae")
@@ -35,9 +37,9 @@ class _Autoencoder(nn.Module):
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """z = mu + sigma * eps with sigma = exp(logvar / 2), eps ~ N(0, I) (Kingma & Welling, Eq. 10).
 
-        Shapes: mu, logvar, z all (B, latent_dim).
+        Shapes: mu, logvar, z all (B, latent_dim). ``vae.losses.reparameterize`` is the definition.
         """
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return reparameterize(mu, logvar)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
         mu, logvar = self.encode(x, y)
@@ -106,14 +108,18 @@ class CVAE(VAE):
 class ConvVAE(_Autoencoder):
     """Convolutional VAE: two stride-2 convolutions down (28 -> 14 -> 7), transposed convolutions up.
 
-    ``channels`` are the two convolutions' widths; ``hidden`` the fully connected layer between the
-    7x7 feature map and (mu, logvar), mirrored in the decoder.
+    ``channels`` are the two convolutions' widths; ``hidden`` is one width, the fully connected layer
+    between the 7x7 feature map and (mu, logvar), mirrored in the decoder. Raises ValueError for more
+    than one hidden width or a number of channels other than two.
     """
 
     def __init__(
         self, latent_dim: int = 20, hidden: tuple[int, ...] = (256,), channels: tuple[int, int] = (32, 64)
     ):
         super().__init__()
+        if len(hidden) != 1 or len(channels) != 2:
+            raise ValueError(f"ConvVAE takes one hidden width and two channel widths, got hidden={list(hidden)}, "
+                             f"channels={list(channels)}")
         self.latent_dim = latent_dim
         c1, c2 = channels
         width = hidden[0]
@@ -142,8 +148,10 @@ class ConvVAE(_Autoencoder):
 def build_model(config: dict) -> _Autoencoder:
     """Build an untrained model from a config dict (the keys of ``vae.train.TrainConfig``).
 
-    Uses ``model`` (one of MODEL_TYPES), ``latent_dim``, ``hidden``, and ``channels`` for "conv".
-    Raises ValueError for an unknown model type.
+    Uses ``model`` (one of MODEL_TYPES), ``latent_dim``, ``hidden``, ``n_classes`` for "cvae" and
+    ``channels`` for "conv"; a config written before those two fields existed gets their defaults
+    (10 classes; channels 32, 64). Raises ValueError for an unknown model type or a shape the model
+    refuses.
     """
     kind, latent_dim, hidden = config["model"], int(config["latent_dim"]), tuple(config["hidden"])
     if kind == "vae":

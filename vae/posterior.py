@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .latent import decode_images
-from .losses import iwae_bound, kl_divergence, reconstruction_nll
+from .losses import iwae_nll, kl_divergence, reconstruction_nll
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def posterior(
 
     x: float (1, 1, 28, 28) in [0, 1]; y: its class, required by a CVAE (ValueError without it),
     ignored otherwise; likelihood and sigma: the decoder's, as in the model's config.json. k >= 1
-    draws estimate recon, k more the IWAE bound (``vae.losses.iwae_bound``); the first n_samples
+    draws estimate recon, k more the IWAE bound (``vae.losses.iwae_nll``); the first n_samples
     (at most k) of the former are the images for display. Cost: 2k decodes. Seeded with
     ``seed`` without touching the global random state, so the same image always gives the same
     numbers. Returns a Posterior.
@@ -77,7 +77,7 @@ def posterior(
         z = mu + std * torch.randn(k, mu.shape[1], device=device)  # (k, D), reparameterized draws
         logits = model.decode(z, None if yt is None else yt.repeat(k))
         recon = reconstruction_nll(logits, x.expand(k, -1, -1, -1), likelihood, sigma).mean()
-        nll = iwae_bound(model, x, yt, k, likelihood, sigma)[0]
+        nll = iwae_nll(model, x, yt, k, likelihood, sigma)[0]
     recon_mean = decode_images(model, mu, yt)
     shown = z[:n_samples]
     return Posterior(
