@@ -1,20 +1,52 @@
-"""VAE Latent Space Explorer: the frame every page shares. Run with `streamlit run app.py`."""
+"""VAE Latent Space Explorer: the frame every page shares. Run with `streamlit run app.py`.
+
+The sidebar resolves the picked model once per rerun, and ``run_page`` hands that Selection to the
+page: every script in pages/ defines ``render(selection)`` and ends by calling ``app.run_page(render)``.
+"""
 
 import streamlit as st
 
-import ui
+from ui import models, training
+from vae.train import best_device, describe_device
 
-st.set_page_config(page_title="VAE Latent Space Explorer", page_icon="🧭", layout="wide")
+PAGES = [  # (script, title, icon); a page's URL path is its file name
+    ("pages/manifold.py", "Latent manifold", ":material/grid_on:"),
+    ("pages/reconstruct.py", "Reconstruct an image", ":material/image_search:"),
+    ("pages/sliders.py", "Latent sliders", ":material/tune:"),
+    ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:"),
+    ("pages/cvae.py", "CVAE: class and style", ":material/pin:"),
+    ("pages/embeddings.py", "Embeddings (t-SNE, PCA)", ":material/scatter_plot:"),
+]
 
-page = st.navigation(
-    [
-        st.Page("pages/manifold.py", title="Latent manifold", icon=":material/grid_on:", default=True),
-        st.Page("pages/reconstruct.py", title="Reconstruct an image", icon=":material/image_search:"),
-        st.Page("pages/sliders.py", title="Latent sliders", icon=":material/tune:"),
-        st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:"),
-        st.Page("pages/cvae.py", title="CVAE: class and style", icon=":material/pin:"),
-        st.Page("pages/embeddings.py", title="Embeddings (t-SNE, PCA)", icon=":material/scatter_plot:"),
-    ]
-)
-ui.sidebar()
-page.run()
+
+def main() -> None:
+    """The frame: page config, navigation, the sidebar (model picker, device, training), the page."""
+    st.set_page_config(page_title="VAE Latent Space Explorer", page_icon="🧭", layout="wide")
+    page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+                          for i, (path, title, icon) in enumerate(PAGES)])
+    with st.sidebar:
+        training.adopt_finished_job()  # a model this session just trained joins the picker, picked
+        selection = models.picker()
+        st.caption(f"Device: {describe_device(best_device())}")
+        training.panel()
+    with models.selected(selection):
+        page.run()
+
+
+def run_page(render) -> None:
+    """What every page script ends with: ``render(selection)`` inside the frame.
+
+    A page script runs outside the frame only when Streamlit's old pages/-folder mode ran it alone:
+    a server does that until ``st.navigation`` has run once, so a cold server's first visitor on a
+    deep link (``/sliders``) would get the page with no sidebar. Then this runs the frame, whose
+    navigation serves the same URL and runs the script again, inside.
+    """
+    selection = models.current_selection()
+    if selection is None:
+        main()
+    else:
+        render(selection)
+
+
+if __name__ == "__main__":
+    main()

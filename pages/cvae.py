@@ -7,112 +7,118 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-import ui
+from ui.images import pick_test_image, upload_image
+from ui.models import MODEL_KEY, Selection, load_model, shipped_models
 from vae.conditional import prior_styles, style_grid, style_transfer
 from vae.latent import decode_images, tile
 
-name, model, config, metrics = ui.current_model()
-
 
 def use_model(model_name):
-    st.session_state[ui.MODEL_KEY] = model_name  # the sidebar's model picker
+    st.session_state[MODEL_KEY] = model_name  # the sidebar's model picker
 
 
-st.title("Conditional VAE: pick the class, keep the style")
-if not model.conditional:
-    shipped = ui.shipped_models()
-    configs = {n: json.loads((Path(folder) / "config.json").read_text()) for n, folder in shipped.items()}
-    cvaes = sorted((n for n, c in configs.items() if c.get("model") == "cvae"),
-                   key=lambda n: (configs[n]["dataset"] != "mnist", n))  # MNIST first
-    st.info(f"{name} is not conditional: pick {' or '.join(cvaes) or 'a CVAE'} in the sidebar "
-            "to choose the class of what it draws.")
-    for column, cvae in zip(st.columns(max(len(cvaes), 1)), cvaes):
-        preview = ui.load_model(shipped[cvae])[0]
-        column.button(f"Switch to {cvae}", key=f"cvae_use_{cvae}", on_click=use_model, args=(cvae,))
-        column.image(tile(style_grid(preview, prior_styles(3, preview.latent_dim, 0)), nrow=10, padding=2,
-                          scale=2), caption=f"{cvae}: three styles, each drawn as every class", output_format="PNG")
-    st.stop()
+def render(sel: Selection) -> None:
+    model, config, name = sel.model, sel.config, sel.name
+    st.title("Conditional VAE: pick the class, keep the style")
+    if not model.conditional:
+        shipped = shipped_models()
+        configs = {n: json.loads((Path(folder) / "config.json").read_text()) for n, folder in shipped.items()}
+        cvaes = sorted((n for n, c in configs.items() if c.get("model") == "cvae"),
+                       key=lambda n: (configs[n]["dataset"] != "mnist", n))  # MNIST first
+        st.info(f"{name} is not conditional: pick {' or '.join(cvaes) or 'a CVAE'} in the sidebar "
+                "to choose the class of what it draws.")
+        for column, cvae in zip(st.columns(max(len(cvaes), 1)), cvaes):
+            preview = load_model(shipped[cvae])[0]
+            column.button(f"Switch to {cvae}", key=f"cvae_use_{cvae}", on_click=use_model, args=(cvae,))
+            column.image(tile(style_grid(preview, prior_styles(3, preview.latent_dim, 0)), nrow=10, padding=2,
+                              scale=2), caption=f"{cvae}: three styles, each drawn as every class", output_format="PNG")
+        st.stop()
 
-names = ui.class_names(config)
-n_classes, d = len(names), model.latent_dim
-thing = "digit" if config["dataset"] == "mnist" else "class"
-st.markdown(
-    f"The decoder p(x|z, y) is told the {thing} y, so the latent z is left to hold the style: "
-    f"{'slant, stroke, size' if thing == 'digit' else 'shade, cut, pattern'}. Keep z and change y to "
-    "draw the same style as another "
-    f"{thing} (Sohn, Lee & Yan, 2015)."
-)
-
-Z_KEYS = [f"cvae_z{i}" for i in range(d)]
-SEED_KEY = "cvae_seed"
-
-
-def random_style():
-    z = torch.randn(d)
-    for key, v in zip(Z_KEYS, z.clamp(-3, 3).tolist()):
-        st.session_state[key] = round(round(v / 0.05) * 0.05, 2)  # on the slider's 0.05 grid
-
-
-def new_styles():
-    st.session_state[SEED_KEY] = int(torch.randint(100_000, ()).item())
-
-
-seed = st.session_state.setdefault(SEED_KEY, 0)
-label = st.segmented_control(f"Pick the {thing} (the CVAE's label y)", range(n_classes), default=0,
-                             required=True, key="cvae_class", format_func=lambda c: names[c])
-
-one, many = st.columns([1, 2], gap="large")
-with one:
-    st.subheader("One style")
-    picture = st.empty()
-    z = torch.tensor([[st.slider(f"z[{i}]", -3.0, 3.0, 0.0, 0.05, key=Z_KEYS[i]) for i in range(d)]])
-    st.button("Random style", icon=":material/casino:", on_click=random_style, help="A draw from the prior N(0, I)")
-    picture.image(tile(decode_images(model, z, label), nrow=1, scale=8), output_format="PNG",
-                  caption=f"{names[label]} in the style z = ({', '.join(f'{v:.2f}' for v in z[0].tolist())})")
-
-with many:
-    st.subheader(f"36 random styles of {names[label]}")
-    styles = prior_styles(36, d, seed)
-    many.image(tile(decode_images(model, styles, label), nrow=6, padding=2, scale=3), output_format="PNG",
-               caption=f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
-    st.button("New styles", icon=":material/casino:", on_click=new_styles)
-
-st.subheader(f"Same style, every {thing}")
-rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)
-row_z = torch.cat([z, prior_styles(rows - 1, d, seed)]) if rows > 1 else z
-st.image(tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3), output_format="PNG",
-         caption="Each row is one z decoded with every label; row 1 is the style of the sliders, the rest "
-         f"are the first random styles above. Columns: {', '.join(names)}.")
-
-st.subheader("Style transfer")
-st.markdown("Encode an image with its label to find its style z (the mean of q(z|x, y)), then decode "
-            "that z with every label.")
-source_col, result_col = st.columns([1, 2], gap="large")
-with source_col:
-    source = st.radio("Image", ["A test image", "Your own image"], horizontal=True, key="cvae_source")
-    if source == "A test image":
-        x, true_label, index = ui.pick_test_image(config, "cvae_transfer")
-        given = st.selectbox(f"Its label (told to the encoder; the test set says {names[true_label]})",
-                             range(n_classes), index=true_label, format_func=lambda c: names[c])
-        about = f"test image #{index}"
-    else:
-        x = ui.upload_image("cvae_upload", label=f"An image of one {thing}", style=ui.preprocess_style(config))
-        given, about = None, "your image"
-if x is None:
-    result_col.info(f"Upload an image of a {thing} to borrow its style.")
-elif source != "A test image":
-    # Keyed by the image, so every new image asks for its own label.
-    image_id = hashlib.sha1(x.numpy().tobytes()).hexdigest()[:12]
-    given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(n_classes),
-                                         key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
-if x is not None and given is None:
-    source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, as the model sees it", output_format="PNG")
-    result_col.info(f"Pick the {thing} your image shows: the encoder needs its label to separate style from class.")
-elif x is not None:
-    style, images = style_transfer(model, x, int(given))
-    source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, encoded as {names[given]}", output_format="PNG")
-    result_col.image(
-        tile(images, nrow=(n_classes + 1) // 2, padding=2, scale=3), output_format="PNG",
-        caption=f"Its style z = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
-        f"{', '.join(names)} (left to right, then the second row); the {names[given]} is the reconstruction.",
+    names = sel.class_names
+    n_classes, d = len(names), model.latent_dim
+    thing = "digit" if config["dataset"] == "mnist" else "class"
+    st.markdown(
+        f"The decoder p(x|z, y) is told the {thing} y, so the latent z is left to hold the style: "
+        f"{'slant, stroke, size' if thing == 'digit' else 'shade, cut, pattern'}. Keep z and change y to "
+        "draw the same style as another "
+        f"{thing} (Sohn, Lee & Yan, 2015)."
     )
+
+    z_keys = [f"cvae_z{i}" for i in range(d)]
+    seed_key = "cvae_seed"
+
+
+    def random_style():
+        z = torch.randn(d)
+        for key, v in zip(z_keys, z.clamp(-3, 3).tolist()):
+            st.session_state[key] = round(round(v / 0.05) * 0.05, 2)  # on the slider's 0.05 grid
+
+
+    def new_styles():
+        st.session_state[seed_key] = int(torch.randint(100_000, ()).item())
+
+
+    seed = st.session_state.setdefault(seed_key, 0)
+    label = st.segmented_control(f"Pick the {thing} (the CVAE's label y)", range(n_classes), default=0,
+                                 required=True, key="cvae_class", format_func=lambda c: names[c])
+
+    one, many = st.columns([1, 2], gap="large")
+    with one:
+        st.subheader("One style")
+        picture = st.empty()
+        z = torch.tensor([[st.slider(f"z[{i}]", -3.0, 3.0, 0.0, 0.05, key=z_keys[i]) for i in range(d)]])
+        st.button("Random style", icon=":material/casino:", on_click=random_style, help="A draw from the prior N(0, I)")
+        picture.image(tile(decode_images(model, z, label), nrow=1, scale=8), output_format="PNG",
+                      caption=f"{names[label]} in the style z = ({', '.join(f'{v:.2f}' for v in z[0].tolist())})")
+
+    with many:
+        st.subheader(f"36 random styles of {names[label]}")
+        styles = prior_styles(36, d, seed)
+        many.image(tile(decode_images(model, styles, label), nrow=6, padding=2, scale=3), output_format="PNG",
+                   caption=f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
+        st.button("New styles", icon=":material/casino:", on_click=new_styles)
+
+    st.subheader(f"Same style, every {thing}")
+    rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)
+    row_z = torch.cat([z, prior_styles(rows - 1, d, seed)]) if rows > 1 else z
+    st.image(tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3), output_format="PNG",
+             caption="Each row is one z decoded with every label; row 1 is the style of the sliders, the rest "
+             f"are the first random styles above. Columns: {', '.join(names)}.")
+
+    st.subheader("Style transfer")
+    st.markdown("Encode an image with its label to find its style z (the mean of q(z|x, y)), then decode "
+                "that z with every label.")
+    source_col, result_col = st.columns([1, 2], gap="large")
+    with source_col:
+        source = st.radio("Image", ["A test image", "Your own image"], horizontal=True, key="cvae_source")
+        if source == "A test image":
+            x, true_label, index = pick_test_image(config["dataset"], "cvae_transfer")
+            given = st.selectbox(f"Its label (told to the encoder; the test set says {names[true_label]})",
+                                 range(n_classes), index=true_label, format_func=lambda c: names[c])
+            about = f"test image #{index}"
+        else:
+            x = upload_image("cvae_upload", label=f"An image of one {thing}", style=sel.preprocess_style)
+            given, about = None, "your image"
+    if x is None:
+        result_col.info(f"Upload an image of a {thing} to borrow its style.")
+    elif source != "A test image":
+        # Keyed by the image, so every new image asks for its own label.
+        image_id = hashlib.sha1(x.numpy().tobytes()).hexdigest()[:12]
+        given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(n_classes),
+                                             key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
+    if x is not None and given is None:
+        source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, as the model sees it", output_format="PNG")
+        result_col.info(f"Pick the {thing} your image shows: the encoder needs its label to separate style from class.")
+    elif x is not None:
+        style, images = style_transfer(model, x, int(given))
+        source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, encoded as {names[given]}", output_format="PNG")
+        result_col.image(
+            tile(images, nrow=(n_classes + 1) // 2, padding=2, scale=3), output_format="PNG",
+            caption=f"Its style z = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
+            f"{', '.join(names)} (left to right, then the second row); the {names[given]} is the reconstruction.",
+        )
+
+if __name__ == "__main__":
+    import app
+
+    app.run_page(render)

@@ -5,9 +5,10 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 import torch
-from plotly.colors import qualitative
 
-import ui
+from ui.charts import class_scatter
+from ui.images import test_images
+from ui.models import Selection, test_encodings
 from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, compute_embedding, load_embedding, match_positions,
                             sample_indices, sample_path, weights_sha256)
 from vae.latent import decode_images, tile
@@ -28,29 +29,21 @@ def precomputed(folder: str, mtime: float):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def computed(folder: str, dataset: str, method: str, n: int, perplexity: float, seed: int):
-    """Encode and project, once per model and settings; the map and the positions of its images."""
-    model, _, _ = ui.load_model(folder)
-    images, labels, indices, _ = ui.test_images(dataset)
-    emb = compute_embedding(model, images, labels, indices, n, method, perplexity, seed,
-                            sample_indices(sample_path(folder, dataset)))
+def computed(folder: str, version: str, method: str, n: int, perplexity: float, seed: int, _sel: Selection):
+    """Project the test encodings, once per model (folder and weights' hash) and settings; the map and
+    the positions of its images."""
+    images, labels, indices, _ = test_images(_sel.config["dataset"])
+    emb = compute_embedding(_sel.model, images, labels, indices, n, method, perplexity, seed,
+                            sample_indices(sample_path(folder, _sel.config["dataset"])), mu=test_encodings(_sel)[0])
     return emb, match_positions(emb, indices)
 
 
 def scatter(coords, labels, test_indices, names, axes, square=False) -> go.Figure:
-    """One trace per class, every class even when empty (selections name points by trace and rank)."""
-    fig = go.Figure()
-    size = 5 if len(labels) <= 3000 else 3
-    for c, cname in enumerate(names):
-        keep = (labels == c).nonzero().flatten()
-        fig.add_trace(go.Scatter(
-            x=coords[keep, 0], y=coords[keep, 1], mode="markers", name=cname,
-            marker=dict(size=size, color=qualitative.D3[c % 10], opacity=0.75),
-            customdata=test_indices[keep].numpy(),
-            hovertemplate=f"class {cname}<br>test image %{{customdata}}<extra></extra>",
-        ))
+    """The map's points by class (SVG, so a click or lasso selects them), the test index in the hover text."""
+    fig = class_scatter(coords, labels, names, size=5 if len(labels) <= 3000 else 3, opacity=0.75, webgl=False,
+                        customdata=test_indices.numpy(), hovertemplate="test image %{customdata}<extra>%{fullData.name}</extra>")
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), dragmode="lasso",
-                      legend=dict(itemsizing="constant", title="class"), xaxis_title=axes[0], yaxis_title=axes[1])
+                      xaxis_title=axes[0], yaxis_title=axes[1])
     if square:
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
@@ -72,94 +65,98 @@ def selected(labels, n_classes: int, *events) -> list[int]:
     return list(seen)
 
 
-name, model, config, metrics = ui.current_model()
-folder = ui.model_folders()[name]
-names = ui.class_names(config)
-images, labels, indices, source = ui.test_images(config["dataset"])
+def render(sel: Selection) -> None:
+    model, config, folder, names = sel.model, sel.config, sel.folder, sel.class_names
+    images, labels, indices, source = test_images(config["dataset"])
 
-st.title("Embeddings")
-st.markdown(
-    "Each point is one test image x, placed by the encoder's mean mu(x) of q(z|x) and coloured by its "
-    "class. t-SNE (van der Maaten & Hinton, 2008) keeps near neighbours near and says little about "
-    "distances between clusters; PCA is the linear projection on the two directions of largest variance."
-)
-if "sample" in source:
-    st.info(f"Using {source}.")
-if model.conditional:
-    st.caption("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the classes.")
+    st.title("Embeddings")
+    st.markdown(
+        "Each point is one test image x, placed by the encoder's mean mu(x) of q(z|x) and coloured by its "
+        "class. t-SNE (van der Maaten & Hinton, 2008) keeps near neighbours near and says little about "
+        "distances between clusters; PCA is the linear projection on the two directions of largest variance."
+    )
+    if "sample" in source:
+        st.info(f"Using {source}.")
+    if model.conditional:
+        st.caption("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the classes.")
 
-c1, c2, c3, c4 = st.columns([2, 3, 3, 2], vertical_alignment="bottom")
-method = c1.segmented_control("Method", list(METHODS), default="tsne", format_func=METHODS.get,
-                              required=True, key="emb_method")
-n_max = len(indices)
-n = c2.slider("Test images (N)", min(500, n_max), n_max, min(2000, n_max), 500 if n_max >= 1000 else 1,
-              key="emb_n", help="The bundled sample's images first, then the rest of the test split in "
-              "order. t-SNE time grows a little faster than N.")
-perplexity, seed = 30.0, 0
-if method == "tsne":
-    perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
-                                 help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
-    seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
+    c1, c2, c3, c4 = st.columns([2, 3, 3, 2], vertical_alignment="bottom")
+    method = c1.segmented_control("Method", list(METHODS), default="tsne", format_func=METHODS.get,
+                                  required=True, key="emb_method")
+    n_max = len(indices)
+    n = c2.slider("Test images (N)", min(500, n_max), n_max, min(2000, n_max), 500 if n_max >= 1000 else 1,
+                  key="emb_n", help="The bundled sample's images first, then the rest of the test split in "
+                  "order. t-SNE time grows a little faster than N.")
+    perplexity, seed = 30.0, 0
+    if method == "tsne":
+        perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
+                                     help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
+        seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
 
-stored = os.path.join(folder, EMBEDDING)
-emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0)
-positions = None
-if emb is not None and (emb.method, emb.n, emb.perplexity, emb.seed) == (method, n, perplexity, seed):
-    positions = match_positions(emb, indices)
-    if positions is None:
-        note = "The stored map uses test images that are not in the bundled sample; computing on the sample instead."
-if positions is not None:
-    how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with scikit-learn "
-           f"{emb.sklearn_version}")
-else:
-    if note:
-        st.caption(note)
-    what = f"t-SNE (perplexity {perplexity:g}, seed {seed})" if method == "tsne" else "PCA"
-    try:
-        with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
-                        "about 8 s for 2,000 images and 26 s for 5,000 (bench/tsne_speed.py)...", show_time=True):
-            emb, positions = computed(folder, config["dataset"], method, n, perplexity, seed)
-    except EmbeddingError as err:
-        st.error(f"Cannot compute this map: {err}.")
+    stored = os.path.join(folder, EMBEDDING)
+    emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0)
+    positions = None
+    if emb is not None and (emb.method, emb.n, emb.perplexity, emb.seed) == (method, n, perplexity, seed):
+        positions = match_positions(emb, indices)
+        if positions is None:
+            note = "The stored map uses test images that are not in the bundled sample; computing on the sample instead."
+    if positions is not None:
+        how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with scikit-learn "
+               f"{emb.sklearn_version}")
+    else:
+        if note:
+            st.caption(note)
+        what = f"t-SNE (perplexity {perplexity:g}, seed {seed})" if method == "tsne" else "PCA"
+        try:
+            with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
+                            "about 8 s for 2,000 images and 26 s for 5,000 (bench/tsne_speed.py)...", show_time=True):
+                emb, positions = computed(folder, weights_sha256(folder), method, n, perplexity, seed, sel)
+        except EmbeddingError as err:
+            st.error(f"Cannot compute this map: {err}.")
+            st.stop()
+        how = f"computed in {emb.seconds:g} s, cached for this model and these settings"
+
+    if method == "tsne":
+        axes, detail = ("t-SNE 1", "t-SNE 2"), f"perplexity {emb.perplexity:g}, seed {emb.seed}"
+        if "kl_divergence" in emb.info:
+            detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
+    else:
+        ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
+        axes = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)")
+        detail = f"the two axes hold {100 * sum(ratios):.0f}% of the variance of mu"
+
+    modes = ("points", "box", "lasso")
+    events = []
+    two_d = model.latent_dim == 2
+    left, right = st.columns(2) if two_d else (st.container(), None)
+    with left:
+        fig = scatter(emb.coords, emb.labels, emb.indices, names, axes)
+        events.append(st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode=modes))
+        st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}.")
+    if two_d:
+        with right:
+            fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True)
+            events.append(st.plotly_chart(fig, key="emb_plane", on_select="rerun", selection_mode=modes))
+            st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin.")
+
+    picked = selected(emb.labels, len(names), *events)
+    if not picked:
+        st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
+                "images and their reconstructions.")
         st.stop()
-    how = f"computed in {emb.seconds:g} s, cached for this model and these settings"
+    sel = torch.tensor(picked[:MAX_SHOWN])
+    x, y = images[positions[sel]], emb.labels[sel]
+    recon = decode_images(model, emb.mu[sel], y if model.conditional else None).cpu()
+    st.subheader(f"{len(picked):,} selected" + (f", the first {MAX_SHOWN} shown" if len(picked) > MAX_SHOWN else ""))
+    counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
+    st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
+    nrow = min(len(sel), 10)
+    o, r = st.columns(2)
+    o.image(tile(x, nrow, padding=2, scale=2), caption="Test images", output_format="PNG")
+    r.image(tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)",
+            output_format="PNG")
 
-if method == "tsne":
-    axes, detail = ("t-SNE 1", "t-SNE 2"), f"perplexity {emb.perplexity:g}, seed {emb.seed}"
-    if "kl_divergence" in emb.info:
-        detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
-else:
-    ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
-    axes = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)")
-    detail = f"the two axes hold {100 * sum(ratios):.0f}% of the variance of mu"
+if __name__ == "__main__":
+    import app
 
-modes = ("points", "box", "lasso")
-events = []
-two_d = model.latent_dim == 2
-left, right = st.columns(2) if two_d else (st.container(), None)
-with left:
-    fig = scatter(emb.coords, emb.labels, emb.indices, names, axes)
-    events.append(st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode=modes))
-    st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}.")
-if two_d:
-    with right:
-        fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True)
-        events.append(st.plotly_chart(fig, key="emb_plane", on_select="rerun", selection_mode=modes))
-        st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin.")
-
-picked = selected(emb.labels, len(names), *events)
-if not picked:
-    st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
-            "images and their reconstructions.")
-    st.stop()
-sel = torch.tensor(picked[:MAX_SHOWN])
-x, y = images[positions[sel]], emb.labels[sel]
-recon = decode_images(model, emb.mu[sel], y if model.conditional else None).cpu()
-st.subheader(f"{len(picked):,} selected" + (f", the first {MAX_SHOWN} shown" if len(picked) > MAX_SHOWN else ""))
-counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
-st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
-nrow = min(len(sel), 10)
-o, r = st.columns(2)
-o.image(tile(x, nrow, padding=2, scale=2), caption="Test images", output_format="PNG")
-r.image(tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)",
-        output_format="PNG")
+    app.run_page(render)

@@ -1,103 +1,96 @@
 """Interpolation: images decoded along a path between the encodings of two images, linear or slerp."""
 
-import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 import streamlit as st
 import torch
 
-import ui
+from ui.charts import class_scatter
+from ui.images import pick_test_image, test_images, upload_image
+from ui.models import Selection, test_encodings
 from vae.latent import INTERPOLATIONS, decode_images, encode_images, interpolate, tile
 
 SOURCES = ("a test image", "an upload")
 
 
-@st.cache_data(show_spinner="Encoding the test images...")
-def test_means(name: str, source: str, _model, _images, _labels) -> np.ndarray:
-    """mu of every test image, float32 (N, latent_dim); cached per model and image source."""
-    return encode_images(_model, _images, _labels if _model.conditional else None)[0].numpy()
+def render(sel: Selection) -> None:
+    model, config, names = sel.model, sel.config, sel.class_names
+    st.title("Interpolation")
+    st.markdown(
+        "Encode two images, walk a straight line (linear) or a great-circle arc (slerp) between their "
+        "encodings mu, and decode each point. Under the prior N(0, I), high-dimensional draws lie near a "
+        "sphere; the straight line cuts inside it through less probable codes, the arc stays near it."
+    )
+
+    st.session_state.setdefault("interp_end_number", 1)  # the two ends start on different test images
+    ends = []
+    for col, key, title in zip(st.columns(2, gap="large"), ("interp_start", "interp_end"), ("Start", "End")):
+        with col:
+            source = st.radio(f"**{title}**: from", SOURCES, horizontal=True, key=f"{key}_source")
+            if source == SOURCES[0]:
+                x, label, index = pick_test_image(config["dataset"], key)
+                what = f"test image {index} (a {names[label]})"
+            else:
+                x = upload_image(f"{key}_upload", label=f"The {title.lower()} image", style=sel.preprocess_style)
+                label = (st.selectbox("Its class (the CVAE's label y)", range(len(names)), key=f"{key}_label",
+                                      format_func=lambda i: names[i]) if sel.conditional else 0)
+                what = "your upload"
+            ends.append((x, label, what))
+    if any(x is None for x, _, _ in ends):
+        st.info("Upload an image for each end set to an upload, or pick a test image.")
+        st.stop()
+
+    c1, c2, c3 = st.columns(3)
+    method = c1.radio("Interpolation", INTERPOLATIONS, horizontal=True,
+                      format_func=lambda m: {"linear": "linear", "slerp": "spherical (slerp)"}[m],
+                      help="linear: (1 - t) z0 + t z1. slerp: along the great circle from z0's direction to "
+                      "z1's at constant angular speed (Shoemake 1985; White 2016, 'Sampling Generative "
+                      "Networks'), the length going linearly from |z0| to |z1|.")
+    n = c2.slider("Images between the ends", 1, 20, 8)
+    y_path = None
+    if sel.conditional:
+        of = c3.radio("Decode the path with the class of", ("the start", "the end"), horizontal=True,
+                      help="The CVAE's z holds the style; the label y picks the class.")
+        y_path = ends[0 if of == "the start" else 1][1]
+
+    x = torch.cat([ends[0][0], ends[1][0]])
+    y = torch.tensor([ends[0][1], ends[1][1]])
+    mu, _ = encode_images(model, x, y if sel.conditional else None)
+    path = interpolate(mu[0], mu[1], n + 2, method)  # t = 0, 1/(n+1), ..., 1
+    recon = decode_images(model, mu, y).cpu()  # the decoder's mean at each end's mu: its reconstruction
+    strip = torch.cat([x[:1], recon[:1], decode_images(model, path[1:-1], y_path).cpu(), recon[1:], x[1:]])
+    scale = max(1, min(4, 1040 // ((n + 4) * 29)))
+    norms = path.norm(dim=1)
+    st.image(
+        tile(strip, nrow=n + 4, padding=1, scale=scale),  # pixel repetition: crisp, never blurred
+        caption=f"Left to right: {ends[0][2]}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
+        f"{n}/{n + 1} of the {method} path, the reconstruction of {ends[1][2]}, and that image"
+        + (f"; path decoded with y = {names[y_path]}" if sel.conditional else "") + ".",
+        output_format="PNG",
+    )
+    st.caption(f"|z| along the path: {norms[0]:.2f} at the start, {norms[-1]:.2f} at the end, lowest "
+               f"{norms.min():.2f}. Latent dimension {model.latent_dim}; a prior draw has |z| near "
+               f"{model.latent_dim ** 0.5:.2f} (the square root of the dimension).")
+
+    if model.latent_dim == 2:
+        _, labels, _, source = test_images(config["dataset"])
+        fig = class_scatter(test_encodings(sel)[0], labels, names, size=3, opacity=0.4)
+        p = path.numpy()
+        # WebGL traces draw over SVG ones, so the path is WebGL too, after the encodings: on top.
+        fig.add_trace(go.Scattergl(x=p[:, 0], y=p[:, 1], mode="lines+markers", name=f"{method} path",
+                                   line={"color": "black", "width": 3},
+                                   marker={"size": 8, "color": "black", "line": {"color": "white", "width": 1}}))
+        fig.add_trace(go.Scattergl(x=p[[0, -1], 0], y=p[[0, -1], 1], mode="markers+text", text=["start", "end"],
+                                   textposition="top center", textfont={"size": 14, "color": "black"},
+                                   showlegend=False, marker={"size": 16, "symbol": ["star", "square"], "color": "black",
+                                                             "line": {"color": "white", "width": 2}}))
+        fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 30, "b": 0}, xaxis_title="z[0]",
+                          yaxis_title="z[1]", yaxis={"scaleanchor": "x"})
+        st.plotly_chart(fig)
+        st.caption(f"The path over the encodings mu of {source}, coloured by class"
+                   + (", each encoded with its own label y." if sel.conditional else "."))
 
 
-name, model, config, metrics = ui.current_model()
-names = ui.class_names(config)
+if __name__ == "__main__":
+    import app
 
-st.title("Interpolation")
-st.markdown(
-    "Encode two images, walk a straight line (linear) or a great-circle arc (slerp) between their "
-    "encodings mu, and decode each point. Under the prior N(0, I), high-dimensional draws lie near a "
-    "sphere; the straight line cuts inside it through less probable codes, the arc stays near it."
-)
-
-st.session_state.setdefault("interp_end_number", 1)  # the two ends start on different test images
-ends = []
-for col, key, title in zip(st.columns(2, gap="large"), ("interp_start", "interp_end"), ("Start", "End")):
-    with col:
-        source = st.radio(f"**{title}**: from", SOURCES, horizontal=True, key=f"{key}_source")
-        if source == SOURCES[0]:
-            x, label, index = ui.pick_test_image(config, key)
-            what = f"test image {index} (a {names[label]})"
-        else:
-            x = ui.upload_image(f"{key}_upload", label=f"The {title.lower()} image",
-                                style=ui.preprocess_style(config))
-            label = (st.selectbox("Its class (the CVAE's label y)", range(len(names)), key=f"{key}_label",
-                                  format_func=lambda i: names[i]) if model.conditional else 0)
-            what = "your upload"
-        ends.append((x, label, what))
-if any(x is None for x, _, _ in ends):
-    st.info("Upload an image for each end set to an upload, or pick a test image.")
-    st.stop()
-
-c1, c2, c3 = st.columns(3)
-method = c1.radio("Interpolation", INTERPOLATIONS, horizontal=True,
-                  format_func=lambda m: {"linear": "linear", "slerp": "spherical (slerp)"}[m],
-                  help="linear: (1 - t) z0 + t z1. slerp: along the great circle from z0's direction to "
-                  "z1's at constant angular speed (Shoemake 1985; White 2016, 'Sampling Generative "
-                  "Networks'), the length going linearly from |z0| to |z1|.")
-n = c2.slider("Images between the ends", 1, 20, 8)
-y_path = None
-if model.conditional:
-    of = c3.radio("Decode the path with the class of", ("the start", "the end"), horizontal=True,
-                  help="The CVAE's z holds the style; the label y picks the class.")
-    y_path = ends[0 if of == "the start" else 1][1]
-
-x = torch.cat([ends[0][0], ends[1][0]])
-y = torch.tensor([ends[0][1], ends[1][1]])
-mu, _ = encode_images(model, x, y if model.conditional else None)
-path = interpolate(mu[0], mu[1], n + 2, method)  # t = 0, 1/(n+1), ..., 1
-recon = decode_images(model, mu, y).cpu()  # the decoder's mean at each end's mu: its reconstruction
-strip = torch.cat([x[:1], recon[:1], decode_images(model, path[1:-1], y_path).cpu(), recon[1:], x[1:]])
-scale = max(1, min(4, 1040 // ((n + 4) * 29)))
-norms = path.norm(dim=1)
-st.image(
-    tile(strip, nrow=n + 4, padding=1, scale=scale),  # pixel repetition: crisp, never blurred
-    caption=f"Left to right: {ends[0][2]}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
-    f"{n}/{n + 1} of the {method} path, the reconstruction of {ends[1][2]}, and that image"
-    + (f"; path decoded with y = {names[y_path]}" if model.conditional else "") + ".",
-    output_format="PNG",
-)
-st.caption(f"|z| along the path: {norms[0]:.2f} at the start, {norms[-1]:.2f} at the end, lowest "
-           f"{norms.min():.2f}. Latent dimension {model.latent_dim}; a prior draw has |z| near "
-           f"{model.latent_dim ** 0.5:.2f} (the square root of the dimension).")
-
-if model.latent_dim == 2:
-    images, labels, _, source = ui.test_images(config["dataset"])
-    means = test_means(name, source, model, images, labels)
-    fig = go.Figure()
-    for c, cls in enumerate(names):
-        m = means[labels.numpy() == c]
-        fig.add_trace(go.Scattergl(x=m[:, 0], y=m[:, 1], mode="markers", name=cls,
-                                   marker={"size": 3, "opacity": 0.4, "color": qualitative.D3[c % 10]}))
-    p = path.numpy()
-    # WebGL traces draw over SVG ones, so the path is WebGL too, after the encodings: on top.
-    fig.add_trace(go.Scattergl(x=p[:, 0], y=p[:, 1], mode="lines+markers", name=f"{method} path",
-                               line={"color": "black", "width": 3},
-                               marker={"size": 8, "color": "black", "line": {"color": "white", "width": 1}}))
-    fig.add_trace(go.Scattergl(x=p[[0, -1], 0], y=p[[0, -1], 1], mode="markers+text", text=["start", "end"],
-                               textposition="top center", textfont={"size": 14, "color": "black"},
-                               showlegend=False, marker={"size": 16, "symbol": ["star", "square"], "color": "black",
-                                                         "line": {"color": "white", "width": 2}}))
-    fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"itemsizing": "constant"},
-                      xaxis_title="z[0]", yaxis_title="z[1]", yaxis={"scaleanchor": "x"})
-    st.plotly_chart(fig)
-    st.caption(f"The path over the encodings mu of {source}, coloured by class"
-               + (", each encoded with its own label y." if model.conditional else "."))
+    app.run_page(render)

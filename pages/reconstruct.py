@@ -5,8 +5,10 @@ import streamlit as st
 import torch
 from streamlit_drawable_canvas import st_canvas
 
-import ui
-from vae.latent import encode_images, tile
+from ui.charts import class_scatter
+from ui.images import max_upload_bytes, pick_test_image, preprocess, test_images, upload_preprocessed
+from ui.models import Selection, test_encodings
+from vae.latent import tile
 from vae.posterior import posterior
 from vae.preprocess import ImageError
 
@@ -14,24 +16,13 @@ K_CHOICES = (10, 100, 1000)  # importance samples; metrics.json uses 1000 for th
 N_SAMPLES = 8
 N_PLANE = 3000  # test encodings drawn on the latent plane
 
-name, model, config, metrics = ui.current_model()
-names = ui.class_names(config)
-style = ui.preprocess_style(config)
-
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def measure(model_name: str, pixels: bytes, label: int | None, k: int):
-    """posterior() of the float32 28x28 image in ``pixels``, cached per model, image, label and k."""
+def measure(folder: str, pixels: bytes, label: int | None, k: int, _sel: Selection):
+    """posterior() of the float32 28x28 image in ``pixels``, cached per model folder, image, label and k."""
     image = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
-    return posterior(model, image, label, config["likelihood"], config["sigma"], k=k, n_samples=N_SAMPLES)
-
-
-@st.cache_resource(show_spinner="Encoding the test images...")
-def plane(model_name: str):
-    """mu of up to N_PLANE test images (a fixed random choice), their labels, and where they came from."""
-    images, labels, _, source = ui.test_images(config["dataset"])
-    pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:N_PLANE].sort().values
-    return encode_images(model, images[pick], labels[pick])[0], labels[pick], source
+    return posterior(_sel.model, image, label, _sel.config["likelihood"], _sel.config["sigma"], k=k,
+                     n_samples=N_SAMPLES)
 
 
 def show(image, caption, size=96, container=st):
@@ -41,111 +32,121 @@ def show(image, caption, size=96, container=st):
     container.image(a, caption=caption, width=a.shape[1], output_format="PNG")  # its own size: never resampled
 
 
-st.title("Reconstruct an image")
-st.markdown(
-    "Give the model one image: it encodes it into the posterior q(z|x) = N(μ, σ²), decodes μ back "
-    "into its **reconstruction**, and scores it with the ELBO. An upload or a drawing is first "
-    "framed the way MNIST's digits were: light ink on black, cropped, scaled into a 20-pixel box, "
-    "centred on its centre of mass in 28×28."
-    + (" For this Fashion-MNIST model, as Fashion-MNIST was: a 28-pixel box, centred." if style == "fashion" else "")
-)
+def render(sel: Selection) -> None:
+    model, config, metrics, names, style = sel.model, sel.config, sel.metrics, sel.class_names, sel.preprocess_style
+    st.title("Reconstruct an image")
+    st.markdown(
+        "Give the model one image: it encodes it into the posterior q(z|x) = N(μ, σ²), decodes μ back "
+        "into its **reconstruction**, and scores it with the ELBO. An upload or a drawing is first "
+        "framed the way MNIST's digits were: light ink on black, cropped, scaled into a 20-pixel box, "
+        "centred on its centre of mass in 28×28."
+        + (" For this Fashion-MNIST model, as Fashion-MNIST was: a 28-pixel box, centred." if style == "fashion" else "")
+    )
 
-source_col, steps_col = st.columns([2, 3], gap="large")
-with source_col:
-    how = st.segmented_control("Input", ["Test image", "Upload", "Draw"], default="Test image", required=True,
-                               key="rec_input", help="A test image works offline; an upload or a drawing is framed as MNIST was.")
-    done, x, label = None, None, None
-    if how == "Upload":
-        done = ui.upload_preprocessed("rec_upload", style=style, label=f"Upload an image of one {'item' if style == 'fashion' else 'digit'} "
-                                      f"(up to {ui.max_upload_bytes() // 2**20} MB)")
-    elif how == "Draw":
-        st.caption("Draw one " + ("item" if style == "fashion" else "digit") + " with the mouse or a finger; the bin icon clears it.")
-        canvas = st_canvas(stroke_width=18, stroke_color="#000000", background_color="#ffffff", height=280, width=280,
-                           return_image_data=True, key="rec_canvas")
-        if canvas.json_data and canvas.json_data.get("objects") and canvas.image_bytes:
-            try:
-                done = ui.preprocess(canvas.image_bytes, style)
-            except ImageError as err:
-                st.error(str(err))
+    source_col, steps_col = st.columns([2, 3], gap="large")
+    with source_col:
+        how = st.segmented_control("Input", ["Test image", "Upload", "Draw"], default="Test image", required=True,
+                                   key="rec_input", help="A test image works offline; an upload or a drawing is framed as MNIST was.")
+        done, x, label = None, None, None
+        if how == "Upload":
+            done = upload_preprocessed("rec_upload", style=style, label=f"Upload an image of one {'item' if style == 'fashion' else 'digit'} "
+                                          f"(up to {max_upload_bytes() // 2**20} MB)")
+        elif how == "Draw":
+            st.caption("Draw one " + ("item" if style == "fashion" else "digit") + " with the mouse or a finger; the bin icon clears it.")
+            canvas = st_canvas(stroke_width=18, stroke_color="#000000", background_color="#ffffff", height=280, width=280,
+                               return_image_data=True, key="rec_canvas")
+            if canvas.json_data and canvas.json_data.get("objects") and canvas.image_bytes:
+                try:
+                    done = preprocess(canvas.image_bytes, style)
+                except ImageError as err:
+                    st.error(str(err))
+        else:
+            x, label, index = pick_test_image(config["dataset"], "rec_gallery")
+            st.caption(f"Test image #{index:,}, a {names[label]}.")
+        if done is not None:
+            x = done.image
+            if sel.conditional:
+                label = st.selectbox("Which class is it? (the CVAE's label y)", range(len(names)),
+                                     format_func=lambda c: names[c], key="rec_label")
+
+    with steps_col:
+        if done is not None:
+            st.markdown(f"**What the model receives**: {done.source}" + (", dark ink inverted" if done.inverted else ""))
+            for col, (caption, step) in zip(st.columns(len(done.steps)), done.steps):
+                show(step, caption, container=col)
+        elif how == "Test image":
+            st.markdown("**What the model receives**: a test image is already in the dataset's 28×28 format, so it goes in as it is.")
+        else:
+            st.info(("Upload an image" if how == "Upload" else "Draw") + ": the steps that turn it into the model's 28×28 input appear here.")
+
+    if x is None:
+        st.stop()
+
+    st.subheader("What the model makes of it")
+    k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
+                         help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
+    post = measure(sel.folder, x.contiguous().numpy().tobytes(), label, k, sel)
+    c1, c2, c3 = st.columns([1, 1, 2])
+    show(x, "input x, 28×28", 168, c1)
+    show(post.recon_image, "reconstruction: the decoder's mean at z = μ", 168, c2)
+    grid = tile(post.samples, nrow=N_SAMPLES // 2, padding=2, scale=3)
+    c3.image(grid, width=grid.shape[1], output_format="PNG",
+             caption=f"{N_SAMPLES} draws z ~ q(z|x), each decoded to its mean image")
+
+    m = st.columns(4)
+    m[0].metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
+    m[1].metric("KL", f"{post.kl:.2f} nats", help="KL(q(z|x) ‖ p(z)), in closed form against the prior N(0, I), summed over the latent dimensions.")
+    m[2].metric("−ELBO", f"{post.neg_elbo:.1f} nats", help="Reconstruction + KL: the loss the model was trained on (β = 1), for this one image.")
+    m[3].metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
+    test = metrics.get("test")
+    if test:
+        st.caption(f"For comparison, the test split's means: −ELBO {test['neg_elbo']:.1f} nats, IWAE NLL "
+                   f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)}). "
+                   "A much larger value says the image is unlike what the model was trained on.")
+    elif metrics.get("test_binarized"):
+        st.caption("This model was trained and scored on binarized digits (pixels 0 or 1), so its numbers for a "
+                   "grey-level image here are not comparable with its test scores.")
+
+    d = model.latent_dim
+    dims = [f"z[{i}]" for i in range(d)]
+    bars = go.Figure(go.Scatter(
+        x=dims, y=post.mu.tolist(), mode="markers", marker=dict(size=9),
+        error_y=dict(type="data", array=post.sigma.tolist(), thickness=1.5), name="μ ± σ",
+        customdata=torch.stack([post.sigma, post.kl_per_dim], 1).tolist(),
+        hovertemplate="%{x}: μ %{y:.2f}, σ %{customdata[0]:.2f}, KL %{customdata[1]:.2f} nats<extra></extra>",
+    ))
+    bars.add_hrect(y0=-1, y1=1, line_width=0, fillcolor="gray", opacity=0.15)
+    bars.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="z", showlegend=False,
+                       title=dict(text="μ ± σ of q(z|x) per dimension; grey: prior ±1", font_size=14))
+
+    if d == 2:
+        _, all_labels, _, source = test_images(config["dataset"])
+        pick = torch.randperm(len(all_labels), generator=torch.Generator().manual_seed(0))[:N_PLANE].sort().values
+        labels = all_labels[pick]
+        fig = class_scatter(test_encodings(sel)[0][pick], labels, names, size=4, opacity=0.55)
+        t = torch.linspace(0, 2 * torch.pi, 60)
+        mu, sd = post.mu, post.sigma
+        # WebGL traces draw above SVG ones: the ellipse and the star are WebGL too, added last, so on top.
+        fig.add_trace(go.Scattergl(x=(mu[0] + 2 * sd[0] * t.cos()).tolist(), y=(mu[1] + 2 * sd[1] * t.sin()).tolist(),
+                                   mode="lines", line=dict(color="black", width=2, dash="dot"), name="μ ± 2σ",
+                                   hoverinfo="name"))
+        fig.add_trace(go.Scattergl(x=[float(mu[0])], y=[float(mu[1])], mode="markers", name="this image",
+                                   marker=dict(symbol="star", size=26, color="gold", line=dict(color="black", width=2)),
+                                   hovertemplate="this image: μ = (%{x:.2f}, %{y:.2f})<extra></extra>"))
+        fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
+                          title=dict(text="Where it lands among the test encodings (μ of each)", font_size=14),
+                          legend=dict(itemsizing="constant"))
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+        left, right = st.columns([3, 2], gap="large")
+        left.plotly_chart(fig, key="rec_plane")
+        left.caption(f"{len(labels):,} test images from {source}, coloured by class"
+                     + ("; for a CVAE, z holds the style and the label y the class, so the classes overlap." if sel.conditional else "."))
+        right.plotly_chart(bars, key="rec_mu")
     else:
-        x, label, index = ui.pick_test_image(config, "rec_gallery")
-        st.caption(f"Test image #{index:,}, a {names[label]}.")
-    if done is not None:
-        x = done.image
-        if model.conditional:
-            label = st.selectbox("Which class is it? (the CVAE's label y)", range(len(names)),
-                                 format_func=lambda c: names[c], key="rec_label")
+        st.plotly_chart(bars, key="rec_mu")
+        st.caption("Dimensions whose μ sits near 0 with σ near 1 carry nothing about this image: they are the prior.")
 
-with steps_col:
-    if done is not None:
-        st.markdown(f"**What the model receives**: {done.source}" + (", dark ink inverted" if done.inverted else ""))
-        for col, (caption, step) in zip(st.columns(len(done.steps)), done.steps):
-            show(step, caption, container=col)
-    elif how == "Test image":
-        st.markdown("**What the model receives**: a test image is already in the dataset's 28×28 format, so it goes in as it is.")
-    else:
-        st.info(("Upload an image" if how == "Upload" else "Draw") + ": the steps that turn it into the model's 28×28 input appear here.")
+if __name__ == "__main__":
+    import app
 
-if x is None:
-    st.stop()
-
-st.subheader("What the model makes of it")
-k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
-                     help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
-post = measure(name, x.contiguous().numpy().tobytes(), label, k)
-c1, c2, c3 = st.columns([1, 1, 2])
-show(x, "input x, 28×28", 168, c1)
-show(post.reconstruction, "reconstruction: the decoder's mean at z = μ", 168, c2)
-grid = tile(post.samples, nrow=N_SAMPLES // 2, padding=2, scale=3)
-c3.image(grid, width=grid.shape[1], output_format="PNG",
-         caption=f"{N_SAMPLES} draws z ~ q(z|x), each decoded to its mean image")
-
-m = st.columns(4)
-m[0].metric("Reconstruction", f"{post.recon:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
-m[1].metric("KL", f"{post.kl:.2f} nats", help="KL(q(z|x) ‖ p(z)), in closed form against the prior N(0, I), summed over the latent dimensions.")
-m[2].metric("−ELBO", f"{post.elbo:.1f} nats", help="Reconstruction + KL: the loss the model was trained on (β = 1), for this one image.")
-m[3].metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
-test = metrics.get("test")
-if test:
-    st.caption(f"For comparison, the test split's means: −ELBO {test['elbo']:.1f} nats, IWAE NLL "
-               f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)}). "
-               "A much larger value says the image is unlike what the model was trained on.")
-
-d = model.latent_dim
-dims = [f"z[{i}]" for i in range(d)]
-bars = go.Figure(go.Scatter(
-    x=dims, y=post.mu.tolist(), mode="markers", marker=dict(size=9),
-    error_y=dict(type="data", array=post.sigma.tolist(), thickness=1.5), name="μ ± σ",
-    customdata=torch.stack([post.sigma, post.kl_per_dim], 1).tolist(),
-    hovertemplate="%{x}: μ %{y:.2f}, σ %{customdata[0]:.2f}, KL %{customdata[1]:.2f} nats<extra></extra>",
-))
-bars.add_hrect(y0=-1, y1=1, line_width=0, fillcolor="gray", opacity=0.15)
-bars.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="z", showlegend=False,
-                   title=dict(text="μ ± σ of q(z|x) per dimension; grey: prior ±1", font_size=14))
-
-if d == 2:
-    mus, labels, source = plane(name)
-    fig = go.Figure()
-    for c, cname in enumerate(names):
-        pts = mus[labels == c]
-        fig.add_trace(go.Scattergl(x=pts[:, 0].tolist(), y=pts[:, 1].tolist(), mode="markers", name=cname,
-                                   marker=dict(size=4, opacity=0.55), hoverinfo="name"))
-    t = torch.linspace(0, 2 * torch.pi, 60)
-    mu, sd = post.mu, post.sigma
-    fig.add_trace(go.Scatter(x=(mu[0] + 2 * sd[0] * t.cos()).tolist(), y=(mu[1] + 2 * sd[1] * t.sin()).tolist(),
-                             mode="lines", line=dict(color="black", width=1.5, dash="dot"), name="μ ± 2σ", hoverinfo="name"))
-    fig.add_trace(go.Scatter(x=[float(mu[0])], y=[float(mu[1])], mode="markers", name="this image",
-                             marker=dict(symbol="star", size=24, color="gold", line=dict(color="black", width=1.5)),
-                             hovertemplate="this image: μ = (%{x:.2f}, %{y:.2f})<extra></extra>"))
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
-                      title=dict(text="Where it lands among the test encodings (μ of each)", font_size=14),
-                      legend=dict(itemsizing="constant"))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(fig, key="rec_plane")
-    left.caption(f"{len(labels):,} test images from {source}, coloured by class"
-                 + ("; for a CVAE, z holds the style and the label y the class, so the classes overlap." if model.conditional else "."))
-    right.plotly_chart(bars, key="rec_mu")
-else:
-    st.plotly_chart(bars, key="rec_mu")
-    st.caption("Dimensions whose μ sits near 0 with σ near 1 carry nothing about this image: they are the prior.")
+    app.run_page(render)

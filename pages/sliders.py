@@ -1,20 +1,15 @@
 """Latent sliders: one slider per latent dimension, the decoded image, each dimension's KL, traversals."""
 
-import pandas as pd
 import streamlit as st
 import torch
 
-import ui
-from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, kl_per_dimension,
-                        rank_dimensions, tile, traversal_grid)
+from ui.charts import kl_bars
+from ui.images import pick_test_image
+from ui.models import Selection, test_encodings
+from vae.latent import ACTIVE_KL_THRESHOLD, decode_images, encode_images, rank_dimensions, tile, traversal_grid
+from vae.losses import kl_divergence
 
 SPAN = 4.0  # slider range in prior standard deviations: N(0, 1) puts 99.99% of each coordinate inside
-
-
-@st.cache_data(show_spinner="Measuring each dimension's KL over the test images...")
-def mean_kl(name: str, source: str, _model, _images, _labels) -> list[float]:
-    """Mean KL per latent dimension over the test images; cached per model and image source."""
-    return kl_per_dimension(_model, _images, _labels if _model.conditional else None).tolist()
 
 
 def start_from(prefix: str, z: list[float], how: str, y: int | None = None) -> None:
@@ -27,102 +22,102 @@ def start_from(prefix: str, z: list[float], how: str, y: int | None = None) -> N
     st.session_state[f"{prefix}start"] = (list(z), how, y)
 
 
-name, model, config, metrics = ui.current_model()
-d = model.latent_dim
-prefix = f"sliders/{name}/"  # per-model keys: switching models never carries stale values
-for j in range(d):
-    st.session_state.setdefault(f"{prefix}z{j}", 0.0)
-st.session_state.setdefault(f"{prefix}start", ([0.0] * d, "the prior's mean", None))
-test = metrics.get("test") or {}
-if len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
-    kl, source = test["kl_per_dim"], f"the {config['dataset']} test split ({test['n_images']:,} images, metrics.json)"
-else:
-    images, labels, _, source = ui.test_images(config["dataset"])
-    kl = mean_kl(name, source, model, images, labels)
-active, inactive = rank_dimensions(kl)
-names = ui.class_names(config)
+def render(sel: Selection) -> None:
+    model, config, name = sel.model, sel.config, sel.name
+    d = model.latent_dim
+    prefix = f"sliders/{name}/"  # per-model keys: switching models never carries stale values
+    for j in range(d):
+        st.session_state.setdefault(f"{prefix}z{j}", 0.0)
+    st.session_state.setdefault(f"{prefix}start", ([0.0] * d, "the prior's mean", None))
+    test = sel.metrics.get("test") or sel.metrics.get("test_binarized") or {}
+    if len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
+        kl = test["kl_per_dim"]
+        source = f"the {config['dataset']} test split ({test['n_images']:,} images, metrics.json)"
+    else:
+        mu, logvar = test_encodings(sel)
+        kl = kl_divergence(mu.double(), logvar.double(), per_dim=True).mean(0).tolist()
+        source = f"{len(mu):,} {config['dataset']} test images"
+    active, inactive = rank_dimensions(kl)
+    names = sel.class_names
 
-st.title("Latent sliders")
-st.markdown(
-    f"Set z by hand, one slider per latent dimension (± {SPAN:g} prior standard deviations), and see "
-    "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
-    "prior) change nothing."
-    + (" For this CVAE the label y joins the sliders: y picks the class, z the style." if model.conditional else "")
-)
-
-left, right = st.columns([2, 3], gap="large")
-view = left.container()
-with left:
-    st.markdown("**Start from**")
-    row = st.container(horizontal=True)
-    row.button("Prior mean", on_click=start_from, args=(prefix, [0.0] * d, "the prior's mean"),
-               help="z = 0, the mean of p(z) = N(0, I)")
-    row.button("Random draw", on_click=lambda: start_from(prefix, torch.randn(d).tolist(), "a draw from the prior"),
-               help="z ~ N(0, I)")
-    row.button("Reset", on_click=lambda: start_from(prefix, *st.session_state[f"{prefix}start"]),
-               help="Back to the last starting point")
-    x, label, index = ui.pick_test_image(config, key="sliders_pick")
-    t1, t2 = st.columns([1, 3], vertical_alignment="center")
-    t1.image(tile(x, nrow=1, scale=3), output_format="PNG")
-    t2.button("Start from its encoding (mu)", help="The mean of q(z|x) for this test image; values "
-              "beyond the sliders' range are clipped.",
-              on_click=lambda: start_from(prefix, encode_images(model, x, torch.tensor([label]))[0][0],
-                                          f"the encoding of test image {index} (a {names[label]})",
-                                          label if model.conditional else None))
-
-with right:
-    y = None
-    if model.conditional:
-        st.session_state.setdefault(f"{prefix}y", 0)
-        y = st.segmented_control("Class y", range(len(names)), format_func=lambda i: names[i],
-                                 required=True, key=f"{prefix}y")
-    ncols = min(d, 4 if d <= 24 else 6)
-    cols = st.columns(ncols)
-    z = torch.tensor([
-        cols[j % ncols].slider(
-            f"z[{j}]" + ("" if kl[j] >= ACTIVE_KL_THRESHOLD else " · inactive"), -SPAN, SPAN, step=0.01,
-            format="%.2f", key=f"{prefix}z{j}",
-            help=f"Mean KL {kl[j]:.3f} nats over the test images ("
-            + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"),
-        )
-        for j in range(d)
-    ])
-    st.vega_lite_chart(  # a plain Vega-Lite spec: no Altair validation on every rerun
-        pd.DataFrame({"dimension": [f"z[{j}]" for j in range(d)], "KL": kl,
-                      "unit": ["active" if v >= ACTIVE_KL_THRESHOLD else "inactive" for v in kl]}),
-        {"mark": {"type": "bar", "tooltip": True}, "height": 150, "encoding": {
-            "x": {"field": "dimension", "type": "nominal", "sort": None, "title": None,
-                  "axis": {"labelAngle": 0 if d <= 10 else -90}},
-            "y": {"field": "KL", "type": "quantitative", "title": "mean KL (nats)"},
-            "color": {"field": "unit", "type": "nominal", "title": None,
-                      "scale": {"domain": ["active", "inactive"], "range": ["#1f77b4", "#c7c7c7"]}}}},
+    st.title("Latent sliders")
+    st.markdown(
+        f"Set z by hand, one slider per latent dimension (± {SPAN:g} prior standard deviations), and see "
+        "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
+        "prior) change nothing."
+        + (" For this CVAE the label y joins the sliders: y picks the class, z the style." if sel.conditional else "")
     )
-    st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "
-               f"dimensions active, {len(inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")
 
-_, how, _ = st.session_state[f"{prefix}start"]
-view.image(
-    tile(decode_images(model, z[None], y), nrow=1, scale=12),  # pixel repetition: crisp, never blurred
-    caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if model.conditional else "")
-    + f" (last start: {how}).",
-    output_format="PNG",
-)
+    left, right = st.columns([2, 3], gap="large")
+    view = left.container()
+    with left:
+        st.markdown("**Start from**")
+        row = st.container(horizontal=True)
+        row.button("Prior mean", on_click=start_from, args=(prefix, [0.0] * d, "the prior's mean"),
+                   help="z = 0, the mean of p(z) = N(0, I)")
+        row.button("Random draw", on_click=lambda: start_from(prefix, torch.randn(d).tolist(), "a draw from the prior"),
+                   help="z ~ N(0, I)")
+        row.button("Reset", on_click=lambda: start_from(prefix, *st.session_state[f"{prefix}start"]),
+                   help="Back to the last starting point")
+        x, label, index = pick_test_image(config["dataset"], key="sliders_pick")
+        t1, t2 = st.columns([1, 3], vertical_alignment="center")
+        t1.image(tile(x, nrow=1, scale=3), output_format="PNG")
+        t2.button("Start from its encoding (mu)", help="The mean of q(z|x) for this test image; values "
+                  "beyond the sliders' range are clipped.",
+                  on_click=lambda: start_from(prefix, encode_images(model, x, torch.tensor([label]))[0][0],
+                                              f"the encoding of test image {index} (a {names[label]})",
+                                              label if sel.conditional else None))
 
-st.subheader("Traversals")
-st.caption("Row by row, one dimension swept across its range with the others held at the sliders' z; "
-           "rows ordered by mean KL, most informative first.")
-c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
-steps = c1.slider("Images per row", 5, 15, 9)
-span = c2.slider("Traversal span (± standard deviations)", 1.0, SPAN, 3.0, 0.5)
-show_inactive = c3.toggle(f"Show the {len(inactive)} inactive dimensions" if inactive else "No inactive dimensions",
-                          False, disabled=not inactive)
-rows = active + (inactive if show_inactive else [])
-scale = max(1, 700 // (steps * 29))
-grid = tile(traversal_grid(model, z, rows, steps, span, y), nrow=steps, padding=1, scale=scale)
-h = 29 * scale  # one row of the tiled grid: a 28-pixel image and a 1-pixel white line, scaled
-for r, j in enumerate(rows):
-    c1, c2 = st.columns([1, 8], vertical_alignment="center")
-    c1.markdown(f"**z[{j}]**  \n{kl[j]:.2f} nats")
-    c2.image(grid[r * h : (r + 1) * h + scale], output_format="PNG")
-st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
-           + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))
+    with right:
+        y = None
+        if sel.conditional:
+            st.session_state.setdefault(f"{prefix}y", 0)
+            y = st.segmented_control("Class y", range(len(names)), format_func=lambda i: names[i],
+                                     required=True, key=f"{prefix}y")
+        ncols = min(d, 4 if d <= 24 else 6)
+        cols = st.columns(ncols)
+        z = torch.tensor([
+            cols[j % ncols].slider(
+                f"z[{j}]" + ("" if kl[j] >= ACTIVE_KL_THRESHOLD else " · inactive"), -SPAN, SPAN, step=0.01,
+                format="%.2f", key=f"{prefix}z{j}",
+                help=f"Mean KL {kl[j]:.3f} nats over the test images ("
+                + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"),
+            )
+            for j in range(d)
+        ])
+        st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
+        st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "
+                   f"dimensions active, {len(inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")
+
+    _, how, _ = st.session_state[f"{prefix}start"]
+    view.image(
+        tile(decode_images(model, z[None], y), nrow=1, scale=12),  # pixel repetition: crisp, never blurred
+        caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if sel.conditional else "")
+        + f" (last start: {how}).",
+        output_format="PNG",
+    )
+
+    st.subheader("Traversals")
+    st.caption("Row by row, one dimension swept across its range with the others held at the sliders' z; "
+               "rows ordered by mean KL, most informative first.")
+    c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
+    steps = c1.slider("Images per row", 5, 15, 9)
+    span = c2.slider("Traversal span (± standard deviations)", 1.0, SPAN, 3.0, 0.5)
+    show_inactive = c3.toggle(f"Show the {len(inactive)} inactive dimensions" if inactive else "No inactive dimensions",
+                              False, disabled=not inactive)
+    rows = active + (inactive if show_inactive else [])
+    scale = max(1, 700 // (steps * 29))
+    grid = tile(traversal_grid(model, z, rows, steps, span, y), nrow=steps, padding=1, scale=scale)
+    h = 29 * scale  # one row of the tiled grid: a 28-pixel image and a 1-pixel white line, scaled
+    for r, j in enumerate(rows):
+        c1, c2 = st.columns([1, 8], vertical_alignment="center")
+        c1.markdown(f"**z[{j}]**  \n{kl[j]:.2f} nats")
+        c2.image(grid[r * h : (r + 1) * h + scale], output_format="PNG")
+    st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
+               + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))
+
+
+if __name__ == "__main__":
+    import app
+
+    app.run_page(render)

@@ -1,29 +1,7 @@
 """AppTest runs of app.py and its pages: no exception, and the main widgets change what is shown."""
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted(p.parent.name for p in (ROOT / "pretrained").glob("*/config.json"))
-
-
-def run_app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def shown(at: AppTest) -> list[str]:
-    """The media URLs of the images on the page; Streamlit names each by a hash of its bytes."""
-    return [url for img in at.get("image") for url in img.value]
-
-
-def pick_model(at: AppTest, name: str) -> AppTest:
-    at.sidebar.selectbox[0].select(name).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+from conftest import SHIPPED, open_app, shown
 
 
 def test_shipped_models_are_there():
@@ -31,7 +9,7 @@ def test_shipped_models_are_there():
 
 
 def test_app_opens_on_the_manifold_of_the_2d_model():
-    at = run_app()
+    at = open_app()
     assert at.sidebar.selectbox[0].value == "mnist-vae-2d"
     assert at.title[0].value == "Latent manifold"
     assert len(shown(at)) == 1 and shown(at)[0].endswith(".png")
@@ -40,7 +18,7 @@ def test_app_opens_on_the_manifold_of_the_2d_model():
 
 
 def test_grid_size_span_and_spacing_change_the_grid():
-    at = run_app()
+    at = open_app()
     seen = {shown(at)[0]}
     at.slider[0].set_value(8).run()
     seen.add(shown(at)[0])
@@ -54,12 +32,12 @@ def test_grid_size_span_and_spacing_change_the_grid():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_model_shows_its_manifold(name):
-    at = pick_model(run_app(), name)
+    at = open_app(model=name)
     assert len(shown(at)) == 1 and not at.error
 
 
 def test_larger_latent_space_picks_two_dimensions():
-    at = pick_model(run_app(), "mnist-vae-20d")
+    at = open_app(model="mnist-vae-20d")
     before = shown(at)[0]
     horizontal, vertical = at.selectbox[0], at.selectbox[1]
     assert horizontal.label == "Horizontal dimension" and vertical.label == "Vertical dimension"
@@ -72,7 +50,7 @@ def test_larger_latent_space_picks_two_dimensions():
 
 
 def test_cvae_class_picker_changes_the_grid():
-    at = pick_model(run_app(), "mnist-cvae")
+    at = open_app(model="mnist-cvae")
     control = at.get("button_group")[0]
     before = shown(at)[0]
     control.set_value(7).run()

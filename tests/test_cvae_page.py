@@ -5,11 +5,11 @@ picker is what chooses the model.
 """
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, open_app
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -18,8 +18,6 @@ from vae.conditional import class_accuracy, encode_style, fit_pixel_classifier, 
 from vae.data import load_dataset
 from vae.latent import decode_images
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE = "pages/cvae.py"
 
 
 # ---------------------------------------------------------------- vae.conditional
@@ -103,10 +101,7 @@ def test_an_independent_classifier_reads_the_samples_as_the_class_picked(cvae, m
 
 
 def open_page(model: str | None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    if model:
-        at.sidebar.selectbox[0].select(model).run()
-    at.switch_page(PAGE).run()
+    at = open_app("cvae", model)
     check(at)
     return at
 

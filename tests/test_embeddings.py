@@ -1,11 +1,10 @@
 """The embeddings: vae.embeddings (encoding, t-SNE, PCA, stored maps, CLI) and the Embeddings page."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import streamlit as st
 import torch
+from conftest import ROOT, open_app
 from safetensors.torch import load_file
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -18,7 +17,6 @@ from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, compute_embedd
 from vae.latent import encode_images
 from vae.models import CVAE, VAE
 
-ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "pretrained"
 STORED = sorted(p.parent.name for p in PRETRAINED.glob(f"*/{EMBEDDING}"))
 
@@ -150,11 +148,7 @@ def test_the_20d_map_has_separated_clusters():
 
 
 def open_page(model: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    at.sidebar.selectbox[0].select(model).run()
-    at.switch_page("pages/embeddings.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app("embeddings", model)
 
 
 def select(at: AppTest, key: str, labels: torch.Tensor, positions: list[int]) -> AppTest:

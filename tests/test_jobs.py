@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load as load_safetensors
 
-from vae.checkpoint import load_checkpoint
+from conftest import wait_for
+from ui.training import format_seconds
+from vae.checkpoint import ModelNameError, load_checkpoint, save_user_model, zip_folder
 from vae.data import load_dataset
-from vae.jobs import (BusyError, JobRegistry, ModelNameError, default_max_jobs, format_seconds, save_user_model,
-                      zip_folder)
+from vae.jobs import BusyError, JobRegistry, default_max_jobs
 from vae.train import TrainConfig
 
 SMALL = dict(latent_dim=2, hidden=[64], device="cpu")
@@ -32,13 +33,6 @@ def registry(tmp_path):
     for job in reg.running():
         job.stop("end of test")
         job.wait(60)
-
-
-def wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_a_short_run_reports_progress_and_saves_a_loadable_model(registry):

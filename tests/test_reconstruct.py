@@ -1,19 +1,16 @@
 """AppTest runs of the reconstruct page: uploads good and bad, the test-image gallery, every kind of model."""
 
 import io
+import json
 import re
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from conftest import SHIPPED, open_app, rerun, shown
 from streamlit.testing.v1 import AppTest
-
-
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted(p.parent.name for p in (ROOT / "pretrained").glob("*/config.json"))
 
 
 def seven_photo(fmt: str = "JPEG", size=(600, 450)) -> bytes:
@@ -34,19 +31,7 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def open_page(model: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    if model:
-        at.sidebar.selectbox[0].select(model).run()
-    at.switch_page("pages/reconstruct.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def rerun(at: AppTest) -> AppTest:
-    """Run again, with no exception allowed."""
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app("reconstruct", model)
 
 
 def upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:
@@ -55,10 +40,6 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppT
         rerun(at)
     at.file_uploader[0].set_value((name, data, mime))
     return rerun(at)
-
-
-def shown(at: AppTest) -> list[str]:
-    return [url for img in at.get("image") for url in img.value]
 
 
 def nats(at: AppTest) -> dict[str, float]:
@@ -101,7 +82,10 @@ def test_an_upload_shows_the_steps_reconstruction_samples_elbo_and_the_plane(pag
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # the latent plane (2-d model) and mu, sigma per dimension
     plane = charts[0].proto.spec
-    assert '"this image"' in plane and '"star"' in plane and plane.count('"scattergl"') == 10
+    # Ten classes, then the ellipse and the star, all WebGL, so the star is drawn last: on top.
+    traces = json.loads(plane)["data"]
+    assert [t["type"] for t in traces] == ["scattergl"] * 12 and traces[-1]["marker"]["symbol"] == "star"
+    assert [t["name"] for t in traces[-2:]] == ["μ ± 2σ", "this image"]
 
 
 @pytest.mark.parametrize("name, data, message", [

@@ -1,29 +1,21 @@
 """The sidebar's "Train a model" panel under AppTest: the Train button's real path, Stop, errors, limits.
 
-These tests run a small script that draws the app's sidebar (ui.sidebar) and then the manifold
-page, as app.py does, without app.py's navigation.
-A fragment's run_every does not tick under AppTest: the tests poll the job registry and rerun.
+These tests run app.py, whose default page is the manifold. A fragment's run_every does not tick under AppTest: the tests poll the job registry and rerun.
 """
 
-import time
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import ui
+from conftest import ROOT, open_app, rerun, wait_for
+from ui import training
+from ui.charts import history_figure
+from ui.models import MODEL_KEY, SESSION_MODELS_KEY
 from vae.checkpoint import load_checkpoint
 from vae.data import load_dataset
 from vae.jobs import JobRegistry
 from vae.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = f"""
-import runpy
-import ui
-ui.sidebar()
-runpy.run_path({str(ROOT / "pages" / "manifold.py")!r}, run_name="__main__")
-"""
 TRAIN = "FormSubmitter:train_form-Train"
 
 
@@ -32,18 +24,16 @@ def fresh_registry(monkeypatch, tmp_path):
     """A registry of our own (limit 1), and a user models folder in tmp_path."""
     monkeypatch.setenv("VAE_MAX_JOBS", "1")
     monkeypatch.setenv("VAE_USER_MODELS", str(tmp_path / "user_models"))
-    ui.job_registry.clear()
+    training.job_registry.clear()
     yield
-    for job in ui.job_registry().running():
+    for job in training.job_registry().running():
         job.stop("end of test")
         job.wait(60)
-    ui.job_registry.clear()
+    training.job_registry.clear()
 
 
 def app() -> AppTest:
-    at = AppTest.from_string(SCRIPT, default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app()
 
 
 def ok(at: AppTest) -> AppTest:
@@ -58,14 +48,7 @@ def press_train(at: AppTest, epochs: int = 1) -> AppTest:
 
 
 def job_of(at: AppTest):
-    return ui.job_registry().job(at.session_state["train_job_id"])
-
-
-def wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    return training.job_registry().job(at.session_state["train_job_id"])
 
 
 def manifold_caption(at: AppTest) -> str:
@@ -103,9 +86,8 @@ def test_train_button_trains_and_the_model_joins_the_picker(tmp_path):
     assert any("validation -ELBO" in c.value for c in at.sidebar.caption)
     download = at.get("download_button")[0]
     assert download.label == "Download mnist-vae-2d-run-1.zip"
-    chart = [img for el in at.sidebar.get("image") for img in el.proto.imgs]
-    assert [img.caption for img in chart] == ["ELBO parts after epoch 1"]
-    assert chart[0].url.startswith("data:image/svg+xml;base64,")
+    (chart,) = at.sidebar.get("plotly_chart")
+    assert "validation -ELBO" in chart.proto.spec and "after epoch 1" in chart.proto.spec
 
     # Back to a shipped model and again to the trained one: the picker keeps it for the session.
     ok(picker.select("mnist-vae-2d").run())
@@ -147,7 +129,7 @@ def test_a_nan_loss_shows_an_error_and_keeps_the_model_in_use(monkeypatch):
     images = images[:500].clone()
     images[:, 0, 10, 10] = float("nan")  # in every image, so in both the training and validation parts
     at = app()
-    registry, start = ui.job_registry(), ui.job_registry().start  # the button's path, with these images
+    registry, start = training.job_registry(), training.job_registry().start  # the button's path, with these images
     monkeypatch.setattr(registry, "start", lambda *args, **kwargs: start(*args, **kwargs, data=(images, labels[:500])))
     ok(at.sidebar.selectbox[0].select("mnist-vae-20d").run())
     before = manifold_caption(at)
@@ -170,22 +152,23 @@ def test_two_sessions_respect_the_limit():
     press_train(second, epochs=1)
     assert "train_job_id" not in second.session_state
     assert second.sidebar.warning[0].value.startswith("The server is busy: 1 training job running")
-    assert ui.job_registry().running() == [job]
+    assert training.job_registry().running() == [job]
     job.stop()
     assert job.wait(120)
     press_train(second, epochs=1)  # the slot is free again
     assert job_of(second).session != job.session and job_of(second).wait(120)
 
 
-def test_history_svg_draws_both_parts_and_splits():
+def test_history_figure_draws_both_parts_and_splits():
     rows = [{"epoch": e, "train_recon": 300 - 3 * e, "val_recon": 298 - 2 * e, "train_kl": 7 + e / 10,
-             "val_kl": 7.2 + e / 12} for e in range(1, 13)]
-    svg = ui.history_svg(rows)
-    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and svg.endswith("</svg>")
-    assert svg.count("<polyline") == 4 and svg.count("<circle") == 4 * 12
-    assert "reconstruction (nats)" in svg and "KL (nats)" in svg and ">297.0<" in svg and ">264.0<" in svg
-    single = ui.history_svg(rows[:1])  # one epoch: dots in the middle, no division by zero
-    assert single.count("<circle") == 4 and "nan" not in single
+             "val_kl": 7.2 + e / 12, "val_loss": 305 - e} for e in range(1, 13)]
+    fig = history_figure(rows, "loss (β = 4)")
+    assert [(t.name, t.yaxis) for t in fig.data] == [("train", "y"), ("validation", "y"), ("train", "y2"),
+                                                     ("validation", "y2")]
+    assert list(fig.data[1].y) == [298 - 2 * e for e in range(1, 13)] and list(fig.data[2].y) == [7 + e / 10 for e in range(1, 13)]
+    assert fig.layout.title.text == "validation loss (β = 4) 293.0 after epoch 12"
+    single = history_figure(rows[:1])  # one epoch: points, and a title
+    assert len(single.data[0].x) == 1 and "-ELBO 304.0 after epoch 1" in single.layout.title.text
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +184,12 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("page", ["manifold", "reconstruct", "sliders", "interpolate", "cvae", "embeddings"])
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
 def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
-    """Every page reads the picked model through ui.current_model, so a session model works there too."""
+    """Every page gets the picked model from the sidebar's one Selection, so a session model works there too."""
     job = trained[kind]
-    at = AppTest.from_string(SCRIPT.replace("manifold.py", f"{page}.py"), default_timeout=120)
-    at.session_state[ui.SESSION_MODELS_KEY] = {job.name: str(job.folder)}
-    at.session_state[ui.MODEL_KEY] = job.name
-    ok(at.run())
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state[SESSION_MODELS_KEY] = {job.name: str(job.folder)}
+    at.session_state[MODEL_KEY] = job.name
+    rerun(at)
+    at.switch_page(f"pages/{page}.py")
+    rerun(at)
     assert at.sidebar.selectbox[0].value == job.name and not at.error

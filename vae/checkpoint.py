@@ -6,9 +6,14 @@ temporary name in the same folder and renamed into place, so a crash never leave
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import shutil
 import tempfile
+import threading
+import zipfile
 from pathlib import Path
 
 import torch
@@ -20,11 +25,18 @@ from .models import build_model
 WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a saved model's folder name
+
+
 class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete, malformed, or does not match its config."""
 
 
-def _atomic_write(path: Path, write) -> None:
+class ModelNameError(ValueError):
+    """A name for a saved model is malformed or already taken; the message says which."""
+
+
+def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, then rename the temporary file to ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -40,7 +52,7 @@ def _atomic_write(path: Path, write) -> None:
 def write_json(path: str | os.PathLike, obj: dict) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     text = json.dumps(obj, indent=2) + "\n"
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def save_checkpoint(model: torch.nn.Module, config: dict, metrics: dict, folder: str | os.PathLike) -> Path:
@@ -48,7 +60,7 @@ def save_checkpoint(model: torch.nn.Module, config: dict, metrics: dict, folder:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     write_json(folder / CONFIG, config)
     write_json(folder / METRICS, metrics)
     return folder
@@ -108,3 +120,46 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
             )
     model.load_state_dict(state)
     return model.to(device).eval(), config, metrics
+
+
+def zip_folder(folder: str | os.PathLike, name: str) -> bytes:
+    """A zip, built in memory, of a model folder's weights, config and metrics under ``name/``.
+
+    Raises FileNotFoundError when one of the three files is missing.
+    """
+    folder, buffer = Path(folder), io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for file in (WEIGHTS, CONFIG, METRICS):
+            z.write(folder / file, f"{name}/{file}")
+    return buffer.getvalue()
+
+
+_save_lock = threading.Lock()
+
+
+def save_user_model(folder: str | os.PathLike, name: str, root: str | os.PathLike,
+                    reserved: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Copy a model folder to ``root/name``; returns the new folder.
+
+    Never overwrites: raises ModelNameError when ``name`` is not 1 to 64 letters, digits, - and _,
+    or when a folder of that name exists in ``root`` or in any ``reserved`` folder (the shipped
+    models). The copy is made under a temporary name in ``root`` and renamed into place.
+    """
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise ModelNameError(f"{name!r} is not a usable name: use 1 to 64 letters, digits, - and _.")
+    root = Path(root)
+    with _save_lock:
+        for place, what in [*((Path(r), "a shipped model") for r in reserved), (root, "a saved model")]:
+            if (place / name).exists():
+                raise ModelNameError(f"{name} is already taken by {what}; pick another name.")
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+        try:
+            for file in (WEIGHTS, CONFIG, METRICS):
+                shutil.copyfile(Path(folder) / file, tmp / file)
+            tmp.chmod(0o755)
+            os.rename(tmp, root / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return root / name

@@ -14,6 +14,7 @@ import torch
 from torchvision import datasets as tv_datasets
 
 DATASETS = {"mnist": tv_datasets.MNIST, "fashion": tv_datasets.FashionMNIST}
+DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
     "fashion": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -107,6 +108,11 @@ def write_sample(name: str, path: str | os.PathLike, per_class: int = 200, root=
     return path
 
 
+def sample_file(samples_dir: str | os.PathLike, name: str) -> Path:
+    """The bundled offline sample of dataset ``name`` in ``samples_dir`` (``pretrained/samples``)."""
+    return Path(samples_dir) / f"{name}-test-sample.safetensors"
+
+
 def load_test_images(
     name: str, root: str | os.PathLike | None = None, sample: str | os.PathLike | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
@@ -141,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     for name in DATASETS:
         if a.write_samples:
-            print("wrote", write_sample(name, Path(a.write_samples) / f"{name}-test-sample.safetensors", root=a.root))
+            print("wrote", write_sample(name, sample_file(a.write_samples, name), root=a.root))
             continue
         for split in RAW_FILES:
             images, _ = load_dataset(name, split, a.root, download=True)

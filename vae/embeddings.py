@@ -30,8 +30,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import WEIGHTS, CheckpointError, _atomic_write, load_checkpoint
-from .data import DatasetNotFoundError, load_test_images
+from .checkpoint import WEIGHTS, CheckpointError, atomic_write, load_checkpoint
+from .data import DatasetNotFoundError, load_test_images, sample_file
 from .latent import encode_images
 
 EMBEDDING = "embedding.safetensors"
@@ -88,11 +88,10 @@ def tsne(
 
     Returns (coords float32 (N, 2), the final KL divergence between the input and map affinities).
     Deterministic for a given seed, scikit-learn version and machine. ``threads``: OpenMP/BLAS threads
-    (None: scikit-learn's default, every core). One by default: on a 2-core machine shared with other
-    work, OpenMP's busy-waiting made two threads 2 to 50 times slower than one (180 points: 14-28 s
-    against 0.5-1 s), and alone on the machine two were no faster (20-d means of 2,000 images: 7.8 s
-    either way; 5,000: 21.4 s and 21.8 s). Raises EmbeddingError when the perplexity is not positive
-    and below N (scikit-learn's requirement).
+    (None: scikit-learn's default, every core). One by default: on a small machine shared with other
+    work, OpenMP's busy-waiting makes two threads much slower than one, and alone on the machine two
+    were no faster (bench/tsne_speed.py measures it). Raises EmbeddingError when the perplexity is
+    not positive and below N (scikit-learn's requirement).
     """
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
@@ -124,13 +123,14 @@ def pca(mu: torch.Tensor | np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 def compute_embedding(
     model, images, labels, indices, n: int, method: str = "tsne", perplexity: float = 30.0, seed: int = 0,
-    first: torch.Tensor | None = None,
+    first: torch.Tensor | None = None, mu: torch.Tensor | None = None,
 ) -> Embedding:
     """Encode the first n images of ``image_order(indices, first)`` and project their means.
 
     images float (M, 1, 28, 28) in [0, 1], labels int64 (M,), indices int64 (M,) into the test split.
-    method: "tsne" or "pca". Raises EmbeddingError for an unknown method, n outside 2..M, or a
-    perplexity t-SNE cannot use.
+    mu: float (M, latent_dim), the images' encodings if already computed (then the model is not
+    called). method: "tsne" or "pca". Raises EmbeddingError for an unknown method, n outside 2..M,
+    or a perplexity t-SNE cannot use.
     """
     if method not in METHODS:
         raise EmbeddingError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
@@ -138,7 +138,7 @@ def compute_embedding(
         raise EmbeddingError(f"N must be between 2 and the {len(indices):,} test images at hand, got {n:,}")
     t0 = time.perf_counter()
     pos = image_order(indices, first)[:n]
-    mu, _ = encode_images(model, images[pos], labels[pos])
+    mu = encode_images(model, images[pos], labels[pos])[0] if mu is None else mu[pos]
     if method == "tsne":
         coords, kl = tsne(mu, perplexity, seed)
         info = {"kl_divergence": round(kl, 4)}
@@ -163,7 +163,7 @@ def save_embedding(emb: Embedding, folder: str | os.PathLike) -> Path:
     meta = {"method": emb.method, "perplexity": repr(emb.perplexity), "seed": str(emb.seed), "n": str(emb.n),
             "sklearn": emb.sklearn_version, "seconds": repr(emb.seconds), "weights_sha256": emb.weights_sha256,
             "info": json.dumps(emb.info)}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     return path
 
 
@@ -209,7 +209,7 @@ def match_positions(emb: Embedding, indices: torch.Tensor) -> torch.Tensor | Non
 
 def sample_path(folder: str | os.PathLike, dataset: str) -> Path:
     """Where the bundled offline sample of ``dataset`` lies for a model folder under pretrained/."""
-    return Path(folder).resolve().parent / "samples" / f"{dataset}-test-sample.safetensors"
+    return sample_file(Path(folder).resolve().parent / "samples", dataset)
 
 
 def sample_indices(path: str | os.PathLike) -> torch.Tensor | None:

@@ -28,7 +28,8 @@ import torch
 from .checkpoint import METRICS, load_checkpoint, write_json
 from .data import binarized_test_split, load_dataset
 from .losses import iwae_nll, kl_divergence, reconstruction_nll
-from .train import best_device, describe_device
+from .models import MODEL_TYPES
+from .train import describe_device, resolve_device
 
 PROTOCOLS = {"grey": "test", "binarized": "test_binarized"}  # protocol -> its key in metrics.json
 
@@ -70,7 +71,7 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-    device = torch.device(device) if device else best_device()
+    device = resolve_device(device)
     model, config, _ = load_checkpoint(folder, device)
     if protocol == "binarized" and config["likelihood"] != "bernoulli":
         raise ValueError("the binarized protocol scores binary images: it needs a bernoulli-likelihood model")
@@ -93,7 +94,6 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
             "seconds": round(time.perf_counter() - t0, 2), "device": describe_device(device)}
 
 
-ARCHITECTURES = {"vae": "MLP VAE", "conv": "convolutional VAE", "cvae": "conditional VAE (MLP)"}
 _PROTOCOL_TEXT = {
     "grey": "Grey levels as the targets (the PyTorch example's protocol). Under the Bernoulli likelihood "
             "this is not a normalized likelihood of grey images, and a Gaussian one gives differential "
@@ -119,7 +119,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     lines = [
         f"# {name}",
         "",
-        f"A {ARCHITECTURES[config['model']]} with a {config['latent_dim']}-dimensional latent space, {shape}, "
+        f"A {MODEL_TYPES[config['model']]} with a {config['latent_dim']}-dimensional latent space, {shape}, "
         f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {config['dataset']} "
         f"({data}), minimizing {objective}.",
         "",

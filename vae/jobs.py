@@ -14,21 +14,17 @@ on the command line (bench/ui_vs_cli_epoch.py): each thread that calls into torc
 thread team of its own, and the teams compete for the cores. In a child process the training has
 them to itself, and never waits for the server's GIL.
 
-Also here: the zip of a model folder, built in memory, and saving a model to the user models folder
-(never over a shipped model). No Streamlit here: the app passes in what it knows about sessions.
+No Streamlit here: the app passes in what it knows about sessions.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import io
 import logging
-import math
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -37,28 +33,23 @@ import threading
 import time
 import traceback
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .checkpoint import CONFIG, METRICS, WEIGHTS, save_checkpoint
+from .checkpoint import save_checkpoint
 from .data import DatasetNotFoundError, data_root
-from .train import Progress, TrainConfig, TrainingDiverged, best_device, describe_device, run_metrics, train
+from .train import (Progress, TrainConfig, TrainingDiverged, describe_device, history_row, resolve_device,
+                    run_metrics, train)
 
 MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _log = logging.getLogger(__name__)
 
 
 class BusyError(RuntimeError):
     """No training slot is free, or the session already has a running job; the message says which."""
-
-
-class ModelNameError(ValueError):
-    """A name for a saved model is malformed or already taken; the message says which."""
 
 
 def default_max_jobs(device: torch.device | str | None = None) -> int:
@@ -71,8 +62,7 @@ def default_max_jobs(device: torch.device | str | None = None) -> int:
         if not value.strip().isdigit() or int(value) < 1:
             raise ValueError(f"{MAX_JOBS_ENV} must be a positive integer, got {value!r}")
         return int(value)
-    device = torch.device(device) if device is not None else best_device()
-    return 2 if device.type == "cuda" else 1
+    return 2 if resolve_device(device).type == "cuda" else 1
 
 
 @dataclass
@@ -201,7 +191,7 @@ class JobRegistry:
                     f"running, as many as this machine allows at once; try again when one ends."
                 )
             self._runs += 1
-            device = best_device() if config.device == "auto" else torch.device(config.device)
+            device = resolve_device(config.device)
             job = Job(uuid.uuid4().hex[:12], session,
                       f"{config.dataset}-{config.model}-{config.latent_dim}d · run {self._runs}",
                       config, describe_device(device))
@@ -302,9 +292,7 @@ class JobRegistry:
     def _record(job: Job, p: Progress) -> None:
         job.progress = p
         if p.train is not None:
-            job.history.append({"epoch": p.epoch, "seconds": round(p.seconds, 3),
-                                **{f"train_{k}": v for k, v in p.train.items()},
-                                **{f"val_{k}": v for k, v in p.val.items()}})
+            job.history.append(history_row(p.epoch, p.seconds, p.train, p.val))
 
 
 def _tell(child: subprocess.Popen, word: str) -> bool:
@@ -371,63 +359,3 @@ def child_main() -> None:
         send({"failed": str(err), "traceback": None})
     except Exception as err:
         send({"failed": f"Training failed: {err!r}.", "traceback": traceback.format_exc()})
-
-
-def best_val(metrics: dict) -> dict:
-    """The history row of the best epoch in a run's metrics (val_loss in nats per image)."""
-    return metrics["history"][metrics["train"]["best_epoch"] - 1]
-
-
-def zip_folder(folder: str | os.PathLike, name: str) -> bytes:
-    """A zip, built in memory, of a model folder's weights, config and metrics under ``name/``.
-
-    Raises FileNotFoundError when one of the three files is missing.
-    """
-    folder, buffer = Path(folder), io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for file in (WEIGHTS, CONFIG, METRICS):
-            z.write(folder / file, f"{name}/{file}")
-    return buffer.getvalue()
-
-
-_save_lock = threading.Lock()
-
-
-def save_user_model(folder: str | os.PathLike, name: str, root: str | os.PathLike,
-                    reserved: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """Copy a model folder to ``root/name``; returns the new folder.
-
-    Never overwrites: raises ModelNameError when ``name`` is not 1 to 64 letters, digits, - and _,
-    or when a folder of that name exists in ``root`` or in any ``reserved`` folder (the shipped
-    models). The copy is made under a temporary name in ``root`` and renamed into place.
-    """
-    if not NAME_PATTERN.fullmatch(name or ""):
-        raise ModelNameError(f"{name!r} is not a usable name: use 1 to 64 letters, digits, - and _.")
-    root = Path(root)
-    with _save_lock:
-        for place, what in [*((Path(r), "a shipped model") for r in reserved), (root, "a saved model")]:
-            if (place / name).exists():
-                raise ModelNameError(f"{name} is already taken by {what}; pick another name.")
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
-        try:
-            for file in (WEIGHTS, CONFIG, METRICS):
-                shutil.copyfile(Path(folder) / file, tmp / file)
-            tmp.chmod(0o755)
-            os.rename(tmp, root / name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return root / name
-
-
-def format_seconds(seconds: float | None) -> str:
-    """'42 s', '3 min 05 s', '1 h 02 min'; '?' for None or a non-finite value."""
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"

@@ -8,6 +8,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .losses import kl_divergence
+from .models import label_tensor
 
 GRID_SPACINGS = ("quantile", "linear")
 
@@ -21,11 +22,7 @@ def decode_images(model, z: torch.Tensor, y: torch.Tensor | int | None = None) -
     """
     device = next(model.parameters()).device
     z = z.to(device)
-    if isinstance(y, int):
-        y = torch.full((z.shape[0],), y, dtype=torch.long, device=device)
-    elif y is not None:
-        y = y.to(device)
-    return torch.sigmoid(model.decode(z, y))
+    return torch.sigmoid(model.decode(z, label_tensor(y, z.shape[0], device)))
 
 
 def grid_coordinates(n: int, span: float = 2.0, spacing: str = "quantile") -> torch.Tensor:

@@ -25,7 +25,18 @@ from .losses import reparameterize
 
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
-MODEL_TYPES = ("vae", "conv", "cvae")
+MODEL_TYPES = {"vae": "MLP VAE", "conv": "convolutional VAE", "cvae": "conditional VAE (MLP)"}  # type -> description
+MODEL_SHORT_NAMES = {"vae": "VAE", "conv": "ConvVAE", "cvae": "CVAE"}  # for buttons and captions
+DEFAULT_HIDDEN = {"vae": [400], "conv": [256], "cvae": [400]}  # the widths a new model gets from the app
+
+
+def label_tensor(y: torch.Tensor | int | None, n: int, device: torch.device | str) -> torch.Tensor | None:
+    """Labels as int64 (n,) on ``device``: an int becomes n copies, a tensor is moved, None stays None."""
+    if y is None:
+        return None
+    if isinstance(y, int):
+        return torch.full((n,), y, dtype=torch.long, device=device)
+    return y.to(device=device, dtype=torch.long)
 
 
 class _Autoencoder(nn.Module):
@@ -54,9 +65,7 @@ class _Autoencoder(nn.Module):
         """
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, device=device)
-        if isinstance(y, int):
-            y = torch.full((n,), y, dtype=torch.long, device=device)
-        return torch.sigmoid(self.decode(z, y))
+        return torch.sigmoid(self.decode(z, label_tensor(y, n, device)))
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:

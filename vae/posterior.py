@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .latent import decode_images
-from .losses import iwae_nll, kl_divergence, reconstruction_nll
+from .losses import iwae_nll, kl_divergence, reconstruction_nll, reparameterize
 
 
 @dataclass(frozen=True)
@@ -21,22 +21,22 @@ class Posterior:
 
     mu, sigma, kl_per_dim: float (latent_dim,): q(z|x)'s mean, standard deviation exp(logvar / 2),
       and each dimension's KL to N(0, 1) (they sum to ``kl``).
-    reconstruction: float (1, 1, 28, 28) in [0, 1], the decoder's mean image at z = mu.
+    recon_image: float (1, 1, 28, 28) in [0, 1], the reconstruction: the decoder's mean image at z = mu.
     samples: float (n, 1, 28, 28) in [0, 1], decoder means at n draws z ~ q(z|x); ``z``: those draws (n, latent_dim).
-    recon: -E_q[log p(x|z)], averaged over k draws; kl: KL(q(z|x) || p(z)), closed form;
-    elbo: -ELBO = recon + kl (the loss at beta = 1, as in metrics.json); iwae_nll: the k-sample
-    IWAE estimate of -log p(x); k: the number of draws behind recon and iwae_nll.
+    recon_nll: -E_q[log p(x|z)] in nats, averaged over k draws; kl: KL(q(z|x) || p(z)), closed form;
+    neg_elbo: -ELBO = recon_nll + kl (the loss at beta = 1, as in metrics.json); iwae_nll: the k-sample
+    IWAE estimate of -log p(x) (of -log p(x|y) for a CVAE); k: the number of draws behind recon_nll and iwae_nll.
     """
 
     mu: torch.Tensor
     sigma: torch.Tensor
     kl_per_dim: torch.Tensor
-    reconstruction: torch.Tensor
+    recon_image: torch.Tensor
     samples: torch.Tensor
     z: torch.Tensor
-    recon: float
+    recon_nll: float
     kl: float
-    elbo: float
+    neg_elbo: float
     iwae_nll: float
     k: int
 
@@ -56,7 +56,7 @@ def posterior(
 
     x: float (1, 1, 28, 28) in [0, 1]; y: its class, required by a CVAE (ValueError without it),
     ignored otherwise; likelihood and sigma: the decoder's, as in the model's config.json. k >= 1
-    draws estimate recon, k more the IWAE bound (``vae.losses.iwae_nll``); the first n_samples
+    draws estimate recon_nll, k more the IWAE bound (``vae.losses.iwae_nll``); the first n_samples
     (at most k) of the former are the images for display. Cost: 2k decodes. Seeded with
     ``seed`` without touching the global random state, so the same image always gives the same
     numbers. Returns a Posterior.
@@ -74,7 +74,7 @@ def posterior(
         mu, logvar = model.encode(x, yt)
         std = torch.exp(0.5 * logvar)
         kl = kl_divergence(mu, logvar, per_dim=True)[0]
-        z = mu + std * torch.randn(k, mu.shape[1], device=device)  # (k, D), reparameterized draws
+        z = reparameterize(mu, logvar, k)[:, 0]  # (k, D)
         logits = model.decode(z, None if yt is None else yt.repeat(k))
         recon = reconstruction_nll(logits, x.expand(k, -1, -1, -1), likelihood, sigma).mean()
         nll = iwae_nll(model, x, yt, k, likelihood, sigma)[0]
@@ -82,6 +82,6 @@ def posterior(
     shown = z[:n_samples]
     return Posterior(
         mu=mu[0].cpu(), sigma=std[0].cpu(), kl_per_dim=kl.cpu(),
-        reconstruction=recon_mean.cpu(), samples=torch.sigmoid(logits[:n_samples]).cpu(), z=shown.cpu(),
-        recon=recon.item(), kl=kl.sum().item(), elbo=(recon + kl.sum()).item(), iwae_nll=nll.item(), k=k,
+        recon_image=recon_mean.cpu(), samples=torch.sigmoid(logits[:n_samples]).cpu(), z=shown.cpu(),
+        recon_nll=recon.item(), kl=kl.sum().item(), neg_elbo=(recon + kl.sum()).item(), iwae_nll=nll.item(), k=k,
     )

@@ -38,6 +38,11 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """The device a name asks for: "auto" or None picks ``best_device()``; else ``torch.device(name)``."""
+    return best_device() if name in (None, "auto") else torch.device(name)
+
+
 def describe_device(device: torch.device | str) -> str:
     """A human-readable name: the CUDA device's name, or "CPU (N threads)"."""
     device = torch.device(device)
@@ -90,12 +95,6 @@ class TrainConfig:
             raise ValueError("dynamic binarization makes binary targets: use the bernoulli likelihood")
         self.hidden = [int(h) for h in self.hidden]
         self.channels = [int(c) for c in self.channels]
-
-    @classmethod
-    def from_dict(cls, config: dict) -> "TrainConfig":
-        """A config from a ``config.json``; keys this version does not know are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
 
 
 @dataclass
@@ -160,6 +159,12 @@ def objective(model, x, y, config: TrainConfig, beta: float | None = None) -> Lo
     return elbo(logits, x, mu, logvar, config.likelihood, config.beta if beta is None else beta, config.sigma)
 
 
+def history_row(epoch: int, seconds: float, train: dict, val: dict) -> dict:
+    """One epoch of a run's history: epoch, seconds since the start, train_* and val_* (recon, kl, loss)."""
+    return {"epoch": epoch, "seconds": round(seconds, 3), **{f"train_{k}": v for k, v in train.items()},
+            **{f"val_{k}": v for k, v in val.items()}}
+
+
 def run_metrics(config: TrainConfig, result: "TrainResult") -> dict:
     """The ``metrics.json`` of a training run: "train" (data, epochs, time, device) and "history"."""
     epochs = len(result.history)
@@ -191,7 +196,7 @@ def train(
     gives the same weights. Raises TrainingDiverged when a loss is not finite, DatasetNotFoundError
     when the data is missing.
     """
-    device = best_device() if config.device == "auto" else torch.device(config.device)
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     images, labels = data if data is not None else load_dataset(config.dataset, "train", data_root)
     train_idx, val_idx = split_train_val(images.shape[0], config.val_fraction)
@@ -248,9 +253,7 @@ def train(
                 f"the loss became {train_m['loss']} in epoch {epoch}; try a lower learning rate"
             )
         seconds = time.perf_counter() - t0
-        history.append({"epoch": epoch, "seconds": round(seconds, 3),
-                        **{f"train_{k}": v for k, v in train_m.items()},
-                        **{f"val_{k}": v for k, v in val_m.items()}})
+        history.append(history_row(epoch, seconds, train_m, val_m))
         if val_m["loss"] < best_loss:
             best_loss, best_epoch = val_m["loss"], epoch
             best_state = copy.deepcopy(model.state_dict())

@@ -1,0 +1,125 @@
+"""What the tests share: AppTest helpers (import them: ``from conftest import open_app``), and the
+fixtures of the real-browser tests under tests/e2e (one `streamlit run app.py` for the session,
+Chromium, pages).
+
+The browser tests need Debian's `chromium` and Playwright for Python (`.ci/run` installs both).
+Without Chromium they are skipped, except under CI, where they fail instead. One conftest.py for both:
+a second one under tests/e2e would shadow this module for ``from conftest import ...``.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.parent.name for p in (ROOT / "pretrained").glob("*/config.json"))
+SAMPLE = ROOT / "pretrained/samples/mnist-test-sample.safetensors"
+HERE = Path(__file__).parent / "e2e"
+
+sys.path.insert(0, str(HERE))
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, start_app, wait_until_rendered  # noqa: E402
+
+MISSING = None if Path(CHROMIUM).exists() or os.environ.get("CI") else "Chromium is not installed (apt-get install chromium)"
+
+
+# ---------------------------------------------------------------- AppTest helpers
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run the app again, with no exception allowed."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_app(page: str | None = None, model: str | None = None, timeout: float = 60) -> AppTest:
+    """app.py under AppTest, with ``model`` picked in the sidebar (else the default), on pages/PAGE.py
+    (else the default page); no exception allowed."""
+    at = rerun(AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout))
+    if model:
+        at.sidebar.selectbox[0].select(model)
+        rerun(at)
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        rerun(at)
+    return at
+
+
+def shown(at: AppTest) -> list[str]:
+    """The media URLs of the images on the page; Streamlit names each by a hash of its bytes."""
+    return [url for img in at.get("image") for url in img.value]
+
+
+def labelled(widgets, label: str):
+    """The first widget of ``widgets`` with this label."""
+    return next(w for w in widgets if w.label == label)
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    """Poll ``condition()`` every 20 ms until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------- browser fixtures
+
+
+def pytest_collection_modifyitems(config, items):
+    if MISSING:
+        for item in items:
+            if HERE in Path(item.fspath).parents:
+                item.add_marker(pytest.mark.skip(reason=MISSING))
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The base URL of `streamlit run app.py` on a free loopback port, models saved to a temporary
+    folder. When the session ends, the server's log must hold no traceback and none of the file
+    watcher's "torch.classes" noise."""
+    tmp = tmp_path_factory.mktemp("streamlit")
+    os.environ["VAE_USER_MODELS"] = str(tmp / "user_models")  # start_app passes the environment on
+    try:
+        proc, url = start_app(tmp / "server.log")
+    finally:
+        del os.environ["VAE_USER_MODELS"]
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log = (tmp / "server.log").read_text()
+    assert "Traceback" not in log and "torch.classes" not in log, log
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_page(app, browser):
+    """open_page(path="", height=1000): a new browser session (a context of its own) on the app's page
+    at ``path``, rendered; browser page errors are collected in ``page.errors``."""
+    contexts = []
+
+    def open_(path: str = "", height: int = 1000):
+        context = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(f"{app}/{path}")
+        wait_until_rendered(page)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()

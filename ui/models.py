@@ -1,0 +1,181 @@
+"""The model registry (shipped, saved, trained here), the sidebar's picker, and cached model data."""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from vae.checkpoint import CONFIG, NAME_PATTERN, WEIGHTS, CheckpointError, load_checkpoint
+from vae.data import CLASS_NAMES, DATASET_NAMES
+from vae.latent import encode_images
+from vae.models import MODEL_SHORT_NAMES
+from vae.train import best_device
+
+from . import PRETRAINED
+from .images import test_images
+
+MODEL_KEY = "model_name"  # session state: the picker's value
+SESSION_MODELS_KEY = "session_models"  # session state: name -> folder of the models trained in this session
+USER_MODELS_ENV = "VAE_USER_MODELS"
+DEFAULT_MODEL = "mnist-vae-2d"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The model picked in the sidebar, resolved once per rerun and handed to the page.
+
+    name: the picker's name; folder: its checkpoint folder; model: in eval mode on the best device
+    (shared by every session: never train or modify it); config and metrics: its JSON files.
+    """
+
+    name: str
+    folder: str
+    model: torch.nn.Module
+    config: dict
+    metrics: dict
+
+    @property
+    def class_names(self) -> list[str]:
+        return CLASS_NAMES[self.config["dataset"]]
+
+    @property
+    def conditional(self) -> bool:
+        return bool(getattr(self.model, "conditional", False))
+
+    @property
+    def preprocess_style(self) -> str:
+        """How an upload is framed for this model: "fashion" for Fashion-MNIST models, else "mnist"."""
+        return "fashion" if self.config["dataset"] == "fashion" else "mnist"
+
+
+_run = threading.local()  # each session's script runs in a thread of its own
+
+
+@contextmanager
+def selected(selection: Selection):
+    """Within this block, ``current_selection()`` in this script run returns ``selection``."""
+    _run.selection = selection
+    try:
+        yield
+    finally:
+        _run.selection = None
+
+
+def current_selection() -> Selection | None:
+    """The Selection app.py made in this script run, or None outside its frame."""
+    return getattr(_run, "selection", None)
+
+
+@st.cache_data(show_spinner=False)
+def shipped_models() -> dict[str, str]:
+    """Name -> folder of every model under pretrained/, in name order."""
+    return {p.parent.name: str(p.parent) for p in sorted(PRETRAINED.glob(f"*/{CONFIG}"))}
+
+
+def user_models_dir() -> Path:
+    """Where the app saves models: ``$VAE_USER_MODELS``, else user_models/ beside app.py (git-ignored)."""
+    return Path(os.environ.get(USER_MODELS_ENV) or PRETRAINED.parent / "user_models")
+
+
+def user_models() -> dict[str, str]:
+    """Name -> folder of every model saved in the user models folder, in name order; read on every
+    call (other sessions may save), skipping names a shipped model has."""
+    shipped = shipped_models()
+    return {p.parent.name: str(p.parent) for p in sorted(user_models_dir().glob(f"*/{CONFIG}"))
+            if p.parent.name not in shipped and NAME_PATTERN.fullmatch(p.parent.name)}
+
+
+def session_models() -> dict[str, str]:
+    """Name -> folder of the models trained in this browser session (they vanish with it)."""
+    return st.session_state.setdefault(SESSION_MODELS_KEY, {})
+
+
+def _version(folder: str) -> float:
+    """The weights file's modification time: a cache key that changes when a folder is rewritten."""
+    path = Path(folder) / WEIGHTS
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+def _load(folder: str, version: float):
+    return load_checkpoint(folder, best_device())
+
+
+def load_model(folder: str):
+    """(model, config, metrics) on the best device; at most 16 models stay loaded, least recent out.
+
+    Raises CheckpointError for a folder that cannot be loaded.
+    """
+    return _load(folder, _version(folder))
+
+
+def describe(config: dict) -> str:
+    return (f"{MODEL_SHORT_NAMES[config['model']]}, {config['latent_dim']}-d latent, "
+            f"{DATASET_NAMES[config['dataset']]}")
+
+
+def picker() -> Selection:
+    """The sidebar's model picker and a line on the model; returns the one Selection of this rerun.
+
+    Stops the app with an error when there is no model, or the picked one cannot be loaded.
+    """
+    shipped, saved, trained = shipped_models(), user_models(), session_models()
+    if not shipped and not saved and not trained:
+        st.error("No models found in pretrained/. Train one with `python -m vae.train ... --out pretrained/NAME`.")
+        st.stop()
+    labels = {**{n: n for n in shipped}, **{n: f"user: {n}" for n in saved}, **{n: f"session: {n}" for n in trained}}
+    folders = {**shipped, **saved, **trained}
+    if st.session_state.get(MODEL_KEY) not in folders:  # first visit, or the model is gone
+        st.session_state[MODEL_KEY] = DEFAULT_MODEL if DEFAULT_MODEL in folders else next(iter(folders))
+    name = st.selectbox("Model", list(folders), key=MODEL_KEY, format_func=labels.get)
+    try:
+        model, config, metrics = load_model(folders[name])
+    except CheckpointError as err:
+        st.error(f"Cannot load {name}: {err}")
+        st.stop()
+    st.caption(describe(config) + score_line(config, metrics))
+    return Selection(name, folders[name], model, config, metrics)
+
+
+def score_line(config: dict, metrics: dict) -> str:
+    """' · test -ELBO 98.1 nats' from metrics.json; a validation loss where there is no test result,
+    called -ELBO only when it is one (beta = 1, the ELBO objective)."""
+    test = metrics.get("test") or metrics.get("test_binarized")
+    if test:
+        protocol = " (binarized)" if test.get("protocol") == "binarized" else ""
+        return f" · test -ELBO{protocol} {test['neg_elbo']:.1f} nats"
+    if metrics.get("history"):
+        best = metrics["history"][metrics["train"]["best_epoch"] - 1]
+        return f" · validation {loss_name(config)} {best['val_loss']:.1f} nats"
+    return ""
+
+
+def loss_name(config: dict) -> str:
+    """What a run's loss is: "-ELBO", "-L_k (IWAE, k = 5)", or "loss (beta = 4)"."""
+    if config.get("objective") == "iwae":
+        return f"-L_k (IWAE, k = {config.get('iwae_k')})"
+    beta = float(config.get("beta", 1.0))
+    return "-ELBO" if beta == 1.0 else f"loss (β = {beta:g})"
+
+
+@st.cache_data(show_spinner="Encoding the test images...", max_entries=8)
+def _test_encodings(folder: str, version: float, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    model = load_model(folder)[0]
+    images, labels, _, _ = test_images(dataset)
+    return encode_images(model, images, labels if model.conditional else None)
+
+
+def test_encodings(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of q(z|x) for every test image at hand (``images.test_images``), float32
+    (N, latent_dim) on the CPU, in the same order; a CVAE encodes each with its true label.
+
+    Computed once per model folder and weights (at most 8 models cached); every page that needs the
+    test encodings calls this.
+    """
+    return _test_encodings(sel.folder, _version(sel.folder), sel.config["dataset"])

@@ -1,0 +1,223 @@
+"""The sidebar's "Train a model" panel: settings, a background job (vae.jobs), live progress, the result."""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+
+import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from vae.checkpoint import ModelNameError, save_user_model, zip_folder
+from vae.data import DATASET_NAMES
+from vae.jobs import BusyError, Job, JobRegistry
+from vae.losses import LIKELIHOODS
+from vae.models import DEFAULT_HIDDEN, MODEL_SHORT_NAMES
+from vae.train import TrainConfig
+
+from . import PRETRAINED
+from .charts import history_figure
+from .models import MODEL_KEY, loss_name, session_models, user_models_dir
+
+JOB_KEY = "train_job_id"  # session state: the id of this session's latest training job
+BATCH_SIZES = (32, 64, 128, 256, 512)
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """'42 s', '3 min 05 s', '1 h 02 min'; '?' for None or a non-finite value."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def best_val(metrics: dict) -> dict:
+    """The history row of the best epoch in a run's metrics (val_loss in nats per image)."""
+    return metrics["history"][metrics["train"]["best_epoch"] - 1]
+
+
+@st.cache_resource
+def job_registry() -> JobRegistry:
+    """The server's one registry of training jobs; its limit is ``$VAE_MAX_JOBS``, else 1 on a CPU."""
+    return JobRegistry()
+
+
+def session_key() -> str:
+    """This browser session's id for the job registry: a random id kept in its session state."""
+    return st.session_state.setdefault("_session_key", uuid.uuid4().hex)
+
+
+def _session_check():
+    """A thread-safe callable saying whether this browser session is still connected, or None when
+    there is no connected session to watch (as under AppTest); the job's heartbeat still applies.
+
+    The one use of Streamlit's runtime internals in the app: Streamlit (1.67) has no public way to
+    ask whether a session is still connected, and without it a job whose tab was closed would run
+    until its heartbeat times out (the heartbeat must outlast a background tab's throttled timers)."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists() or not Runtime.instance().is_active_session(ctx.session_id):
+        return None
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
+def adopt_finished_job() -> None:
+    """Once a job of this session has saved its model, the model joins the picker, picked."""
+    job = job_registry().job(st.session_state.get(JOB_KEY))
+    if job is not None and not job.running and job.folder is not None and job.name not in session_models():
+        session_models()[job.name] = str(job.folder)
+        st.session_state[MODEL_KEY] = job.name
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
+
+
+def panel() -> None:
+    """The sidebar's "Train a model" expander: the settings and Train button, the live progress
+    with a Stop button while a job runs, then the result with a download and a save button."""
+    registry = job_registry()
+    job = registry.job(st.session_state.get(JOB_KEY))
+    running = job is not None and job.running
+    with st.expander("Train a model", expanded=job is not None,
+                     icon=":material/hourglass_top:" if running else ":material/model_training:"):
+        if running:
+            job.touch()
+            live_progress(job.id)
+        elif job is not None:
+            _finished(job)
+        _train_form(running)
+
+
+def history_chart(history: list[dict], config: TrainConfig, static: bool = False) -> None:
+    """The run's history chart in the current container, or a line saying when it will appear.
+
+    static: a picture without hover or zoom, for the chart redrawn every second while a job runs
+    (cheaper for the browser, which may share the CPU with the training)."""
+    if not history:
+        st.caption("The loss's parts appear here after the first epoch.")
+        return
+    st.plotly_chart(history_figure(history, loss_name(vars(config))), config={"staticPlot": static,
+                                                                            "displayModeBar": False})
+
+
+@st.fragment(run_every=1)
+def live_progress(job_id: str) -> None:
+    """A running job's progress bar, history chart and Stop button, redrawn every second; when the job
+    has ended, reruns the whole app so that its model joins the picker."""
+    job = job_registry().job(job_id)
+    if job is None:
+        return
+    job.touch()
+    if not job.running:
+        st.rerun()
+    st.caption(f"Training **{job.name}** on {job.device}")
+    p = job.progress
+    if p is None:
+        st.progress(0.0, text=f"Loading {DATASET_NAMES[job.config.dataset]}...")
+    else:
+        st.progress(job.fraction(), text=f"Epoch {p.epoch}/{p.epochs} · step {p.step}/{p.steps_per_epoch} · "
+                                         f"{format_seconds(job.seconds_left())} left")
+    history_chart(list(job.history), job.config, static=True)
+    if job.stopping:
+        st.caption("Stopping after the current step...")
+    elif st.button("Stop", key="train_stop", icon=":material/stop:",
+                   help="End the run after the current step and keep the best weights so far."):
+        job.stop()
+        st.caption("Stopping after the current step...")
+
+
+def _finished(job: Job) -> None:
+    """How the session's last job ended: its error, or its model with a download and a save button."""
+    if job.state == "failed":
+        st.error(job.error)
+        return
+    train = job.metrics["train"]
+    best, p = best_val(job.metrics), job.progress
+    summary = (f"{train['epochs']} epoch{'s' if train['epochs'] > 1 else ''} in {format_seconds(train['seconds'])} "
+               f"({train['seconds_per_epoch']:.2f} s each) on {train['device']}; best validation {loss_name(vars(job.config))} "
+               f"{best['val_loss']:.1f} nats, epoch {train['best_epoch']}. Now picked in the model picker.")
+    if job.state == "stopped":
+        note = job.note or "stopped"
+        st.info(f"{note[0].upper()}{note[1:]} in epoch {p.epoch}, step {p.step} of {p.steps_per_epoch}, "
+                f"keeping the best weights so far: {summary}")
+    else:
+        st.success(f"Trained **{job.name}**: {summary}")
+    history_chart(job.history, job.config)
+    stem = _file_stem(job.name)
+    st.download_button(f"Download {stem}.zip", lambda: zip_folder(job.folder, stem), f"{stem}.zip",
+                       "application/zip", key=f"train_download_{job.id}", on_click="ignore",
+                       icon=":material/download:", help="model.safetensors, config.json and metrics.json")
+    saved = st.session_state.pop("train_saved", None)
+    if saved:
+        st.success(f"Saved as *user: {saved}* in {user_models_dir()}.")
+    with st.form(f"train_save_{job.id}", border=False):
+        new = st.text_input("Save as", stem, max_chars=64, key=f"train_save_name_{job.id}",
+                            help=f"Saves the folder to {user_models_dir()}, where every session finds it, "
+                            "also after a restart. Letters, digits, - and _; a shipped model's or a saved "
+                            "model's name is refused, so nothing is overwritten.")
+        submitted = st.form_submit_button("Save to user models", icon=":material/save:")
+    if submitted:
+        try:
+            save_user_model(job.folder, new.strip(), user_models_dir(), reserved=(PRETRAINED,))
+        except ModelNameError as err:
+            st.error(str(err))
+        except OSError as err:
+            st.error(f"Cannot save to {user_models_dir()}: {err.strerror or err}.")
+        else:
+            st.session_state["train_saved"] = new.strip()
+            st.rerun()
+
+
+def _start_job() -> None:
+    """The Train button's callback (it runs before the rerun, so the rerun already shows the job):
+    starts a job from the form's values, or leaves the busy message for the form to show."""
+    state = st.session_state
+    config = TrainConfig(
+        dataset=state.train_dataset, model=state.train_model, latent_dim=int(state.train_latent_dim),
+        hidden=DEFAULT_HIDDEN[state.train_model], epochs=int(state.train_epochs),
+        batch_size=int(state.train_batch_size), lr=float(state.train_lr), beta=float(state.train_beta),
+        likelihood=state.train_likelihood,
+    )
+    try:
+        job = job_registry().start(session_key(), config, alive=_session_check())
+    except BusyError as err:
+        state["train_busy"] = str(err)
+    else:
+        state[JOB_KEY] = job.id
+
+
+def _train_form(running: bool) -> None:
+    """The training settings and the Train button, which starts a job through the registry."""
+    with st.form("train_form", border=False):
+        st.radio("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, horizontal=True, key="train_dataset")
+        st.radio("Model type", list(MODEL_SHORT_NAMES), format_func=MODEL_SHORT_NAMES.get, horizontal=True, key="train_model",
+                 help="VAE: MLP encoder and decoder (784-400-latent); ConvVAE: convolutional; CVAE: the MLP VAE "
+                 "told the class, for the CVAE page.")
+        c1, c2 = st.columns(2)
+        c1.number_input("Latent dim.", 1, 64, 2, key="train_latent_dim")
+        c2.number_input("Epochs", 1, 500, 10, key="train_epochs")
+        c1.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(128), key="train_batch_size")
+        c2.selectbox("Learning rate", LEARNING_RATES, index=LEARNING_RATES.index(1e-3), format_func=lambda v: f"{v:g}",
+                     key="train_lr")
+        c1.number_input("Beta", 0.0, 100.0, 1.0, 0.5, key="train_beta",
+                        help="Weight of the KL term; 1 is the plain ELBO, above 1 a beta-VAE.")
+        c2.radio("Likelihood", LIKELIHOODS, key="train_likelihood",
+                 help="bernoulli: binary cross-entropy; gaussian: squared error, sigma 0.1.")
+        st.form_submit_button(
+            "Train", type="primary", icon=":material/play_arrow:", width="stretch", disabled=running,
+            on_click=_start_job,
+            help="This session is training; stop it or let it finish first." if running else
+            "Train in the background; the app stays usable. 10% of the training split is held out for validation; "
+            f"a run stops by itself after {job_registry().max_seconds / 60:g} minutes, keeping its best weights.",
+        )
+    busy = st.session_state.pop("train_busy", None)
+    if busy:
+        st.warning(busy, icon=":material/hourglass_top:")
