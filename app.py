@@ -22,9 +22,14 @@ PAGES = [  # (script, title, icon); a page's URL path is its file name
 def main() -> None:
     """The frame: page config, navigation, the sidebar (model picker, device, training), the page."""
     st.set_page_config(page_title="VAE Latent Space Explorer", page_icon="🧭", layout="wide")
-    page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
-                          for i, (path, title, icon) in enumerate(PAGES)])
+    pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
+    # Streamlit's own sidebar menu is off (client.showSidebarNavigation in .streamlit/config.toml), so
+    # the pages/-folder mode never shows the files' names; the sidebar links to the pages instead.
+    page = st.navigation(pages, position="hidden")
     with st.sidebar:
+        for p in pages:
+            st.page_link(p)
+        st.divider()
         training.adopt_finished_job()  # a model this session just trained joins the picker, picked
         selection = models.picker()
         st.caption(f"Device: {describe_device(best_device())}")

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
@@ -41,19 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from vae.embeddings import load_embedding  # noqa: E402
-
-# A real server leaves Streamlit's pages/-folder mode for good once app.py has called st.navigation;
-# AppTest re-enters it before every run, and ui.current_model then spends a rerun getting out. Keep it
-# off, so that each timed run is the server's one rerun.
-_init = PagesManager.__init__
-
-
-def _init_without_v1_pages(self, *args, **kwargs):
-    _init(self, *args, **kwargs)
-    PagesManager.uses_pages_directory = False
-
-
-PagesManager.__init__ = _init_without_v1_pages
 
 _SCRIPT_SECONDS: list[float] = []
 _run_script = script_runner.ScriptRunner._run_script

@@ -44,12 +44,10 @@ from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, start_app, wait_unti
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
+from vae.data import DATASET_NAMES  # noqa: E402
 from vae.jobs import JobRegistry  # noqa: E402
+from vae.models import DEFAULT_HIDDEN, MODEL_SHORT_NAMES  # noqa: E402
 from vae.train import TrainConfig  # noqa: E402
-
-DATASET_LABELS = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
-HIDDEN = {"vae": 400, "conv": 256, "cvae": 400}  # as ui.HIDDEN
-MODEL_LABELS = {"vae": "VAE", "conv": "ConvVAE", "cvae": "CVAE"}  # as ui.MODEL_LABELS
 
 
 def epoch_seconds(metrics: dict) -> list[float]:
@@ -60,7 +58,8 @@ def epoch_seconds(metrics: dict) -> list[float]:
 
 def cli_run(a, out: Path) -> list[float]:
     subprocess.run([sys.executable, "-m", "vae.train", "--dataset", a.dataset, "--model", a.model,
-                    "--latent-dim", str(a.latent_dim), "--hidden", str(HIDDEN[a.model]), "--epochs", str(a.epochs),
+                    "--latent-dim", str(a.latent_dim), "--hidden", *map(str, DEFAULT_HIDDEN[a.model]),
+                    "--epochs", str(a.epochs),
                     "--batch-size", str(a.batch_size), "--out", str(out)],
                    cwd=ROOT, check=True, capture_output=True)
     return epoch_seconds(json.loads((out / "metrics.json").read_text()))
@@ -68,7 +67,8 @@ def cli_run(a, out: Path) -> list[float]:
 
 def job_run(a, folder: Path) -> list[float]:
     """A job started the way the Train button starts one (vae.jobs), with no server and no browser."""
-    config = TrainConfig(a.dataset, a.model, a.latent_dim, [HIDDEN[a.model]], a.epochs, a.batch_size)
+    config = TrainConfig(dataset=a.dataset, model=a.model, latent_dim=a.latent_dim, hidden=DEFAULT_HIDDEN[a.model],
+                         epochs=a.epochs, batch_size=a.batch_size)
     job = JobRegistry(max_jobs=1, folder=folder).start("bench", config)
     job.wait()
     assert job.state == "done", job.error
@@ -83,8 +83,8 @@ def ui_run(browser, url: str, a) -> list[float]:
         wait_until_rendered(page)
         sidebar = page.locator("[data-testid=stSidebar]")
         sidebar.get_by_text("Train a model").click()
-        sidebar.get_by_text(DATASET_LABELS[a.dataset], exact=True).click()  # a radio button's label
-        sidebar.get_by_text(MODEL_LABELS[a.model], exact=True).click()
+        sidebar.get_by_text(DATASET_NAMES[a.dataset], exact=True).click()  # a radio button's label
+        sidebar.get_by_text(MODEL_SHORT_NAMES[a.model], exact=True).click()
         if a.batch_size != 128:  # the form's default
             sidebar.get_by_label("Batch size", exact=True).click()
             page.get_by_role("option", name=str(a.batch_size), exact=True).click()
@@ -114,8 +114,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--dataset", choices=tuple(DATASET_LABELS), default="mnist")
-    p.add_argument("--model", choices=tuple(HIDDEN), default="vae")
+    p.add_argument("--dataset", choices=tuple(DATASET_NAMES), default="mnist")
+    p.add_argument("--model", choices=tuple(DEFAULT_HIDDEN), default="vae")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--file-watcher", choices=("auto", "watchdog", "poll", "none"), default=None,

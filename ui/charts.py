@@ -54,10 +54,10 @@ def history_figure(history: list[dict], loss_name: str = "-ELBO", height: int = 
                                      showlegend=row == 1, legendgroup=split), row=row, col=1)
     last = history[-1]
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=40, b=0), font=dict(size=10),
-                      legend=dict(orientation="h", y=-0.15), title=dict(
+                      legend=dict(orientation="h", y=-0.12, x=0), title=dict(
                           text=f"validation {loss_name} {last['val_loss']:.1f} after epoch {last['epoch']}",
                           font=dict(size=12)))
-    fig.update_xaxes(title_text="epoch", row=2, col=1)
+    fig.update_xaxes(tickformat="d", dtick=max(1, round(len(history) / 4)))  # whole epochs on the x axis
     fig.update_annotations(font_size=11)
     return fig
 

@@ -7,16 +7,18 @@ Python (`.ci/run` installs both); without Chromium the tests are skipped, except
 
 from __future__ import annotations
 
-from streamlit_server import assert_clean, screenshot, wait_until_rendered
+from urllib.parse import urljoin
+
+from streamlit_server import assert_clean, screenshot, start_app, wait_until_rendered
 
 
 def test_every_page_renders(app, open_page):
     page = open_page()
-    links = page.locator("[data-testid=stSidebarNav] a")
+    links = page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]")
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
     assert len(hrefs) == 6, hrefs
     # Named by URL path; the default page's URL is the bare root.
-    pages = {href.rstrip("/").rsplit("/", 1)[-1] if href.rstrip("/") != app else "manifold": href for href in hrefs}
+    pages = {href.strip("/").rsplit("/", 1)[-1] or "manifold": urljoin(f"{app}/", href) for href in hrefs}
     for name, href in pages.items():
         page.goto(href)
         wait_until_rendered(page)
@@ -39,3 +41,39 @@ def test_moving_a_slider_redraws_the_manifold(open_page):
     wait_until_rendered(page)
     assert_clean(page)
     assert page.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "18"  # 15 + 3 steps
+
+
+TITLES = {"Latent manifold", "Reconstruct an image", "Latent sliders", "Interpolation", "CVAE: class and style",
+          "Embeddings (t-SNE, PCA)"}
+# Every navigation label the page ever shows, recorded from the first byte on.
+RECORD_NAV = r"""
+window.navSeen = new Set();
+new MutationObserver(() => document.querySelectorAll('[data-testid=stSidebarNav] a, [data-testid=stPageLink-NavLink]')
+    .forEach(a => window.navSeen.add(a.innerText.trim().split("\n").pop()))).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_a_cold_servers_first_visit_on_a_deep_link_renders_inside_the_app(browser, tmp_path):
+    """A fresh server's first request is for /sliders: the page renders inside app.py's frame (the sidebar's
+    model picker, the app's page titles) and never shows Streamlit's file-name navigation."""
+    proc, url = start_app(tmp_path / "server.log")
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.add_init_script(RECORD_NAV)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(f"{url}/sliders")
+        wait_until_rendered(page)
+        screenshot(page, "cold-deep-link-sliders")
+        assert_clean(page)
+        assert page.locator("[data-testid=stMain] h1").first.inner_text() == "Latent sliders"
+        assert page.locator("[data-testid=stSidebar]").get_by_text("Model", exact=True).count() == 1
+        seen = set(page.evaluate("[...window.navSeen]"))
+        assert seen == TITLES, seen  # never "app", "sliders", ... (the files' names)
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log, log

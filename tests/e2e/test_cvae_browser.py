@@ -39,7 +39,7 @@ def test_cvae_page_picks_digits_moves_styles_and_transfers_an_upload(open_page):
     page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
     page.get_by_role("option", name="mnist-cvae", exact=True).click()
     wait_until_rendered(page)
-    page.locator("[data-testid=stSidebarNav] a", has_text="CVAE").click()
+    page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]", has_text="CVAE").click()
     page.locator("h1", has_text="Conditional VAE").wait_for(timeout=30_000)
     page.get_by_text("36 random styles of 0").wait_for(timeout=30_000)  # the CVAE's page, not the pointer to it
     wait_until_rendered(page)
