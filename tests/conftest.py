@@ -71,9 +71,10 @@ def wait_for(condition, timeout: float = 60.0) -> None:
 
 
 def pytest_collection_modifyitems(config, items):
-    if MISSING:
-        for item in items:
-            if HERE in Path(item.fspath).parents:
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
+            if MISSING:
                 item.add_marker(pytest.mark.skip(reason=MISSING))
 
 

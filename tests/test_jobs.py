@@ -18,6 +18,8 @@ from vae.data import load_dataset
 from vae.jobs import BusyError, JobRegistry, default_max_jobs
 from vae.train import TrainConfig
 
+pytestmark = pytest.mark.slow  # every test here trains in a child process
+
 SMALL = dict(latent_dim=2, hidden=[64], device="cpu")
 
 

@@ -16,6 +16,8 @@ from vae.data import load_dataset
 from vae.jobs import JobRegistry
 from vae.train import TrainConfig
 
+pytestmark = pytest.mark.slow  # most tests here train in a child process
+
 TRAIN = "FormSubmitter:train_form-Train"
 
 

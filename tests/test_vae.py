@@ -13,11 +13,13 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence as torch_kl
 
 from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vae.data import CLASS_NAMES, DatasetNotFoundError, load_dataset, load_test_images, write_sample
-from vae.evaluate import evaluate, main as evaluate_main
+from vae.data import (CLASS_NAMES, DatasetNotFoundError, binarize, binarized_test_split, load_dataset,
+                      load_test_images, write_sample)
+from vae.evaluate import evaluate, evaluate_checkpoint, main as evaluate_main
 from vae.latent import decode_images, grid_coordinates, manifold_grid, tile
-from vae.losses import elbo, iwae_nll, kl_divergence, reconstruction_nll
+from vae.losses import elbo, iwae_log_weights, iwae_loss, iwae_nll, kl_divergence, reconstruction_nll
 from vae.models import CVAE, VAE, ConvVAE, build_model
+from vae.posterior import posterior
 from vae.train import TrainConfig, TrainingDiverged, evaluate_loss, train
 
 
@@ -94,9 +96,142 @@ def test_iwae_nll_tightens_with_k_and_beats_the_elbo(trained_vae, mnist_test):
     assert abs(one_at_a_time - nll[1000]) < 0.3
 
 
-def _neg_elbo(model, x):
+def test_iwae_nll_with_the_gaussian_likelihood():
+    torch.manual_seed(0)
+    model = VAE(latent_dim=3, hidden=(32,))
+    x = torch.rand(16, 1, 28, 28)
+    minus_elbo = torch.stack([_neg_elbo(model, x, "gaussian") for _ in range(200)]).mean()
+    nll = {k: iwae_nll(model, x, k=k, likelihood="gaussian").mean() for k in (1, 100)}
+    assert abs(nll[1] - minus_elbo) < 0.02 * abs(minus_elbo)  # k = 1 is -ELBO in expectation
+    assert nll[100] < nll[1] - 1.0
+
+
+def test_iwae_weights_of_a_cvae_batch_pair_each_image_with_its_label():
+    """b > 1 images with different labels: each image's k log-weights equal the ones computed image by image
+    with torch.distributions from the same draws, so the repeats of images and labels line up."""
+    cvae = load_checkpoint(Path(__file__).resolve().parents[1] / "pretrained" / "mnist-cvae")[0]
+    images, labels = load_dataset("mnist", "test")
+    x, y, k = binarized_test_split(images[:6]), labels[:6], 7  # bits: in the support of Bernoulli
+    assert len(set(y.tolist())) > 3
+    torch.manual_seed(0)
+    log_w = iwae_log_weights(cvae, x, y, k)  # (k, b)
+    torch.manual_seed(0)
+    eps = torch.randn(k, 6, cvae.latent_dim)  # the draws iwae_log_weights made
+    mu, logvar = cvae.encode(x, y)
+    std = torch.exp(0.5 * logvar)
+    for i in range(6):
+        z = mu[i] + std[i] * eps[:, i]  # (k, D)
+        logits = cvae.decode(z, y[i].repeat(k)).flatten(1)
+        manual = (Bernoulli(logits=logits).log_prob(x[i].flatten().expand(k, -1)).sum(1)
+                  + Normal(0.0, 1.0).log_prob(z).sum(1) - Normal(mu[i], std[i]).log_prob(z).sum(1))
+        torch.testing.assert_close(log_w[:, i], manual, atol=1e-3, rtol=1e-5)
+    torch.manual_seed(0)
+    right = iwae_nll(cvae, x, y, k=200)
+    wrong = iwae_nll(cvae, x, (y + 1) % 10, k=200)
+    assert (wrong > right + 5).all()  # the label matters, so the pairing above is what makes the numbers
+
+
+def test_iwae_objective_trains_and_is_at_most_the_elbo(trained_vae, mnist_test):
+    model = trained_vae.model
+    x = mnist_test[0][:256]
+    torch.manual_seed(0)
+    minus_elbo = torch.stack([_neg_elbo(model, x) for _ in range(10)]).mean()
+    model.train()
+    parts = iwae_loss(model, x, k=5)
+    parts.loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    model.zero_grad()
+    model.eval()
+    assert parts.loss.item() < minus_elbo.item()  # -L_5 <= -L_1 = -ELBO
+    assert parts.recon.item() > 0 and parts.kl.item() > 0
+    with pytest.raises(ValueError):
+        iwae_loss(model, x, k=0)
+
+
+def test_dynamic_binarization_draws_bits_with_the_grey_level_as_mean():
+    grey = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).view(1, 1, 1, 5).expand(20_000, 1, 1, 5)
+    bits = binarize(grey)
+    assert set(bits.unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(bits.mean(0).flatten(), grey[0].flatten(), atol=0.01, rtol=0)
+    assert not torch.equal(binarize(grey), bits)  # redrawn at every use
+
+
+def test_the_binarized_test_split_is_fixed_by_its_seed(mnist_test):
+    images = mnist_test[0][:300]
+    a, b, c = binarized_test_split(images, 0), binarized_test_split(images, 0), binarized_test_split(images, 1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert set(a.unique().tolist()) == {0.0, 1.0}
+    assert abs(a.mean().item() - images.mean().item()) < 0.005
+
+
+def test_dynamic_binarization_and_the_iwae_objective_train(tmp_path, mnist_test):
+    config = TrainConfig(latent_dim=4, hidden=[64], epochs=2, device="cpu", binarize="dynamic", objective="iwae",
+                         iwae_k=3, warmup=1, schedule="cosine")
+    result = train(config, data=(mnist_test[0][:600], mnist_test[1][:600]))
+    first, last = result.history[0], result.history[-1]
+    assert last["val_loss"] < first["val_loss"] and all(math.isfinite(v) for v in last.values())
+    with pytest.raises(ValueError, match="bernoulli"):
+        TrainConfig(binarize="dynamic", likelihood="gaussian")
+
+
+def test_binarized_protocol_on_a_tiny_model(tmp_path, trained_vae):
+    folder = save_checkpoint(trained_vae.model, vars(TrainConfig(latent_dim=8, hidden=[200])), {}, tmp_path / "m")
+    out = evaluate_checkpoint(folder, k=20, n_images=100, protocol="binarized", binarization_seed=3, device="cpu")
+    assert out["protocol"] == "binarized" and out["binarization_seed"] == 3 and out["k"] == 20
+    assert out["n_images"] == 100 and out["nll_of"] == "-log p(x)" and "seed 3" in out["binarization"]
+    assert out["iwae_nll"] < out["neg_elbo"] and out["neg_elbo"] == pytest.approx(out["recon"] + out["kl"], abs=0.01)
+    again = evaluate_checkpoint(folder, k=20, n_images=100, protocol="binarized", binarization_seed=3, device="cpu")
+    grey = evaluate_checkpoint(folder, k=20, n_images=100, device="cpu")
+    assert again["iwae_nll"] == out["iwae_nll"] and grey["binarization"] == "none" and grey["protocol"] == "grey"
+    assert grey["neg_elbo"] != out["neg_elbo"]
+    gaussian = save_checkpoint(trained_vae.model, vars(TrainConfig(latent_dim=8, hidden=[200], likelihood="gaussian")),
+                               {}, tmp_path / "g")
+    with pytest.raises(ValueError, match="bernoulli"):
+        evaluate_checkpoint(gaussian, k=2, n_images=10, protocol="binarized", device="cpu")
+
+
+def test_posterior_numbers_for_a_model_whose_q_is_the_prior():
+    """Encoder weights 0: q(z|x) = N(0, I) = p(z), so KL = 0 and every importance weight is p(x|z). Decoder
+    weights 0 too: p(x|z) is one Bernoulli per pixel for any z, so -ELBO = IWAE NLL = that one BCE, exactly."""
+    model = VAE(latent_dim=3, hidden=(16,))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.decoder[-1].bias.copy_(torch.linspace(-2, 2, 784))
+    x = torch.rand(1, 1, 28, 28)
+    post = posterior(model, x, k=50, n_samples=4)
+    exact = torch.nn.functional.binary_cross_entropy_with_logits(torch.linspace(-2, 2, 784), x.flatten(),
+                                                                  reduction="sum").item()
+    assert post.kl == 0 and post.kl_per_dim.tolist() == [0.0, 0.0, 0.0]
+    assert post.mu.tolist() == [0.0] * 3 and post.sigma.tolist() == [1.0] * 3
+    assert post.recon_nll == pytest.approx(exact, rel=1e-5) and post.neg_elbo == pytest.approx(exact, rel=1e-5)
+    assert post.iwae_nll == pytest.approx(exact, rel=1e-5)
+    torch.testing.assert_close(post.recon_image.flatten(), torch.sigmoid(torch.linspace(-2, 2, 784)))
+    assert post.samples.shape == (4, 1, 28, 28) and post.z.shape == (4, 3) and post.k == 50
+
+
+def test_posterior_is_seeded_and_consistent(trained_vae, mnist_test):
+    x = mnist_test[0][:1]
+    a, b = posterior(trained_vae.model, x, k=200), posterior(trained_vae.model, x, k=200)
+    assert (a.neg_elbo, a.iwae_nll) == (b.neg_elbo, b.iwae_nll)
+    mu, logvar = trained_vae.model.encode(x)
+    assert a.kl == pytest.approx(kl_divergence(mu, logvar).item(), rel=1e-5)
+    assert a.neg_elbo == pytest.approx(a.recon_nll + a.kl, rel=1e-6) and a.iwae_nll < a.neg_elbo
+    with pytest.raises(ValueError):
+        posterior(trained_vae.model, mnist_test[0][:2])
+
+
+def test_conv_vae_refuses_widths_it_cannot_use():
+    with pytest.raises(ValueError, match="one hidden width"):
+        build_model({"model": "conv", "latent_dim": 4, "hidden": [256, 128]})
+    model = build_model({"model": "conv", "latent_dim": 4, "hidden": [64], "channels": [8, 16]})
+    assert model.encoder[0].out_channels == 8 and model.decoder[0].out_features == 64
+
+
+def _neg_elbo(model, x, likelihood="bernoulli"):
     logits, mu, logvar = model(x)
-    return elbo(logits, x, mu, logvar).loss
+    return elbo(logits, x, mu, logvar, likelihood).loss
 
 
 # ---------------------------------------------------------------- models
@@ -360,6 +495,10 @@ def test_manifold_grid_orientation_and_base():
 
 
 def test_vae_never_imports_streamlit_or_plotly():
-    code = ("import sys, vae.models, vae.losses, vae.data, vae.train, vae.evaluate, vae.checkpoint, vae.latent;"
+    """Every module of the package, found by walking it, imported in a fresh interpreter."""
+    code = ("import importlib, pkgutil, sys, vae\n"
+            "names = [m.name for m in pkgutil.iter_modules(vae.__path__, 'vae.')]\n"
+            "assert len(names) >= 12, names\n"
+            "for name in names: importlib.import_module(name)\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -119,7 +119,8 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     lines = [
         f"# {name}",
         "",
-        f"A {MODEL_TYPES[config['model']]} with a {config['latent_dim']}-dimensional latent space, {shape}, "
+        f"{MODEL_TYPES[config['model']][0].upper()}{MODEL_TYPES[config['model']][1:]} with a "
+        f"{config['latent_dim']}-dimensional latent space, {shape}, "
         f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {config['dataset']} "
         f"({data}), minimizing {objective}.",
         "",
