@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import METRICS, load_checkpoint, write_json
-from .data import binarized_test_split, load_dataset
+from .data import DATASET_NAMES, binarized_test_split, load_dataset
 from .losses import iwae_nll, kl_divergence, reconstruction_nll
 from .models import MODEL_TYPES
 from .train import describe_device, resolve_device
@@ -121,13 +121,13 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         "",
         f"{MODEL_TYPES[config['model']][0].upper()}{MODEL_TYPES[config['model']][1:]} with a "
         f"{config['latent_dim']}-dimensional latent space, {shape}, "
-        f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {config['dataset']} "
+        f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {DATASET_NAMES[config['dataset']]} "
         f"({data}), minimizing {objective}.",
         "",
         "## Training",
         "",
         f"- Data: {tr.get('n_train'):,} training images, {tr.get('n_val'):,} held out for validation "
-        f"(the {config['dataset']} training split as found on the training machine).",
+        f"(the {DATASET_NAMES[config['dataset']]} training split as found on the training machine).",
         f"- {tr.get('epochs')} epochs, batch {config['batch_size']}, Adam lr {config['lr']}, seed "
         f"{config['seed']}{warmup}; the saved weights are from epoch {tr.get('best_epoch')}, the best on validation.",
         f"- Cost: wall time {tr.get('seconds')} s ({tr.get('seconds_per_epoch')} s per epoch) on "
@@ -147,7 +147,8 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
             f"### Protocol `{protocol}`",
             "",
             _PROTOCOL_TEXT[protocol].format(binarization=te.get("binarization")),
-            f"{te['dataset']} {te['split']} split, {te['n_images']:,} images, nats per image; the IWAE "
+            "",
+            f"{DATASET_NAMES[te['dataset']]} {te['split']} split, {te['n_images']:,} images, nats per image; the IWAE "
             f"NLL estimates {what} ({te.get('seconds')} s on {te.get('device')}):",
             "",
             "| -ELBO | reconstruction | KL | IWAE NLL (k = %d) |" % te["k"],
