@@ -7,31 +7,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-declare -A ARGS=(
-  [mnist-vae-2d]="--dataset mnist --model vae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp"
-  [mnist-cvae]="--dataset mnist --model cvae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp"
-  [mnist-vae-20d]="--dataset mnist --model conv --latent-dim 20 --channels 32 64 --hidden 512 --epochs 60 --schedule cosine --amp"
-  [mnist-vae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --warmup 20 --epochs 200 --schedule cosine --amp"
-  [mnist-iwae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --objective iwae --k 5 --epochs 100 --schedule cosine --amp"
-  [fashion-vae-2d]="--dataset fashion --model vae --latent-dim 2 --hidden 400 --epochs 60"
-  [fashion-cvae]="--dataset fashion --model cvae --latent-dim 2 --hidden 400 --epochs 100"
-)
-# How each is scored: grey levels (k = 1000; 250 for the convolutional model, whose decoder costs
-# about 30 min per 10^7 decodes on a 2-core CPU), or the literature's binarized protocol (k = 5000).
-declare -A EVAL=(
-  [mnist-vae-2d]="--protocol grey --k 1000"
-  [mnist-cvae]="--protocol grey --k 1000"
-  [mnist-vae-20d]="--protocol grey --k 250"
-  [mnist-vae-binarized]="--protocol binarized --k 5000"
-  [mnist-iwae-binarized]="--protocol binarized --k 5000"
-  [fashion-vae-2d]="--protocol grey --k 1000"
-  [fashion-cvae]="--protocol grey --k 1000"
+# NAME -> "training arguments | how it is scored". Scored on grey levels (k = 1000; 250 for the
+# convolutional model, whose decoder costs about 30 min per 10^7 decodes on a 2-core CPU), or by the
+# literature's binarized protocol (k = 5000).
+declare -A RUNS=(
+  [mnist-vae-2d]="--dataset mnist --model vae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey --k 1000"
+  [mnist-cvae]="--dataset mnist --model cvae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey --k 1000"
+  [mnist-vae-20d]="--dataset mnist --model conv --latent-dim 20 --channels 32 64 --hidden 512 --epochs 60 --schedule cosine --amp | --protocol grey --k 250"
+  [mnist-vae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --warmup 20 --epochs 200 --schedule cosine --amp | --protocol binarized --k 5000"
+  [mnist-iwae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --objective iwae --k 5 --epochs 100 --schedule cosine --amp | --protocol binarized --k 5000"
+  [fashion-vae-2d]="--dataset fashion --model vae --latent-dim 2 --hidden 400 --epochs 60 | --protocol grey --k 1000"
+  [fashion-cvae]="--dataset fashion --model cvae --latent-dim 2 --hidden 400 --epochs 100 | --protocol grey --k 1000"
 )
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(mnist-vae-2d mnist-cvae mnist-vae-20d mnist-vae-binarized mnist-iwae-binarized fashion-vae-2d fashion-cvae)
 for name in "${names[@]}"; do
+  run=${RUNS[$name]}
   # shellcheck disable=SC2086
-  $PY -m vae.train ${ARGS[$name]} --out "pretrained/$name"
+  $PY -m vae.train ${run%%|*} --out "pretrained/$name"
   # shellcheck disable=SC2086
-  $PY -m vae.evaluate "pretrained/$name" ${EVAL[$name]} --write
+  $PY -m vae.evaluate "pretrained/$name" ${run#*|} --write
   $PY -m vae.embeddings "pretrained/$name"
 done

@@ -21,7 +21,7 @@ SAMPLE = ROOT / "pretrained/samples/mnist-test-sample.safetensors"
 HERE = Path(__file__).parent / "e2e"
 
 sys.path.insert(0, str(HERE))
-from streamlit_server import CHROMIUM, CHROMIUM_ARGS, start_app, wait_until_rendered  # noqa: E402
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, open_in_browser, start_app  # noqa: E402
 
 MISSING = None if Path(CHROMIUM).exists() or os.environ.get("CI") else "Chromium is not installed (apt-get install chromium)"
 
@@ -112,13 +112,8 @@ def open_page(app, browser):
     contexts = []
 
     def open_(path: str = "", height: int = 1000):
-        context = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
+        context, page = open_in_browser(browser, f"{app}/{path}", height)
         contexts.append(context)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.goto(f"{app}/{path}")
-        wait_until_rendered(page)
         return page
 
     yield open_

@@ -50,6 +50,20 @@ def start_app(log_path: Path, script: str | Path = "app.py", cwd: Path = ROOT) -
     raise RuntimeError(f"streamlit did not become healthy; log:\n{Path(log_path).read_text()}")
 
 
+def open_in_browser(browser, url: str, height: int = 1000, init_script: str | None = None):
+    """A new browser session (a context of its own, 1400 px wide) on ``url``, rendered; browser page
+    errors are collected in ``page.errors``. Returns (context, page); close the context when done."""
+    context = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url)
+    wait_until_rendered(page)
+    return context, page
+
+
 def wait_until_rendered(page, timeout_ms: int = 60_000) -> None:
     """Wait for the script run to finish: a title is on the page and the 'running' widget is gone."""
     page.wait_for_selector("[data-testid=stMain] h1", timeout=timeout_ms)

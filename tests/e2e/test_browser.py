@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
-from streamlit_server import assert_clean, screenshot, start_app, wait_until_rendered
+from streamlit_server import assert_clean, open_in_browser, screenshot, start_app, wait_until_rendered
 
 
 def test_every_page_renders(app, open_page):
@@ -58,13 +58,7 @@ def test_a_cold_servers_first_visit_on_a_deep_link_renders_inside_the_app(browse
     model picker, the app's page titles) and never shows Streamlit's file-name navigation."""
     proc, url = start_app(tmp_path / "server.log")
     try:
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        context.add_init_script(RECORD_NAV)
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.goto(f"{url}/sliders")
-        wait_until_rendered(page)
+        context, page = open_in_browser(browser, f"{url}/sliders", 900, init_script=RECORD_NAV)
         screenshot(page, "cold-deep-link-sliders")
         assert_clean(page)
         assert page.locator("[data-testid=stMain] h1").first.inner_text() == "Latent sliders"
