@@ -99,13 +99,17 @@ def render(sel: Selection) -> None:
     m[2].metric("−ELBO", f"{post.neg_elbo:.1f} nats", help="Reconstruction + KL: the loss the model was trained on (β = 1), for this one image.")
     m[3].metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
     test = metrics.get("test")
+    kind = ("differential nats of a Gaussian decoder" if config["likelihood"] == "gaussian" else
+            "grey levels scored as Bernoulli targets")
+    note = (f" These are {kind}, not a normalized likelihood of the image: compare them with each other, "
+            "not with published MNIST numbers (those binarize the digits).")
     if test:
         st.caption(f"For comparison, the test split's means: −ELBO {test['neg_elbo']:.1f} nats, IWAE NLL "
                    f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)}). "
-                   "A much larger value says the image is unlike what the model was trained on.")
+                   "A much larger value says the image is unlike what the model was trained on." + note)
     elif metrics.get("test_binarized"):
         st.caption("This model was trained and scored on binarized digits (pixels 0 or 1), so its numbers for a "
-                   "grey-level image here are not comparable with its test scores.")
+                   "grey-level image here are not comparable with its test scores." + note)
 
     d = model.latent_dim
     dims = [f"z[{i}]" for i in range(d)]

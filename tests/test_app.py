@@ -3,6 +3,8 @@
 import pytest
 from conftest import SHIPPED, open_app, shown
 
+from ui.models import loss_name, score_line
+
 
 def test_shipped_models_are_there():
     assert {"mnist-vae-2d", "mnist-vae-20d", "mnist-cvae", "fashion-vae-2d"} <= set(SHIPPED)
@@ -55,3 +57,15 @@ def test_cvae_class_picker_changes_the_grid():
     before = shown(at)[0]
     control.set_value(7).run()
     assert not at.exception and shown(at)[0] != before
+
+
+def test_the_sidebar_names_the_number_it_shows():
+    assert loss_name({"beta": 1.0}) == "-ELBO"
+    assert loss_name({"beta": 4.0}) == "loss (β = 4)"  # not an ELBO: the KL weighs 4 times
+    assert loss_name({"beta": 1.0, "objective": "iwae", "iwae_k": 5}) == "-L_k (IWAE, k = 5)"
+    run = {"train": {"best_epoch": 2}, "history": [{"val_loss": 300.0}, {"val_loss": 250.04}]}
+    assert score_line({"beta": 4.0}, run) == " · validation loss (β = 4) 250.0 nats"
+    assert score_line({"beta": 1.0}, {**run, "test": {"neg_elbo": 101.26}}) == " · test -ELBO 101.3 nats"
+    binarized = {"test_binarized": {"neg_elbo": 90.0, "protocol": "binarized"}}
+    assert score_line({"beta": 1.0}, binarized) == " · test -ELBO (binarized) 90.0 nats"
+    assert score_line({"beta": 1.0}, {}) == ""

@@ -72,7 +72,7 @@ def current_selection() -> Selection | None:
     return getattr(_run, "selection", None)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=1)
 def shipped_models() -> dict[str, str]:
     """Name -> folder of every model under pretrained/, in name order."""
     return {p.parent.name: str(p.parent) for p in sorted(PRETRAINED.glob(f"*/{CONFIG}"))}
