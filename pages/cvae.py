@@ -1,14 +1,12 @@
 """The conditional VAE: pick the class, keep the style (z), move the style, transfer a style."""
 
 import hashlib
-import json
-from pathlib import Path
 
 import streamlit as st
 import torch
 
 from ui.images import pick_test_image, upload_image
-from ui.models import MODEL_KEY, Selection, load_model, shipped_models
+from ui.models import MODEL_KEY, Selection, load_model, shipped_configs, shipped_models
 from vae.conditional import prior_styles, style_grid, style_transfer
 from vae.latent import decode_images, tile
 
@@ -21,8 +19,7 @@ def render(sel: Selection) -> None:
     model, config, name = sel.model, sel.config, sel.name
     st.title("Conditional VAE: pick the class, keep the style")
     if not model.conditional:
-        shipped = shipped_models()
-        configs = {n: json.loads((Path(folder) / "config.json").read_text()) for n, folder in shipped.items()}
+        shipped, configs = shipped_models(), shipped_configs()
         cvaes = sorted((n for n, c in configs.items() if c.get("model") == "cvae"),
                        key=lambda n: (configs[n]["dataset"] != "mnist", n))  # MNIST first
         st.info(f"{name} is not conditional: pick {' or '.join(cvaes) or 'a CVAE'} in the sidebar "
@@ -47,16 +44,13 @@ def render(sel: Selection) -> None:
     z_keys = [f"cvae_z{i}" for i in range(d)]
     seed_key = "cvae_seed"
 
-
     def random_style():
         z = torch.randn(d)
         for key, v in zip(z_keys, z.clamp(-3, 3).tolist()):
             st.session_state[key] = round(round(v / 0.05) * 0.05, 2)  # on the slider's 0.05 grid
 
-
     def new_styles():
         st.session_state[seed_key] = int(torch.randint(100_000, ()).item())
-
 
     seed = st.session_state.setdefault(seed_key, 0)
     label = st.segmented_control(f"Pick the {thing} (the CVAE's label y)", range(n_classes), default=0,
@@ -117,6 +111,7 @@ def render(sel: Selection) -> None:
             caption=f"Its style z = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
             f"{', '.join(names)} (left to right, then the second row); the {names[given]} is the reconstruction.",
         )
+
 
 if __name__ == "__main__":
     import app

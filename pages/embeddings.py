@@ -8,7 +8,7 @@ import torch
 
 from ui.charts import class_scatter
 from ui.images import test_images
-from ui.models import Selection, test_encodings
+from ui.models import Selection, test_encodings, weights_version
 from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, compute_embedding, load_embedding, match_positions,
                             sample_indices, sample_path, weights_sha256)
 from vae.latent import decode_images, tile
@@ -17,7 +17,7 @@ MAX_SHOWN = 40  # selected images shown with their reconstructions
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def precomputed(folder: str, mtime: float):
+def precomputed(folder: str, mtime: float, version: float):
     """The folder's embedding.safetensors if its weights still match, else None; (map or None, note)."""
     try:
         emb = load_embedding(folder)
@@ -94,7 +94,8 @@ def render(sel: Selection) -> None:
         seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
 
     stored = os.path.join(folder, EMBEDDING)
-    emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0)
+    emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0,
+                            weights_version(folder))
     positions = None
     if emb is not None and (emb.method, emb.n, emb.perplexity, emb.seed) == (method, n, perplexity, seed):
         positions = match_positions(emb, indices)
@@ -144,17 +145,18 @@ def render(sel: Selection) -> None:
         st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
                 "images and their reconstructions.")
         st.stop()
-    sel = torch.tensor(picked[:MAX_SHOWN])
-    x, y = images[positions[sel]], emb.labels[sel]
-    recon = decode_images(model, emb.mu[sel], y if model.conditional else None).cpu()
+    shown = torch.tensor(picked[:MAX_SHOWN])
+    x, y = images[positions[shown]], emb.labels[shown]
+    recon = decode_images(model, emb.mu[shown], y if model.conditional else None).cpu()
     st.subheader(f"{len(picked):,} selected" + (f", the first {MAX_SHOWN} shown" if len(picked) > MAX_SHOWN else ""))
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
-    nrow = min(len(sel), 10)
+    nrow = min(len(shown), 10)
     o, r = st.columns(2)
     o.image(tile(x, nrow, padding=2, scale=2), caption="Test images", output_format="PNG")
     r.image(tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)",
             output_format="PNG")
+
 
 if __name__ == "__main__":
     import app

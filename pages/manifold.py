@@ -5,7 +5,7 @@ import math
 import streamlit as st
 import torch
 
-from ui.models import Selection
+from ui.models import Selection, test_metrics
 from vae.latent import GRID_SPACINGS, manifold_grid, tile
 
 
@@ -30,7 +30,7 @@ def render(sel: Selection) -> None:
         dims, base, label = (0, 1), None, None
         if d > 2:
             # Most informative dimensions first: mean KL per dimension on the test split, from metrics.json.
-            kl = (sel.metrics.get("test") or sel.metrics.get("test_binarized") or {}).get("kl_per_dim")
+            kl = test_metrics(sel.metrics).get("kl_per_dim")
             order = sorted(range(d), key=lambda i: -kl[i]) if kl else list(range(d))
             label_of = (lambda i: f"z[{i}] · KL {kl[i]:.2f}") if kl else (lambda i: f"z[{i}]")
             c1, c2 = st.columns(2)

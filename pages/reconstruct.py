@@ -7,7 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from ui.charts import class_scatter
 from ui.images import max_upload_bytes, pick_test_image, preprocess, test_images, upload_preprocessed
-from ui.models import Selection, test_encodings
+from ui.models import Selection, loss_name, test_encodings, weights_version
 from vae.latent import tile
 from vae.posterior import posterior
 from vae.preprocess import ImageError
@@ -18,8 +18,9 @@ N_PLANE = 3000  # test encodings drawn on the latent plane
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def measure(folder: str, pixels: bytes, label: int | None, k: int, _sel: Selection):
-    """posterior() of the float32 28x28 image in ``pixels``, cached per model folder, image, label and k."""
+def measure(folder: str, version: float, pixels: bytes, label: int | None, k: int, _sel: Selection):
+    """posterior() of the float32 28x28 image in ``pixels``, cached per model (folder and weights'
+    version), image, label and k."""
     image = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
     return posterior(_sel.model, image, label, _sel.config["likelihood"], _sel.config["sigma"], k=k,
                      n_samples=N_SAMPLES)
@@ -85,7 +86,7 @@ def render(sel: Selection) -> None:
     st.subheader("What the model makes of it")
     k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
                          help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
-    post = measure(sel.folder, x.contiguous().numpy().tobytes(), label, k, sel)
+    post = measure(sel.folder, weights_version(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
     c1, c2, c3 = st.columns([1, 1, 2])
     show(x, "input x, 28×28", 168, c1)
     show(post.recon_image, "reconstruction: the decoder's mean at z = μ", 168, c2)
@@ -96,7 +97,7 @@ def render(sel: Selection) -> None:
     m = st.columns(4)
     m[0].metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
     m[1].metric("KL", f"{post.kl:.2f} nats", help="KL(q(z|x) ‖ p(z)), in closed form against the prior N(0, I), summed over the latent dimensions.")
-    m[2].metric("−ELBO", f"{post.neg_elbo:.1f} nats", help="Reconstruction + KL: the loss the model was trained on (β = 1), for this one image.")
+    m[2].metric("−ELBO", f"{post.neg_elbo:.1f} nats", help=f"Reconstruction + KL, for this one image (the model was trained on {loss_name(config)}).")
     m[3].metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
     test = metrics.get("test")
     kind = ("differential nats of a Gaussian decoder" if config["likelihood"] == "gaussian" else
@@ -149,6 +150,7 @@ def render(sel: Selection) -> None:
     else:
         st.plotly_chart(bars, key="rec_mu")
         st.caption("Dimensions whose μ sits near 0 with σ near 1 carry nothing about this image: they are the prior.")
+
 
 if __name__ == "__main__":
     import app

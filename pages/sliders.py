@@ -5,7 +5,8 @@ import torch
 
 from ui.charts import kl_bars
 from ui.images import pick_test_image
-from ui.models import Selection, test_encodings
+from ui.models import Selection, test_encodings, test_metrics
+from vae.data import DATASET_NAMES
 from vae.latent import ACTIVE_KL_THRESHOLD, decode_images, encode_images, rank_dimensions, tile, traversal_grid
 from vae.losses import kl_divergence
 
@@ -29,14 +30,15 @@ def render(sel: Selection) -> None:
     for j in range(d):
         st.session_state.setdefault(f"{prefix}z{j}", 0.0)
     st.session_state.setdefault(f"{prefix}start", ([0.0] * d, "the prior's mean", None))
-    test = sel.metrics.get("test") or sel.metrics.get("test_binarized") or {}
+    test = test_metrics(sel.metrics)
     if len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
         kl = test["kl_per_dim"]
-        source = f"the {config['dataset']} test split ({test['n_images']:,} images, metrics.json)"
+        binarized = ", binarized" if test.get("protocol") == "binarized" else ""
+        source = f"the {DATASET_NAMES[config['dataset']]} test split ({test['n_images']:,} images{binarized}, metrics.json)"
     else:
         mu, logvar = test_encodings(sel)
         kl = kl_divergence(mu.double(), logvar.double(), per_dim=True).mean(0).tolist()
-        source = f"{len(mu):,} {config['dataset']} test images"
+        source = f"{len(mu):,} {DATASET_NAMES[config['dataset']]} test images"
     active, inactive = rank_dimensions(kl)
     names = sel.class_names
 

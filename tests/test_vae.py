@@ -94,6 +94,8 @@ def test_iwae_nll_tightens_with_k_and_beats_the_elbo(trained_vae, mnist_test):
     # The chunk size is a memory knob only: one image at a time gives the same estimate.
     one_at_a_time = iwae_nll(model, x, k=1000, chunk=1000).mean()
     assert abs(one_at_a_time - nll[1000]) < 0.3
+    in_pieces = iwae_nll(model, x, k=1000, chunk=300).mean()  # k > chunk: 300 + 300 + 300 + 100 draws per image
+    assert abs(in_pieces - nll[1000]) < 0.3
 
 
 def test_iwae_nll_with_the_gaussian_likelihood():
@@ -165,14 +167,56 @@ def test_the_binarized_test_split_is_fixed_by_its_seed(mnist_test):
     assert abs(a.mean().item() - images.mean().item()) < 0.005
 
 
-def test_dynamic_binarization_and_the_iwae_objective_train(tmp_path, mnist_test):
+def test_dynamic_binarization_and_the_iwae_objective_train(mnist_test):
     config = TrainConfig(latent_dim=4, hidden=[64], epochs=2, device="cpu", binarize="dynamic", objective="iwae",
-                         iwae_k=3, warmup=1, schedule="cosine")
+                         iwae_k=3, schedule="cosine")
     result = train(config, data=(mnist_test[0][:600], mnist_test[1][:600]))
     first, last = result.history[0], result.history[-1]
     assert last["val_loss"] < first["val_loss"] and all(math.isfinite(v) for v in last.values())
+    # Validation is on one fixed binarization: the same run again gives the same numbers.
+    again = train(config, data=(mnist_test[0][:600], mnist_test[1][:600]))
+    assert again.history == [{**h, "seconds": a["seconds"]} for h, a in zip(result.history, again.history)]
     with pytest.raises(ValueError, match="bernoulli"):
         TrainConfig(binarize="dynamic", likelihood="gaussian")
+    with pytest.raises(ValueError, match="no KL weight"):
+        TrainConfig(objective="iwae", warmup=5)
+
+
+def test_training_sees_bits_warm_up_and_the_cosine_schedule(monkeypatch, mnist_test):
+    """What the loss receives, step by step: binary targets, beta rising over the warm-up, and a
+    learning rate annealed per epoch (SGDR's cosine from lr to 0)."""
+    import vae.train as vt
+
+    seen = []
+    real = vt.objective
+
+    def spy(net, x, y, config, beta=None):  # training steps pass beta; validation does not
+        seen.append((set(x.unique().tolist()) <= {0.0, 1.0}, beta))
+        return real(net, x, y, config, beta)
+
+    monkeypatch.setattr(vt, "objective", spy)
+    lrs = []
+    monkeypatch.setattr(vt.torch.optim.lr_scheduler.CosineAnnealingLR, "step",
+                        lambda self, *a: (lrs.append(self.optimizer.param_groups[0]["lr"]),
+                                          torch.optim.lr_scheduler.LRScheduler.step(self)))
+    config = TrainConfig(latent_dim=4, hidden=[32], epochs=4, batch_size=100, device="cpu", binarize="dynamic",
+                         warmup=2, schedule="cosine", beta=1.0)
+    train(config, data=(mnist_test[0][:1000], mnist_test[1][:1000]))  # 900 training images: 9 steps per epoch
+    assert all(bits for bits, _ in seen) and len(seen) == 4 * 9 + 4  # 9 steps and a validation per epoch
+    betas = [beta for _, beta in seen if beta is not None]
+    assert betas[:9] == pytest.approx([s / 18 for s in range(1, 10)])  # epoch 1: 1/18 ... 1/2
+    assert betas[9:18] == pytest.approx([0.5 + s / 18 for s in range(1, 10)]) and betas[18:] == [1.0] * 18
+    # The rate in force during each epoch (the scheduler's first step() is its constructor's).
+    assert lrs[1:] == pytest.approx([1e-3 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])
+
+
+def test_model_card_and_write_without_training_metrics(tmp_path, trained_vae, capsys):
+    folder = save_checkpoint(trained_vae.model, vars(TrainConfig(latent_dim=8, hidden=[200])), {}, tmp_path / "m")
+    evaluate_main([str(folder), "--k", "2", "--n-images", "20", "--device", "cpu", "--write"])
+    card = (folder / "README.md").read_text()
+    assert "### Protocol `grey`" in card and "| -ELBO |" in card and "0 training images" in card
+    stored = json.loads((folder / "metrics.json").read_text())["test"]
+    assert stored["n_images"] == 20 and stored["k"] == 2 and "neg_elbo" in stored
 
 
 def test_binarized_protocol_on_a_tiny_model(tmp_path, trained_vae):

@@ -96,7 +96,7 @@ def session_models() -> dict[str, str]:
     return st.session_state.setdefault(SESSION_MODELS_KEY, {})
 
 
-def _version(folder: str) -> float:
+def weights_version(folder: str) -> float:
     """The weights file's modification time: a cache key that changes when a folder is rewritten."""
     path = Path(folder) / WEIGHTS
     return path.stat().st_mtime if path.exists() else 0.0
@@ -112,7 +112,7 @@ def load_model(folder: str):
 
     Raises CheckpointError for a folder that cannot be loaded.
     """
-    return _load(folder, _version(folder))
+    return _load(folder, weights_version(folder))
 
 
 def describe(config: dict) -> str:
@@ -146,14 +146,31 @@ def picker() -> Selection:
 def score_line(config: dict, metrics: dict) -> str:
     """' · test -ELBO 98.1 nats' from metrics.json; a validation loss where there is no test result,
     called -ELBO only when it is one (beta = 1, the ELBO objective)."""
-    test = metrics.get("test") or metrics.get("test_binarized")
+    test = test_metrics(metrics)
     if test:
         protocol = " (binarized)" if test.get("protocol") == "binarized" else ""
         return f" · test -ELBO{protocol} {test['neg_elbo']:.1f} nats"
     if metrics.get("history"):
-        best = metrics["history"][metrics["train"]["best_epoch"] - 1]
-        return f" · validation {loss_name(config)} {best['val_loss']:.1f} nats"
+        return f" · validation {loss_name(config)} {best_val(metrics)['val_loss']:.1f} nats"
     return ""
+
+
+def test_metrics(metrics: dict) -> dict:
+    """The test metrics of metrics.json: the grey-level protocol's, else the binarized one's, else {}."""
+    return metrics.get("test") or metrics.get("test_binarized") or {}
+
+
+def best_val(metrics: dict) -> dict:
+    """The history row of the best epoch in a run's metrics (val_loss in nats per image)."""
+    return metrics["history"][metrics["train"]["best_epoch"] - 1]
+
+
+@st.cache_data(show_spinner=False, max_entries=1)
+def shipped_configs() -> dict[str, dict]:
+    """Name -> config.json of every shipped model."""
+    import json
+
+    return {name: json.loads((Path(folder) / CONFIG).read_text()) for name, folder in shipped_models().items()}
 
 
 def loss_name(config: dict) -> str:
@@ -178,4 +195,4 @@ def test_encodings(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
     Computed once per model folder and weights (at most 8 models cached); every page that needs the
     test encodings calls this.
     """
-    return _test_encodings(sel.folder, _version(sel.folder), sel.config["dataset"])
+    return _test_encodings(sel.folder, weights_version(sel.folder), sel.config["dataset"])

@@ -19,7 +19,7 @@ from vae.train import TrainConfig
 
 from . import PRETRAINED
 from .charts import history_figure
-from .models import MODEL_KEY, loss_name, session_models, user_models_dir
+from .models import MODEL_KEY, best_val, loss_name, session_models, user_models_dir
 
 JOB_KEY = "train_job_id"  # session state: the id of this session's latest training job
 BATCH_SIZES = (32, 64, 128, 256, 512)
@@ -36,11 +36,6 @@ def format_seconds(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-def best_val(metrics: dict) -> dict:
-    """The history row of the best epoch in a run's metrics (val_loss in nats per image)."""
-    return metrics["history"][metrics["train"]["best_epoch"] - 1]
 
 
 @st.cache_resource

@@ -126,7 +126,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         "",
         "## Training",
         "",
-        f"- Data: {tr.get('n_train'):,} training images, {tr.get('n_val'):,} held out for validation "
+        f"- Data: {tr.get('n_train', 0):,} training images, {tr.get('n_val', 0):,} held out for validation "
         f"(the {DATASET_NAMES[config['dataset']]} training split as found on the training machine).",
         f"- {tr.get('epochs')} epochs, batch {config['batch_size']}, Adam lr {config['lr']}, seed "
         f"{config['seed']}{warmup}; the saved weights are from epoch {tr.get('best_epoch')}, the best on validation.",

@@ -99,10 +99,11 @@ def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None):
     """(log w (k, B), log p(x|z_i) (k, B), mu, logvar) for k reparameterized draws z_i ~ q(z|x)."""
     if mu is None or logvar is None:
         mu, logvar = model.encode(x, y)
-    b = x.shape[0]
+    # The log-densities in float32 even under bfloat16 autocast: the weights are exponentials of them.
+    mu, logvar, b = mu.float(), logvar.float(), x.shape[0]
     z = reparameterize(mu, logvar, k)  # (k, B, D)
     # Sample-major: decoder row i * B + b is draw i of image b, so labels and targets repeat whole.
-    logits = model.decode(z.reshape(k * b, -1), None if y is None else y.repeat(k))
+    logits = model.decode(z.reshape(k * b, -1), None if y is None else y.repeat(k)).float()
     log_px_z = -reconstruction_nll(logits, x.repeat(k, 1, 1, 1), likelihood, sigma).view(k, b)
     log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
     return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z, mu, logvar
@@ -155,7 +156,7 @@ def iwae_nll(
     -log p(x) in expectation, equal to -ELBO in expectation for k = 1, and non-increasing in k.
     x: (B, 1, 28, 28) in [0, 1]; y: (B,) for a CVAE (then it estimates -log p(x|y)). ``chunk``
     bounds the number of images decoded at once (memory: about chunk * 784 * 4 bytes per tensor);
-    it does not change the result. Raises ValueError for k < 1.
+    it changes which random draws go where, not the estimator. Raises ValueError for k < 1.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")

@@ -69,7 +69,8 @@ def posterior(
     device = next(model.parameters()).device
     x = x.to(device, torch.float32)
     yt = None if y is None else torch.tensor([int(y)], device=device)
-    with torch.random.fork_rng(devices=[]):
+    # Forks the generator of the device that draws (the CPU's, or the model's GPU's as well).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         mu, logvar = model.encode(x, yt)
         std = torch.exp(0.5 * logvar)

@@ -111,11 +111,13 @@ class TrainConfig:
                               ("binarize", BINARIZATIONS), ("objective", OBJECTIVES),
                               ("schedule", SCHEDULES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}")
         if self.latent_dim < 1 or self.epochs < 1 or self.batch_size < 1 or not 0 < self.val_fraction < 1:
             raise ValueError("latent_dim, epochs and batch_size must be positive, val_fraction in (0, 1)")
         if self.iwae_k < 1 or self.warmup < 0:
             raise ValueError(f"iwae_k must be at least 1 and warmup at least 0, got {self.iwae_k}, {self.warmup}")
+        if self.objective == "iwae" and (self.beta != 1.0 or self.warmup):
+            raise ValueError("the IWAE objective has no KL weight: use beta = 1 and no warm-up with it")
         if self.binarize == "dynamic" and self.likelihood != "bernoulli":
             raise ValueError("dynamic binarization makes binary targets: use the bernoulli likelihood")
         self.hidden = [int(h) for h in self.hidden]
