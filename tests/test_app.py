@@ -1,9 +1,10 @@
 """AppTest runs of app.py and its pages: no exception, and the main widgets change what is shown."""
 
 import pytest
-from conftest import SHIPPED, open_app, shown
+from conftest import ROOT, SHIPPED, open_app, shown
 
 from ui.models import loss_name, score_line
+from vae.checkpoint import load_checkpoint
 
 
 def test_shipped_models_are_there():
@@ -40,14 +41,18 @@ def test_every_shipped_model_shows_its_manifold(name):
 
 def test_larger_latent_space_picks_two_dimensions():
     at = open_app(model="mnist-vae-20d")
+    kl = load_checkpoint(ROOT / "pretrained" / "mnist-vae-20d")[2]["test"]["kl_per_dim"]
+    order = sorted(range(20), key=lambda j: -kl[j])  # the pickers' order: most informative first
     before = shown(at)[0]
     horizontal, vertical = at.selectbox[0], at.selectbox[1]
     assert horizontal.label == "Horizontal dimension" and vertical.label == "Vertical dimension"
-    horizontal.select(5).run()
-    assert shown(at)[0] != before and "z[5]" in at.get("image")[0].proto.imgs[0].caption
+    assert (horizontal.value, vertical.value) == (order[0], order[1])
+    third = order[2]  # active too, so the grid changes along it
+    horizontal.select(third).run()
+    assert shown(at)[0] != before and f"z[{third}]" in at.get("image")[0].proto.imgs[0].caption
     at.radio[1].set_value("a random draw").run()
     assert "random draw" in at.get("image")[0].proto.imgs[0].caption
-    at.selectbox[1].select(5).run()
+    at.selectbox[1].select(third).run()
     assert at.warning and "two different" in at.warning[0].value and not shown(at)
 
 
