@@ -60,7 +60,9 @@ def render(sel: Selection) -> None:
     with one:
         st.subheader("One style")
         picture = st.empty()
-        z = torch.tensor([[st.slider(f"z[{i}]", -3.0, 3.0, 0.0, 0.05, key=z_keys[i]) for i in range(d)]])
+        for key in z_keys:  # the value lives in session state, which "Random style" sets: no default beside it
+            st.session_state.setdefault(key, 0.0)
+        z = torch.tensor([[st.slider(f"z[{i}]", -3.0, 3.0, step=0.05, key=z_keys[i]) for i in range(d)]])
         st.button("Random style", icon=":material/casino:", on_click=random_style, help="A draw from the prior N(0, I)")
         picture.image(tile(decode_images(model, z, label), nrow=1, scale=8), output_format="PNG",
                       caption=f"{names[label]} in the style z = ({', '.join(f'{v:.2f}' for v in z[0].tolist())})")
