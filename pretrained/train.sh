@@ -15,7 +15,7 @@ declare -A RUNS=(
   [mnist-cvae]="--dataset mnist --model cvae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey --k 1000"
   [mnist-vae-20d]="--dataset mnist --model conv --latent-dim 20 --channels 32 64 --hidden 512 --epochs 60 --schedule cosine --amp | --protocol grey --k 250"
   [mnist-vae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --warmup 20 --epochs 300 --schedule cosine --amp | --protocol binarized --k 5000"
-  [mnist-iwae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --objective iwae --k 5 --epochs 150 --schedule cosine --amp | --protocol binarized --k 5000"
+  [mnist-iwae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --objective iwae --k 5 --epochs 80 --schedule cosine --amp | --protocol binarized --k 5000"
   [fashion-vae-2d]="--dataset fashion --model vae --latent-dim 2 --hidden 400 --epochs 60 | --protocol grey --k 1000"
   [fashion-cvae]="--dataset fashion --model cvae --latent-dim 2 --hidden 400 --epochs 100 | --protocol grey --k 1000"
 )
