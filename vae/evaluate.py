@@ -106,7 +106,7 @@ _PROTOCOL_TEXT = {
 def model_card(name: str, config: dict, metrics: dict) -> str:
     """The README.md card of a checkpoint folder, written from its config and metrics."""
     tr = metrics.get("train", {})
-    data = ("dynamically binarized (every pixel redrawn as Bernoulli(grey level) each time an image is used)"
+    data = ("dynamically binarized: every pixel redrawn as Bernoulli(grey level) each time an image is used"
             if config.get("binarize") == "dynamic" else "grey levels as the targets")
     objective = (f"the IWAE bound with k = {config.get('iwae_k')}" if config.get("objective") == "iwae"
                  else "the ELBO" if config.get("beta", 1.0) == 1.0 else f"the beta-VAE loss (beta = {config['beta']})")
