@@ -91,7 +91,7 @@ def grey_table(a) -> None:
     lines = []
     for name, dataset, conditional, m, seconds in rows:
         comparable = dataset == "mnist" and not conditional
-        lines.append([name, dataset, "-log p(x|y)" if conditional else "-log p(x)", f"{m['neg_elbo']:.2f}",
+        lines.append([name, dataset, "-log p(x given y)" if conditional else "-log p(x)", f"{m['neg_elbo']:.2f}",
                       f"{m['recon']:.2f}", f"{m['kl']:.2f}", f"{m['iwae_nll']:.2f}",
                       f"{m['neg_elbo'] / base['neg_elbo']:.3f}" if comparable else "-",
                       f"{m['iwae_nll'] / base['iwae_nll']:.3f}" if comparable else "-", f"{seconds:.0f}"])
