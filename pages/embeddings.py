@@ -29,9 +29,9 @@ def precomputed(folder: str, mtime: float, version: float):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def computed(folder: str, version: str, method: str, n: int, perplexity: float, seed: int, _sel: Selection):
-    """Project the test encodings, once per model (folder and weights' hash) and settings; the map and
-    the positions of its images."""
+def computed(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _sel: Selection):
+    """Project the test encodings, once per model (folder and weights' version) and settings; the map
+    and the positions of its images."""
     images, labels, indices, _ = test_images(_sel.config["dataset"])
     emb = compute_embedding(_sel.model, images, labels, indices, n, method, perplexity, seed,
                             sample_indices(sample_path(folder, _sel.config["dataset"])), mu=test_encodings(_sel)[0])
@@ -111,7 +111,7 @@ def render(sel: Selection) -> None:
         try:
             with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
                             "about 8 s for 2,000 images and 26 s for 5,000 (bench/tsne_speed.py)...", show_time=True):
-                emb, positions = computed(folder, weights_sha256(folder), method, n, perplexity, seed, sel)
+                emb, positions = computed(folder, weights_version(folder), method, n, perplexity, seed, sel)
         except EmbeddingError as err:
             st.error(f"Cannot compute this map: {err}.")
             st.stop()

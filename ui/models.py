@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from contextlib import contextmanager
@@ -168,8 +169,6 @@ def best_val(metrics: dict) -> dict:
 @st.cache_data(show_spinner=False, max_entries=1)
 def shipped_configs() -> dict[str, dict]:
     """Name -> config.json of every shipped model."""
-    import json
-
     return {name: json.loads((Path(folder) / CONFIG).read_text()) for name, folder in shipped_models().items()}
 
 

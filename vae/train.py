@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.n_images:
         images, labels = load_dataset(config.dataset, "train", a.data_root)
         data = images[: a.n_images], labels[: a.n_images]
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world, _ = process_group(resolve_device(config.device))  # train() joins the same group
     bar = None
 
     def report(pr: Progress) -> None:
