@@ -13,13 +13,15 @@ PY=${PYTHON:-.venv/bin/python}
 declare -A RUNS=(
   [mnist-vae-2d]="--dataset mnist --model vae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey --k 1000"
   [mnist-cvae]="--dataset mnist --model cvae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey --k 1000"
+  [mnist-ae-2d]="--dataset mnist --model ae --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey"
+  [mnist-cvae-class-prior]="--dataset mnist --model cvae_class_prior --latent-dim 2 --hidden 512 256 --epochs 150 --schedule cosine --amp | --protocol grey --k 1000"
   [mnist-vae-20d]="--dataset mnist --model conv --latent-dim 20 --channels 32 64 --hidden 512 --epochs 60 --schedule cosine --amp | --protocol grey --k 250"
   [mnist-vae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --warmup 20 --epochs 300 --schedule cosine --amp | --protocol binarized --k 5000"
   [mnist-iwae-binarized]="--dataset mnist --model vae --latent-dim 50 --hidden 512 512 --binarize dynamic --objective iwae --k 5 --epochs 80 --schedule cosine --amp | --protocol binarized --k 5000"
   [fashion-vae-2d]="--dataset fashion --model vae --latent-dim 2 --hidden 400 --epochs 60 | --protocol grey --k 1000"
   [fashion-cvae]="--dataset fashion --model cvae --latent-dim 2 --hidden 400 --epochs 100 | --protocol grey --k 1000"
 )
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(mnist-vae-2d mnist-cvae mnist-vae-20d mnist-vae-binarized mnist-iwae-binarized fashion-vae-2d fashion-cvae)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(mnist-vae-2d mnist-cvae mnist-ae-2d mnist-cvae-class-prior mnist-vae-20d mnist-vae-binarized mnist-iwae-binarized fashion-vae-2d fashion-cvae)
 for name in "${names[@]}"; do
   run=${RUNS[$name]}
   # shellcheck disable=SC2086

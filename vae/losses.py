@@ -50,13 +50,18 @@ def reconstruction_nll(
     return nll.flatten(1).sum(1)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, per_dim: bool = False) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats.
+def kl_divergence(
+    mu: torch.Tensor, logvar: torch.Tensor, per_dim: bool = False, prior_mu: torch.Tensor | None = None
+) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(prior_mu, I)) in nats; prior_mu None means N(0, I).
 
-    = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))   (Kingma & Welling, 2014, Appendix B)
+    = -1/2 * sum_j (1 + logvar_j - (mu_j - prior_mu_j)^2 - exp(logvar_j))   (Kingma & Welling, 2014,
+    Appendix B, for prior_mu = 0; a unit-variance prior shifted by prior_mu shifts mu alike)
 
-    mu, logvar: (B, D). Returns (B,) summed over dimensions, or (B, D) with ``per_dim=True``.
+    mu, logvar, prior_mu: (B, D). Returns (B,) summed over dimensions, or (B, D) with ``per_dim=True``.
     """
+    if prior_mu is not None:
+        mu = mu - prior_mu
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
     return kl if per_dim else kl.sum(1)
 
@@ -69,15 +74,25 @@ def elbo(
     likelihood: str = "bernoulli",
     beta: float = 1.0,
     sigma: float = 0.1,
+    prior_mu: torch.Tensor | None = None,
 ) -> LossParts:
     """The ELBO's parts as batch means in nats per image, from one forward pass.
 
-    logits (B, 1, 28, 28) decoded from one z ~ q(z|x); x (B, 1, 28, 28) in [0, 1]; mu, logvar (B, D).
+    logits (B, 1, 28, 28) decoded from one z ~ q(z|x); x (B, 1, 28, 28) in [0, 1]; mu, logvar (B, D);
+    prior_mu (B, D): the prior's mean for each image (a class-prior model), None for N(0, I).
     ``loss`` = recon + beta * kl is what training minimizes; for beta = 1 it is -ELBO.
     """
     recon = reconstruction_nll(logits, x, likelihood, sigma).mean()
-    kl = kl_divergence(mu, logvar).mean()
+    kl = kl_divergence(mu, logvar, prior_mu=prior_mu).mean()
     return LossParts(recon, kl, recon + beta * kl)
+
+
+def autoencoder_loss(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli",
+                     sigma: float = 0.1) -> LossParts:
+    """A plain autoencoder's loss: the reconstruction term alone, -log p(x|z) at its point code z = f(x),
+    nats per image as a batch mean; ``kl`` is 0 (there is no q(z|x) and no prior). Shapes as ``elbo``."""
+    recon = reconstruction_nll(logits, x, likelihood, sigma).mean()
+    return LossParts(recon, torch.zeros_like(recon), recon)
 
 
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -105,7 +120,9 @@ def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None):
     # Sample-major: decoder row i * B + b is draw i of image b, so labels and targets repeat whole.
     logits = model.decode(z.reshape(k * b, -1), None if y is None else y.repeat(k)).float()
     log_px_z = -reconstruction_nll(logits, x.repeat(k, 1, 1, 1), likelihood, sigma).view(k, b)
-    log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+    prior_mu = model.prior_mean(y) if hasattr(model, "prior_mean") else None
+    centred = z if prior_mu is None else z - prior_mu.float()  # p(z[|y]) = N(prior_mu, I)
+    log_pz = -0.5 * (LOG_2PI + centred.pow(2)).sum(-1)
     return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z, mu, logvar
 
 
@@ -136,7 +153,8 @@ def iwae_loss(
         raise ValueError(f"k must be at least 1, got {k}")
     log_w, log_px_z, mu, logvar = _iwae_terms(model, x, y, k, likelihood, sigma)
     loss = (math.log(k) - torch.logsumexp(log_w, dim=0)).mean()
-    return LossParts(-log_px_z.mean(), kl_divergence(mu, logvar).mean(), loss)
+    prior_mu = model.prior_mean(y) if hasattr(model, "prior_mean") else None
+    return LossParts(-log_px_z.mean(), kl_divergence(mu, logvar, prior_mu=prior_mu).mean(), loss)
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""The three autoencoders: an MLP `VAE`, a convolutional `ConvVAE`, and a conditional `CVAE`.
+"""The models: an MLP `VAE`, a convolutional `ConvVAE`, a conditional `CVAE`, a `ClassPriorVAE`
+(one learned prior mean per class), and a plain autoencoder `AE` to set beside them.
 
 All share one interface (Kingma & Welling, 2014, "Auto-Encoding Variational Bayes", Sec. 2.4 and
 Appendix C; CVAE: Sohn, Lee & Yan, 2015, "Learning Structured Output Representation using Deep
@@ -9,10 +10,13 @@ Conditional Generative Models"):
 - ``reparameterize(mu, logvar) -> z``: z = mu + sigma * eps, eps ~ N(0, I).
 - ``decode(z, y=None) -> logits``: float (B, 1, 28, 28); ``torch.sigmoid(logits)`` is the pixel mean.
 - ``forward(x, y=None) -> (logits, mu, logvar)``.
-- ``sample(n, y=None) -> images``: decoder means for z ~ N(0, I), float (n, 1, 28, 28) in [0, 1].
+- ``sample(n, y=None) -> images``: decoder means for z ~ p(z[|y]), float (n, 1, 28, 28) in [0, 1].
+- ``prior_mean(y) -> (B, D) or None``: the mean of the prior p(z|y) = N(prior_mean, I); None when the
+  prior is N(0, I), as for every model but ``ClassPriorVAE``.
 
 Unconditional models accept ``y`` and ignore it, so generic code can always pass labels; the CVAE
-raises ``ValueError`` without them.
+raises ``ValueError`` without them. The ``AE`` is not variational (``variational = False``): its
+``encode`` returns ``(z, None)``, a point code and no variance, and it has no prior to sample from.
 """
 
 from __future__ import annotations
@@ -25,9 +29,14 @@ from .losses import reparameterize
 
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
-MODEL_TYPES = {"vae": "MLP VAE", "conv": "convolutional VAE", "cvae": "conditional VAE (MLP)"}  # type -> description
-MODEL_SHORT_NAMES = {"vae": "VAE", "conv": "ConvVAE", "cvae": "CVAE"}  # for buttons and captions
-DEFAULT_HIDDEN = {"vae": [400], "conv": [256], "cvae": [400]}  # the widths a new model gets from the app
+MODEL_TYPES = {  # type -> description
+    "vae": "MLP VAE", "conv": "convolutional VAE", "cvae": "conditional VAE (MLP)",
+    "cvae_class_prior": "VAE with a learned prior mean per class (MLP)", "ae": "plain autoencoder (MLP, not variational)",
+}
+MODEL_SHORT_NAMES = {"vae": "VAE", "conv": "ConvVAE", "cvae": "CVAE", "cvae_class_prior": "class-prior VAE",
+                     "ae": "AE"}  # for buttons and captions
+DEFAULT_HIDDEN = {"vae": [400], "conv": [256], "cvae": [400], "cvae_class_prior": [400],
+                  "ae": [400]}  # the widths a new model gets from the app
 
 
 def label_tensor(y: torch.Tensor | int | None, n: int, device: torch.device | str) -> torch.Tensor | None:
@@ -42,8 +51,13 @@ def label_tensor(y: torch.Tensor | int | None, n: int, device: torch.device | st
 class _Autoencoder(nn.Module):
     """What every model shares; subclasses define ``encode`` and ``decode``."""
 
-    conditional = False
+    conditional = False  # True: training, encoding or sampling needs the labels y
+    variational = True  # False for the AE: a point code, no q(z|x) variance, no prior
     latent_dim: int
+
+    def prior_mean(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The prior's mean for labels y (B,): None here, where p(z) = N(0, I)."""
+        return None
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """z = mu + sigma * eps with sigma = exp(logvar / 2), eps ~ N(0, I) (Kingma & Welling, Eq. 10).
@@ -114,6 +128,66 @@ class CVAE(VAE):
         super().__init__(latent_dim, hidden, n_classes)
 
 
+class ClassPriorVAE(VAE):
+    """A VAE whose prior has a learned mean per class: p(z|y) = N(mu_y, I), y in 0..n_classes-1.
+
+    Encoder and decoder are the MLP VAE's and never see the label; the label enters only the KL
+    term, KL(N(mu, sigma^2) || N(mu_y, I)) (``vae.losses.kl_divergence`` with ``prior_mu``), so the
+    codes of each class gather around their own mean mu_y and a class is drawn by decoding
+    z ~ N(mu_y, I). ``class_means`` (n_classes, latent_dim) are parameters trained with the rest,
+    initialised N(0, I) from the global seed. This is the simplest conditional VAE of the Keras and
+    PyTorch tutorials' family in which the prior, not the networks, carries the class.
+    """
+
+    conditional = True
+
+    def __init__(self, latent_dim: int = 2, hidden: tuple[int, ...] = (400,), n_classes: int = 10):
+        super().__init__(latent_dim, hidden)  # the networks take no label
+        self.n_classes = n_classes
+        self.class_means = nn.Parameter(torch.randn(n_classes, latent_dim))
+
+    def _with_label(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return h
+
+    def prior_mean(self, y: torch.Tensor | None) -> torch.Tensor:
+        """mu_y for labels y int64 (B,): float (B, latent_dim). Raises ValueError without labels."""
+        if y is None:
+            raise ValueError("the class-prior VAE needs labels y, int64 of shape (B,)")
+        return self.class_means[y]
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Decode n draws z ~ N(mu_y, I); without y, y is drawn uniformly (the prior's mixture)."""
+        device = self.class_means.device
+        y = label_tensor(y, n, device)
+        if y is None:
+            y = torch.randint(self.n_classes, (n,), device=device)
+        z = self.class_means[y] + torch.randn(n, self.latent_dim, device=device)
+        return torch.sigmoid(self.decode(z))
+
+
+class AE(VAE):
+    """A plain autoencoder, to show why it cannot generate: the MLP VAE's encoder and decoder, but
+    the encoder gives one point z = f(x) (its mean head; there is no variance head) and training
+    minimizes the reconstruction term alone, with no KL. ``encode`` returns ``(z, None)``."""
+
+    variational = False
+
+    def __init__(self, latent_dim: int = 2, hidden: tuple[int, ...] = (400,)):
+        super().__init__(latent_dim, hidden)
+        del self.fc_logvar
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        return self.fc_mu(self.encoder(x.flatten(1))), None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        z, _ = self.encode(x)
+        return self.decode(z), z, None
+
+    def sample(self, n: int, y=None):
+        raise NotImplementedError("an autoencoder has no prior to sample from; decode chosen codes instead")
+
+
 class ConvVAE(_Autoencoder):
     """Convolutional VAE: two stride-2 convolutions down (28 -> 14 -> 7), transposed convolutions up.
 
@@ -157,7 +231,8 @@ class ConvVAE(_Autoencoder):
 def build_model(config: dict) -> _Autoencoder:
     """Build an untrained model from a config dict (the keys of ``vae.train.TrainConfig``).
 
-    Uses ``model`` (one of MODEL_TYPES), ``latent_dim``, ``hidden``, ``n_classes`` for "cvae" and
+    Uses ``model`` (one of MODEL_TYPES), ``latent_dim``, ``hidden``, ``n_classes`` for the two
+    conditional models and
     ``channels`` for "conv"; a config written before those two fields existed gets their defaults
     (10 classes; channels 32, 64). Raises ValueError for an unknown model type or a shape the model
     refuses.
@@ -167,6 +242,10 @@ def build_model(config: dict) -> _Autoencoder:
         return VAE(latent_dim, hidden)
     if kind == "cvae":
         return CVAE(latent_dim, hidden, n_classes=int(config.get("n_classes", 10)))
+    if kind == "cvae_class_prior":
+        return ClassPriorVAE(latent_dim, hidden, n_classes=int(config.get("n_classes", 10)))
+    if kind == "ae":
+        return AE(latent_dim, hidden)
     if kind == "conv":
         return ConvVAE(latent_dim, hidden, tuple(config.get("channels", (32, 64))))
     raise ValueError(f"unknown model type {kind!r}; expected one of {', '.join(MODEL_TYPES)}")

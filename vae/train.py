@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 
 from .data import BINARIZATIONS, binarize, load_dataset
-from .losses import LIKELIHOODS, LossParts, elbo, iwae_loss
+from .losses import LIKELIHOODS, LossParts, autoencoder_loss, elbo, iwae_loss
 from .models import MODEL_TYPES, build_model
 
 OBJECTIVES = ("elbo", "iwae")
@@ -116,6 +116,8 @@ class TrainConfig:
             raise ValueError("latent_dim, epochs and batch_size must be positive, val_fraction in (0, 1)")
         if self.iwae_k < 1 or self.warmup < 0:
             raise ValueError(f"iwae_k must be at least 1 and warmup at least 0, got {self.iwae_k}, {self.warmup}")
+        if self.model == "ae" and (self.objective != "elbo" or self.beta != 1.0 or self.warmup):
+            raise ValueError("a plain autoencoder minimizes the reconstruction term alone: no IWAE, beta or warm-up")
         if self.objective == "iwae" and (self.beta != 1.0 or self.warmup):
             raise ValueError("the IWAE objective has no KL weight: use beta = 1 and no warm-up with it")
         if self.binarize == "dynamic" and self.likelihood != "bernoulli":
@@ -179,11 +181,17 @@ def evaluate_loss(model, images, labels, config: TrainConfig, batch_size: int = 
 
 
 def objective(model, x, y, config: TrainConfig, beta: float | None = None) -> LossParts:
-    """The configured loss on one batch: recon + beta * KL (the ELBO), or -L_k (the IWAE bound)."""
+    """The configured loss on one batch: recon + beta * KL (the ELBO), -L_k (the IWAE bound), or, for
+    the plain autoencoder, the reconstruction term alone. ``model`` may be wrapped by
+    DistributedDataParallel or torch.compile; a class-prior model's prior means are read through it."""
     if config.objective == "iwae":
         return iwae_loss(model, x, y, config.iwae_k, config.likelihood, config.sigma)
     logits, mu, logvar = model(x, y)
-    return elbo(logits, x, mu, logvar, config.likelihood, config.beta if beta is None else beta, config.sigma)
+    if config.model == "ae":
+        return autoencoder_loss(logits, x, config.likelihood, config.sigma)
+    inner = getattr(model, "module", getattr(model, "_orig_mod", model))  # DDP, then compile, unwrapped
+    return elbo(logits, x, mu, logvar, config.likelihood, config.beta if beta is None else beta, config.sigma,
+                prior_mu=inner.prior_mean(y))
 
 
 def history_row(epoch: int, seconds: float, train: dict, val: dict) -> dict:
