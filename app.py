@@ -16,6 +16,8 @@ PAGES = [  # (script, title, icon); a page's URL path is its file name
     ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:"),
     ("pages/cvae.py", "CVAE: class and style", ":material/pin:"),
     ("pages/embeddings.py", "Embeddings (t-SNE, PCA)", ":material/scatter_plot:"),
+    ("pages/ae_vs_vae.py", "AE vs VAE", ":material/compare:"),
+    ("pages/theory.py", "Theory: KL and ELBO", ":material/functions:"),
 ]
 
 

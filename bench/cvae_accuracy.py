@@ -2,9 +2,10 @@
 
     VAE_DATA_DIR=../shared/data .venv/bin/python bench/cvae_accuracy.py [FOLDER ...] [--per-class 100]
 
-For every shipped CVAE (default: each folder under pretrained/ whose config says "cvae"), or the
-folders given: fit a pixel classifier (PCA 50 + RBF SVM, ``vae.conditional.fit_pixel_classifier``)
-on the dataset's training split, label ``per_class`` prior samples of every class (z ~ N(0, I),
+For every shipped conditional model (default: each folder under pretrained/ whose config says "cvae"
+or "cvae_class_prior"), or the folders given: fit a pixel classifier (PCA 50 + RBF SVM,
+``vae.conditional.fit_pixel_classifier``) on the dataset's training split, label ``per_class`` prior
+samples of every class (z ~ p(z|y): N(0, I) for a CVAE told y, N(mu_y, I) for the class-prior VAE;
 seeded, decoder means), and label the whole real test split with the same classifier in the same run.
 Prints the accuracy per class on samples and on real images and their ratio: a ratio near 1 means the
 samples read as their class as well as real images do. ``--json`` prints one JSON object instead.
@@ -29,7 +30,7 @@ from vae.data import CLASS_NAMES, load_dataset  # noqa: E402
 def shipped_cvaes() -> list[Path]:
     folders = []
     for config in sorted((ROOT / "pretrained").glob("*/config.json")):
-        if json.loads(config.read_text()).get("model") == "cvae" and (config.parent / "model.safetensors").is_file():
+        if json.loads(config.read_text()).get("model") in ("cvae", "cvae_class_prior") and (config.parent / "model.safetensors").is_file():
             folders.append(config.parent)
     return folders
 

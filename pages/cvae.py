@@ -7,8 +7,8 @@ import torch
 
 from ui.images import pick_test_image, upload_image
 from ui.models import MODEL_KEY, Selection, load_model, shipped_configs, shipped_models
-from vae.conditional import prior_styles, style_grid, style_transfer
-from vae.latent import decode_images, tile
+from vae.conditional import class_codes, class_decode, prior_styles, style_grid, style_transfer
+from vae.latent import tile
 
 
 def use_model(model_name):
@@ -20,7 +20,7 @@ def render(sel: Selection) -> None:
     st.title("Conditional VAE: pick the class, keep the style")
     if not model.conditional:
         shipped, configs = shipped_models(), shipped_configs()
-        cvaes = sorted((n for n, c in configs.items() if c.get("model") == "cvae"),
+        cvaes = sorted((n for n, c in configs.items() if c.get("model") in ("cvae", "cvae_class_prior")),
                        key=lambda n: (configs[n]["dataset"] != "mnist", n))  # MNIST first
         st.info(f"{name} is not conditional: pick {' or '.join(cvaes) or 'a CVAE'} in the sidebar "
                 "to choose the class of what it draws.")
@@ -34,12 +34,22 @@ def render(sel: Selection) -> None:
     names = sel.class_names
     n_classes, d = len(names), model.latent_dim
     thing = "digit" if config["dataset"] == "mnist" else "class"
-    st.markdown(
-        f"The decoder p(x|z, y) is told the {thing} y, so the latent z is left to hold the style: "
-        f"{'slant, stroke, size' if thing == 'digit' else 'shade, cut, pattern'}. Keep z and change y to "
-        "draw the same style as another "
-        f"{thing} (Sohn, Lee & Yan, 2015)."
-    )
+    features = 'slant, stroke, size' if thing == 'digit' else 'shade, cut, pattern'
+    if sel.class_prior:
+        st.markdown(
+            f"This VAE's encoder and decoder never see the {thing}. Its prior does: each {thing} y has its own "
+            f"learned mean, p(z|y) = N(μ_y, I), and the KL term pulls every image's code towards its class's mean, "
+            f"so the latent plane clusters by class by construction. A {thing} of class y is drawn as "
+            f"z = μ_y + ε with ε ~ N(0, I); ε, the offset from the mean, is the style ({features}). Keep ε and "
+            f"change y to draw the same offset in another class's cloud."
+        )
+    else:
+        st.markdown(
+            f"The decoder p(x|z, y) is told the {thing} y, so the latent z is left to hold the style: "
+            f"{features}. Keep z and change y to draw the same style as another "
+            f"{thing} (Sohn, Lee & Yan, 2015)."
+        )
+    style_name = "ε" if sel.class_prior else "z"
 
     z_keys = [f"cvae_z{i}" for i in range(d)]
     seed_key = "cvae_seed"
@@ -53,7 +63,7 @@ def render(sel: Selection) -> None:
         st.session_state[seed_key] = int(torch.randint(100_000, ()).item())
 
     seed = st.session_state.setdefault(seed_key, 0)
-    label = st.segmented_control(f"Pick the {thing} (the CVAE's label y)", range(n_classes), default=0,
+    label = st.segmented_control(f"Pick the {thing} (the label y)", range(n_classes), default=0,
                                  required=True, key="cvae_class", format_func=lambda c: names[c])
 
     one, many = st.columns([1, 2], gap="large")
@@ -62,34 +72,45 @@ def render(sel: Selection) -> None:
         picture = st.empty()
         for key in z_keys:  # the value lives in session state, which "Random style" sets: no default beside it
             st.session_state.setdefault(key, 0.0)
-        z = torch.tensor([[st.slider(f"z[{i}]", -3.0, 3.0, step=0.05, key=z_keys[i]) for i in range(d)]])
-        st.button("Random style", icon=":material/casino:", on_click=random_style, help="A draw from the prior N(0, I)")
-        picture.image(tile(decode_images(model, z, label), nrow=1, scale=8), output_format="PNG",
-                      caption=f"{names[label]} in the style z = ({', '.join(f'{v:.2f}' for v in z[0].tolist())})")
+        z = torch.tensor([[st.slider(f"{style_name}[{i}]", -3.0, 3.0, step=0.05, key=z_keys[i]) for i in range(d)]])
+        st.button("Random style", icon=":material/casino:", on_click=random_style, help="A draw from N(0, I)")
+        where = ""
+        if sel.class_prior:
+            code = class_codes(model, z, label)[0]
+            where = f", at z = μ_y + ε = ({', '.join(f'{v:.2f}' for v in code.tolist())})"
+        picture.image(tile(class_decode(model, z, label), nrow=1, scale=8), output_format="PNG",
+                      caption=f"{names[label]} in the style {style_name} = ({', '.join(f'{v:.2f}' for v in z[0].tolist())}){where}")
 
     with many:
         st.subheader(f"36 random styles of {names[label]}")
         styles = prior_styles(36, d, seed)
-        many.image(tile(decode_images(model, styles, label), nrow=6, padding=2, scale=3), output_format="PNG",
-                   caption=f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
+        many.image(tile(class_decode(model, styles, label), nrow=6, padding=2, scale=3), output_format="PNG",
+                   caption=(f"z = μ_y + ε, ε ~ N(0, I): 36 samples around the mean of {names[label]}, seed {seed}; the same "
+                            f"ε whichever {thing} you pick") if sel.class_prior else
+                   f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
         st.button("New styles", icon=":material/casino:", on_click=new_styles)
 
     st.subheader(f"Same style, every {thing}")
     rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)
     row_z = torch.cat([z, prior_styles(rows - 1, d, seed)]) if rows > 1 else z
     st.image(tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3), output_format="PNG",
-             caption="Each row is one z decoded with every label; row 1 is the style of the sliders, the rest "
+             caption=f"Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the rest "
              f"are the first random styles above. Columns: {', '.join(names)}.")
 
     st.subheader("Style transfer")
-    st.markdown("Encode an image with its label to find its style z (the mean of q(z|x, y)), then decode "
-                "that z with every label.")
+    if sel.class_prior:
+        st.markdown("Encode an image to find its code μ (the mean of q(z|x)); its style is the offset from its "
+                    "class's mean, ε = μ − μ_y. Then draw that ε at every class's mean.")
+    else:
+        st.markdown("Encode an image with its label to find its style z (the mean of q(z|x, y)), then decode "
+                    "that z with every label.")
     source_col, result_col = st.columns([1, 2], gap="large")
     with source_col:
         source = st.radio("Image", ["A test image", "Your own image"], horizontal=True, key="cvae_source")
         if source == "A test image":
             x, true_label, index = pick_test_image(config["dataset"], "cvae_transfer")
-            given = st.selectbox(f"Its label (told to the encoder; the test set says {names[true_label]})",
+            given = st.selectbox(f"Its label ({'whose mean is subtracted' if sel.class_prior else 'told to the encoder'}; "
+                                 f"the test set says {names[true_label]})",
                                  range(n_classes), index=true_label, format_func=lambda c: names[c])
             about = f"test image #{index}"
         else:
@@ -104,13 +125,14 @@ def render(sel: Selection) -> None:
                                              key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
     if x is not None and given is None:
         source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, as the model sees it", output_format="PNG")
-        result_col.info(f"Pick the {thing} your image shows: the encoder needs its label to separate style from class.")
+        result_col.info(f"Pick the {thing} your image shows: " + ("its style is its offset from that class's mean."
+                        if sel.class_prior else "the encoder needs its label to separate style from class."))
     elif x is not None:
         style, images = style_transfer(model, x, int(given))
         source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, encoded as {names[given]}", output_format="PNG")
         result_col.image(
             tile(images, nrow=(n_classes + 1) // 2, padding=2, scale=3), output_format="PNG",
-            caption=f"Its style z = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
+            caption=f"Its style {style_name} = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
             f"{', '.join(names)} (left to right, then the second row); the {names[given]} is the reconstruction.",
         )
 

@@ -77,7 +77,7 @@ def render(sel: Selection) -> None:
     )
     if "sample" in source:
         st.info(f"Using {source}.")
-    if model.conditional:
+    if sel.label_decoder:
         st.caption("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the classes.")
 
     c1, c2, c3, c4 = st.columns([2, 3, 3, 2], vertical_alignment="bottom")

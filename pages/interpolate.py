@@ -47,7 +47,7 @@ def render(sel: Selection) -> None:
                       "Networks'), the length going linearly from |z0| to |z1|.")
     n = c2.slider("Images between the ends", 1, 20, 8)
     y_path = None
-    if sel.conditional:
+    if sel.label_decoder:
         of = c3.radio("Decode the path with the class of", ("the start", "the end"), horizontal=True,
                       help="The CVAE's z holds the style; the label y picks the class.")
         y_path = ends[0 if of == "the start" else 1][1]
@@ -64,7 +64,7 @@ def render(sel: Selection) -> None:
         tile(strip, nrow=n + 4, padding=1, scale=scale),  # pixel repetition: crisp, never blurred
         caption=f"Left to right: {ends[0][2]}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
         f"{n}/{n + 1} of the {method} path, the reconstruction of {ends[1][2]}, and that image"
-        + (f"; path decoded with y = {names[y_path]}" if sel.conditional else "") + ".",
+        + (f"; path decoded with y = {names[y_path]}" if sel.label_decoder else "") + ".",
         output_format="PNG",
     )
     st.caption(f"|z| along the path: {norms[0]:.2f} at the start, {norms[-1]:.2f} at the end, lowest "

@@ -2,11 +2,30 @@
 
 import math
 
+import numpy as np
 import streamlit as st
 import torch
+from PIL import Image, ImageDraw
 
 from ui.models import Selection, test_metrics
-from vae.latent import GRID_SPACINGS, manifold_grid, tile
+from vae.latent import GRID_SPACINGS, manifold_grid, plane_pixel, tile
+
+
+def mark_means(picture: np.ndarray, means: torch.Tensor, names: list[str], centre: tuple[float, float], n: int,
+               cell: int, span: float, spacing: str) -> np.ndarray:
+    """The class means (C, 2) drawn on the tiled grid as labelled red crosses, where they fall inside it."""
+    image = Image.fromarray(picture).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    size = n * cell
+    for (mx, my), name in zip(means.tolist(), names):
+        px = plane_pixel(mx - centre[0], n, cell, span, spacing)
+        py = size - plane_pixel(my - centre[1], n, cell, span, spacing)  # z grows upwards, pixels downwards
+        if 0 <= px < size and 0 <= py < size:
+            r = max(6, cell // 4)
+            draw.line([(px - r, py - r), (px + r, py + r)], fill=(230, 30, 30), width=3)
+            draw.line([(px - r, py + r), (px + r, py - r)], fill=(230, 30, 30), width=3)
+            draw.text((px + r + 2, py - 2 * r), name, fill=(230, 30, 30), font_size=max(12, cell // 2))
+    return np.asarray(image)
 
 
 def render(sel: Selection) -> None:
@@ -45,17 +64,32 @@ def render(sel: Selection) -> None:
             if others == "a random draw":
                 seed = st.number_input("Seed of the draw", 0, 10_000, 0)
                 base = torch.randn(d, generator=torch.Generator().manual_seed(int(seed)))
-        if sel.conditional:
+        if sel.label_decoder:
             names = sel.class_names
             label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), default=0,
                                          format_func=lambda i: names[i], required=True)
+        means = None
+        if sel.class_prior:  # the prior's ten means, marked on the plane; the grid can centre on one
+            names, means = sel.class_names, model.class_means.detach().cpu()
+            centre = st.selectbox("Centre the plane on", [None, *range(len(names))], key="manifold_centre",
+                                  format_func=lambda i: "the origin" if i is None else f"μ of class {names[i]}",
+                                  help="Each class's prior is N(μ_y, I): centre on μ_y to see that class's cloud.")
+            base = (torch.zeros(d) if base is None else base.clone())
+            base[list(dims)] = 0.0 if centre is None else means[centre, list(dims)]
 
+    if base is not None and not sel.class_prior:
+        base[list(dims)] = 0.0  # the plane through the origin; the draw holds the other dimensions
     images = manifold_grid(model, n, span, spacing, dims, base, label)
     scale = max(1, math.ceil(720 / (n * 28)))  # upscale by repeating pixels: crisp, never blurred
+    picture = tile(images, nrow=n, scale=scale)
+    centre = (0.0, 0.0) if base is None else (float(base[dims[0]]), float(base[dims[1]]))
+    if means is not None:
+        picture = mark_means(picture, means[:, list(dims)], names, centre, n, 28 * scale, span, spacing)
     view.image(
-        tile(images, nrow=n, scale=scale),
-        caption=f"{sel.name}: horizontal z[{dims[0]}] from {-span:g} (left) to {span:g} (right); "
-        f"vertical z[{dims[1]}] from {-span:g} (bottom) to {span:g} (top)"
+        picture,
+        caption=f"{sel.name}: horizontal z[{dims[0]}] from {round(centre[0] - span, 2):g} (left) to {round(centre[0] + span, 2):g} (right); "
+        f"vertical z[{dims[1]}] from {round(centre[1] - span, 2):g} (bottom) to {round(centre[1] + span, 2):g} (top)"
+        + ("; the crosses mark each class's prior mean μ_y" if means is not None else "")
         + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw")),
         width="content",
         output_format="PNG",

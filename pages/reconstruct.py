@@ -84,33 +84,43 @@ def render(sel: Selection) -> None:
         st.stop()
 
     st.subheader("What the model makes of it")
-    k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
-                         help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
+    k = 1
+    if model.variational:
+        k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
+                             help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
     post = measure(sel.folder, weights_version(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
     c1, c2, c3 = st.columns([1, 1, 2])
     show(x, "input x, 28×28", 168, c1)
-    show(post.recon_image, "reconstruction: the decoder's mean at z = μ", 168, c2)
-    grid = tile(post.samples, nrow=N_SAMPLES // 2, padding=2, scale=3)
-    c3.image(grid, width=grid.shape[1], output_format="PNG",
-             caption=f"{N_SAMPLES} draws z ~ q(z|x), each decoded to its mean image")
-
-    m = st.columns(4)
-    m[0].metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
-    m[1].metric("KL", f"{post.kl:.2f} nats", help="KL(q(z|x) ‖ p(z)), in closed form against the prior N(0, I), summed over the latent dimensions.")
-    m[2].metric("−ELBO", f"{post.neg_elbo:.1f} nats", help=f"Reconstruction + KL, for this one image (the model was trained on {loss_name(config)}).")
-    m[3].metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
+    show(post.recon_image, "reconstruction: the decoder's mean at z = " + ("μ" if model.variational else "f(x)"), 168, c2)
+    if model.variational:
+        grid = tile(post.samples, nrow=N_SAMPLES // 2, padding=2, scale=3)
+        c3.image(grid, width=grid.shape[1], output_format="PNG",
+                 caption=f"{N_SAMPLES} draws z ~ q(z|x), each decoded to its mean image")
     test = metrics.get("test")
-    kind = ("differential nats of a Gaussian decoder" if config["likelihood"] == "gaussian" else
-            "grey levels scored as Bernoulli targets")
-    note = (f" These are {kind}, not a normalized likelihood of the image: compare them with each other, "
-            "not with published MNIST numbers (those binarize the digits).")
-    if test:
-        st.caption(f"For comparison, the test split's means: −ELBO {test['neg_elbo']:.1f} nats, IWAE NLL "
-                   f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)}). "
-                   "A much larger value says the image is unlike what the model was trained on." + note)
-    elif metrics.get("test_binarized"):
-        st.caption("This model was trained and scored on binarized digits (pixels 0 or 1), so its numbers for a "
-                   "grey-level image here are not comparable with its test scores." + note)
+    if not model.variational:
+        m = st.columns(4)
+        m[0].metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−log p(x|z) at the code z = f(x): the {config['likelihood']} decoder's negative log-likelihood of x.")
+        st.caption("A plain autoencoder maps x to one point z = f(x) and has no prior: it defines no likelihood "
+                   "p(x), so there is no KL, ELBO or IWAE estimate to show. The AE vs VAE page shows what that costs."
+                   + (f" Test split mean: {test['recon']:.1f} nats." if test else ""))
+    else:
+        prior = "N(μ_y, I), the prior of its class" if hasattr(model, "class_means") else "the prior N(0, I)"
+        m = st.columns(4)
+        m[0].metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
+        m[1].metric("KL", f"{post.kl:.2f} nats", help=f"KL(q(z|x) ‖ p(z)), in closed form against {prior}, summed over the latent dimensions.")
+        m[2].metric("−ELBO", f"{post.neg_elbo:.1f} nats", help=f"Reconstruction + KL, for this one image (the model was trained on {loss_name(config)}).")
+        m[3].metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
+        kind = ("differential nats of a Gaussian decoder" if config["likelihood"] == "gaussian" else
+                "grey levels scored as Bernoulli targets")
+        note = (f" These are {kind}, not a normalized likelihood of the image: compare them with each other, "
+                "not with published MNIST numbers (those binarize the digits).")
+        if test:
+            st.caption(f"For comparison, the test split's means: −ELBO {test['neg_elbo']:.1f} nats, IWAE NLL "
+                       f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)}). "
+                       "A much larger value says the image is unlike what the model was trained on." + note)
+        elif metrics.get("test_binarized"):
+            st.caption("This model was trained and scored on binarized digits (pixels 0 or 1), so its numbers for a "
+                       "grey-level image here are not comparable with its test scores." + note)
 
     d = model.latent_dim
     dims = [f"z[{i}]" for i in range(d)]
@@ -132,12 +142,19 @@ def render(sel: Selection) -> None:
         t = torch.linspace(0, 2 * torch.pi, 60)
         mu, sd = post.mu, post.sigma
         # WebGL traces draw above SVG ones: the ellipse and the star are WebGL too, added last, so on top.
-        fig.add_trace(go.Scattergl(x=(mu[0] + 2 * sd[0] * t.cos()).tolist(), y=(mu[1] + 2 * sd[1] * t.sin()).tolist(),
-                                   mode="lines", line=dict(color="black", width=2, dash="dot"), name="μ ± 2σ",
-                                   hoverinfo="name"))
+        if model.variational:
+            fig.add_trace(go.Scattergl(x=(mu[0] + 2 * sd[0] * t.cos()).tolist(), y=(mu[1] + 2 * sd[1] * t.sin()).tolist(),
+                                       mode="lines", line=dict(color="black", width=2, dash="dot"), name="μ ± 2σ",
+                                       hoverinfo="name"))
         fig.add_trace(go.Scattergl(x=[float(mu[0])], y=[float(mu[1])], mode="markers", name="this image",
                                    marker=dict(symbol="star", size=26, color="gold", line=dict(color="black", width=2)),
                                    hovertemplate="this image: μ = (%{x:.2f}, %{y:.2f})<extra></extra>"))
+        if sel.class_prior:
+            means = model.class_means.detach().cpu()
+            fig.add_trace(go.Scattergl(x=means[:, 0].tolist(), y=means[:, 1].tolist(), mode="markers+text", name="μ_y",
+                                       text=names, textposition="top center", customdata=names,
+                                       marker=dict(symbol="x", size=12, color="black"),
+                                       hovertemplate="prior mean of %{customdata}: (%{x:.2f}, %{y:.2f})<extra></extra>"))
         fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
                           title=dict(text="Where it lands among the test encodings (μ of each)", font_size=14),
                           legend=dict(itemsizing="constant"))
@@ -145,7 +162,7 @@ def render(sel: Selection) -> None:
         left, right = st.columns([3, 2], gap="large")
         left.plotly_chart(fig, key="rec_plane")
         left.caption(f"{len(labels):,} test images from {source}, coloured by class"
-                     + ("; for a CVAE, z holds the style and the label y the class, so the classes overlap." if sel.conditional else "."))
+                     + ("; for a CVAE, z holds the style and the label y the class, so the classes overlap." if sel.label_decoder else "; each class gathers around its own prior mean μ_y (black crosses)." if sel.class_prior else "."))
         right.plotly_chart(bars, key="rec_mu")
     else:
         st.plotly_chart(bars, key="rec_mu")

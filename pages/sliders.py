@@ -4,10 +4,11 @@ import streamlit as st
 import torch
 
 from ui.charts import kl_bars
-from ui.images import pick_test_image
+from ui.images import pick_test_image, test_images
 from ui.models import Selection, test_encodings, test_metrics
 from vae.data import DATASET_NAMES
-from vae.latent import ACTIVE_KL_THRESHOLD, decode_images, encode_images, rank_dimensions, tile, traversal_grid
+from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, prior_means, rank_dimensions, tile,
+                        traversal_grid)
 from vae.losses import kl_divergence
 
 SPAN = 4.0  # slider range in prior standard deviations: N(0, 1) puts 99.99% of each coordinate inside
@@ -17,7 +18,7 @@ def start_from(prefix: str, z: list[float], how: str, y: int | None = None) -> N
     """Button callback: set every slider (and the CVAE's label) before the rerun draws them."""
     z = [float(v) for v in z]
     for j, v in enumerate(z):
-        st.session_state[f"{prefix}z{j}"] = round(min(SPAN, max(-SPAN, v)), 2)
+        st.session_state[f"{prefix}z{j}"] = round(v, 2)  # clipped to the slider's range below
     if y is not None:
         st.session_state[f"{prefix}y"] = y
     st.session_state[f"{prefix}start"] = (list(z), how, y)
@@ -27,19 +28,32 @@ def render(sel: Selection) -> None:
     model, config, name = sel.model, sel.config, sel.name
     d = model.latent_dim
     prefix = f"sliders/{name}/"  # per-model keys: switching models never carries stale values
-    for j in range(d):
-        st.session_state.setdefault(f"{prefix}z{j}", 0.0)
     st.session_state.setdefault(f"{prefix}start", ([0.0] * d, "the prior's mean", None))
     test = test_metrics(sel.metrics)
-    if len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
+    lo, hi = [-SPAN] * d, [SPAN] * d  # each slider's range
+    if hasattr(model, "class_means"):  # a class-prior model: every class's prior N(mu_y, I) within reach
+        means = model.class_means.detach().cpu()
+        lo = [round(v - SPAN, 1) for v in means.min(0).values.tolist()]
+        hi = [round(v + SPAN, 1) for v in means.max(0).values.tolist()]
+    if not model.variational:  # an AE: no KL; its codes' spread orders the dimensions and sets the ranges
+        mu, _ = test_encodings(sel)
+        kl = mu.var(0).tolist()
+        lo, hi = [round(v - 0.5, 1) for v in mu.min(0).values.tolist()], [round(v + 0.5, 1) for v in mu.max(0).values.tolist()]
+        source = f"{len(mu):,} {DATASET_NAMES[config['dataset']]} test codes"
+    elif len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
         kl = test["kl_per_dim"]
         binarized = ", binarized" if test.get("protocol") == "binarized" else ""
         source = f"the {DATASET_NAMES[config['dataset']]} test split ({test['n_images']:,} images{binarized}, metrics.json)"
     else:
         mu, logvar = test_encodings(sel)
-        kl = kl_divergence(mu.double(), logvar.double(), per_dim=True).mean(0).tolist()
+        _, labels, _, _ = test_images(config["dataset"])
+        kl = kl_divergence(mu.double(), logvar.double(), per_dim=True,
+                           prior_mu=prior_means(model, labels[: len(mu)])).mean(0).tolist()
         source = f"{len(mu):,} {DATASET_NAMES[config['dataset']]} test images"
-    active, inactive = rank_dimensions(kl)
+    for j in range(d):  # every slider's value inside its range, whatever a button set
+        key = f"{prefix}z{j}"
+        st.session_state[key] = min(hi[j], max(lo[j], float(st.session_state.get(key, 0.0))))
+    active, inactive = rank_dimensions(kl) if model.variational else (sorted(range(d), key=lambda j: -kl[j]), [])
     names = sel.class_names
 
     st.title("Latent sliders")
@@ -47,7 +61,11 @@ def render(sel: Selection) -> None:
         f"Set z by hand, one slider per latent dimension (± {SPAN:g} prior standard deviations), and see "
         "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
         "prior) change nothing."
-        + (" For this CVAE the label y joins the sliders: y picks the class, z the style." if sel.conditional else "")
+        + (" For this CVAE the label y joins the sliders: y picks the class, z the style." if sel.label_decoder else "")
+        + (" This class-prior VAE's decoder never sees a label: each class's prior N(μ_y, I) sits at its own "
+           "mean μ_y, so start at a class mean and move away from it." if sel.class_prior else "")
+        + (" This is a plain autoencoder: it has no prior and no KL, so each slider spans the range of the "
+           "test images' codes instead." if not model.variational else "")
     )
 
     left, right = st.columns([2, 3], gap="large")
@@ -61,6 +79,13 @@ def render(sel: Selection) -> None:
                    help="z ~ N(0, I)")
         row.button("Reset", on_click=lambda: start_from(prefix, *st.session_state[f"{prefix}start"]),
                    help="Back to the last starting point")
+        if sel.class_prior:
+            means = model.class_means.detach().cpu()
+            c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+            cls = c1.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key=f"{prefix}mean_of")
+            c2.button("Class mean μ_y", on_click=start_from,
+                      args=(prefix, means[cls].tolist(), f"the prior mean of class {names[cls]}"),
+                      help="z = μ_y, the centre of the class's prior N(μ_y, I)")
         x, label, index = pick_test_image(config["dataset"], key="sliders_pick")
         t1, t2 = st.columns([1, 3], vertical_alignment="center")
         t1.image(tile(x, nrow=1, scale=3), output_format="PNG")
@@ -68,11 +93,11 @@ def render(sel: Selection) -> None:
                   "beyond the sliders' range are clipped.",
                   on_click=lambda: start_from(prefix, encode_images(model, x, torch.tensor([label]))[0][0],
                                               f"the encoding of test image {index} (a {names[label]})",
-                                              label if sel.conditional else None))
+                                              label if sel.label_decoder else None))
 
     with right:
         y = None
-        if sel.conditional:
+        if sel.label_decoder:
             st.session_state.setdefault(f"{prefix}y", 0)
             y = st.segmented_control("Class y", range(len(names)), format_func=lambda i: names[i],
                                      required=True, key=f"{prefix}y")
@@ -80,21 +105,25 @@ def render(sel: Selection) -> None:
         cols = st.columns(ncols)
         z = torch.tensor([
             cols[j % ncols].slider(
-                f"z[{j}]" + ("" if kl[j] >= ACTIVE_KL_THRESHOLD else " · inactive"), -SPAN, SPAN, step=0.01,
+                f"z[{j}]" + ("" if j not in inactive else " · inactive"), lo[j], hi[j], step=0.01,
                 format="%.2f", key=f"{prefix}z{j}",
-                help=f"Mean KL {kl[j]:.3f} nats over the test images ("
-                + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"),
+                help=(f"Mean KL {kl[j]:.3f} nats over the test images ("
+                      + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"))
+                if model.variational else f"Variance of the test codes along z[{j}]: {kl[j]:.2f}",
             )
             for j in range(d)
         ])
-        st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
-        st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "
-                   f"dimensions active, {len(inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")
+        if model.variational:
+            st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
+            st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "
+                       f"dimensions active, {len(inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")
+        else:
+            st.caption(f"Slider ranges: the codes of {source}, ± 0.5.")
 
     _, how, _ = st.session_state[f"{prefix}start"]
     view.image(
         tile(decode_images(model, z[None], y), nrow=1, scale=12),  # pixel repetition: crisp, never blurred
-        caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if sel.conditional else "")
+        caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if sel.label_decoder else "")
         + f" (last start: {how}).",
         output_format="PNG",
     )
@@ -113,7 +142,7 @@ def render(sel: Selection) -> None:
     h = 29 * scale  # one row of the tiled grid: a 28-pixel image and a 1-pixel white line, scaled
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
-        c1.markdown(f"**z[{j}]**  \n{kl[j]:.2f} nats")
+        c1.markdown(f"**z[{j}]**  \n" + (f"{kl[j]:.2f} nats" if model.variational else f"var {kl[j]:.2f}"))
         c2.image(grid[r * h : (r + 1) * h + scale], output_format="PNG")
     st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
                + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))

@@ -175,16 +175,18 @@ def test_history_figure_draws_both_parts_and_splits():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A one-epoch VAE and CVAE, trained once for all pages by a registry of their own."""
-    registry = JobRegistry(max_jobs=2, folder=tmp_path_factory.mktemp("session-models"))
-    jobs = {kind: registry.start(f"pages-{kind}", TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
-            for kind in ("vae", "cvae")}
+    """A one-epoch model of each type but the ConvVAE, trained once for all pages by a registry of their own."""
+    registry = JobRegistry(max_jobs=4, folder=tmp_path_factory.mktemp("session-models"))
+    jobs = {kind: registry.start(f"pages-{kind}".replace("_", "-"),
+                                 TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
+            for kind in ("vae", "cvae", "cvae_class_prior", "ae")}
     assert all(job.wait(120) and job.state == "done" for job in jobs.values())
     return jobs
 
 
-@pytest.mark.parametrize("page", ["manifold", "reconstruct", "sliders", "interpolate", "cvae", "embeddings"])
-@pytest.mark.parametrize("kind", ["vae", "cvae"])
+@pytest.mark.parametrize("page", ["manifold", "reconstruct", "sliders", "interpolate", "cvae", "embeddings",
+                                  "ae_vs_vae", "theory"])
+@pytest.mark.parametrize("kind", ["vae", "cvae", "cvae_class_prior", "ae"])
 def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
     """Every page gets the picked model from the sidebar's one Selection, so a session model works there too."""
     job = trained[kind]

@@ -528,8 +528,9 @@ def test_manifold_grid_orientation_and_base():
     base = torch.tensor([0.0, 0.0, 0.7, -0.3])
     grid = manifold_grid(model, n=3, span=1.0, spacing="linear", dims=(2, 0), base=base)
     assert grid.shape == (9, 1, 28, 28)
-    # Top-left cell: smallest horizontal (dim 2) and largest vertical (dim 0) value; dim 1, 3 from base.
-    expected = decode_images(model, torch.tensor([[1.0, 0.0, -1.0, -0.3]]))
+    # Top-left cell: smallest horizontal (dim 2) and largest vertical (dim 0) value around the plane's
+    # centre base[2], base[0]; dims 1 and 3 from base.
+    expected = decode_images(model, torch.tensor([[1.0, 0.0, 0.7 - 1.0, -0.3]]))
     torch.testing.assert_close(grid[0], expected[0])
     with pytest.raises(ValueError, match="dims"):
         manifold_grid(model, dims=(1, 1))

@@ -47,7 +47,18 @@ class Selection:
 
     @property
     def conditional(self) -> bool:
+        """The model needs labels (a CVAE, or a class-prior VAE for its KL and samples)."""
         return bool(getattr(self.model, "conditional", False))
+
+    @property
+    def label_decoder(self) -> bool:
+        """The decoder takes the label y beside z (a CVAE): the same z draws another class when y changes."""
+        return self.config["model"] == "cvae"
+
+    @property
+    def class_prior(self) -> bool:
+        """The prior has a mean per class, p(z|y) = N(mu_y, I) (``vae.models.ClassPriorVAE``)."""
+        return self.config["model"] == "cvae_class_prior"
 
     @property
     def preprocess_style(self) -> str:
@@ -121,17 +132,29 @@ def describe(config: dict) -> str:
             f"{DATASET_NAMES[config['dataset']]}")
 
 
+def available_models() -> tuple[dict[str, str], dict[str, str]]:
+    """(name -> folder, name -> label) of every model a visitor can pick: shipped, then saved
+    ("user: NAME"), then trained in this session ("session: NAME")."""
+    shipped, saved, trained = shipped_models(), user_models(), session_models()
+    labels = {**{n: n for n in shipped}, **{n: f"user: {n}" for n in saved}, **{n: f"session: {n}" for n in trained}}
+    return {**shipped, **saved, **trained}, labels
+
+
+def selection_of(name: str, folder: str) -> Selection:
+    """A Selection for a model other than the sidebar's (a page that sets two models side by side).
+    Raises CheckpointError for a folder that cannot be loaded."""
+    return Selection(name, folder, *load_model(folder))
+
+
 def picker() -> Selection:
     """The sidebar's model picker and a line on the model; returns the one Selection of this rerun.
 
     Stops the app with an error when there is no model, or the picked one cannot be loaded.
     """
-    shipped, saved, trained = shipped_models(), user_models(), session_models()
-    if not shipped and not saved and not trained:
+    folders, labels = available_models()
+    if not folders:
         st.error("No models found in pretrained/. Train one with `python -m vae.train ... --out pretrained/NAME`.")
         st.stop()
-    labels = {**{n: n for n in shipped}, **{n: f"user: {n}" for n in saved}, **{n: f"session: {n}" for n in trained}}
-    folders = {**shipped, **saved, **trained}
     if st.session_state.get(MODEL_KEY) not in folders:  # first visit, or the model is gone
         st.session_state[MODEL_KEY] = DEFAULT_MODEL if DEFAULT_MODEL in folders else next(iter(folders))
     name = st.selectbox("Model", list(folders), key=MODEL_KEY, format_func=labels.get)

@@ -178,7 +178,8 @@ def _start_job() -> None:
     config = TrainConfig(
         dataset=state.train_dataset, model=state.train_model, latent_dim=int(state.train_latent_dim),
         hidden=DEFAULT_HIDDEN[state.train_model], epochs=int(state.train_epochs),
-        batch_size=int(state.train_batch_size), lr=float(state.train_lr), beta=float(state.train_beta),
+        batch_size=int(state.train_batch_size), lr=float(state.train_lr),
+        beta=1.0 if state.train_model == "ae" else float(state.train_beta),  # an AE has no KL to weigh
         likelihood=state.train_likelihood,
     )
     try:
@@ -195,7 +196,8 @@ def _train_form(running: bool) -> None:
         st.radio("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, horizontal=True, key="train_dataset")
         st.radio("Model type", list(MODEL_SHORT_NAMES), format_func=MODEL_SHORT_NAMES.get, horizontal=True, key="train_model",
                  help="VAE: MLP encoder and decoder (784-400-latent); ConvVAE: convolutional; CVAE: the MLP VAE "
-                 "told the class, for the CVAE page.")
+                 "told the class, for the CVAE page; class-prior VAE: the MLP VAE with a learned prior mean per "
+                 "class; AE: a plain autoencoder (no KL, not generative), for the AE vs VAE page.")
         c1, c2 = st.columns(2)
         c1.number_input("Latent dim.", 1, 64, 2, key="train_latent_dim")
         c2.number_input("Epochs", 1, 500, 10, key="train_epochs")
@@ -203,7 +205,8 @@ def _train_form(running: bool) -> None:
         c2.selectbox("Learning rate", LEARNING_RATES, index=LEARNING_RATES.index(1e-3), format_func=lambda v: f"{v:g}",
                      key="train_lr")
         c1.number_input("Beta", 0.0, 100.0, 1.0, 0.5, key="train_beta",
-                        help="Weight of the KL term; 1 is the plain ELBO, above 1 a beta-VAE.")
+                        help="Weight of the KL term; 1 is the plain ELBO, above 1 a beta-VAE. An AE has no KL term "
+                        "and ignores it.")
         c2.radio("Likelihood", LIKELIHOODS, key="train_likelihood",
                  help="bernoulli: binary cross-entropy; gaussian: squared error, sigma 0.1.")
         st.form_submit_button(

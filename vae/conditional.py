@@ -5,6 +5,12 @@ In a CVAE (Sohn, Lee & Yan, 2015, "Learning Structured Output Representation usi
 Generative Models") the decoder p(x|z, y) receives the label y beside z, so the label carries the
 class and z is left to carry what the label does not: the style (slant, stroke width, size). Keep z
 and change y to draw the same style as another class.
+
+In the class-prior VAE (``vae.models.ClassPriorVAE``) the networks never see y; the prior
+p(z|y) = N(mu_y, I) does. There a style is the offset eps from the class's mean, z = mu_y + eps, so
+the same eps drawn at another class's mean is the same place in that class's cloud. Every function
+here takes a style eps of shape (B, latent_dim) in the prior's standard units and decodes it with
+``class_decode``, which does the right thing for either model.
 """
 
 from __future__ import annotations
@@ -38,6 +44,25 @@ def _check_conditional(model) -> int:
     return int(model.n_classes)
 
 
+def class_codes(model, style: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
+    """The latent codes that draw ``style`` as class y: z = mu_y + eps for a class-prior model, z = eps
+    for a CVAE (its decoder takes y itself). style: float (B, latent_dim) on the CPU; y an int or
+    int64 (B,). Returns float (B, latent_dim) on the CPU."""
+    style = style.detach().float().cpu()
+    y = label_tensor(y, style.shape[0], "cpu")
+    with torch.no_grad():
+        prior_mu = model.prior_mean(y.to(next(model.parameters()).device))
+    return style if prior_mu is None else style + prior_mu.float().cpu()
+
+
+def class_decode(model, style: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
+    """Decode ``style`` (B, latent_dim) as class y (an int or int64 (B,)): decoder means, float
+    (B, 1, 28, 28) in [0, 1]. Raises ValueError for a model that is not conditional."""
+    _check_conditional(model)
+    y = label_tensor(y, style.shape[0], "cpu")
+    return decode_images(model, class_codes(model, style, y), y)
+
+
 def style_grid(model, z: torch.Tensor) -> torch.Tensor:
     """Every style decoded with every label: row r holds z[r] decoded as class 0, 1, ..., C - 1.
 
@@ -49,12 +74,13 @@ def style_grid(model, z: torch.Tensor) -> torch.Tensor:
     z = z.detach().float().cpu()
     zs = z.repeat_interleave(n_classes, dim=0)  # (R * C, latent_dim): z[0] C times, then z[1], ...
     ys = torch.arange(n_classes).repeat(z.shape[0])  # 0..C-1, R times
-    return decode_images(model, zs, ys)
+    return class_decode(model, zs, ys)
 
 
 @torch.no_grad()
 def encode_style(model, x: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
-    """The style of images with known labels: the posterior mean mu of q(z|x, y).
+    """The style of images with known labels: the posterior mean mu of q(z|x, y) (of a class-prior
+    model: mu of q(z|x) minus the class mean mu_y).
 
     x: float (B, 1, 28, 28) in [0, 1]; y: an int (every image that class) or int64 (B,). Returns
     float (B, latent_dim) on the CPU. The mean, not a draw, so the same image always gives the same
@@ -67,7 +93,8 @@ def encode_style(model, x: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"labels must be in 0..{n_classes - 1}, got {y.tolist()}")
     mu, _ = model.encode(x, y)
-    return mu.cpu()
+    prior_mu = model.prior_mean(y)
+    return (mu if prior_mu is None else mu - prior_mu).cpu()
 
 
 def style_transfer(model, x: torch.Tensor, y: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +112,7 @@ def style_transfer(model, x: torch.Tensor, y: int) -> tuple[torch.Tensor, torch.
 
 
 def sample_classes(model, per_class: int = 100, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """per_class prior samples of every class: z ~ N(0, I) (seeded), decoded with each label.
+    """per_class prior samples of every class: z ~ p(z|y) (seeded), decoded with each label.
 
     Returns (images float (C * per_class, 1, 28, 28) in [0, 1], the decoder means; labels int64
     (C * per_class,), the label each was decoded with, class 0's block first). Every class gets
@@ -94,16 +121,18 @@ def sample_classes(model, per_class: int = 100, seed: int = 0) -> tuple[torch.Te
     n_classes = _check_conditional(model)
     z = prior_styles(n_classes * per_class, model.latent_dim, seed)
     labels = torch.arange(n_classes).repeat_interleave(per_class)
-    return decode_images(model, z, labels).cpu(), labels
+    return class_decode(model, z, labels).cpu(), labels
 
 
-def fit_pixel_classifier(images: torch.Tensor, labels: torch.Tensor, max_train: int = 10_000, seed: int = 0):
+def fit_pixel_classifier(images: torch.Tensor, labels: torch.Tensor, max_train: int = 10_000, seed: int = 0,
+                         probability: bool = False):
     """A classifier on raw pixels, independent of any VAE: PCA to 50 dimensions, then an RBF SVM.
 
     images: float (N, 1, 28, 28) in [0, 1]; labels int64 (N,). At most ``max_train`` images are used
     (a seeded random subset) to keep fitting to seconds on a CPU. Returns a fitted scikit-learn
     pipeline whose ``predict`` takes float arrays (M, 784); ``bench/cvae_accuracy.py`` reports its
-    accuracy on the test split.
+    accuracy on the test split. ``probability``: also fit Platt-scaled class probabilities
+    (``predict_proba``; scikit-learn's 5-fold fit, about 5x the time), for ``confident_share``.
     """
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
@@ -112,7 +141,8 @@ def fit_pixel_classifier(images: torch.Tensor, labels: torch.Tensor, max_train: 
     if images.shape[0] > max_train:
         keep = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:max_train]
         images, labels = images[keep], labels[keep]
-    classifier = make_pipeline(PCA(50, random_state=seed), SVC(C=10.0, gamma="scale"))
+    classifier = make_pipeline(PCA(50, random_state=seed), SVC(C=10.0, gamma="scale", probability=probability,
+                                                               random_state=seed))
     classifier.fit(images.flatten(1).numpy(), labels.numpy())
     return classifier
 
@@ -132,3 +162,21 @@ def class_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor, n_cla
     per_class = [float(right[truth == c].mean()) if (truth == c).any() else float("nan") for c in range(n_classes)]
     return {"overall": float(right.mean()), "per_class": per_class, "n": int(len(truth)), "seconds": seconds}
 
+
+
+def confident_share(classifier, images: torch.Tensor, threshold: float = 0.9) -> dict:
+    """How many images a probabilistic classifier reads as some class with confidence: the share whose
+    largest class probability is at least ``threshold``. A decoded prior sample that looks like no
+    digit gets no confident reading; a clean digit does.
+
+    images: float (N, 1, 28, 28) in [0, 1]; classifier: fitted with ``predict_proba`` (for example
+    ``fit_pixel_classifier(..., probability=True)``). Returns {"share": fraction in [0, 1], "n": N,
+    "threshold", "mean_confidence": the mean largest probability, "predicted": int (N,) list of the
+    most probable class}. Raises ValueError for a threshold outside (0, 1].
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    probs = classifier.predict_proba(images.flatten(1).numpy())
+    top = probs.max(1)
+    return {"share": float((top >= threshold).mean()), "n": int(len(top)), "threshold": threshold,
+            "mean_confidence": float(top.mean()), "predicted": probs.argmax(1).tolist()}

@@ -10,7 +10,8 @@ Two protocols, never ranked against each other:
 - "binarized": the field's MNIST protocol (Burda et al., 2016; Tomczak & Welling, 2018): the test
   split binarized once, every pixel a Bernoulli(grey level) draw with a fixed seed, and -log p(x)
   estimated by importance sampling, k = 5000 in the literature. Bernoulli likelihood only.
-For a CVAE both estimate -log p(x|y), the likelihood given the true label, not -log p(x).
+For a CVAE (and the class-prior VAE) both estimate -log p(x|y), the likelihood given the true label,
+not -log p(x). A plain autoencoder defines no p(x): only its reconstruction term is measured.
 
 ``--write`` stores the result in the folder's ``metrics.json`` ("test", or "test_binarized") and
 rewrites its ``README.md`` card from config and metrics. beta = 1, one z per image for the ELBO.
@@ -43,6 +44,8 @@ def evaluate(model, images, labels, likelihood="bernoulli", sigma=0.1, k=1000, b
     mean KL of each latent dimension (a list of latent_dim floats that sums to "kl"); a dimension
     near 0 nats is inactive, collapsed to the prior. Tensors must be on the model's device. Seeded,
     so repeated calls agree. Cost: N * (k + 1) decodes, ``batch_size`` images encoded at once.
+    A plain autoencoder (``model.variational`` False) gets {"recon", "n_images"} alone: -log p(x|z)
+    at its code z = f(x); it has no KL, ELBO or likelihood.
     """
     model.eval()
     torch.manual_seed(seed)
@@ -52,9 +55,13 @@ def evaluate(model, images, labels, likelihood="bernoulli", sigma=0.1, k=1000, b
         x, y = images[s : s + batch_size], labels[s : s + batch_size]
         logits, mu, logvar = model(x, y)
         recon = recon + reconstruction_nll(logits, x, likelihood, sigma).double().sum()
-        kl_dims += kl_divergence(mu, logvar, per_dim=True).double().sum(0)
+        if not model.variational:
+            continue
+        kl_dims += kl_divergence(mu, logvar, per_dim=True, prior_mu=model.prior_mean(y)).double().sum(0)
         nll = nll + iwae_nll(model, x, y, k, likelihood, sigma).double().sum()
     n = images.shape[0]
+    if not model.variational:
+        return {"recon": recon.item() / n, "n_images": n}
     kl_per_dim = (kl_dims / n).tolist()
     recon, nll, kl = recon.item() / n, nll.item() / n, sum(kl_per_dim)
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "iwae_nll": nll, "k": k, "n_images": n,
@@ -84,10 +91,13 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
         binarization = f"fixed: Bernoulli(grey level), drawn once with seed {binarization_seed}"
     t0 = time.perf_counter()
     m = evaluate(model, images.to(device), labels.to(device), config["likelihood"], config.get("sigma", 0.1), k)
-    return {"dataset": config["dataset"], "split": "test", "n_images": m["n_images"], "protocol": protocol,
+    head = {"dataset": config["dataset"], "split": "test", "n_images": m["n_images"], "protocol": protocol,
             "likelihood": config["likelihood"], "binarization": binarization,
-            "binarization_seed": binarization_seed if protocol == "binarized" else None,
-            "nll_of": "-log p(x|y)" if config["model"] == "cvae" else "-log p(x)",
+            "binarization_seed": binarization_seed if protocol == "binarized" else None}
+    if not model.variational:
+        return {**head, "recon": round(m["recon"], 3), "units": "nats per image",
+                "seconds": round(time.perf_counter() - t0, 2), "device": describe_device(device)}
+    return {**head, "nll_of": "-log p(x|y)" if model.conditional else "-log p(x)",
             "neg_elbo": round(m["neg_elbo"], 3), "recon": round(m["recon"], 3), "kl": round(m["kl"], 3),
             "iwae_nll": round(m["iwae_nll"], 3), "k": k, "units": "nats per image",
             "kl_per_dim": [round(v, 4) for v in m["kl_per_dim"]],
@@ -109,6 +119,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     data = ("dynamically binarized: every pixel redrawn as Bernoulli(grey level) each time an image is used"
             if config.get("binarize") == "dynamic" else "grey levels as the targets")
     objective = (f"the IWAE bound with k = {config.get('iwae_k')}" if config.get("objective") == "iwae"
+                 else "the reconstruction term alone" if config["model"] == "ae"
                  else "the ELBO" if config.get("beta", 1.0) == 1.0 else f"the beta-VAE loss (beta = {config['beta']})")
     shape = f"hidden sizes {config['hidden']}"
     if config["model"] == "conv":
@@ -142,6 +153,14 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
             continue
         found = True
         what = "-log p(x|y), given the true label" if te.get("nll_of") == "-log p(x|y)" else "-log p(x)"
+        if "neg_elbo" not in te:  # a plain autoencoder
+            lines += [
+                "", f"### Protocol `{protocol}`", "", _PROTOCOL_TEXT[protocol].format(binarization=te.get("binarization")),
+                "", f"{DATASET_NAMES[te['dataset']]} {te['split']} split, {te['n_images']:,} images: the reconstruction "
+                f"term -log p(x|z) at the code z = f(x) is {te['recon']:.2f} nats per image ({te.get('seconds')} s on "
+                f"{te.get('device')}). An autoencoder defines no likelihood p(x), so there is no ELBO or IWAE NLL to give.",
+            ]
+            continue
         lines += [
             "",
             f"### Protocol `{protocol}`",
@@ -180,8 +199,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{a.folder}: {result['dataset']} {result['split']}, {result['n_images']} images, protocol "
               f"{result['protocol']} (binarization: {result['binarization']}), {result['likelihood']} likelihood, "
               "nats per image")
-        print(f"  -ELBO {result['neg_elbo']:.2f} = reconstruction {result['recon']:.2f} + KL {result['kl']:.2f}")
-        print(f"  IWAE NLL (k={result['k']}) {result['iwae_nll']:.2f}   [{result['seconds']} s, {result['device']}]")
+        if "neg_elbo" not in result:
+            print(f"  reconstruction {result['recon']:.2f} (a plain autoencoder: no ELBO, no likelihood)"
+                  f"   [{result['seconds']} s, {result['device']}]")
+        else:
+            print(f"  -ELBO {result['neg_elbo']:.2f} = reconstruction {result['recon']:.2f} + KL {result['kl']:.2f}")
+            print(f"  IWAE NLL (k={result['k']}) {result['iwae_nll']:.2f}   [{result['seconds']} s, {result['device']}]")
     if a.write:
         folder = Path(a.folder)
         _, config, metrics = load_checkpoint(folder)

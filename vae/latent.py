@@ -56,7 +56,8 @@ def manifold_grid(
     """Decode an n x n grid spanning two latent dimensions; the others stay at ``base``.
 
     dims: (horizontal, vertical) dimension indices; base: float (latent_dim,), default zeros (the
-    prior's mean); y: the class for a CVAE. Row-major order for ``tile``: the top row has the largest
+    prior's mean): the plane's centre, so dims[0] runs from base[dims[0]] - span to base[dims[0]] + span;
+    y: the class for a CVAE. Row-major order for ``tile``: the top row has the largest
     value of dims[1], the left column the smallest of dims[0], as in a plot of the plane.
     Returns float (n * n, 1, 28, 28) in [0, 1]. Raises ValueError for equal or out-of-range dims.
     """
@@ -67,8 +68,23 @@ def manifold_grid(
     coords = grid_coordinates(n, span, spacing)
     z = (torch.zeros(d) if base is None else base.detach().float().cpu()).repeat(n * n, 1)
     rows, cols = torch.meshgrid(coords.flip(0), coords, indexing="ij")
-    z[:, i], z[:, j] = cols.reshape(-1), rows.reshape(-1)
+    z[:, i] += cols.reshape(-1)
+    z[:, j] += rows.reshape(-1)
     return decode_images(model, z, y)
+
+
+def plane_pixel(value: float, n: int, cell: float, span: float = 2.0, spacing: str = "quantile") -> float:
+    """Where a coordinate ``value`` (relative to the plane's centre) falls on a tiled ``manifold_grid``
+    axis of n cells of ``cell`` pixels: the pixel offset from the axis's start (left, or top for the
+    vertical axis when given -value), inverting ``grid_coordinates`` (the normal CDF for "quantile").
+    Values outside the span give offsets outside [0, n * cell]."""
+    if spacing == "quantile":
+        normal = torch.distributions.Normal(0.0, 1.0)
+        lo = float(normal.cdf(torch.tensor(-span)))
+        frac = (float(normal.cdf(torch.tensor(float(value)))) - lo) / (1 - 2 * lo)
+    else:
+        frac = (value + span) / (2 * span)
+    return (frac * (n - 1) + 0.5) * cell
 
 
 def tile(images: torch.Tensor, nrow: int, padding: int = 0, scale: int = 1) -> np.ndarray:
@@ -100,8 +116,9 @@ def encode_images(
     """The encoder's q(z|x) = N(mu, diag(exp(logvar))) for every image, in batches.
 
     images: float (N, 1, 28, 28) in [0, 1]; y: int64 (N,), needed by a CVAE, ignored otherwise.
-    Returns (mu, logvar), float32 (N, latent_dim) each, on the CPU. ``batch_size`` bounds memory
-    and does not change the result. Raises ValueError for a CVAE without labels (from the model).
+    Returns (mu, logvar), float32 (N, latent_dim) each, on the CPU; for a plain autoencoder (no
+    q(z|x)) mu is its code z = f(x) and logvar is None. ``batch_size`` bounds memory and does not
+    change the result. Raises ValueError for a CVAE without labels (from the model).
     """
     device = next(model.parameters()).device
     mus, logvars = [], []
@@ -109,27 +126,41 @@ def encode_images(
         yb = None if y is None else y[s : s + batch_size].to(device)
         mu, logvar = model.encode(images[s : s + batch_size].to(device), yb)
         mus.append(mu.float().cpu())
-        logvars.append(logvar.float().cpu())
+        if logvar is not None:
+            logvars.append(logvar.float().cpu())
     d = model.latent_dim
     if not mus:
-        return torch.empty(0, d), torch.empty(0, d)
-    return torch.cat(mus), torch.cat(logvars)
+        return torch.empty(0, d), (torch.empty(0, d) if model.variational else None)
+    return torch.cat(mus), (torch.cat(logvars) if model.variational else None)
 
 
 def kl_per_dimension(
     model, images: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
 ) -> torch.Tensor:
-    """Mean KL(q(z_j|x) || N(0, 1)) of each latent dimension j over ``images``, in nats.
+    """Mean KL(q(z_j|x) || p(z_j)) of each latent dimension j over ``images``, in nats; p(z_j) is
+    N(0, 1), or N(mu_y,j, 1) for a class-prior model (then y is needed).
 
     Per image and dimension, -1/2 (1 + logvar_j - mu_j^2 - exp(logvar_j)) (Kingma & Welling, 2014,
     Appendix B), averaged over the N images. Returns float64 (latent_dim,), each entry >= 0; the
     entries sum to the mean total KL term of the ELBO over the same images. images: float
-    (N, 1, 28, 28) in [0, 1]; y: int64 (N,) for a CVAE. Raises ValueError when N = 0.
+    (N, 1, 28, 28) in [0, 1]; y: int64 (N,) for a CVAE. Raises ValueError when N = 0 or for a plain
+    autoencoder, which has no KL term.
     """
     if images.shape[0] == 0:
         raise ValueError("need at least one image to average the KL over")
+    if not model.variational:
+        raise ValueError("a plain autoencoder has no q(z|x) and no KL term")
     mu, logvar = encode_images(model, images, y, batch_size)
-    return kl_divergence(mu.double(), logvar.double(), per_dim=True).mean(0)
+    return kl_divergence(mu.double(), logvar.double(), per_dim=True, prior_mu=prior_means(model, y)).mean(0)
+
+
+def prior_means(model, y: torch.Tensor | None) -> torch.Tensor | None:
+    """The prior's mean for labels y (N,) as float64 (N, latent_dim) on the CPU, or None for N(0, I)."""
+    if y is None:
+        return None
+    with torch.no_grad():
+        mean = model.prior_mean(y.to(next(model.parameters()).device))
+    return None if mean is None else mean.double().cpu()
 
 
 def rank_dimensions(

@@ -26,6 +26,8 @@ class Posterior:
     recon_nll: -E_q[log p(x|z)] in nats, averaged over k draws; kl: KL(q(z|x) || p(z)), closed form;
     neg_elbo: -ELBO = recon_nll + kl (the loss at beta = 1, as in metrics.json); iwae_nll: the k-sample
     IWAE estimate of -log p(x) (of -log p(x|y) for a CVAE); k: the number of draws behind recon_nll and iwae_nll.
+    A plain autoencoder (``variational`` False) has a point code: sigma and kl_per_dim are 0, the
+    samples are its one reconstruction, recon_nll is at z = f(x), and kl, neg_elbo, iwae_nll are NaN.
     """
 
     mu: torch.Tensor
@@ -39,6 +41,7 @@ class Posterior:
     neg_elbo: float
     iwae_nll: float
     k: int
+    variational: bool = True
 
 
 @torch.no_grad()
@@ -73,8 +76,17 @@ def posterior(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         mu, logvar = model.encode(x, yt)
+        if not model.variational:
+            logits = model.decode(mu)
+            recon = reconstruction_nll(logits, x, likelihood, sigma)[0].item()
+            image = torch.sigmoid(logits).cpu()
+            nan = float("nan")
+            return Posterior(mu=mu[0].cpu(), sigma=torch.zeros(model.latent_dim), kl_per_dim=torch.zeros(model.latent_dim),
+                             recon_image=image, samples=image.expand(min(n_samples, k), -1, -1, -1).clone(),
+                             z=mu.cpu().expand(min(n_samples, k), -1).clone(), recon_nll=recon, kl=nan,
+                             neg_elbo=nan, iwae_nll=nan, k=1, variational=False)
         std = torch.exp(0.5 * logvar)
-        kl = kl_divergence(mu, logvar, per_dim=True)[0]
+        kl = kl_divergence(mu, logvar, per_dim=True, prior_mu=model.prior_mean(yt))[0]
         z = reparameterize(mu, logvar, k)[:, 0]  # (k, D)
         logits = model.decode(z, None if yt is None else yt.repeat(k))
         recon = reconstruction_nll(logits, x.expand(k, -1, -1, -1), likelihood, sigma).mean()

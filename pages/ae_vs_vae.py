@@ -1,0 +1,167 @@
+"""AE vs VAE: why a plain autoencoder cannot generate, shown on the same images, grids and draws."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from ui.charts import class_scatter
+from ui.images import pick_test_image, test_images
+from ui.models import Selection, available_models, selection_of, test_encodings
+from vae.checkpoint import CONFIG, CheckpointError
+from vae.conditional import prior_styles
+from vae.data import DATASET_NAMES
+from vae.latent import decode_images, encode_images, grid_coordinates, interpolate, tile
+
+N_CODES = 2000  # test images on each plane
+N_DRAWS = 36  # prior draws decoded by each model
+
+
+def candidates() -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
+    """(name -> config, name -> folder, name -> label) of every model a visitor can pick."""
+    folders, labels = available_models()
+    configs = {}
+    for name, folder in folders.items():
+        try:
+            configs[name] = json.loads((Path(folder) / CONFIG).read_text())
+        except (OSError, ValueError):
+            continue
+    return configs, folders, labels
+
+
+def prior_circle(radius: float) -> go.Scatter:
+    t = np.linspace(0, 2 * np.pi, 90)
+    return go.Scatter(x=radius * np.cos(t), y=radius * np.sin(t), mode="lines", name=f"N(0, I): radius {radius:g}",
+                      line=dict(color="black", width=1.5, dash="dot"), hoverinfo="name")
+
+
+def render(sel: Selection) -> None:
+    st.title("AE vs VAE: why a plain autoencoder cannot generate")
+    st.markdown(
+        "An **autoencoder** (AE) maps each image to one point z = f(x) and learns only to reconstruct. A "
+        "**VAE** maps it to a distribution q(z|x) = N(μ, σ²) and pays a KL term to keep those "
+        "distributions near the prior N(0, I). Decode points drawn from N(0, I): the VAE gives digits, the "
+        "AE mostly smudges, because its codes fill an arbitrary, gappy region that nothing tied to the prior."
+    )
+    configs, folders, labels = candidates()
+    aes = [n for n, c in configs.items() if c.get("model") == "ae"]
+    if not aes:
+        st.info("No autoencoder yet: train one in the sidebar (Model type: AE), or ship `mnist-ae-2d` "
+                "(`bash pretrained/train.sh mnist-ae-2d`).")
+        st.stop()
+    c1, c2 = st.columns(2)
+    ae_default = sel.name if sel.name in aes else ("mnist-ae-2d" if "mnist-ae-2d" in aes else aes[0])
+    ae_name = c1.selectbox("Autoencoder", aes, index=aes.index(ae_default), format_func=labels.get, key="aevae_ae")
+    ae_config = configs[ae_name]
+    vaes = [n for n, c in configs.items() if c.get("model") in ("vae", "conv") and c["dataset"] == ae_config["dataset"]
+            and c["latent_dim"] == ae_config["latent_dim"] and c.get("binarize", "none") == "none"]
+    if not vaes:
+        st.info(f"No unconditional VAE with a {ae_config['latent_dim']}-d latent space on "
+                f"{DATASET_NAMES[ae_config['dataset']]} to compare with: train one in the sidebar.")
+        st.stop()
+    vae_default = sel.name if sel.name in vaes else ("mnist-vae-2d" if "mnist-vae-2d" in vaes else vaes[0])
+    vae_name = c2.selectbox("VAE", vaes, index=vaes.index(vae_default), format_func=labels.get, key="aevae_vae",
+                            help="Unconditional VAEs on the same data with the same latent size.")
+    try:
+        ae, vae = selection_of(ae_name, folders[ae_name]), selection_of(vae_name, folders[vae_name])
+    except CheckpointError as err:
+        st.error(f"Cannot load the model: {err}")
+        st.stop()
+    pair = (("AE", ae), ("VAE", vae))
+    d, names = ae.model.latent_dim, ae.class_names
+    measured(ae, vae)
+
+    st.subheader("Where each puts the test images")
+    _, labels_all, _, source = test_images(ae.config["dataset"])
+    pick = torch.randperm(len(labels_all), generator=torch.Generator().manual_seed(0))[:N_CODES].sort().values
+    codes = {kind: test_encodings(s)[0][pick] for kind, s in pair}
+    if d == 2:
+        both = torch.cat(list(codes.values()))
+        lo, hi = both.min(0).values.tolist(), both.max(0).values.tolist()
+        pad = [0.05 * (h - low) for low, h in zip(lo, hi)]
+        for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
+            fig = class_scatter(codes[kind], labels_all[pick], names, size=4, opacity=0.55)
+            fig.add_trace(prior_circle(2.0))
+            fig.update_layout(height=420, title=dict(text=f"{kind}: {s.name}", font_size=14), xaxis_title="z[0]",
+                              yaxis_title="z[1]", dragmode="pan")
+            fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]])
+            fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], scaleanchor="x", scaleratio=1)
+            col.plotly_chart(fig, key=f"aevae_codes_{kind}")
+        spread = {kind: codes[kind].abs().max().item() for kind in codes}
+        st.caption(f"{N_CODES:,} test images from {source}, the same ones in both, on the same axes: the AE's codes "
+                   f"reach {spread['AE']:.1f} from the origin and the VAE's {spread['VAE']:.1f}; the dotted circle is "
+                   "radius 2 of the prior. The VAE's KL term packs its codes around the origin; nothing does that "
+                   "for the AE.")
+    else:
+        st.caption(f"The code plots need a 2-d latent space; these models have {d} dimensions.")
+
+    st.subheader("The decoded grid over the same span")
+    span = st.slider("Span of the grid (± z)", 0.5, 6.0, 2.0, 0.5, key="aevae_span",
+                     help="Both grids decode the same evenly spaced points of the plane z[0], z[1] (others 0).")
+    n = 12
+    coords = grid_coordinates(n, span, "linear")
+    rows, cols = torch.meshgrid(coords.flip(0), coords, indexing="ij")
+    z = torch.zeros(n * n, d)
+    z[:, 0], z[:, 1 % d] = cols.reshape(-1), rows.reshape(-1)
+    for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
+        col.image(tile(decode_images(s.model, z), nrow=n), output_format="PNG", width="content",
+                  caption=f"{kind}: z[0] and z[1] from {-span:g} to {span:g}")
+
+    st.subheader(f"{N_DRAWS} draws z ~ N(0, I), decoded by each")
+    seed = st.session_state.setdefault("aevae_seed", 0)
+    draws = prior_styles(N_DRAWS, d, seed)
+    for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
+        col.image(tile(decode_images(s.model, draws), nrow=6, padding=2, scale=2), output_format="PNG",
+                  caption=f"{kind}: the same {N_DRAWS} draws (seed {seed})")
+    st.button("New draws", icon=":material/casino:", key="aevae_new",
+              on_click=lambda: st.session_state.update(aevae_seed=int(torch.randint(100_000, ()).item())))
+
+    st.subheader("An interpolation between the same two images")
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        x0, y0, i0 = pick_test_image(ae.config["dataset"], "aevae_start")
+    st.session_state.setdefault("aevae_end_number", 1)
+    with c2:
+        x1, y1, i1 = pick_test_image(ae.config["dataset"], "aevae_end")
+    steps = 10
+    for kind, s in pair:
+        mu, _ = encode_images(s.model, torch.cat([x0, x1]))
+        path = decode_images(s.model, interpolate(mu[0], mu[1], steps, "linear")).cpu()
+        strip = torch.cat([x0, path, x1])
+        st.image(tile(strip, nrow=len(strip), padding=2, scale=2), output_format="PNG",
+                 caption=f"{kind}: test image {i0} ({names[y0]}), then {steps} points on the straight line between "
+                 f"the two codes, then test image {i1} ({names[y1]})")
+
+
+def measured(ae: Selection, vae: Selection) -> None:
+    """The stored figures of ``bench/ae_vs_vae.py`` for this pair, or how to measure them."""
+    a, v = ae.metrics.get("prior_samples"), vae.metrics.get("prior_samples")
+    if not a or not v or a.get("seed") != v.get("seed") or a.get("n") != v.get("n"):
+        st.caption("The measured comparison (how many prior draws a classifier reads as a digit) is stored for the "
+                   "shipped pair: run `python bench/ae_vs_vae.py AE_FOLDER VAE_FOLDER --write` for these two.")
+        return
+    m = st.columns(4)
+    m[0].metric("VAE: draws read as a digit", f"{v['confident_share']:.0%}",
+                help=f"{v['n']:,} draws z ~ N(0, I) decoded; a classifier that never saw either model gives "
+                f"its top class a probability of at least {v['threshold']:g}. {v['classifier']}.")
+    m[1].metric("AE: draws read as a digit", f"{a['confident_share']:.0%}",
+                help=f"The same {a['n']:,} draws decoded by the AE, the same classifier and threshold.")
+    m[2].metric("VAE: test reconstruction", f"{v['recon_at_code']:.1f} nats",
+                help=f"-log p(x|z) at z = μ(x), mean over {v['n_test']:,} test images; squared error "
+                f"{v['mse_per_pixel']:.4f} per pixel.")
+    m[3].metric("AE: test reconstruction", f"{a['recon_at_code']:.1f} nats",
+                help=f"-log p(x|z) at z = f(x), the same test images; squared error {a['mse_per_pixel']:.4f} per pixel.")
+    better = "the AE" if a["recon_at_code"] < v["recon_at_code"] else "the VAE"
+    st.caption(f"Measured by `bench/ae_vs_vae.py` (seed {v['seed']}): real test digits are read with that confidence "
+               f"{v['real_test_confident_share']:.0%} of the time. {better.capitalize()} reconstructs better"
+               + (": it spends nothing on keeping its codes near the prior, which is exactly why its prior draws fail."
+                  if better == "the AE" else "."))
+
+
+if __name__ == "__main__":
+    import app
+
+    app.run_page(render)
