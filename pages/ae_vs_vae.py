@@ -85,11 +85,12 @@ def render(sel: Selection) -> None:
         for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
             fig = class_scatter(codes[kind], labels_all[pick], names, size=4, opacity=0.55)
             fig.add_trace(prior_circle(2.0))
-            fig.update_layout(height=420, title=dict(text=f"{kind}: {s.name}", font_size=14), xaxis_title="z[0]",
-                              yaxis_title="z[1]", dragmode="pan")
+            fig.update_layout(height=460, title=dict(text=f"{kind}: {s.name}", font_size=14), xaxis_title="z[0]",
+                              yaxis_title="z[1]", dragmode=False,  # a swipe on a phone scrolls the page
+                              legend=dict(orientation="h", y=-0.18, title=None))
             fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]])
             fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], scaleanchor="x", scaleratio=1)
-            col.plotly_chart(fig, key=f"aevae_codes_{kind}")
+            col.plotly_chart(fig, key=f"aevae_codes_{kind}", config={"displayModeBar": False})
         spread = {kind: codes[kind].abs().max().item() for kind in codes}
         st.caption(f"{N_CODES:,} test images from {source}, the same ones in both, on the same axes: the AE's codes "
                    f"reach {spread['AE']:.1f} from the origin and the VAE's {spread['VAE']:.1f}; the dotted circle is "

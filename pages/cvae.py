@@ -63,7 +63,7 @@ def render(sel: Selection) -> None:
         st.session_state[seed_key] = int(torch.randint(100_000, ()).item())
 
     seed = st.session_state.setdefault(seed_key, 0)
-    label = st.segmented_control(f"Pick the {thing} (the label y)", range(n_classes), default=0,
+    label = st.segmented_control(f"Pick the {thing} (the label y)", range(n_classes), default=0, wrap=True,
                                  required=True, key="cvae_class", format_func=lambda c: names[c])
 
     one, many = st.columns([1, 2], gap="large")
@@ -121,7 +121,7 @@ def render(sel: Selection) -> None:
     elif source != "A test image":
         # Keyed by the image, so every new image asks for its own label.
         image_id = hashlib.sha1(x.numpy().tobytes()).hexdigest()[:12]
-        given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(n_classes),
+        given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(n_classes), wrap=True,
                                              key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
     if x is not None and given is None:
         source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, as the model sees it", output_format="PNG")

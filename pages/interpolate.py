@@ -17,8 +17,11 @@ def render(sel: Selection) -> None:
     st.title("Interpolation")
     st.markdown(
         "Encode two images, walk a straight line (linear) or a great-circle arc (slerp) between their "
-        "encodings mu, and decode each point. Under the prior N(0, I), high-dimensional draws lie near a "
-        "sphere; the straight line cuts inside it through less probable codes, the arc stays near it."
+        "encodings mu, and decode each point. In d dimensions, draws from the prior N(0, I) lie near the "
+        "sphere of radius √d: the centre has the highest density, yet almost no draw lands near it, so codes "
+        "there are atypical rather than improbable. A straight line between two typical codes passes closer "
+        "to the centre than they are, shortest at its middle; the arc keeps a typical length (White, 2016). "
+        "In 2 dimensions 90% of draws lie at radii 0.3 to 2.4, so a straight line between two of them stays among typical radii and the two paths differ little."
     )
 
     st.session_state.setdefault("interp_end_number", 1)  # the two ends start on different test images
@@ -40,15 +43,18 @@ def render(sel: Selection) -> None:
         st.stop()
 
     c1, c2, c3 = st.columns(3)
-    method = c1.radio("Interpolation", INTERPOLATIONS, horizontal=True,
+    # persist_state="page": a run that stops early (an upload end with no file yet) does not draw these,
+    # and they must come back with the values the strip was drawn with, not their defaults.
+    method = c1.radio("Interpolation", INTERPOLATIONS, horizontal=True, key="interp_method", persist_state="page",
                       format_func=lambda m: {"linear": "linear", "slerp": "spherical (slerp)"}[m],
                       help="linear: (1 - t) z0 + t z1. slerp: along the great circle from z0's direction to "
                       "z1's at constant angular speed (Shoemake 1985; White 2016, 'Sampling Generative "
                       "Networks'), the length going linearly from |z0| to |z1|.")
-    n = c2.slider("Images between the ends", 1, 20, 8)
+    n = c2.slider("Images between the ends", 1, 20, 8, key="interp_n", persist_state="page")
     y_path = None
     if sel.label_decoder:
         of = c3.radio("Decode the path with the class of", ("the start", "the end"), horizontal=True,
+                      key="interp_of", persist_state="page",
                       help="The CVAE's z holds the style; the label y picks the class.")
         y_path = ends[0 if of == "the start" else 1][1]
 

@@ -66,7 +66,7 @@ def render(sel: Selection) -> None:
                 base = torch.randn(d, generator=torch.Generator().manual_seed(int(seed)))
         if sel.label_decoder:
             names = sel.class_names
-            label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), default=0,
+            label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), default=0, wrap=True,
                                          format_func=lambda i: names[i], required=True)
         means = None
         if sel.class_prior:  # the prior's ten means, marked on the plane; the grid can centre on one

@@ -53,7 +53,7 @@ def render(sel: Selection) -> None:
             done = upload_preprocessed("rec_upload", style=style, label=f"Upload an image of one {'item' if style == 'fashion' else 'digit'} "
                                           f"(up to {max_upload_bytes() // 2**20} MB)")
         elif how == "Draw":
-            st.caption("Draw one " + ("item" if style == "fashion" else "digit") + " with the mouse or a finger; the bin icon clears it.")
+            st.caption("Draw one " + ("item" if style == "fashion" else "digit") + " with the mouse or a finger; hover over the canvas for its toolbar, whose bin icon clears it.")
             canvas = st_canvas(stroke_width=18, stroke_color="#000000", background_color="#ffffff", height=280, width=280,
                                return_image_data=True, key="rec_canvas")
             if canvas.json_data and canvas.json_data.get("objects") and canvas.image_bytes:
@@ -86,7 +86,9 @@ def render(sel: Selection) -> None:
     st.subheader("What the model makes of it")
     k = 1
     if model.variational:
+        # persist_state="page": the Upload input without a file stops the page before this is drawn.
         k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
+                             persist_state="page", width=320,
                              help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
     post = measure(sel.folder, weights_version(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
     c1, c2, c3 = st.columns([1, 1, 2])

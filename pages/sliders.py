@@ -99,7 +99,7 @@ def render(sel: Selection) -> None:
         y = None
         if sel.label_decoder:
             st.session_state.setdefault(f"{prefix}y", 0)
-            y = st.segmented_control("Class y", range(len(names)), format_func=lambda i: names[i],
+            y = st.segmented_control("Class y", range(len(names)), wrap=True, format_func=lambda i: names[i],
                                      required=True, key=f"{prefix}y")
         ncols = min(d, 4 if d <= 24 else 6)
         cols = st.columns(ncols)

@@ -120,7 +120,7 @@ def render(sel: Selection) -> None:
         f"The noise ε comes from N(0, 1), fixed and outside the network; the code z = {mu:.2f} + {sigma:.2f} ε "
         "is then a deterministic, differentiable function of μ and σ, so the gradient of the reconstruction "
         "term flows back through z into the encoder: ∂z/∂μ = 1, ∂z/∂σ = ε. Sampling z ~ N(μ, σ²) directly "
-        "would give the same values and no gradient.\n\n"
+        "would give the same distribution and no gradient.\n\n"
         f"Here, {n:,} draws: mean of z {z.mean():.3f} (μ = {mu:.2f}), standard deviation {z.std():.3f} "
         f"(σ = {sigma:.2f})."
     )

@@ -150,3 +150,4 @@ def test_a_fashion_model_frames_uploads_as_fashion_mnist_was_made():
     assert not at.error and "Fashion-MNIST" in at.markdown[0].value
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
     assert any(c.startswith("longer side 28 px: 28×") for c in captions) and "box centred" in captions[4]
+

@@ -225,3 +225,4 @@ def test_an_upload_can_be_an_end_and_a_bad_one_says_why():
     at.file_uploader[0].set_value(("broken.png", b"not an image at all", "image/png"))
     rerun(at)
     assert len(at.error) == 1 and not shown(at)
+

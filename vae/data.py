@@ -124,7 +124,7 @@ def load_test_images(
     """
     try:
         images, labels = load_dataset(name, "test", root)
-        return images, labels, torch.arange(len(labels)), f"the {name} test split ({len(labels):,} images)"
+        return images, labels, torch.arange(len(labels)), f"the {DATASET_NAMES.get(name, name)} test split ({len(labels):,} images)"
     except DatasetNotFoundError:
         if sample is None or not Path(sample).is_file():
             raise
@@ -133,7 +133,7 @@ def load_test_images(
     t = load_file(str(sample))
     images = t["images"].unsqueeze(1).to(torch.float32).div_(255)
     n = len(t["labels"])
-    return images, t["labels"], t["indices"], f"a bundled sample of {n:,} {name} test images (the dataset is not on disk)"
+    return images, t["labels"], t["indices"], f"a bundled sample of {n:,} {DATASET_NAMES.get(name, name)} test images (the dataset is not on disk)"
 
 
 def main(argv: list[str] | None = None) -> None:
