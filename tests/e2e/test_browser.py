@@ -102,3 +102,29 @@ def test_controls_keep_their_values_when_a_run_stops_before_drawing_them(open_pa
     assert page.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "1000"
     assert "IWAE NLL (k = 1000)" in page.locator("[data-testid=stMetricLabel]").all_inner_texts()
     assert_clean(page)
+
+
+def pick_model(page, name: str) -> None:
+    page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+    wait_until_rendered(page)
+
+
+def test_every_class_button_is_visible_at_1400_px(open_page):
+    """Issue 14, item 4: class pickers wrap instead of hiding classes past the column's edge."""
+    page = open_page()
+    for model, path, label in (("mnist-cvae", "", "Class (the CVAE's label y)"),
+                               ("fashion-cvae", "cvae", "Pick the class (the label y)")):
+        if path:
+            page.goto(page.url.rsplit("/", 1)[0] + "/" + path)
+            wait_until_rendered(page)
+        pick_model(page, model)
+        group = page.locator("[data-testid=stElementContainer]").filter(
+            has=page.get_by_text(label, exact=True)).filter(has=page.locator("[data-testid=stButtonGroup]")).last
+        buttons = group.locator("[data-testid=stButtonGroup] button")
+        assert buttons.count() == 10
+        right = group.bounding_box()["x"] + group.bounding_box()["width"]
+        for i in range(10):
+            box = buttons.nth(i).bounding_box()
+            assert box and box["x"] + box["width"] <= right + 1 and box["x"] + box["width"] <= 1400, (model, i, box)
+        assert_clean(page)
