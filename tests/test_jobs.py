@@ -15,8 +15,8 @@ from conftest import wait_for
 from ui.training import format_seconds
 from vae.checkpoint import ModelNameError, load_checkpoint, save_user_model, zip_folder
 from vae.data import load_dataset
-from vae.jobs import BusyError, JobRegistry, default_max_jobs
-from vae.train import TrainConfig
+from vae.jobs import BusyError, Job, JobRegistry, default_max_jobs
+from vae.train import Progress, TrainConfig
 
 pytestmark = pytest.mark.slow  # every test here trains in a child process
 
@@ -176,3 +176,17 @@ def test_jobs_never_import_streamlit():
     code = ("import sys, vae.jobs; bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_time_left_leaves_out_the_start_up_and_follows_the_recent_pace():
+    """Issue 14, item 8: the estimate once swung from 21 to 3 minutes, as a slow first step weighed on
+    the mean pace of the whole run. Here: a 30 s first step, then 1 s per step, then 0.5 s per step."""
+    job = Job("j", "s", "n", TrainConfig(epochs=1), "cpu")
+    JobRegistry._record(job, Progress(1, 1, 1000, 1, 30.0))
+    assert job.seconds_left() is None  # nothing steady seen yet
+    for i in range(2, 60):
+        JobRegistry._record(job, Progress(1, i, 1000, 1, 30.0 + (i - 1)))
+    assert job.seconds_left() == pytest.approx(1000 - 59)  # the mean pace would say 88 * 941 / 59 = 1403 s
+    for i in range(60, 260):  # the pace doubles for 100 s, longer than the 60 s window: the estimate follows
+        JobRegistry._record(job, Progress(1, i, 1000, 1, 88.0 + (i - 59) * 0.5))
+    assert job.seconds_left() == pytest.approx((1000 - 259) * 0.5)

@@ -124,6 +124,10 @@ def test_stop_button_keeps_the_best_weights_so_far():
     assert at.sidebar.info[0].value.startswith(f"Stopped from the sidebar in epoch {job.progress.epoch}, step ")
     assert at.sidebar.selectbox[0].value == job.name and manifold_caption(at).startswith(job.name)
     assert len(job.history) == job.progress.epoch < 200
+    p = job.progress  # stopped inside an epoch: the summary says that epoch was partial (issue 14, item 8)
+    if p.step < p.steps_per_epoch:
+        assert (f"{p.epoch - 1} full epoch" in at.sidebar.info[0].value
+                and f"{p.step} of {p.steps_per_epoch} steps of epoch {p.epoch}" in at.sidebar.info[0].value)
 
 
 def test_a_nan_loss_shows_an_error_and_keeps_the_model_in_use(monkeypatch):

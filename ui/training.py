@@ -118,8 +118,9 @@ def live_progress(job_id: str) -> None:
     if p is None:
         st.progress(0.0, text=f"Loading {DATASET_NAMES[job.config.dataset]}...")
     else:
+        left = job.seconds_left()
         st.progress(job.fraction(), text=f"Epoch {p.epoch}/{p.epochs} · step {p.step}/{p.steps_per_epoch} · "
-                                         f"{format_seconds(job.seconds_left())} left")
+                    + ("estimating the time left" if left is None else f"{format_seconds(left)} left"))
     history_chart(list(job.history), job.config, static=True)
     if job.stopping:
         st.caption("Stopping after the current step...")
@@ -136,9 +137,12 @@ def _finished(job: Job) -> None:
         return
     train = job.metrics["train"]
     best, p = best_val(job.metrics), job.progress
-    summary = (f"{train['epochs']} epoch{'s' if train['epochs'] > 1 else ''} in {format_seconds(train['seconds'])} "
-               f"({train['seconds_per_epoch']:.2f} s each) on {train['device']}; best validation {loss_name(vars(job.config))} "
-               f"{best['val_loss']:.1f} nats, epoch {train['best_epoch']}. Now picked in the model picker.")
+    epochs, partial = train["epochs"], p is not None and p.step < p.steps_per_epoch
+    done = (f"{epochs - 1} full epoch{'s' if epochs != 2 else ''} and {p.step} of {p.steps_per_epoch} steps of epoch "
+            f"{epochs}" if partial else f"{epochs} epoch{'s' if epochs > 1 else ''}")
+    best_epoch = f"epoch {train['best_epoch']}" + (" (the partial one)" if partial and train["best_epoch"] == epochs else "")
+    summary = (f"{done} in {format_seconds(train['seconds'])} on {train['device']}; best validation "
+               f"{loss_name(vars(job.config))} {best['val_loss']:.1f} nats, {best_epoch}. Now picked in the model picker.")
     if job.state == "stopped":
         note = job.note or "stopped"
         st.info(f"{note[0].upper()}{note[1:]} in epoch {p.epoch}, step {p.step} of {p.steps_per_epoch}, "

@@ -65,6 +65,9 @@ def default_max_jobs(device: torch.device | str | None = None) -> int:
     return 2 if resolve_device(device).type == "cuda" else 1
 
 
+PACE_WINDOW_S = 60  # seconds of recent steps behind the time-left estimate
+
+
 @dataclass
 class Job:
     """One training run and what the app shows of it. Read its fields from any thread.
@@ -91,6 +94,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     heartbeat: float = field(default_factory=time.monotonic)
+    _marks: list = field(default_factory=list, repr=False)  # (steps done, seconds), about one a second
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -127,11 +131,19 @@ class Job:
         return min(1.0, ((p.epoch - 1) * p.steps_per_epoch + p.step) / (p.epochs * p.steps_per_epoch))
 
     def seconds_left(self) -> float | None:
-        """Estimated seconds to the end of the last epoch at the pace so far; None before the first step."""
-        p, f = self.progress, self.fraction()
-        if p is None or f == 0:
+        """Estimated seconds to the end of the last epoch, at the pace of the last minute; None until
+        two seconds of steady steps have been seen (the first step's start-up cost is left out, so the
+        estimate does not swing from far too long to the truth). Validation pauses inside the window
+        count, so the pace includes them."""
+        p, marks = self.progress, self._marks[1:]  # marks[0]: after the first step, start-up included
+        if p is None or len(marks) < 2 or marks[-1][1] - marks[0][1] < 2.0:
             return None
-        return p.seconds * (1 - f) / f
+        recent = [m for m in marks if m[1] >= marks[-1][1] - PACE_WINDOW_S] or marks
+        (d0, s0), (d1, s1) = recent[0] if len(recent) > 1 else marks[0], marks[-1]
+        if d1 <= d0:
+            return None
+        total = p.epochs * p.steps_per_epoch
+        return (total - d1) * (s1 - s0) / (d1 - d0)
 
 
 class JobRegistry:
@@ -291,6 +303,9 @@ class JobRegistry:
     @staticmethod
     def _record(job: Job, p: Progress) -> None:
         job.progress = p
+        if not job._marks or p.seconds - job._marks[-1][1] >= 1.0:
+            job._marks.append(((p.epoch - 1) * p.steps_per_epoch + p.step, p.seconds))
+            del job._marks[1:-2 * PACE_WINDOW_S]  # keep the first mark and about two windows
         if p.train is not None:
             job.history.append(history_row(p.epoch, p.seconds, p.train, p.val))
 
