@@ -49,20 +49,36 @@ def scatter(coords, labels, test_indices, names, axes, square=False) -> go.Figur
     return fig
 
 
-def selected(labels, n_classes: int, *events) -> list[int]:
-    """Positions in the map of the points selected in any chart, first come first.
+def selected(labels, n_classes: int, event) -> list[int]:
+    """Positions in the map of the points selected in one chart, in the order given.
 
     Each chart has one trace per class, in class order, so a point is (curve_number = class,
     point_index = its rank among that class's points in the map).
     """
     members = [(labels == c).nonzero().flatten().tolist() for c in range(n_classes)]
     seen: dict[int, None] = {}
-    for event in events:
-        for point in (event or {}).get("selection", {}).get("points", []):
-            c, i = point.get("curve_number"), point.get("point_index")
-            if isinstance(c, int) and isinstance(i, int) and 0 <= c < len(members) and 0 <= i < len(members[c]):
-                seen[members[c][i]] = None
+    for point in (event or {}).get("selection", {}).get("points", []):
+        c, i = point.get("curve_number"), point.get("point_index")
+        if isinstance(c, int) and isinstance(i, int) and 0 <= c < len(members) and 0 <= i < len(members[c]):
+            seen[members[c][i]] = None
     return list(seen)
+
+
+def latest_selection(events: dict) -> str | None:
+    """The key of the chart whose selection changed last (a new selection replaces the other chart's),
+    or None when it was cleared. events: chart key -> its selection event, this run."""
+    seen = st.session_state.setdefault("emb_seen", {})
+    for key, event in events.items():
+        points = tuple((p.get("curve_number"), p.get("point_index"))
+                       for p in (event or {}).get("selection", {}).get("points", []))
+        if seen.get(key) != points:
+            seen[key] = points
+            if points:
+                st.session_state["emb_source"] = key
+            elif st.session_state.get("emb_source") == key:
+                st.session_state["emb_source"] = None
+    source = st.session_state.get("emb_source")
+    return source if source in events else None
 
 
 def render(sel: Selection) -> None:
@@ -127,33 +143,44 @@ def render(sel: Selection) -> None:
         detail = f"the two axes hold {100 * sum(ratios):.0f}% of the variance of mu"
 
     modes = ("points", "box", "lasso")
-    events = []
+    events, where = {}, {"emb_map": f"the {METHODS[method]} map", "emb_plane": "the latent plane"}
     two_d = model.latent_dim == 2
     left, right = st.columns(2) if two_d else (st.container(), None)
     with left:
         fig = scatter(emb.coords, emb.labels, emb.indices, names, axes)
-        events.append(st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode=modes))
+        events["emb_map"] = st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode=modes)
         st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}.")
     if two_d:
         with right:
             fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True)
-            events.append(st.plotly_chart(fig, key="emb_plane", on_select="rerun", selection_mode=modes))
+            events["emb_plane"] = st.plotly_chart(fig, key="emb_plane", on_select="rerun", selection_mode=modes)
             st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin.")
 
-    picked = selected(emb.labels, len(names), *events)
+    source = latest_selection(events)
+    picked = selected(emb.labels, len(names), events[source]) if source else []
     if not picked:
         st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
                 "images and their reconstructions.")
         st.stop()
-    shown = torch.tensor(picked[:MAX_SHOWN])
-    x, y = images[positions[shown]], emb.labels[shown]
-    recon = decode_images(model, emb.mu[shown], y if model.conditional else None).cpu()
-    st.subheader(f"{len(picked):,} selected" + (f", the first {MAX_SHOWN} shown" if len(picked) > MAX_SHOWN else ""))
+    # A fair sample of the selection, page by page: the selection in a seeded random order.
+    order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]
+    pages = (len(order) + MAX_SHOWN - 1) // MAX_SHOWN
+    st.subheader(f"{len(picked):,} selected on {where[source]}")
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
+    page = 1
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages}; {MAX_SHOWN} images each, in a random order)", 1, pages, 1,
+                               key="emb_page", width=280)
+    shown = torch.tensor(order[(page - 1) * MAX_SHOWN : page * MAX_SHOWN])
+    x, y = images[positions[shown]], emb.labels[shown]
+    recon = decode_images(model, emb.mu[shown], y if sel.label_decoder else None).cpu()
+    here = torch.bincount(y, minlength=len(names))
     nrow = min(len(shown), 10)
     o, r = st.columns(2)
-    o.image(tile(x, nrow, padding=2, scale=2), caption="Test images", output_format="PNG")
+    o.image(tile(x, nrow, padding=2, scale=2), output_format="PNG",
+            caption=f"Test images: {len(shown)} of the selection (" + ", ".join(
+                f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k) + ")")
     r.image(tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)",
             output_format="PNG")
 

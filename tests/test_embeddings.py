@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import streamlit as st
 import torch
-from conftest import ROOT, open_app
+from conftest import ROOT, open_app, shown
 from safetensors.torch import load_file
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -175,7 +175,7 @@ def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
     assert not at.get("image") and "Select points" in at.info[-1].value
     emb = load_embedding(PRETRAINED / "mnist-vae-20d")
     select(at, "emb_map", emb.labels, [3, 5, 3, 1999])
-    assert at.subheader[0].value == "3 selected" and len(at.get("image")) == 2
+    assert at.subheader[0].value == "3 selected on the t-SNE map" and len(at.get("image")) == 2
     counts = torch.bincount(emb.labels[[3, 5, 1999]], minlength=10)
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(counts) if k) in captions(at)
     at.get("button_group")[0].set_value("pca").run()
@@ -189,7 +189,7 @@ def test_2d_model_shows_the_raw_plane_and_new_settings_are_computed():
     assert [c.key for c in at.get("plotly_chart")] == ["emb_map", "emb_plane"]
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
     select(at, "emb_plane", emb.labels, [0, 1, 2])
-    assert at.subheader[0].value == "3 selected"
+    assert at.subheader[0].value == "3 selected on the latent plane"
     assert all(f"{int(emb.labels[p])} ×" in captions(at) for p in (0, 1, 2))
     at.slider(key="emb_n").set_value(500)
     at.slider(key="emb_perplexity").set_value(10).run()
@@ -204,9 +204,32 @@ def test_offline_page_uses_the_bundled_sample_and_says_so(monkeypatch, tmp_path)
     st.cache_data.clear()
     try:
         at = open_page("mnist-vae-20d")
-        assert any("bundled sample of 2,000 mnist test images" in i.value for i in at.info)
+        assert any("bundled sample of 2,000 MNIST test images" in i.value for i in at.info)
         assert "precomputed" in captions(at)  # the stored map's images are the sample's
         assert at.slider(key="emb_n").max == 2000
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_a_new_selection_replaces_the_old_one_and_the_images_are_a_fair_sample():
+    """Issue 14, item 3: selections from the two charts were combined, a new lasso left the images
+    unchanged, and the first 40 were taken in class order."""
+    at = open_page("mnist-vae-2d")
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    zeros = (emb.labels == 0).nonzero().flatten()[:60].tolist()
+    sixes = (emb.labels == 6).nonzero().flatten()[:60].tolist()
+    select(at, "emb_map", emb.labels, zeros + sixes)  # in class order, 60 zeros come first
+    assert at.subheader[0].value == "120 selected on the t-SNE map"
+    first_page = at.get("image")[0].proto.imgs[0].caption
+    assert "0 × " in first_page and "6 × " in first_page  # a random sample of the selection, not 40 zeros
+    assert at.number_input(key="emb_page").max == 3
+    at.number_input(key="emb_page").set_value(3).run()
+    assert "Test images: 40 of the selection" in at.get("image")[0].proto.imgs[0].caption
+    before = shown(at)
+    select(at, "emb_plane", emb.labels, [1, 2, 3])  # a new selection on the other chart replaces it
+    assert at.subheader[0].value == "3 selected on the latent plane" and shown(at) != before
+    assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(torch.bincount(emb.labels[[1, 2, 3]],
+                                                                                          minlength=10)) if k) in captions(at)
+    select(at, "emb_map", emb.labels, [5])  # and back: the map's new selection wins
+    assert at.subheader[0].value == "1 selected on the t-SNE map"
