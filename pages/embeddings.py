@@ -42,7 +42,8 @@ def scatter(coords, labels, test_indices, names, axes, square=False) -> go.Figur
     """The map's points by class (SVG, so a click or lasso selects them), the test index in the hover text."""
     fig = class_scatter(coords, labels, names, size=5 if len(labels) <= 3000 else 3, opacity=0.75, webgl=False,
                         customdata=test_indices.numpy(), hovertemplate="test image %{customdata}<extra>%{fullData.name}</extra>")
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), dragmode="lasso",
+    # No drag mode: a swipe scrolls the page on a phone; click, box and lasso selection are in the toolbar.
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), dragmode=False,
                       xaxis_title=axes[0], yaxis_title=axes[1])
     if square:
         fig.update_yaxes(scaleanchor="x", scaleratio=1)

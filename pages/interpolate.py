@@ -89,7 +89,7 @@ def render(sel: Selection) -> None:
                                    textposition="top center", textfont={"size": 14, "color": "black"},
                                    showlegend=False, marker={"size": 16, "symbol": ["star", "square"], "color": "black",
                                                              "line": {"color": "white", "width": 2}}))
-        fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 30, "b": 0}, xaxis_title="z[0]",
+        fig.update_layout(height=560, dragmode=False, margin={"l": 0, "r": 0, "t": 30, "b": 0}, xaxis_title="z[0]",
                           yaxis_title="z[1]", yaxis={"scaleanchor": "x"})
         st.plotly_chart(fig)
         st.caption(f"The path over the encodings mu of {source}, coloured by class"

@@ -133,7 +133,7 @@ def render(sel: Selection) -> None:
         hovertemplate="%{x}: μ %{y:.2f}, σ %{customdata[0]:.2f}, KL %{customdata[1]:.2f} nats<extra></extra>",
     ))
     bars.add_hrect(y0=-1, y1=1, line_width=0, fillcolor="gray", opacity=0.15)
-    bars.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="z", showlegend=False,
+    bars.update_layout(height=340, dragmode=False, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="z", showlegend=False,
                        title=dict(text="μ ± σ of q(z|x) per dimension; grey: prior ±1", font_size=14))
 
     if d == 2:
@@ -157,7 +157,7 @@ def render(sel: Selection) -> None:
                                        text=names, textposition="top center", customdata=names,
                                        marker=dict(symbol="x", size=12, color="black"),
                                        hovertemplate="prior mean of %{customdata}: (%{x:.2f}, %{y:.2f})<extra></extra>"))
-        fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
+        fig.update_layout(height=460, dragmode=False, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
                           title=dict(text="Where it lands among the test encodings (μ of each)", font_size=14),
                           legend=dict(itemsizing="constant"))
         fig.update_yaxes(scaleanchor="x", scaleratio=1)

@@ -68,9 +68,29 @@ def render(sel: Selection) -> None:
            "test images' codes instead." if not model.variational else "")
     )
 
+    # The decoded image, then the sliders, in one column: on a phone the columns stack, and the image must
+    # stay in view while the sliders move. The starting points and the KL chart go in the other.
     left, right = st.columns([2, 3], gap="large")
     view = left.container()
     with left:
+        y = None
+        if sel.label_decoder:
+            st.session_state.setdefault(f"{prefix}y", 0)
+            y = st.segmented_control("Class y", range(len(names)), wrap=True, format_func=lambda i: names[i],
+                                     required=True, key=f"{prefix}y")
+        ncols = min(d, 2 if d <= 8 else 3)
+        cols = st.columns(ncols)
+        z = torch.tensor([
+            cols[j % ncols].slider(
+                f"z[{j}]" + ("" if j not in inactive else " · inactive"), lo[j], hi[j], step=0.01,
+                format="%.2f", key=f"{prefix}z{j}",
+                help=(f"Mean KL {kl[j]:.3f} nats over the test images ("
+                      + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"))
+                if model.variational else f"Variance of the test codes along z[{j}]: {kl[j]:.2f}",
+            )
+            for j in range(d)
+        ])
+    with right:
         st.markdown("**Start from**")
         row = st.container(horizontal=True)
         row.button("Prior mean", on_click=start_from, args=(prefix, [0.0] * d, "the prior's mean"),
@@ -95,24 +115,6 @@ def render(sel: Selection) -> None:
                                               f"the encoding of test image {index} (a {names[label]})",
                                               label if sel.label_decoder else None))
 
-    with right:
-        y = None
-        if sel.label_decoder:
-            st.session_state.setdefault(f"{prefix}y", 0)
-            y = st.segmented_control("Class y", range(len(names)), wrap=True, format_func=lambda i: names[i],
-                                     required=True, key=f"{prefix}y")
-        ncols = min(d, 4 if d <= 24 else 6)
-        cols = st.columns(ncols)
-        z = torch.tensor([
-            cols[j % ncols].slider(
-                f"z[{j}]" + ("" if j not in inactive else " · inactive"), lo[j], hi[j], step=0.01,
-                format="%.2f", key=f"{prefix}z{j}",
-                help=(f"Mean KL {kl[j]:.3f} nats over the test images ("
-                      + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"))
-                if model.variational else f"Variance of the test codes along z[{j}]: {kl[j]:.2f}",
-            )
-            for j in range(d)
-        ])
         if model.variational:
             st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
             st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "

@@ -41,7 +41,7 @@ def kl_figures(mu: float, sigma: float) -> tuple[go.Figure, go.Figure]:
     curves.update_xaxes(title_text="μ", row=1, col=1)
     curves.update_xaxes(title_text="σ", row=1, col=2)
     curves.update_yaxes(title_text="nats", rangemode="tozero")
-    curves.update_layout(height=300, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    curves.update_layout(height=300, dragmode=False, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
 
     grid = kl_normal(mus[None, :], sigmas[:, None])
     heat = go.Figure(go.Heatmap(
@@ -53,7 +53,7 @@ def kl_figures(mu: float, sigma: float) -> tuple[go.Figure, go.Figure]:
                               name="minimum: μ = 0, σ = 1 (KL = 0)", hoverinfo="name"))
     heat.add_trace(go.Scatter(x=[mu], y=[sigma], mode="markers", name=f"here: {here:.3f} nats",
                               marker=dict(size=12, color="white", line=dict(color="black", width=2)), hoverinfo="name"))
-    heat.update_layout(height=380, xaxis_title="μ", yaxis_title="σ", margin=dict(l=10, r=10, t=30, b=10),
+    heat.update_layout(height=380, dragmode=False, xaxis_title="μ", yaxis_title="σ", margin=dict(l=10, r=10, t=30, b=10),
                        legend=dict(orientation="h", y=-0.2), title=dict(text="KL over μ and σ (log colour scale)",
                                                                       font_size=14))
     return curves, heat
@@ -73,7 +73,7 @@ def reparameterization_figure(mu: float, sigma: float, n: int, seed: int) -> tup
                              line=dict(color="black", dash="dot")))
     fig.add_trace(go.Scatter(x=xs, y=normal_pdf(xs, mu, sigma), mode="lines", name=f"q = N({mu:.2f}, {sigma:.2f}²)",
                              line=dict(color=CLASS_COLORS[0])))
-    fig.update_layout(barmode="overlay", height=320, xaxis_title="value", yaxis_title="density",
+    fig.update_layout(barmode="overlay", height=320, dragmode=False, xaxis_title="value", yaxis_title="density",
                       margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(range=[-6, 6])
     return fig, z
@@ -148,7 +148,7 @@ def render(sel: Selection) -> None:
             marker_color=["#555555", CLASS_COLORS[1], CLASS_COLORS[0]], text=[f"{v:.1f}" for v in
                                                                               (post.neg_elbo, post.kl, post.recon_nll)],
             textposition="auto", hovertemplate="%{y}: %{x:.2f} nats<extra></extra>"))
-        parts.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="nats")
+        parts.update_layout(height=200, dragmode=False, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="nats")
         st.plotly_chart(parts, key="theory_parts", config={"displayModeBar": False})
         st.caption(f"−ELBO = reconstruction −E_q[log p(x|z)] ({post.recon_nll:.1f} nats, {post.k} draws) + KL "
                    f"({post.kl:.2f} nats) = {post.neg_elbo:.1f} nats. The KL is the price of this image's code; "
@@ -169,7 +169,7 @@ def render(sel: Selection) -> None:
         qx = np.linspace(m - 5 * s, m + 5 * s, 300)
         fig.add_trace(go.Scatter(x=qx, y=normal_pdf(qx, m, s), mode="lines", name="q(z|x)",
                                  line=dict(color=CLASS_COLORS[0]), showlegend=c == 1), row=1, col=c)
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(height=260, dragmode=False, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
     st.plotly_chart(fig, key="theory_dims", config={"displayModeBar": False})
     st.caption("This image's q(z_j|x) beside the prior" + (" of its class, N(μ_y, 1)," if sel.class_prior else "")
                + f" for the {len(shown)} dimensions with the largest KL: a narrow q far from the prior costs the most.")

@@ -74,3 +74,16 @@ def test_the_sidebar_names_the_number_it_shows():
     binarized = {"test_binarized": {"neg_elbo": 90.0, "protocol": "binarized"}}
     assert score_line({"beta": 1.0}, binarized) == " · test -ELBO (binarized) 90.0 nats"
     assert score_line({"beta": 1.0}, {}) == ""
+
+
+@pytest.mark.parametrize("page", ["reconstruct", "sliders", "interpolate", "embeddings", "ae_vs_vae", "theory"])
+def test_no_chart_takes_a_swipe_for_a_drag(page):
+    """Issue 14, item 7: on a phone, a vertical swipe over a Plotly chart drew a lasso (or zoomed)
+    instead of scrolling. Every chart opens with no drag mode; its toolbar offers zoom and selection."""
+    import json
+
+    at = open_app(page)
+    charts = at.get("plotly_chart")
+    assert charts
+    for chart in charts:
+        assert json.loads(chart.proto.spec)["layout"].get("dragmode") is False, (page, chart.proto.id)

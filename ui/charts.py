@@ -36,7 +36,10 @@ def class_scatter(points, labels, names: list[str], *, size: float = 4, opacity:
             customdata=None if customdata is None else np.asarray(customdata)[keep],
             hovertemplate=hovertemplate or f"{name}<extra></extra>",
         ))
-    fig.update_layout(legend=dict(itemsizing="constant", title="class"), margin=dict(l=10, r=10, t=30, b=10))
+    # dragmode False: a swipe over the chart scrolls the page on a phone (zoom and selection tools stay
+    # in the toolbar).
+    fig.update_layout(legend=dict(itemsizing="constant", title="class"), margin=dict(l=10, r=10, t=30, b=10),
+                      dragmode=False)
     return fig
 
 
@@ -53,7 +56,7 @@ def history_figure(history: list[dict], loss_name: str = "-ELBO", height: int = 
                                      line=dict(color=SPLIT_COLORS[split], width=1.5), marker=dict(size=4),
                                      showlegend=row == 1, legendgroup=split), row=row, col=1)
     last = history[-1]
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=40, b=0), font=dict(size=10),
+    fig.update_layout(height=height, dragmode=False, margin=dict(l=0, r=0, t=40, b=0), font=dict(size=10),
                       legend=dict(orientation="h", y=-0.12, x=0), title=dict(
                           text=f"validation {loss_name} {last['val_loss']:.1f} after epoch {last['epoch']}",
                           font=dict(size=12)))
@@ -70,6 +73,6 @@ def kl_bars(kl_per_dim: list[float], threshold: float, height: int = 170) -> go.
         x=[f"z[{j}]" for j in range(d)], y=kl_per_dim, marker_color=[ACTIVE_COLORS[s] for s in state],
         customdata=state, hovertemplate="%{x}: %{y:.3f} nats (%{customdata})<extra></extra>",
     ))
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), yaxis_title="mean KL (nats)",
+    fig.update_layout(height=height, dragmode=False, margin=dict(l=0, r=0, t=10, b=0), yaxis_title="mean KL (nats)",
                       xaxis=dict(tickangle=0 if d <= 10 else -90), showlegend=False)
     return fig

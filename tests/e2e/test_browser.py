@@ -128,3 +128,24 @@ def test_every_class_button_is_visible_at_1400_px(open_page):
             box = buttons.nth(i).bounding_box()
             assert box and box["x"] + box["width"] <= right + 1 and box["x"] + box["width"] <= 1400, (model, i, box)
         assert_clean(page)
+
+
+def test_on_a_phone_the_decoded_image_stays_in_view_with_the_sliders(app, browser):
+    """Issue 14, item 7: at 390x844 the sliders page put the start buttons and the test-image picker
+    between the image and the sliders, so the image was out of view while a slider moved."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(f"{app}/sliders")
+        wait_until_rendered(page)
+        image = page.locator("[data-testid=stImage] img").first
+        image.scroll_into_view_if_needed()
+        top = image.bounding_box()["y"]
+        slider = page.get_by_role("slider").first.bounding_box()
+        assert slider["y"] + slider["height"] <= top + 844, (top, slider)  # both in one screen
+        screenshot(page, "sliders-phone")
+        assert_clean(page)
+    finally:
+        context.close()
