@@ -33,7 +33,7 @@ def render(sel: Selection) -> None:
 
     names = sel.class_names
     n_classes, d = len(names), model.latent_dim
-    thing = "digit" if config["dataset"] == "mnist" else "class"
+    thing = "digit" if config["dataset"] == "mnist" else "item"  # Fashion-MNIST: an item of clothing
     features = 'slant, stroke, size' if thing == 'digit' else 'shade, cut, pattern'
     if sel.class_prior:
         st.markdown(

@@ -77,7 +77,7 @@ def render(sel: Selection) -> None:
                 show(step, caption, container=col)
         elif how == "Test image":
             st.markdown("**What the model receives**: a test image is already in the dataset's 28×28 format, so it goes in as it is.")
-        else:
+        elif not (how == "Upload" and st.session_state.get("rec_upload") is not None):  # not beside an upload's error
             st.info(("Upload an image" if how == "Upload" else "Draw") + ": the steps that turn it into the model's 28×28 input appear here.")
 
     if x is None:

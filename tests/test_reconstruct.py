@@ -100,6 +100,7 @@ def test_bad_uploads_show_one_error_and_the_page_keeps_working(page, name, data,
     at = upload(page, name, data)
     assert len(at.error) == 1 and message in at.error[0].value, [e.value for e in at.error]
     assert not at.metric and not shown(at)
+    assert not any("appear here" in i.value for i in at.info)  # no placeholder beside the error (issue 14)
     at = upload(at, "seven.png", seven_photo("PNG"))  # a good file afterwards works at once
     assert not at.error and len(at.metric) == 4
 

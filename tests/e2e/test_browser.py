@@ -114,7 +114,7 @@ def test_every_class_button_is_visible_at_1400_px(open_page):
     """Issue 14, item 4: class pickers wrap instead of hiding classes past the column's edge."""
     page = open_page()
     for model, path, label in (("mnist-cvae", "", "Class (the CVAE's label y)"),
-                               ("fashion-cvae", "cvae", "Pick the class (the label y)")):
+                               ("fashion-cvae", "cvae", "Pick the item (the label y)")):
         if path:
             page.goto(page.url.rsplit("/", 1)[0] + "/" + path)
             wait_until_rendered(page)
