@@ -173,6 +173,8 @@ def score_line(config: dict, metrics: dict) -> str:
     test = test_metrics(metrics)
     if test:
         protocol = " (binarized)" if test.get("protocol") == "binarized" else ""
+        if "neg_elbo" not in test:  # a plain autoencoder: no ELBO
+            return f" · test reconstruction {test['recon']:.1f} nats"
         return f" · test -ELBO{protocol} {test['neg_elbo']:.1f} nats"
     if metrics.get("history"):
         return f" · validation {loss_name(config)} {best_val(metrics)['val_loss']:.1f} nats"
