@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter
-from ui.images import pick_test_image, test_images
+from ui.images import pick_test_image, show_image, test_images
 from ui.models import Selection, available_models, selection_of, test_encodings
 from vae.checkpoint import CONFIG, CheckpointError
 from vae.conditional import prior_styles
@@ -108,15 +108,15 @@ def render(sel: Selection) -> None:
     z = torch.zeros(n * n, d)
     z[:, 0], z[:, 1 % d] = cols.reshape(-1), rows.reshape(-1)
     for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
-        col.image(tile(decode_images(s.model, z), nrow=n), output_format="PNG", width="content",
-                  caption=f"{kind}: z[0] and z[1] from {-span:g} to {span:g}")
+        show_image(col, tile(decode_images(s.model, z), nrow=n),
+                   caption=f"{kind}: z[0] and z[1] from {-span:g} to {span:g}")
 
     st.subheader(f"{N_DRAWS} draws z ~ N(0, I), decoded by each")
     seed = st.session_state.setdefault("aevae_seed", 0)
     draws = prior_styles(N_DRAWS, d, seed)
     for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
-        col.image(tile(decode_images(s.model, draws), nrow=6, padding=2, scale=2), output_format="PNG",
-                  caption=f"{kind}: the same {N_DRAWS} draws (seed {seed})")
+        show_image(col, tile(decode_images(s.model, draws), nrow=6, padding=2, scale=2),
+                   caption=f"{kind}: the same {N_DRAWS} draws (seed {seed})")
     st.button("New draws", icon=":material/casino:", key="aevae_new",
               on_click=lambda: st.session_state.update(aevae_seed=int(torch.randint(100_000, ()).item())))
 
@@ -132,8 +132,8 @@ def render(sel: Selection) -> None:
         mu, _ = encode_images(s.model, torch.cat([x0, x1]))
         path = decode_images(s.model, interpolate(mu[0], mu[1], steps, "linear")).cpu()
         strip = torch.cat([x0, path, x1])
-        st.image(tile(strip, nrow=len(strip), padding=2, scale=2), output_format="PNG",
-                 caption=f"{kind}: test image {i0} ({names[y0]}), then {steps} points on the straight line between "
+        show_image(st, tile(strip, nrow=len(strip), padding=2, scale=2),
+                   caption=f"{kind}: test image {i0} ({names[y0]}), then {steps} points on the straight line between "
                  f"the two codes, then test image {i1} ({names[y1]})")
 
 

@@ -5,7 +5,7 @@ import hashlib
 import streamlit as st
 import torch
 
-from ui.images import pick_test_image, upload_image
+from ui.images import pick_test_image, show_image, upload_image
 from ui.models import MODEL_KEY, Selection, load_model, shipped_configs, shipped_models
 from vae.conditional import class_codes, class_decode, prior_styles, style_grid, style_transfer
 from vae.latent import tile
@@ -27,8 +27,8 @@ def render(sel: Selection) -> None:
         for column, cvae in zip(st.columns(max(len(cvaes), 1)), cvaes):
             preview = load_model(shipped[cvae])[0]
             column.button(f"Switch to {cvae}", key=f"cvae_use_{cvae}", on_click=use_model, args=(cvae,))
-            column.image(tile(style_grid(preview, prior_styles(3, preview.latent_dim, 0)), nrow=10, padding=2,
-                              scale=2), caption=f"{cvae}: three styles, each drawn as every class", output_format="PNG")
+            show_image(column, tile(style_grid(preview, prior_styles(3, preview.latent_dim, 0)), nrow=10, padding=2,
+                              scale=2), caption=f"{cvae}: three styles, each drawn as every class")
         st.stop()
 
     names = sel.class_names
@@ -78,13 +78,13 @@ def render(sel: Selection) -> None:
         if sel.class_prior:
             code = class_codes(model, z, label)[0]
             where = f", at z = μ_y + ε = ({', '.join(f'{v:.2f}' for v in code.tolist())})"
-        picture.image(tile(class_decode(model, z, label), nrow=1, scale=8), output_format="PNG",
-                      caption=f"{names[label]} in the style {style_name} = ({', '.join(f'{v:.2f}' for v in z[0].tolist())}){where}")
+        show_image(picture, tile(class_decode(model, z, label), nrow=1, scale=8),
+                   caption=f"{names[label]} in the style {style_name} = ({', '.join(f'{v:.2f}' for v in z[0].tolist())}){where}")
 
     with many:
         st.subheader(f"36 random styles of {names[label]}")
         styles = prior_styles(36, d, seed)
-        many.image(tile(class_decode(model, styles, label), nrow=6, padding=2, scale=3), output_format="PNG",
+        show_image(many, tile(class_decode(model, styles, label), nrow=6, padding=2, scale=3),
                    caption=(f"z = μ_y + ε, ε ~ N(0, I): 36 samples around the mean of {names[label]}, seed {seed}; the same "
                             f"ε whichever {thing} you pick") if sel.class_prior else
                    f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
@@ -93,8 +93,8 @@ def render(sel: Selection) -> None:
     st.subheader(f"Same style, every {thing}")
     rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)
     row_z = torch.cat([z, prior_styles(rows - 1, d, seed)]) if rows > 1 else z
-    st.image(tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3), output_format="PNG",
-             caption=f"Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the rest "
+    show_image(st, tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3),
+               caption=f"Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the rest "
              f"are the first random styles above. Columns: {', '.join(names)}.")
 
     st.subheader("Style transfer")
@@ -124,17 +124,15 @@ def render(sel: Selection) -> None:
         given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(n_classes), wrap=True,
                                              key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
     if x is not None and given is None:
-        source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, as the model sees it", output_format="PNG")
+        show_image(source_col, tile(x, nrow=1, scale=4), caption=f"{about}, as the model sees it")
         result_col.info(f"Pick the {thing} your image shows: " + ("its style is its offset from that class's mean."
                         if sel.class_prior else "the encoder needs its label to separate style from class."))
     elif x is not None:
         style, images = style_transfer(model, x, int(given))
-        source_col.image(tile(x, nrow=1, scale=4), caption=f"{about}, encoded as {names[given]}", output_format="PNG")
-        result_col.image(
-            tile(images, nrow=(n_classes + 1) // 2, padding=2, scale=3), output_format="PNG",
-            caption=f"Its style {style_name} = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
-            f"{', '.join(names)} (left to right, then the second row); the {names[given]} is the reconstruction.",
-        )
+        show_image(source_col, tile(x, nrow=1, scale=4), caption=f"{about}, encoded as {names[given]}")
+        show_image(result_col, tile(images, nrow=(n_classes + 1) // 2, padding=2, scale=3),
+                   caption=f"Its style {style_name} = ({', '.join(f'{v:.2f}' for v in style.tolist())}) decoded as "
+            f"{', '.join(names)} (left to right, then the second row); the {names[given]} is the reconstruction.")
 
 
 if __name__ == "__main__":

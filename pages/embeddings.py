@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter
-from ui.images import test_images
+from ui.images import show_image, test_images
 from ui.models import Selection, test_encodings, weights_version
 from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, compute_embedding, load_embedding, match_positions,
                             sample_indices, sample_path, weights_sha256)
@@ -177,13 +177,12 @@ def render(sel: Selection) -> None:
     x, y = images[positions[shown]], emb.labels[shown]
     recon = decode_images(model, emb.mu[shown], y if sel.label_decoder else None).cpu()
     here = torch.bincount(y, minlength=len(names))
-    nrow = min(len(shown), 10)
+    nrow = min(len(shown), 7)  # 7 images at scale 2 fit half the page (450 px at a 1400 px window)
     o, r = st.columns(2)
-    o.image(tile(x, nrow, padding=2, scale=2), output_format="PNG",
-            caption=f"Test images: {len(shown)} of the selection (" + ", ".join(
+    show_image(o, tile(x, nrow, padding=2, scale=2),
+               caption=f"Test images: {len(shown)} of the selection (" + ", ".join(
                 f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k) + ")")
-    r.image(tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)",
-            output_format="PNG")
+    show_image(r, tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)")
 
 
 if __name__ == "__main__":

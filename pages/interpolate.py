@@ -5,11 +5,12 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter
-from ui.images import pick_test_image, test_images, upload_image
+from ui.images import pick_test_image, show_image, test_images, upload_image
 from ui.models import Selection, test_encodings
 from vae.latent import INTERPOLATIONS, decode_images, encode_images, interpolate, tile
 
 SOURCES = ("a test image", "an upload")
+STRIP_PX = 928  # the main column at a 1400 px window with the sidebar open (measured in Chromium)
 
 
 def render(sel: Selection) -> None:
@@ -64,15 +65,15 @@ def render(sel: Selection) -> None:
     path = interpolate(mu[0], mu[1], n + 2, method)  # t = 0, 1/(n+1), ..., 1
     recon = decode_images(model, mu, y).cpu()  # the decoder's mean at each end's mu: its reconstruction
     strip = torch.cat([x[:1], recon[:1], decode_images(model, path[1:-1], y_path).cpu(), recon[1:], x[1:]])
-    scale = max(1, min(4, 1040 // ((n + 4) * 29)))
+    # Integer scales that fit the page's 928 px (at a 1400 px window): one row while the images can be
+    # at least twice their size, else two rows, so each image stays 56 px or more and is never resampled.
+    per_row = n + 4 if (n + 4) * 29 * 2 <= STRIP_PX else (n + 5) // 2
+    scale = max(1, min(4, STRIP_PX // (per_row * 29 + 1)))
     norms = path.norm(dim=1)
-    st.image(
-        tile(strip, nrow=n + 4, padding=1, scale=scale),  # pixel repetition: crisp, never blurred
-        caption=f"Left to right: {ends[0][2]}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
+    show_image(st, tile(strip, nrow=per_row, padding=1, scale=scale),
+               caption=f"Left to right{'' if per_row == n + 4 else ', then the second row'}: {ends[0][2]}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
         f"{n}/{n + 1} of the {method} path, the reconstruction of {ends[1][2]}, and that image"
-        + (f"; path decoded with y = {names[y_path]}" if sel.label_decoder else "") + ".",
-        output_format="PNG",
-    )
+        + (f"; path decoded with y = {names[y_path]}" if sel.label_decoder else "") + ".")
     st.caption(f"|z| along the path: {norms[0]:.2f} at the start, {norms[-1]:.2f} at the end, lowest "
                f"{norms.min():.2f}. Latent dimension {model.latent_dim}; a prior draw has |z| near "
                f"{model.latent_dim ** 0.5:.2f} (the square root of the dimension).")

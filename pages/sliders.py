@@ -4,7 +4,7 @@ import streamlit as st
 import torch
 
 from ui.charts import kl_bars
-from ui.images import pick_test_image, test_images
+from ui.images import pick_test_image, show_image, test_images
 from ui.models import Selection, test_encodings, test_metrics
 from vae.data import DATASET_NAMES
 from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, prior_means, rank_dimensions, tile,
@@ -108,7 +108,7 @@ def render(sel: Selection) -> None:
                       help="z = μ_y, the centre of the class's prior N(μ_y, I)")
         x, label, index = pick_test_image(config["dataset"], key="sliders_pick")
         t1, t2 = st.columns([1, 3], vertical_alignment="center")
-        t1.image(tile(x, nrow=1, scale=3), output_format="PNG")
+        show_image(t1, tile(x, nrow=1, scale=3))
         t2.button("Start from its encoding (mu)", help="The mean of q(z|x) for this test image; values "
                   "beyond the sliders' range are clipped.",
                   on_click=lambda: start_from(prefix, encode_images(model, x, torch.tensor([label]))[0][0],
@@ -123,12 +123,9 @@ def render(sel: Selection) -> None:
             st.caption(f"Slider ranges: the codes of {source}, ± 0.5.")
 
     _, how, _ = st.session_state[f"{prefix}start"]
-    view.image(
-        tile(decode_images(model, z[None], y), nrow=1, scale=12),  # pixel repetition: crisp, never blurred
-        caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if sel.label_decoder else "")
-        + f" (last start: {how}).",
-        output_format="PNG",
-    )
+    show_image(view, tile(decode_images(model, z[None], y), nrow=1, scale=12),
+               caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if sel.label_decoder else "")
+        + f" (last start: {how}).")
 
     st.subheader("Traversals")
     st.caption("Row by row, one dimension swept across its range with the others held at the sliders' z; "
@@ -145,7 +142,7 @@ def render(sel: Selection) -> None:
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
         c1.markdown(f"**z[{j}]**  \n" + (f"{kl[j]:.2f} nats" if model.variational else f"var {kl[j]:.2f}"))
-        c2.image(grid[r * h : (r + 1) * h + scale], output_format="PNG")
+        show_image(c2, grid[r * h : (r + 1) * h + scale])
     st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
                + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))
 

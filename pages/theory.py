@@ -3,11 +3,10 @@
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 from plotly.subplots import make_subplots
 
 from ui.charts import CLASS_COLORS
-from ui.images import pick_test_image
+from ui.images import pick_test_image, show_image
 from ui.models import Selection
 from vae.latent import tile
 from vae.posterior import posterior
@@ -140,8 +139,8 @@ def render(sel: Selection) -> None:
         post = posterior(sel.model, x, label if sel.conditional else None, sel.config["likelihood"],
                          sel.config.get("sigma", 0.1), k=100)
         a, b = st.columns(2)
-        a.image(tile(x, nrow=1, scale=4), caption=f"test image #{index}, a {sel.class_names[label]}", output_format="PNG")
-        b.image(tile(post.recon_image, nrow=1, scale=4), caption="reconstruction at z = μ", output_format="PNG")
+        show_image(a, tile(x, nrow=1, scale=4), caption=f"test image #{index}, a {sel.class_names[label]}")
+        show_image(b, tile(post.recon_image, nrow=1, scale=4), caption="reconstruction at z = μ")
     with right:
         parts = go.Figure(go.Bar(
             y=["−ELBO", "KL", "reconstruction"], x=[post.neg_elbo, post.kl, post.recon_nll], orientation="h",

@@ -95,3 +95,10 @@ def upload_image(key: str, container=st, label: str = "Upload an image", style: 
     """
     done = upload_preprocessed(key, container, label, style)
     return None if done is None else done.image
+
+
+def show_image(container, pixels, caption: str | None = None) -> None:
+    """A uint8 image array at its own size in pixels: the browser never resamples it where it fits
+    (``width="content"`` would stretch it to a caption wider than the image); a narrower column,
+    as on a phone, shrinks it to fit. Pick the ``tile`` scale so that it fits the column."""
+    container.image(pixels, caption=caption, width=int(pixels.shape[1]), output_format="PNG")
