@@ -75,6 +75,8 @@ def render(sel: Selection) -> None:
             st.markdown(f"**What the model receives**: {done.source}" + (", dark ink inverted" if done.inverted else ""))
             for col, (caption, step) in zip(st.columns(len(done.steps)), done.steps):
                 show(step, caption, container=col)
+            for doubt in done.warnings:  # why the ink found may not be one digit
+                st.warning(doubt, icon=":material/crop:")
         elif how == "Test image":
             st.markdown("**What the model receives**: a test image is already in the dataset's 28×28 format, so it goes in as it is.")
         elif not (how == "Upload" and st.session_state.get("rec_upload") is not None):  # not beside an upload's error

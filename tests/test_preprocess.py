@@ -262,3 +262,45 @@ def test_fashion_style_fills_a_centred_28px_box():
     assert abs((rows.min() + rows.max()) / 2 - 13.5) <= 0.5  # the box, not the mass, is centred
     with pytest.raises(ValueError, match="style"):
         preprocess_image(encode(shoe, "PNG"), style="cifar")
+
+
+def shadowed(kind: str) -> Image.Image:
+    """A small dark "7" on evenly lit paper, under a shadow (issue 14, item 5): "hard", a hard-edged
+    strip over the right 30% of the photo, 25% darker than the paper; "soft", a shadow 40% darker
+    whose edge is blurred over about a tenth of the width; "none", no shadow."""
+    rng = np.random.default_rng(2)
+    H, W = 600, 800
+    mask = Image.new("L", (W, H), 0)
+    mask.paste(seven().resize((100, 140), Image.Resampling.BILINEAR), (300, 220))  # a small digit
+    m = np.asarray(mask, dtype=np.float64) / 255
+    y, x = np.mgrid[0:H, 0:W]
+    light = np.ones((H, W))
+    if kind == "hard":
+        light[:, int(0.7 * W):] = 0.75
+    elif kind == "soft":
+        light = 1 - 0.4 / (1 + np.exp(-(x - 0.65 * W) / (0.04 * W)))  # a blurred edge, 40% darker beyond
+    grey = (220 * (1 - m) + 50 * m) * light + rng.normal(0, 3, (H, W))
+    return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+def test_a_shadow_is_paper_not_ink(kind):
+    clean = preprocess_image(encode(shadowed("none"), "JPEG", quality=90))
+    result = preprocess_image(encode(shadowed(kind), "JPEG", quality=90))
+    assert not clean.warnings and not result.warnings
+    crop = result.steps[2][0]  # "cropped to the ink: WxH", in the work image's pixels (800 -> 512 wide)
+    w, h = map(int, crop.rsplit(" ", 1)[1].split("×"))
+    assert w < 100 and h < 110, crop  # the digit, about 64x90 there; not the shadow's edge with it
+    a, b = clean.image[0, 0].numpy().ravel(), result.image[0, 0].numpy().ravel()
+    assert float(np.corrcoef(a, b)[0, 1]) > 0.9
+
+
+def test_an_implausible_ink_box_is_said():
+    """Ink that reaches one edge, or fills the frame, is probably not one digit: the result says so."""
+    im = Image.new("L", (400, 300), 230)
+    ImageDraw.Draw(im).rectangle([0, 100, 200, 130], fill=40)  # a bar from the left edge
+    result = preprocess_image(encode(im, "PNG"))
+    assert any("edge" in w for w in result.warnings)
+    full = Image.new("L", (300, 300), 230)
+    ImageDraw.Draw(full).rectangle([5, 5, 294, 294], outline=40, width=30)  # a frame around the photo
+    assert any("most of the image" in w for w in preprocess_image(encode(full, "PNG")).warnings)

@@ -152,3 +152,15 @@ def test_a_fashion_model_frames_uploads_as_fashion_mnist_was_made():
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
     assert any(c.startswith("longer side 28 px: 28×") for c in captions) and "box centred" in captions[4]
 
+
+
+def test_a_doubtful_ink_box_is_said_beside_the_steps(page):
+    """Issue 14, item 5: ink that reaches one edge of the photo is probably not (only) the digit."""
+    im = Image.new("L", (400, 300), 230)
+    ImageDraw.Draw(im).rectangle([0, 100, 200, 130], fill=40)
+    b = io.BytesIO()
+    im.save(b, "PNG")
+    at = upload(page, "bar.png", b.getvalue())
+    assert not at.error and any("reaches the left edge" in w.value for w in at.warning)
+    at = upload(at, "seven.jpg", seven_photo(), "image/jpeg")
+    assert not at.warning

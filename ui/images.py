@@ -91,10 +91,15 @@ def upload_preprocessed(key: str, container=st, label: str = "Upload an image", 
 def upload_image(key: str, container=st, label: str = "Upload an image", style: str = "mnist"):
     """A file uploader that returns the model's input: float (1, 1, 28, 28) in [0, 1], or None.
 
-    None when no file is chosen, or when the file is unusable (its reason then shows with st.error).
+    None when no file is chosen, or when the file is unusable (its reason then shows with st.error);
+    doubts about the ink found (``Preprocessed.warnings``) show as st.warning under the uploader.
     """
     done = upload_preprocessed(key, container, label, style)
-    return None if done is None else done.image
+    if done is None:
+        return None
+    for doubt in done.warnings:  # why the ink found may not be one digit
+        container.warning(doubt, icon=":material/crop:")
+    return done.image
 
 
 def show_image(container, pixels, caption: str | None = None) -> None:

@@ -43,12 +43,15 @@ class Preprocessed:
       for showing what happened; the last is ``image`` itself.
     inverted: whether the grey levels were inverted (dark ink on light paper).
     source: the input in words, e.g. "JPEG, 3024 × 4032 px, RGB, turned upright from its EXIF orientation".
+    warnings: sentences saying why the ink found may not be one digit (``_ink_box_doubts``); empty
+      when nothing looks wrong.
     """
 
     image: torch.Tensor
     steps: tuple[tuple[str, np.ndarray], ...]
     inverted: bool
     source: str
+    warnings: tuple[str, ...] = ()
 
 
 def preprocess_image(
@@ -72,8 +75,9 @@ def preprocess_image(
        reduced to WORK_SIZE pixels on the longer side (JPEGs already while decoding).
     2. polarity: the border is taken as paper; if it is nearer the lightest grey than the darkest,
        the ink is dark and the image is inverted to MNIST's light ink on black. For "mnist", uneven
-       lighting is removed by subtracting a quadratic surface fitted to the paper (a least-squares
-       fit iterated without the ink pixels); for "fashion", the paper's median grey. Grey levels
+       lighting and shadows are removed by subtracting the paper's background, a grey-scale opening
+       with a square a quarter of the shorter side wide (``_paper_background``); for "fashion", the
+       paper's median grey. Grey levels
        are then stretched so the paper's noise floor (5 robust standard deviations) is 0 and the
        typical ink (median of the pixels above Otsu's threshold; the 99th percentile for
        "fashion") is 1.
@@ -99,7 +103,7 @@ def preprocess_image(
     inverted = _ink_is_dark(g)
     if inverted:
         g = 1 - g
-    flat = (g - (_paper_surface(g) if style == "mnist" else np.median(_border(g)))).astype(np.float32)
+    flat = (g - (_paper_background(g) if style == "mnist" else np.median(_border(g)))).astype(np.float32)
     lo, hi, t = _ink_levels(flat, style)
     norm = np.clip((flat - lo) / (hi - lo), 0, 1).astype(np.float32)
     steps.append(("inverted, paper flattened" if inverted else "paper flattened", _to_uint8(norm)))
@@ -121,7 +125,7 @@ def preprocess_image(
     centre = "centre of mass at the centre" if centring == "mass" else "box centred"
     steps.append((f"28×28, {centre}", _to_uint8(out)))
     return Preprocessed(torch.from_numpy(out).view(1, 1, 28, 28), tuple((c, _thumb(a)) for c, a in steps),
-                        inverted, source)
+                        inverted, source, _ink_box_doubts((top, bottom, left, right), flat.shape))
 
 
 def _decode(data: bytes | np.ndarray, max_bytes: int, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -222,33 +226,21 @@ def _ink_is_dark(g: np.ndarray) -> bool:
     return paper - float(smooth.min()) > float(smooth.max()) - paper
 
 
-def _paper_surface(g: np.ndarray, grid: int = 64, rounds: int = 4) -> np.ndarray:
-    """Uneven lighting: a quadratic surface a + bx + cy + dx^2 + exy + fy^2 fitted to the paper.
+def _paper_background(g: np.ndarray, fraction: float = 0.25) -> np.ndarray:
+    """The paper's grey level at every pixel, shadows and uneven lighting included: a grey-scale
+    morphological opening (erosion, then dilation) with a square a quarter of the shorter side wide.
 
-    g: float (H, W), ink light. Fitted by least squares on a grid-sized copy; each round drops the
-    pixels more than 3 robust standard deviations (1.4826 x MAD) above the fit, i.e. the ink, and
-    fits again. Returns float (H, W), the paper's grey level at every pixel.
+    g: float (H, W), ink light. The opening removes every light structure narrower than the square
+    (the strokes) and keeps broader ones as they are, a shadow's hard edge or a lamp's gradient
+    included: opening keeps steps and monotone ramps wider than its window (Serra, 1982, "Image
+    Analysis and Mathematical Morphology"; the "rolling ball" background of Sternberg, 1983). A 3x3
+    mean first, so that the erosion's minimum is not one noisy pixel. A shadow narrower than the
+    square is taken for ink, and a stroke wider than it loses its middle. Returns float32 (H, W).
     """
-    h, w = g.shape
-    sh, sw = max(1, round(h * grid / max(h, w))), max(1, round(w * grid / max(h, w)))
-    small = np.asarray(Image.fromarray(g).resize((sw, sh), Image.Resampling.BOX), dtype=np.float64).ravel()
+    from scipy import ndimage
 
-    def terms(rows, cols):  # the six monomials on a grid spanning [-1, 1]^2, each broadcast to (rows, cols)
-        y, x = np.linspace(-1, 1, rows)[:, None], np.linspace(-1, 1, cols)[None, :]
-        return [np.ones((1, 1)), x, y, x * x, x * y, y * y]
-
-    a = np.stack([np.broadcast_to(t, (sh, sw)).ravel() for t in terms(sh, sw)], 1)
-    keep = small <= np.median(small)  # start from the darker half: paper, since ink is the minority
-    coef = np.zeros(6)
-    for _ in range(rounds):
-        if keep.sum() < 6:
-            break
-        ak = a[keep]
-        coef = np.linalg.solve(ak.T @ ak + 1e-9 * np.eye(6), ak.T @ small[keep])  # normal equations
-        resid = small - a @ coef
-        mad = np.median(np.abs(resid[keep] - np.median(resid[keep])))
-        keep = resid < np.median(resid[keep]) + 3 * max(1.4826 * mad, 2 / 255)
-    return sum(c * t for c, t in zip(coef, terms(h, w))).astype(np.float32)
+    k = max(3, int(fraction * min(g.shape)))
+    return ndimage.grey_opening(ndimage.uniform_filter(g, 3), size=(k, k)).astype(np.float32)
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -297,6 +289,29 @@ def _ink_box(ink: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, int]:
     top, bottom = span(a.sum(1))
     left, right = span(a.sum(0))
     return top, min(bottom, a.shape[0]), left, min(right, a.shape[1])
+
+
+def _ink_box_doubts(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[str, ...]:
+    """Why an ink box (top, bottom, left, right) in an image of ``shape`` may not be one digit: it
+    reaches exactly one edge (a shadow's or the paper's edge, or something beside the digit), it is a
+    thin line across most of the image, or it covers most of the image."""
+    top, bottom, left, right = box
+    h, w = shape
+    m = max(1, round(0.01 * min(h, w)))  # within 1% of an edge counts as touching it
+    sides = [name for name, touches in (("top", top <= m), ("bottom", bottom >= h - m), ("left", left <= m),
+                                        ("right", right >= w - m)) if touches]
+    doubts = []
+    if len(sides) == 1:
+        doubts.append(f"The ink found reaches the {sides[0]} edge of the image and no other: a shadow, the "
+                      "paper's edge or another object may have been taken for ink. Crop closer to the digit.")
+    bh, bw = bottom - top, right - left
+    if min(bh, bw) < max(bh, bw) / 12 and (bh > 0.9 * h or bw > 0.9 * w):
+        doubts.append("The ink found is a thin line across the image: a fold, an edge or a line of the paper "
+                      "rather than a digit? Crop closer to the digit.")
+    if bh * bw > 0.85 * h * w:
+        doubts.append("The ink found covers most of the image: a frame, a shadow or a texture may have been "
+                      "taken for ink. Crop closer to the digit, on plain paper.")
+    return tuple(doubts)
 
 
 def _offsets(small: np.ndarray, centring: str) -> tuple[int, int]:
