@@ -5,8 +5,9 @@ and count how many a classifier that never saw either model reads as a digit wit
 
 Defaults: pretrained/mnist-ae-2d and pretrained/mnist-vae-2d. The classifier is
 ``bench/cvae_accuracy.py``'s (PCA 50 + RBF SVM on 10,000 training images), with Platt-scaled
-probabilities; "confident" means its largest class probability is at least ``--threshold``. The same
-classifier reads the real test images in the same run, as the baseline. Both models also reconstruct
+probabilities; "confident" means its largest class probability is at least ``--threshold``, and a
+class is "drawn" when at least 1% of the draws are read as it. The same classifier reads the real test
+images in the same run, as the baseline. Both models also reconstruct
 the whole test split from their codes (the VAE from z = mu, the AE from z = f(x)): the AE, trained on
 that term alone, should win there. ``--write`` stores each model's figures in its metrics.json
 ("prior_samples"), which the AE vs VAE page shows.
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from vae.checkpoint import METRICS, load_checkpoint, write_json  # noqa: E402
 from vae.conditional import confident_share, fit_pixel_classifier, prior_styles  # noqa: E402
-from vae.data import load_dataset  # noqa: E402
+from vae.data import DATASET_NAMES, load_dataset  # noqa: E402
 from vae.latent import decode_images, encode_images  # noqa: E402
 from vae.losses import reconstruction_nll  # noqa: E402
 
@@ -69,17 +70,21 @@ def main(argv: list[str] | None = None) -> None:
     fit_s = time.perf_counter() - t_fit
     real = confident_share(classifier, test_x, a.threshold)
     z = prior_styles(a.n, loaded[0][1].latent_dim, a.seed)  # the same draws for every model
-    about = (f"PCA 50 + RBF SVM with Platt probabilities, fitted on 10,000 {dataset} training images "
+    about = (f"PCA 50 + RBF SVM with Platt probabilities, fitted on 10,000 {DATASET_NAMES[dataset]} training images "
              f"(seed {a.seed}, {fit_s:.0f} s); on the real test split it is confident for {real['share']:.1%}")
     results = []
     for folder, model, config, metrics in loaded:
         if model.latent_dim != z.shape[1]:
             sys.exit(f"{folder.name}: latent_dim {model.latent_dim}, the first model's is {z.shape[1]}")
         samples = confident_share(classifier, decode_images(model, z).cpu(), a.threshold)
-        counts = torch.bincount(torch.tensor(samples.pop("predicted")), minlength=10).tolist()
+        predicted = torch.tensor(samples.pop("predicted"))
+        counts = torch.bincount(predicted, minlength=10).tolist()
+        # Which classes the draws reach: a class counts when at least 1% of the draws are read as it.
+        classes_drawn = sum(c >= 0.01 * a.n for c in counts)
         row = {"model": folder.name, "kind": config["model"], "n": a.n, "seed": a.seed, "threshold": a.threshold,
                "confident_share": round(samples["share"], 4), "mean_confidence": round(samples["mean_confidence"], 4),
-               "predicted_counts": counts, "real_test_confident_share": round(real["share"], 4),
+               "predicted_counts": counts, "classes_drawn": classes_drawn,
+               "real_test_confident_share": round(real["share"], 4),
                "classifier": about, **{k: round(v, 4) if isinstance(v, float) else v
                                       for k, v in reconstruction_at_code(model, config, test_x).items()}}
         results.append(row)
@@ -90,10 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(results))
         return
     print(f"{a.n} draws z ~ N(0, I) (seed {a.seed}) decoded by each model; classifier: {about}.")
-    print(f"{'model':<22} {'confident (>= %.2f)' % a.threshold:>20} {'mean conf.':>11} {'recon at code':>14} {'MSE/pixel':>10}")
+    print(f"{'model':<22} {'confident (>= %.2f)' % a.threshold:>20} {'mean conf.':>11} {'classes drawn':>14} "
+          f"{'recon at code':>14} {'MSE/pixel':>10}   draws read as 0..9")
     for r in results:
-        print(f"{r['model']:<22} {r['confident_share']:>20.1%} {r['mean_confidence']:>11.3f} "
-              f"{r['recon_at_code']:>14.2f} {r['mse_per_pixel']:>10.4f}")
+        print(f"{r['model']:<22} {r['confident_share']:>20.1%} {r['mean_confidence']:>11.3f} {r['classes_drawn']:>14} "
+              f"{r['recon_at_code']:>14.2f} {r['mse_per_pixel']:>10.4f}   {r['predicted_counts']}")
     if len(results) == 2 and results[0]["confident_share"]:
         print(f"ratio {results[1]['model']} / {results[0]['model']} confident share: "
               f"{results[1]['confident_share'] / results[0]['confident_share']:.2f}x")

@@ -1,14 +1,21 @@
-"""The 2-D latent manifold: a grid of decoded images spanning a plane of the latent space."""
+"""The 2-D latent manifold: a grid of decoded images spanning a plane of the latent space; one click
+away, a grid of samples from the prior and test images beside their reconstructions (the two figures
+of PyTorch's VAE example)."""
 
 import numpy as np
 import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from ui.images import show_image
-from ui.models import Selection, test_metrics
-from vae.latent import GRID_SPACINGS, manifold_grid, plane_pixel, tile
+from ui.charts import CLASS_COLORS
+from ui.images import download_png, show_image, test_images
+from ui.models import Selection, test_encodings, test_metrics
+from vae.conditional import class_decode, prior_styles
+from vae.latent import GRID_SPACINGS, decode_images, encode_images, manifold_grid, plane_pixel, tile
 
+VIEWS = ("Manifold", "Prior samples", "Reconstructions")
+MARGIN = (40, 26)  # pixels left of and under the grid for the z ticks
+N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
 
 
@@ -29,9 +36,60 @@ def mark_means(picture: np.ndarray, means: torch.Tensor, names: list[str], centr
     return np.asarray(image)
 
 
+def ticks(span: float) -> list[float]:
+    """Round z values to label within ±span: whole numbers, or halves for a small span."""
+    step = 1.0 if span >= 1.5 else 0.5
+    k = int(span / step)
+    return [i * step for i in range(-k, k + 1)]
+
+
+def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str, centre: tuple[float, float],
+              dims: tuple[int, int]) -> np.ndarray:
+    """The grid with z ticks in latent units left of it and under it (as in the Keras VAE example's
+    figure); a tick sits at the centre of the cell whose z it names, through ``plane_pixel``."""
+    h, w = picture.shape[:2]
+    left, bottom = MARGIN
+    image = Image.new("RGB", (w + left, h + bottom), (255, 255, 255))
+    image.paste(Image.fromarray(picture).convert("RGB"), (left, 0))
+    draw = ImageDraw.Draw(image)
+    grey = (90, 90, 90)
+    for t in ticks(span):
+        x = left + plane_pixel(t, n, cell, span, spacing)
+        y = h - plane_pixel(t, n, cell, span, spacing)
+        draw.line([(x, h), (x, h + 4)], fill=grey)
+        draw.text((x, h + 6), f"{t + centre[0]:g}", fill=grey, anchor="ma", font_size=11)
+        draw.line([(left - 4, y), (left, y)], fill=grey)
+        draw.text((left - 6, y), f"{t + centre[1]:g}", fill=grey, anchor="rm", font_size=11)
+    draw.text((left + w // 2, h + bottom - 1), f"z[{dims[0]}]", fill=grey, anchor="md", font_size=11)
+    draw.text((2, 2), f"z[{dims[1]}]", fill=grey, anchor="la", font_size=11)
+    return np.asarray(image)
+
+
+def overlay_codes(picture: np.ndarray, codes: torch.Tensor, labels: torch.Tensor, n: int, cell: int, span: float,
+                  spacing: str, centre: tuple[float, float]) -> np.ndarray:
+    """Test encodings (N, 2), relative to the plane, as dots in their class's colour where they fall."""
+    image = Image.fromarray(picture).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    size = n * cell
+    for (zx, zy), c in zip(codes.tolist(), labels.tolist()):
+        px = plane_pixel(zx - centre[0], n, cell, span, spacing)
+        py = size - plane_pixel(zy - centre[1], n, cell, span, spacing)
+        if 0 <= px < size and 0 <= py < size:
+            colour = CLASS_COLORS[c % len(CLASS_COLORS)]
+            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+    return np.asarray(image)
+
+
 def render(sel: Selection) -> None:
     model, d = sel.model, sel.model.latent_dim
     st.title("Latent manifold")
+    kind = st.segmented_control("Show", VIEWS, default=VIEWS[0], required=True, key="manifold_view",
+                                help="The decoded plane; samples from the prior; test images beside their "
+                                "reconstructions (the two figures pytorch/examples' VAE saves).")
+    if kind == VIEWS[1]:
+        return prior_samples(sel)
+    if kind == VIEWS[2]:
+        return reconstructions(sel)
     st.markdown(
         "Each cell is the decoder's mean image p(x|z) for one point z of the latent plane; the prior "
         "p(z) = N(0, I) puts most of its mass within two standard deviations of the centre. "
@@ -80,19 +138,96 @@ def render(sel: Selection) -> None:
 
     if base is not None and not sel.class_prior:
         base[list(dims)] = 0.0  # the plane through the origin; the draw holds the other dimensions
+    with controls:
+        overlay = st.toggle("Overlay the test encodings", False, key="manifold_overlay",
+                            help=f"The means μ(x) of {N_OVERLAY:,} test images, one dot each in its class's colour, "
+                            "where they fall on this plane (the other dimensions are ignored).")
     images = manifold_grid(model, n, span, spacing, dims, base, label)
-    # An integer scale by pixel repetition that fits the grid's column (595 px at a 1400 px window), so
-    # the browser never resamples it: crisp at every grid size.
-    scale = max(1, GRID_COLUMN_PX // (n * 28))
-    picture = tile(images, nrow=n, scale=scale)
+    # An integer scale by pixel repetition that fits the grid's column (595 px at a 1400 px window, less
+    # the ticks' margin), so the browser never resamples it: crisp at every grid size.
+    scale = max(1, (GRID_COLUMN_PX - MARGIN[0]) // (n * 28))
+    plain = tile(images, nrow=n)
+    picture = plain.repeat(scale, 0).repeat(scale, 1)
     centre = (0.0, 0.0) if base is None else (float(base[dims[0]]), float(base[dims[1]]))
+    cell = 28 * scale
+    if overlay:
+        codes, _ = test_encodings(sel)
+        _, labels, _, _ = test_images(sel.config["dataset"])
+        pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:N_OVERLAY]
+        picture = overlay_codes(picture, codes[pick][:, list(dims)], labels[pick], n, cell, span, spacing, centre)
     if means is not None:
-        picture = mark_means(picture, means[:, list(dims)], names, centre, n, 28 * scale, span, spacing)
+        picture = mark_means(picture, means[:, list(dims)], names, centre, n, cell, span, spacing)
+    picture = with_axes(picture, n, cell, span, spacing, centre, dims)
+    with controls:
+        download_png(plain, f"{sel.name}-manifold-{n}x{n}", "manifold_png")
     show_image(view, picture,
                caption=f"{sel.name}: horizontal z[{dims[0]}] from {round(centre[0] - span, 2):g} (left) to {round(centre[0] + span, 2):g} (right); "
         f"vertical z[{dims[1]}] from {round(centre[1] - span, 2):g} (bottom) to {round(centre[1] + span, 2):g} (top)"
         + ("; the crosses mark each class's prior mean μ_y" if means is not None else "")
+        + ("; dots: test encodings by class" if overlay else "")
         + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw")))
+
+
+def prior_samples(sel: Selection) -> None:
+    """A grid of decoded draws from the prior (PyTorch's example saves 64 of them after each epoch)."""
+    model, names = sel.model, sel.class_names
+    if not model.variational:
+        st.info(f"{sel.name} is a plain autoencoder: it has no prior to draw from. The AE vs VAE page decodes "
+                "draws from N(0, I) with it anyway, to show what that gives.")
+        return
+    st.markdown("Draws z from the prior, each decoded to the decoder's mean image p(x|z): what the model "
+                "generates." + (" For the CVAE, z ~ N(0, I) decoded with the class picked." if sel.label_decoder else "")
+                + (" For the class-prior VAE, z = μ_y + ε, ε ~ N(0, I), for the class picked (or any class)."
+                   if sel.class_prior else ""))
+    c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    count = c1.select_slider("Samples", [16, 36, 64, 100], value=64, key="manifold_samples")
+    label = None
+    if sel.conditional:
+        options = [None, *range(len(names))] if sel.class_prior else list(range(len(names)))
+        label = c2.selectbox("Class", options, key="manifold_samples_class",
+                             format_func=lambda i: "any class (the prior's mixture)" if i is None else names[i])
+    seed = st.session_state.setdefault("manifold_samples_seed", 0)
+    c3.button("New samples", icon=":material/casino:", key="manifold_new_samples",
+              on_click=lambda: st.session_state.update(manifold_samples_seed=int(torch.randint(100_000, ()).item())))
+    eps = prior_styles(count, model.latent_dim, seed)
+    if sel.conditional:
+        y = (torch.randint(len(names), (count,), generator=torch.Generator().manual_seed(seed))
+             if label is None else torch.full((count,), int(label)))
+        images = class_decode(model, eps, y)
+    else:
+        images = decode_images(model, eps)
+    side = int(count**0.5)
+    plain = tile(images.cpu(), nrow=side, padding=2)
+    scale = max(1, 928 // plain.shape[1])
+    show_image(st, plain.repeat(scale, 0).repeat(scale, 1),
+               caption=f"{sel.name}: {count} draws from the prior (seed {seed}), decoder means")
+    download_png(plain, f"{sel.name}-samples-{count}", "manifold_samples_png")
+
+
+def reconstructions(sel: Selection) -> None:
+    """Test images beside their reconstructions, row by row (PyTorch's example saves 8 pairs)."""
+    model = sel.model
+    images, labels, indices, source = test_images(sel.config["dataset"])
+    st.markdown("Test images (odd rows) and, under each, its reconstruction: the decoder's mean at the encoder's "
+                "mean code z = μ(x)" + (" (z = f(x) for this autoencoder)." if not model.variational else "."))
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    per_row = 8
+    rows = c1.select_slider("Pairs of rows", [1, 2, 4, 6], value=4, key="manifold_recon_rows")
+    start = st.session_state.setdefault("manifold_recon_start", 0)
+    c2.button("Other test images", icon=":material/casino:", key="manifold_recon_new",
+              on_click=lambda: st.session_state.update(
+                  manifold_recon_start=int(torch.randint(len(labels) - per_row * 6, ()).item())))
+    x, y = images[start : start + per_row * rows], labels[start : start + per_row * rows]
+    mu, _ = encode_images(model, x, y if sel.conditional else None)
+    recon = decode_images(model, mu, y if sel.label_decoder else None).cpu()
+    pairs = torch.cat([torch.stack([x[r * per_row:(r + 1) * per_row], recon[r * per_row:(r + 1) * per_row]])
+                       for r in range(rows)]).reshape(-1, 1, 28, 28)
+    plain = tile(pairs, nrow=per_row, padding=2)
+    scale = max(1, 600 // plain.shape[1])
+    first, last = int(indices[start]), int(indices[start + per_row * rows - 1])
+    show_image(st, plain.repeat(scale, 0).repeat(scale, 1),
+               caption=f"{sel.name}: test images {first:,} to {last:,} of {source}, each over its reconstruction")
+    download_png(plain, f"{sel.name}-reconstructions", "manifold_recon_png")
 
 
 if __name__ == "__main__":

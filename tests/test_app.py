@@ -58,11 +58,40 @@ def test_larger_latent_space_picks_two_dimensions():
 
 def test_cvae_class_picker_changes_the_grid():
     at = open_app(model="mnist-cvae")
-    control = at.get("button_group")[0]
+    control = at.get("button_group")[1]  # after the view picker
     before = shown(at)[0]
     control.set_value(7).run()
     assert not at.exception and shown(at)[0] != before
 
+
+def test_manifold_views_ticks_overlay_and_png_download():
+    """Issue 14's additions: z ticks, the test encodings over the grid, the prior samples and the
+    reconstructions one click away, and a PNG of each at a chosen scale."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ui.images import png_bytes
+
+    at = open_app()
+    grid = at.get("image")[0]
+    assert "z[0]" in grid.proto.imgs[0].caption and at.get("download_button")
+    before = shown(at)[0]
+    at.toggle(key="manifold_overlay").set_value(True).run()
+    assert not at.exception and shown(at)[0] != before and "dots: test encodings" in at.get("image")[0].proto.imgs[0].caption
+    view = at.get("button_group")[0]
+    view.set_value("Prior samples").run()
+    assert not at.exception and "64 draws from the prior" in at.get("image")[0].proto.imgs[0].caption
+    first = shown(at)[0]
+    at.button(key="manifold_new_samples").click().run()
+    assert shown(at)[0] != first
+    at.get("button_group")[0].set_value("Reconstructions").run()
+    assert not at.exception and "each over its reconstruction" in at.get("image")[0].proto.imgs[0].caption
+    assert at.get("download_button")[0].proto.label == "Download PNG"
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    image = Image.open(io.BytesIO(png_bytes(pixels, 4)))
+    assert image.size == (16, 12) and np.array_equal(np.asarray(image)[::4, ::4], pixels)
 
 def test_the_sidebar_names_the_number_it_shows():
     assert loss_name({"beta": 1.0}) == "-ELBO"

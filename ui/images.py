@@ -107,3 +107,23 @@ def show_image(container, pixels, caption: str | None = None) -> None:
     (``width="content"`` would stretch it to a caption wider than the image); a narrower column,
     as on a phone, shrinks it to fit. Pick the ``tile`` scale so that it fits the column."""
     container.image(pixels, caption=caption, width=int(pixels.shape[1]), output_format="PNG")
+
+
+def download_png(pixels, name: str, key: str, container=st) -> None:
+    """A scale picker and a button that downloads ``pixels`` (a uint8 array at scale 1, grey or RGB)
+    as NAME-xS.png, enlarged S times by pixel repetition (crisp on a slide)."""
+    c1, c2 = container.columns([1, 2], vertical_alignment="bottom")
+    scale = c1.selectbox("PNG scale", [1, 2, 4, 8], index=2, key=f"{key}_scale", format_func=lambda s: f"{s}x")
+    c2.download_button("Download PNG", lambda: png_bytes(pixels, scale), f"{name}-x{scale}.png", "image/png",
+                       key=key, icon=":material/download:")
+
+
+def png_bytes(pixels, scale: int = 1) -> bytes:
+    """A uint8 image array (H, W) or (H, W, 3) as PNG file bytes, enlarged ``scale`` times by pixel repetition."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels.repeat(scale, 0).repeat(scale, 1)).save(buf, "PNG")
+    return buf.getvalue()
