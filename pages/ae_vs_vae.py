@@ -159,7 +159,7 @@ def measured(ae: Selection, vae: Selection) -> None:
                 help=f"-log p(x|z) at z = f(x), the same test images; squared error {a['mse_per_pixel']:.4f} per pixel.")
     missing = [str(c) for c, k in enumerate(a["predicted_counts"]) if k < 0.01 * a["n"]]
     top = max(range(10), key=lambda c: a["predicted_counts"][c])
-    better = "the AE" if a["recon_at_code"] < v["recon_at_code"] else "the VAE"
+    better = "The AE" if a["recon_at_code"] < v["recon_at_code"] else "The VAE"
     st.caption(
         f"Measured by `bench/ae_vs_vae.py` (seed {v['seed']}): the same {v['n']:,} draws, read by a classifier. The "
         f"AE's reach {a['classes_drawn']} classes" + (f" (never {' or '.join(missing)})" if missing else "")
@@ -167,8 +167,8 @@ def measured(ae: Selection, vae: Selection) -> None:
         f"whose AE codes happen to lie near the origin. The VAE's reach {v['classes_drawn']}. Both sets mostly look "
         f"like some digit in two dimensions ({a['confident_share']:.0%} of the AE's and {v['confident_share']:.0%} "
         f"of the VAE's are read with confidence {v['threshold']:g} or more; real test digits "
-        f"{v['real_test_confident_share']:.0%}). {better.capitalize()} reconstructs better"
-        + (": it spends nothing on keeping its codes near the prior." if better == "the AE" else "."))
+        f"{v['real_test_confident_share']:.0%}). {better} reconstructs better"
+        + (": it spends nothing on keeping its codes near the prior." if better == "The AE" else "."))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,14 @@ def render(sel: Selection) -> None:
                caption=f"Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the rest "
              f"are the first random styles above. Columns: {', '.join(names)}.")
 
+    if sel.class_prior:
+        means = model.class_means.detach().cpu()
+        gaps = torch.cdist(means, means).fill_diagonal_(float("inf"))
+        i, j = divmod(int(gaps.argmin()), n_classes)
+        st.caption(f"The closest class means are those of {names[i]} and {names[j]}, {float(gaps[i, j]):.2f} apart in "
+                   "z against the priors' unit standard deviation: their draws overlap, so the same ε can read as "
+                   "either class. `bench/cvae_accuracy.py` counts how often a draw shows the class asked for.")
+
     st.subheader("Style transfer")
     if sel.class_prior:
         st.markdown("Encode an image to find its code μ (the mean of q(z|x)); its style is the offset from its "

@@ -26,13 +26,16 @@ def mark_means(picture: np.ndarray, means: torch.Tensor, names: list[str], centr
     draw = ImageDraw.Draw(image)
     size = n * cell
     for (mx, my), name in zip(means.tolist(), names):
+        if abs(mx - centre[0]) > span or abs(my - centre[1]) > span:
+            continue  # off the plane shown
         px = plane_pixel(mx - centre[0], n, cell, span, spacing)
         py = size - plane_pixel(my - centre[1], n, cell, span, spacing)  # z grows upwards, pixels downwards
-        if 0 <= px < size and 0 <= py < size:
-            r = max(6, cell // 4)
-            draw.line([(px - r, py - r), (px + r, py + r)], fill=(230, 30, 30), width=3)
-            draw.line([(px - r, py + r), (px + r, py - r)], fill=(230, 30, 30), width=3)
-            draw.text((px + r + 2, py - 2 * r), name, fill=(230, 30, 30), font_size=max(12, cell // 2))
+        r = max(6, cell // 4)
+        for width, colour in ((5, (0, 0, 0)), (3, (255, 60, 60))):  # a dark outline: readable on any cell
+            draw.line([(px - r, py - r), (px + r, py + r)], fill=colour, width=width)
+            draw.line([(px - r, py + r), (px + r, py - r)], fill=colour, width=width)
+        draw.text((px + r + 1, py - r), name, fill=(255, 60, 60), font_size=max(16, cell // 2), anchor="lm",
+                  stroke_width=2, stroke_fill=(0, 0, 0))
     return np.asarray(image)
 
 
@@ -60,8 +63,8 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
         draw.text((x, h + 6), f"{t + centre[0]:g}", fill=grey, anchor="ma", font_size=11)
         draw.line([(left - 4, y), (left, y)], fill=grey)
         draw.text((left - 6, y), f"{t + centre[1]:g}", fill=grey, anchor="rm", font_size=11)
-    draw.text((left + w // 2, h + bottom - 1), f"z[{dims[0]}]", fill=grey, anchor="md", font_size=11)
-    draw.text((2, 2), f"z[{dims[1]}]", fill=grey, anchor="la", font_size=11)
+    draw.text((left + w, h + bottom - 1), f"z[{dims[0]}] →", fill=grey, anchor="rd", font_size=11)
+    draw.text((2, 2), f"z[{dims[1]}] ↑", fill=grey, anchor="la", font_size=11)
     return np.asarray(image)
 
 

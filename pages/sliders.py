@@ -39,7 +39,7 @@ def render(sel: Selection) -> None:
         mu, _ = test_encodings(sel)
         kl = mu.var(0).tolist()
         lo, hi = [round(v - 0.5, 1) for v in mu.min(0).values.tolist()], [round(v + 0.5, 1) for v in mu.max(0).values.tolist()]
-        source = f"{len(mu):,} {DATASET_NAMES[config['dataset']]} test codes"
+        source = f"the codes of {len(mu):,} {DATASET_NAMES[config['dataset']]} test images"
     elif len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
         kl = test["kl_per_dim"]
         binarized = ", binarized" if test.get("protocol") == "binarized" else ""
@@ -58,9 +58,10 @@ def render(sel: Selection) -> None:
 
     st.title("Latent sliders")
     st.markdown(
-        f"Set z by hand, one slider per latent dimension (± {SPAN:g} prior standard deviations), and see "
-        "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
-        "prior) change nothing."
+        (f"Set z by hand, one slider per latent dimension (± {SPAN:g} prior standard deviations), and see "
+         "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
+         "prior) change nothing." if model.variational else
+         "Set z by hand, one slider per latent dimension, and see the decoder's image.")
         + (" For this CVAE the label y joins the sliders: y picks the class, z the style." if sel.label_decoder else "")
         + (" This class-prior VAE's decoder never sees a label: each class's prior N(μ_y, I) sits at its own "
            "mean μ_y, so start at a class mean and move away from it." if sel.class_prior else "")
@@ -120,7 +121,7 @@ def render(sel: Selection) -> None:
             st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "
                        f"dimensions active, {len(inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")
         else:
-            st.caption(f"Slider ranges: the codes of {source}, ± 0.5.")
+            st.caption(f"Slider ranges: {source}, ± 0.5.")
 
     _, how, _ = st.session_state[f"{prefix}start"]
     show_image(view, tile(decode_images(model, z[None], y), nrow=1, scale=12),

@@ -132,7 +132,7 @@ def test_a_plain_vae_points_to_the_cvaes():
     assert at.sidebar.selectbox[0].value == "mnist-vae-2d"
     assert len(at.info) == 1 and "not conditional" in at.info[0].value
     assert "mnist-cvae" in at.info[0].value and "fashion-cvae" in at.info[0].value
-    assert not z_sliders(at) and len(at.get("image")) == 2  # a preview of each CVAE
+    assert not z_sliders(at) and len(at.get("image")) == 3  # a preview of each conditional model
     at.button(key="cvae_use_mnist-cvae").click().run()
     check(at)
     assert at.sidebar.selectbox[0].value == "mnist-cvae" and not at.info
