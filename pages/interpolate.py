@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter
-from ui.images import pick_test_image, show_image, test_images, upload_image
+from ui.images import download_png, label_tiles, path_gif, pick_test_image, show_image, test_images, upload_image
 from ui.models import Selection, test_encodings
 from vae.latent import INTERPOLATIONS, decode_images, encode_images, interpolate, tile
 
@@ -38,6 +38,8 @@ def render(sel: Selection) -> None:
                 label = (st.selectbox("Its class (the CVAE's label y)", range(len(names)), key=f"{key}_label",
                                       format_func=lambda i: names[i]) if sel.conditional else 0)
                 what = "your upload"
+            if x is not None:  # the chosen end, small, so both ends are in view while choosing
+                show_image(st, tile(x, nrow=1, scale=3), caption=what)
             ends.append((x, label, what))
     if any(x is None for x, _, _ in ends):
         st.info("Upload an image for each end set to an upload, or pick a test image.")
@@ -70,10 +72,19 @@ def render(sel: Selection) -> None:
     per_row = n + 4 if (n + 4) * 29 * 2 <= STRIP_PX else (n + 5) // 2
     scale = max(1, min(4, STRIP_PX // (per_row * 29 + 1)))
     norms = path.norm(dim=1)
-    show_image(st, tile(strip, nrow=per_row, padding=1, scale=scale),
+    t = [f"{i / (n + 1):.2f}" for i in range(1, n + 1)]
+    labels = ["image", "t = 0", *t, "t = 1", "image"]
+    show_image(st, label_tiles(tile(strip, nrow=per_row, padding=1, scale=scale), labels, per_row, 28 * scale + scale),
                caption=f"Left to right{'' if per_row == n + 4 else ', then the second row'}: {ends[0][2]}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
         f"{n}/{n + 1} of the {method} path, the reconstruction of {ends[1][2]}, and that image"
         + (f"; path decoded with y = {names[y_path]}" if sel.label_decoder else "") + ".")
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    with c1:
+        download_png(label_tiles(tile(strip, nrow=n + 4, padding=1), labels, n + 4, 29, font=9), "interpolation",
+                     "interp_png")
+    c2.download_button("Download GIF", lambda: path_gif(recon, decode_images(model, path[1:-1], y_path).cpu()),
+                       "interpolation.gif", "image/gif", key="interp_gif", icon=":material/animated_images:",
+                       help="The path as an animation, there and back, 4x.")
     st.caption(f"|z| along the path: {norms[0]:.2f} at the start, {norms[-1]:.2f} at the end, lowest "
                f"{norms.min():.2f}. Latent dimension {model.latent_dim}; a prior draw has |z| near "
                f"{model.latent_dim ** 0.5:.2f} (the square root of the dimension).")

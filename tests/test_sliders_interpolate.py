@@ -172,36 +172,36 @@ def test_every_shipped_model_runs_both_pages(name):
 def test_interpolation_strip_follows_method_and_count():
     at = open_page("interpolate")
     assert at.title[0].value == "Interpolation" and not at.error
-    assert len(shown(at)) == 1 and len(at.get("plotly_chart")) == 1  # the path over the 2-D plane
-    strip = at.get("image")[0]
+    assert len(shown(at)) == 3 and len(at.get("plotly_chart")) == 1  # the path over the 2-D plane
+    strip = at.get("image")[-1]
     assert "test image 0 (a 7)" in strip.proto.imgs[0].caption and "test image 1 (a 2)" in strip.proto.imgs[0].caption
-    seen = {shown(at)[0]}
+    seen = {shown(at)[-1]}
     labelled(at.radio, "Interpolation").set_value("slerp")
     rerun(at)
-    seen.add(shown(at)[0])
+    seen.add(shown(at)[-1])
     labelled(at.slider, "Images between the ends").set_value(12)
     rerun(at)
-    seen.add(shown(at)[0])
-    assert "12 images decoded" in at.get("image")[0].proto.imgs[0].caption
+    seen.add(shown(at)[-1])
+    assert "12 images decoded" in at.get("image")[-1].proto.imgs[0].caption
     at.number_input(key="interp_end_number").set_value(42)
     rerun(at)
-    seen.add(shown(at)[0])
+    seen.add(shown(at)[-1])
     assert len(seen) == 4 and not at.error
 
 
 def test_cvae_path_is_decoded_with_the_class_of_either_end():
     at = open_page("interpolate", "mnist-cvae")
-    assert len(shown(at)) == 1 and len(at.get("plotly_chart")) == 1
-    assert "path decoded with y = 7" in at.get("image")[0].proto.imgs[0].caption  # test image 0 is a 7
-    before = shown(at)[0]
+    assert len(shown(at)) == 3 and len(at.get("plotly_chart")) == 1
+    assert "path decoded with y = 7" in at.get("image")[-1].proto.imgs[0].caption  # test image 0 is a 7
+    before = shown(at)[-1]
     labelled(at.radio, "Decode the path with the class of").set_value("the end")
     rerun(at)
-    assert "path decoded with y = 2" in at.get("image")[0].proto.imgs[0].caption and shown(at)[0] != before
+    assert "path decoded with y = 2" in at.get("image")[-1].proto.imgs[0].caption and shown(at)[-1] != before
 
 
 def test_larger_latent_space_has_no_plane():
     at = open_page("interpolate", "mnist-vae-20d")
-    assert len(shown(at)) == 1 and not at.get("plotly_chart")
+    assert len(shown(at)) == 3 and not at.get("plotly_chart")
 
 
 def png(array: np.ndarray) -> bytes:
@@ -212,17 +212,31 @@ def png(array: np.ndarray) -> bytes:
 
 def test_an_upload_can_be_an_end_and_a_bad_one_says_why():
     at = open_page("interpolate")
-    before = shown(at)[0]
+    before = shown(at)[-1]
     at.radio(key="interp_end_source").set_value("an upload")
     rerun(at)
-    assert not shown(at) and at.info  # waits for the file
+    assert len(shown(at)) == 1 and at.info  # the start's thumbnail; waits for the end's file
     digit = np.zeros((140, 140), np.uint8)
     digit[30:110, 60:80] = 255  # a thick white "1" on black
     at.file_uploader[0].set_value(("one.png", png(digit), "image/png"))
     rerun(at)
-    assert len(shown(at)) == 1 and shown(at)[0] != before and not at.error
-    assert "your upload" in at.get("image")[0].proto.imgs[0].caption
+    assert len(shown(at)) == 3 and shown(at)[-1] != before and not at.error
+    assert "your upload" in at.get("image")[-1].proto.imgs[0].caption
     at.file_uploader[0].set_value(("broken.png", b"not an image at all", "image/png"))
     rerun(at)
-    assert len(at.error) == 1 and not shown(at)
+    assert len(at.error) == 1 and len(shown(at)) == 1  # the start's thumbnail, no strip
 
+
+
+def test_interpolation_labels_t_and_offers_a_png_and_a_gif():
+    """Issue 14: the ends' thumbnails, the frames labelled with t, a PNG and an animated GIF."""
+    from ui.images import label_tiles, path_gif
+
+    at = open_page("interpolate")
+    assert [b.proto.label for b in at.get("download_button")] == ["Download PNG", "Download GIF"]
+    ends, path = torch.rand(2, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    gif = Image.open(io.BytesIO(path_gif(ends, path)))
+    assert gif.n_frames == 2 * 7 - 2 and gif.size == (112, 112)  # there and back; each frame 4x
+    strip = np.full((29, 4 * 29), 128, np.uint8)
+    labelled_strip = label_tiles(strip, ["image", "t = 0", "t = 1", "image"], 4, 29, font=9)
+    assert labelled_strip.shape == (29 + 15, 4 * 29) and (labelled_strip[29:] < 128).any()  # text in the band

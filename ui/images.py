@@ -1,11 +1,17 @@
-"""Images for the pages: the test split (or the bundled sample), a test-image picker, and uploads."""
+"""Images for the pages: the test split (or the bundled sample), a test-image picker, uploads, and
+images shown at their own size or downloaded (PNG at a chosen scale, an animated GIF)."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import streamlit as st
 import torch
+from PIL import Image, ImageDraw
 
 from vae.data import CLASS_NAMES, DatasetNotFoundError, load_test_images, sample_file
+from vae.latent import tile
 from vae.preprocess import EXTENSIONS, ImageError, Preprocessed, preprocess_image
 
 from . import PRETRAINED
@@ -120,10 +126,32 @@ def download_png(pixels, name: str, key: str, container=st) -> None:
 
 def png_bytes(pixels, scale: int = 1) -> bytes:
     """A uint8 image array (H, W) or (H, W, 3) as PNG file bytes, enlarged ``scale`` times by pixel repetition."""
-    import io
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(pixels.repeat(scale, 0).repeat(scale, 1)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def label_tiles(pixels, labels: list[str], per_row: int, cell: int, font: int = 12):
+    """The tiled strip with each image's label (its t) in a band under its row."""
+    rows = (len(labels) + per_row - 1) // per_row
+    band = font + 6
+    h, w = pixels.shape
+    out = Image.new("L", (w, h + rows * band), 255)
+    for r in range(rows):  # each row of images, then its band of labels
+        out.paste(Image.fromarray(pixels[r * cell : (r + 1) * cell]), (0, r * (cell + band)))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(labels):
+        r, c = divmod(i, per_row)
+        draw.text((c * cell + cell // 2, r * (cell + band) + cell + 2), text, fill=60, anchor="ma", font_size=font)
+    return np.asarray(out)
+
+
+def path_gif(ends, path, scale: int = 4, ms: int = 120) -> bytes:
+    """Frames: ends float (2, 1, 28, 28) and path float (n, 1, 28, 28) in [0, 1]."""
+    # The start's reconstruction, the path, the end's reconstruction, and back: an animated GIF.
+    frames = torch.cat([ends[:1], path, ends[1:]])
+    pictures = [Image.fromarray(tile(f[None], nrow=1, scale=scale)) for f in frames]
+    pictures += pictures[-2:0:-1]  # back again, without repeating the two ends
+    buf = io.BytesIO()
+    pictures[0].save(buf, "GIF", save_all=True, append_images=pictures[1:], duration=ms, loop=0)
     return buf.getvalue()
