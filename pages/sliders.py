@@ -1,9 +1,11 @@
 """Latent sliders: one slider per latent dimension, the decoded image, each dimension's KL, traversals."""
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ui.charts import kl_bars
+from ui.charts import class_scatter, kl_bars
 from ui.images import pick_test_image, show_image, test_images
 from ui.models import Selection, test_encodings, test_metrics
 from vae.data import DATASET_NAMES
@@ -12,6 +14,8 @@ from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, prior
 from vae.losses import kl_divergence
 
 SPAN = 4.0  # slider range in prior standard deviations: N(0, 1) puts 99.99% of each coordinate inside
+PAD_POINTS = 41  # clickable points per side of the latent pad
+PAD_CODES = 1500  # test encodings drawn under it
 
 
 def start_from(prefix: str, z: list[float], how: str, y: int | None = None) -> None:
@@ -22,6 +26,37 @@ def start_from(prefix: str, z: list[float], how: str, y: int | None = None) -> N
     if y is not None:
         st.session_state[f"{prefix}y"] = y
     st.session_state[f"{prefix}start"] = (list(z), how, y)
+
+
+def pad_click(prefix: str, key: str) -> None:
+    """Apply a new click on the latent pad (the chart under ``key``) to the sliders, before they are
+    drawn: the chart's selection is read at the top of the run, and each new one is applied once."""
+    event = st.session_state.get(key) or {}
+    points = [(round(float(p["x"]), 2), round(float(p["y"]), 2))
+              for p in (event.get("selection") or {}).get("points", []) if "x" in p and "y" in p]
+    seen = f"{key}_seen"
+    if points and points != st.session_state.get(seen):
+        x, y = points[-1]
+        start_from(prefix, [x, y], f"a click on the latent pad at ({x:g}, {y:g})")
+    st.session_state[seen] = points
+
+
+def pad_figure(lo: list[float], hi: list[float], z: list[float], codes, labels, names: list[str]) -> go.Figure:
+    """The latent pad of a 2-d model: the test encodings (by class), a grid of clickable points over
+    the sliders' ranges, and the current z as a star."""
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], PAD_POINTS), np.linspace(lo[1], hi[1], PAD_POINTS))
+    fig = class_scatter(codes, labels, names, size=3, opacity=0.35, webgl=False)
+    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="pad", showlegend=False,
+                             marker=dict(size=9, color="rgba(0,0,0,0.02)"),
+                             hovertemplate="z = (%{x:.2f}, %{y:.2f}): click to decode<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[z[0]], y=[z[1]], mode="markers", name="z of the sliders",
+                             marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1.5)),
+                             hovertemplate="the sliders' z: (%{x:.2f}, %{y:.2f})<extra></extra>"))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
+                      legend=dict(orientation="h", y=-0.25, title=None), clickmode="event+select")
+    fig.update_xaxes(range=[lo[0], hi[0]])
+    fig.update_yaxes(range=[lo[1], hi[1]], scaleanchor="x", scaleratio=1)
+    return fig
 
 
 def render(sel: Selection) -> None:
@@ -50,6 +85,8 @@ def render(sel: Selection) -> None:
         kl = kl_divergence(mu.double(), logvar.double(), per_dim=True,
                            prior_mu=prior_means(model, labels[: len(mu)])).mean(0).tolist()
         source = f"{len(mu):,} {DATASET_NAMES[config['dataset']]} test images"
+    if d == 2:
+        pad_click(prefix, f"{prefix}pad")
     for j in range(d):  # every slider's value inside its range, whatever a button set
         key = f"{prefix}z{j}"
         st.session_state[key] = min(hi[j], max(lo[j], float(st.session_state.get(key, 0.0))))
@@ -116,6 +153,13 @@ def render(sel: Selection) -> None:
                                               f"the encoding of test image {index} (a {names[label]})",
                                               label if sel.label_decoder else None))
 
+        if d == 2:
+            st.markdown("**Latent pad**: click a point of the plane to decode it")
+            codes, _ = test_encodings(sel)
+            _, labels, _, _ = test_images(config["dataset"])
+            pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:PAD_CODES]
+            st.plotly_chart(pad_figure(lo, hi, z.tolist(), codes[pick], labels[pick], names), key=f"{prefix}pad",
+                            on_select="rerun", selection_mode="points", config={"displayModeBar": False})
         if model.variational:
             st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
             st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "

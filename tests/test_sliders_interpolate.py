@@ -240,3 +240,19 @@ def test_interpolation_labels_t_and_offers_a_png_and_a_gif():
     strip = np.full((29, 4 * 29), 128, np.uint8)
     labelled_strip = label_tiles(strip, ["image", "t = 0", "t = 1", "image"], 4, 29, font=9)
     assert labelled_strip.shape == (29 + 15, 4 * 29) and (labelled_strip[29:] < 128).any()  # text in the band
+
+
+def test_a_click_on_the_latent_pad_sets_the_sliders():
+    """Issue 14: for a 2-d model, a click on the plane decodes that z (the sliders follow)."""
+    at = open_page("sliders")
+    key = "sliders/mnist-vae-2d/pad"
+    assert key in [c.key for c in at.get("plotly_chart")]
+    before = shown(at)[0]
+    point = {"x": 1.5, "y": -0.75, "curve_number": 10, "point_number": 0, "point_index": 0}
+    at.session_state[key] = {"selection": {"points": [point], "point_indices": [0], "box": [], "lasso": []}}
+    rerun(at)
+    assert z_values(at, "mnist-vae-2d", 2) == [1.5, -0.75] and shown(at)[0] != before
+    assert "a click on the latent pad at (1.5, -0.75)" in at.get("image")[0].proto.imgs[0].caption
+    labelled(at.slider, "z[0]").set_value(0.25)  # the same selection again does not undo a slider's move
+    rerun(at)
+    assert z_values(at, "mnist-vae-2d", 2) == [0.25, -0.75]

@@ -180,3 +180,21 @@ def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
     wait_until_rendered(page)
     assert page.evaluate(RESAMPLED) == []
     assert_clean(page)
+
+
+def test_a_click_on_the_latent_pad_moves_the_sliders(open_page):
+    """Issue 14: for a 2-d model, a click on the plane decodes that z; the sliders follow."""
+    page = open_page("sliders")
+    pad = page.locator("[data-testid=stPlotlyChart]").first
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    x, y = box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3  # right of and above the centre
+    page.mouse.move(x, y)  # a hover first, as a person's pointer does
+    page.mouse.click(x, y)
+    page.wait_for_function("() => document.querySelector('[data-testid=stImage]').innerText.includes('latent pad')",
+                           timeout=30_000)
+    wait_until_rendered(page)
+    after = page.locator("[data-testid=stSliderThumbValue]").all_inner_texts()
+    assert float(after[0]) > 0.5 and float(after[1]) > 0.0, after
+    screenshot(page, "sliders-pad")
+    assert_clean(page)
