@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter
-from ui.images import pick_test_image, show_image, test_images
+from ui.images import download_png, pick_test_image, show_image, test_images
 from ui.models import Selection, available_models, selection_of, test_encodings
 from vae.checkpoint import CONFIG, CheckpointError
 from vae.conditional import prior_styles
@@ -119,6 +119,8 @@ def render(sel: Selection) -> None:
     for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
         show_image(col, tile(decode_images(s.model, draws), nrow=6, padding=2, scale=2),
                    caption=f"{kind}: the same {N_DRAWS} draws (seed {seed})")
+    download_png(tile(torch.cat([decode_images(s.model, draws).cpu() for _, s in pair]), nrow=6, padding=2),
+                 f"{ae.name}-{vae.name}-prior-draws", "aevae_png", container=st.columns([1, 2])[0])
     st.button("New draws", icon=":material/casino:", key="aevae_new",
               on_click=lambda: st.session_state.update(aevae_seed=int(torch.randint(100_000, ()).item())))
 

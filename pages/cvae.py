@@ -5,7 +5,7 @@ import hashlib
 import streamlit as st
 import torch
 
-from ui.images import pick_test_image, show_image, upload_image
+from ui.images import download_png, pick_test_image, show_image, upload_image
 from ui.models import MODEL_KEY, Selection, load_model, shipped_configs, shipped_models
 from vae.conditional import class_codes, class_decode, prior_styles, style_grid, style_transfer
 from vae.latent import tile
@@ -89,6 +89,8 @@ def render(sel: Selection) -> None:
                             f"ε whichever {thing} you pick") if sel.class_prior else
                    f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
         st.button("New styles", icon=":material/casino:", on_click=new_styles)
+        download_png(tile(class_decode(model, styles, label), nrow=6, padding=2), f"{name}-{names[label]}-36-styles",
+                     "cvae_styles_png")
 
     st.subheader(f"Same style, every {thing}")
     rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)
@@ -96,6 +98,8 @@ def render(sel: Selection) -> None:
     show_image(st, tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3),
                caption=f"Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the rest "
              f"are the first random styles above. Columns: {', '.join(names)}.")
+    download_png(tile(style_grid(model, row_z), nrow=n_classes, padding=2), f"{name}-every-{thing}",
+                 "cvae_grid_png", container=st.columns([1, 2])[0])
 
     if sel.class_prior:
         means = model.class_means.detach().cpu()

@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter, kl_bars
-from ui.images import pick_test_image, show_image, test_images
+from ui.images import download_png, pick_test_image, show_image, test_images
 from ui.models import Selection, test_encodings, test_metrics
 from vae.data import DATASET_NAMES
 from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, prior_means, rank_dimensions, tile,
@@ -190,6 +190,8 @@ def render(sel: Selection) -> None:
         show_image(c2, grid[r * h : (r + 1) * h + scale])
     st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
                + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))
+    download_png(tile(traversal_grid(model, z, rows, steps, span, y), nrow=steps, padding=1), f"{name}-traversals",
+                 "sliders_png", container=st.columns([1, 2])[0])
 
 
 if __name__ == "__main__":
