@@ -115,6 +115,23 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
         at.session_state["emb_map"] = {"selection": {"points": points, "point_indices": [], "box": [], "lasso": []}}
 
     out["embeddings: select 40 points, mnist-vae-20d"] = (at, select)
+    at = open_page("manifold", "mnist-vae-2d")
+    at.toggle(key="manifold_overlay").set_value(True).run()
+    out["manifold: grid size with the encodings overlaid"] = (
+        at, lambda i, at=at: at.slider[0].set_value(14 + 2 * (i % 2)))
+    at = open_page("sliders", "mnist-vae-2d")
+
+    def pad(i, at=at):  # a click on the latent pad: st.plotly_chart's selection of one point
+        point = {"x": round(-2 + 0.05 * i, 2), "y": 0.5, "curve_number": 10, "point_number": 0, "point_index": 0}
+        at.session_state["sliders/mnist-vae-2d/pad"] = {"selection": {"points": [point], "point_indices": [0],
+                                                                      "box": [], "lasso": []}}
+
+    out["sliders: a click on the latent pad, mnist-vae-2d"] = (at, pad)
+    at = open_page("ae_vs_vae", "mnist-vae-2d")
+    out["ae_vs_vae: span of the grids"] = (
+        at, lambda i, at=at: at.slider(key="aevae_span").set_value(1.5 + 0.5 * (i % 4)))
+    at = open_page("theory", "mnist-vae-2d")
+    out["theory: the mu slider"] = (at, lambda i, at=at: at.slider(key="theory_mu").set_value(round(-2 + 0.05 * i, 2)))
     return out
 
 
@@ -125,7 +142,8 @@ def first_open_table() -> None:
     print("First visit of each page in a fresh process (server time; the page's caches cold):")
     print(f"  {'manifold, mnist-vae-2d (app.py, first run: model load)':52s} {t * 1000:6.0f} ms")
     for page, model in (("reconstruct", "mnist-vae-2d"), ("sliders", "mnist-vae-2d"), ("interpolate", "mnist-vae-2d"),
-                        ("cvae", "mnist-cvae"), ("embeddings", "mnist-vae-20d")):
+                        ("cvae", "mnist-cvae"), ("embeddings", "mnist-vae-20d"), ("ae_vs_vae", "mnist-vae-2d"),
+                        ("theory", "mnist-vae-2d")):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
         at.sidebar.selectbox(key="model_name").select(model).run()
         at.switch_page(f"pages/{page}.py")
@@ -177,7 +195,7 @@ def cold_start_table(runs: int) -> None:
         proc, url = start_app(log)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for path in ("", "reconstruct", "sliders", "interpolate", "cvae", "embeddings"):
+            for path in ("", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory"):
                 page.goto(f"{url}/{path}")
                 wait_until_rendered(page)
             page.close()

@@ -74,12 +74,11 @@ def overlay_codes(picture: np.ndarray, codes: torch.Tensor, labels: torch.Tensor
     image = Image.fromarray(picture).convert("RGB")
     draw = ImageDraw.Draw(image)
     size = n * cell
-    for (zx, zy), c in zip(codes.tolist(), labels.tolist()):
-        px = plane_pixel(zx - centre[0], n, cell, span, spacing)
-        py = size - plane_pixel(zy - centre[1], n, cell, span, spacing)
+    xs = plane_pixel(codes[:, 0] - centre[0], n, cell, span, spacing).tolist()  # all at once
+    ys = (size - plane_pixel(codes[:, 1] - centre[1], n, cell, span, spacing)).tolist()
+    for px, py, c in zip(xs, ys, labels.tolist()):
         if 0 <= px < size and 0 <= py < size:
-            colour = CLASS_COLORS[c % len(CLASS_COLORS)]
-            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=CLASS_COLORS[c % len(CLASS_COLORS)])
     return np.asarray(image)
 
 

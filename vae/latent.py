@@ -73,18 +73,22 @@ def manifold_grid(
     return decode_images(model, z, y)
 
 
-def plane_pixel(value: float, n: int, cell: float, span: float = 2.0, spacing: str = "quantile") -> float:
-    """Where a coordinate ``value`` (relative to the plane's centre) falls on a tiled ``manifold_grid``
-    axis of n cells of ``cell`` pixels: the pixel offset from the axis's start (left, or top for the
-    vertical axis when given -value), inverting ``grid_coordinates`` (the normal CDF for "quantile").
-    Values outside the span give offsets outside [0, n * cell]."""
+def plane_pixel(value, n: int, cell: float, span: float = 2.0, spacing: str = "quantile"):
+    """Where coordinates (relative to the plane's centre) fall on a tiled ``manifold_grid`` axis of n
+    cells of ``cell`` pixels: the pixel offset from the axis's start (left, or top for the vertical
+    axis when given -value), inverting ``grid_coordinates`` (the normal CDF for "quantile").
+
+    value: a float, or a float tensor of any shape (then a tensor of offsets, computed at once).
+    Values outside the span give offsets outside [0, n * cell].
+    """
+    v = torch.as_tensor(value, dtype=torch.float64)
     if spacing == "quantile":
-        normal = torch.distributions.Normal(0.0, 1.0)
-        lo = float(normal.cdf(torch.tensor(-span)))
-        frac = (float(normal.cdf(torch.tensor(float(value)))) - lo) / (1 - 2 * lo)
+        lo = float(torch.special.ndtr(torch.tensor(-span, dtype=torch.float64)))
+        frac = (torch.special.ndtr(v) - lo) / (1 - 2 * lo)
     else:
-        frac = (value + span) / (2 * span)
-    return (frac * (n - 1) + 0.5) * cell
+        frac = (v + span) / (2 * span)
+    out = (frac * (n - 1) + 0.5) * cell
+    return float(out) if out.ndim == 0 else out
 
 
 def tile(images: torch.Tensor, nrow: int, padding: int = 0, scale: int = 1) -> np.ndarray:
