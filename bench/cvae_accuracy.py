@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vae.checkpoint import load_checkpoint  # noqa: E402
+from vae.checkpoint import METRICS, load_checkpoint, write_json  # noqa: E402
 from vae.conditional import class_accuracy, fit_pixel_classifier, sample_classes  # noqa: E402
-from vae.data import CLASS_NAMES, load_dataset  # noqa: E402
+from vae.data import CLASS_NAMES, DATASET_NAMES, load_dataset  # noqa: E402
 
 
 def shipped_cvaes() -> list[Path]:
@@ -52,7 +52,7 @@ def measure(folder: Path, per_class: int, seed: int, classifiers: dict) -> dict:
     samples = class_accuracy(classifier, images, labels, model.n_classes)
     samples["seconds"] = time.perf_counter() - t0
     return {"model": folder.name, "dataset": dataset, "per_class": per_class, "seed": seed,
-            "classifier": f"PCA 50 + RBF SVM fitted on {n_fit:,} {dataset} training images",
+            "classifier": f"PCA 50 + RBF SVM fitted on {n_fit:,} {DATASET_NAMES[dataset]} training images",
             "fit_seconds": fit_s, "samples": samples, "real_test": real,
             "ratio": samples["overall"] / real["overall"]}
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-class", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--write", action="store_true", help="store each result in its folder's metrics.json (class_accuracy)")
     a = p.parse_args(argv)
     folders = a.folders or shipped_cvaes()
     if not folders:
@@ -82,6 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     classifiers: dict = {}
     results = [measure(f, a.per_class, a.seed, classifiers) for f in folders]
+    if a.write:
+        for folder, r in zip(folders, results):
+            _, _, metrics = load_checkpoint(folder, "cpu")
+            metrics["class_accuracy"] = {k: r[k] for k in ("per_class", "seed", "classifier", "ratio")} | {
+                "samples": {k: r["samples"][k] for k in ("overall", "per_class", "n")},
+                "real_test": {k: r["real_test"][k] for k in ("overall", "per_class", "n")}}
+            write_json(folder / METRICS, metrics)
     if a.json:
         print(json.dumps(results))
         return

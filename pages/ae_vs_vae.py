@@ -93,7 +93,7 @@ def render(sel: Selection) -> None:
             fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]])
             fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], scaleanchor="x", scaleratio=1)
             col.plotly_chart(fig, key=f"aevae_codes_{kind}", config={"displayModeBar": False})
-        spread = {kind: codes[kind].abs().max().item() for kind in codes}
+        spread = {kind: codes[kind].norm(dim=1).max().item() for kind in codes}  # the farthest code's distance
         st.caption(f"{N_CODES:,} test images from {source}, the same ones in both, on the same axes: the AE's codes "
                    f"reach {spread['AE']:.1f} from the origin and the VAE's {spread['VAE']:.1f}; the dotted circle is "
                    "radius 2 of the prior. The VAE's KL term packs its codes around the origin; nothing does that "
@@ -101,6 +101,9 @@ def render(sel: Selection) -> None:
     else:
         st.caption(f"The code plots need a 2-d latent space; these models have {d} dimensions.")
 
+    if d < 2:
+        st.info("The grids and plots need at least 2 latent dimensions.")
+        st.stop()
     st.subheader("The decoded grid over the same span")
     span = st.slider("Span of the grid (± z)", 0.5, 6.0, 2.0, 0.5, key="aevae_span",
                      help="Both grids decode the same evenly spaced points of the plane z[0], z[1] (others 0).")
@@ -108,7 +111,7 @@ def render(sel: Selection) -> None:
     coords = grid_coordinates(n, span, "linear")
     rows, cols = torch.meshgrid(coords.flip(0), coords, indexing="ij")
     z = torch.zeros(n * n, d)
-    z[:, 0], z[:, 1 % d] = cols.reshape(-1), rows.reshape(-1)
+    z[:, 0], z[:, 1] = cols.reshape(-1), rows.reshape(-1)
     for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
         show_image(col, tile(decode_images(s.model, z), nrow=n),
                    caption=f"{kind}: z[0] and z[1] from {-span:g} to {span:g}")
@@ -116,10 +119,10 @@ def render(sel: Selection) -> None:
     st.subheader(f"{N_DRAWS} draws z ~ N(0, I), decoded by each")
     seed = st.session_state.setdefault("aevae_seed", 0)
     draws = prior_styles(N_DRAWS, d, seed)
-    for col, (kind, s) in zip(st.columns(2, gap="large"), pair):
-        show_image(col, tile(decode_images(s.model, draws), nrow=6, padding=2, scale=2),
-                   caption=f"{kind}: the same {N_DRAWS} draws (seed {seed})")
-    download_png(tile(torch.cat([decode_images(s.model, draws).cpu() for _, s in pair]), nrow=6, padding=2),
+    decoded = [decode_images(s.model, draws).cpu() for _, s in pair]
+    for col, (kind, _), images in zip(st.columns(2, gap="large"), pair, decoded):
+        show_image(col, tile(images, nrow=6, padding=2, scale=2), caption=f"{kind}: the same {N_DRAWS} draws (seed {seed})")
+    download_png(tile(torch.cat(decoded), nrow=6, padding=2),
                  f"{ae.name}-{vae.name}-prior-draws", "aevae_png", container=st.columns([1, 2])[0])
     st.button("New draws", icon=":material/casino:", key="aevae_new",
               on_click=lambda: st.session_state.update(aevae_seed=int(torch.randint(100_000, ()).item())))

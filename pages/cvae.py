@@ -84,21 +84,23 @@ def render(sel: Selection) -> None:
     with many:
         st.subheader(f"36 random styles of {names[label]}")
         styles = prior_styles(36, d, seed)
-        show_image(many, tile(class_decode(model, styles, label), nrow=6, padding=2, scale=3),
+        drawn = tile(class_decode(model, styles, label), nrow=6, padding=2)
+        show_image(many, drawn.repeat(3, 0).repeat(3, 1),
                    caption=(f"z = μ_y + ε, ε ~ N(0, I): 36 samples around the mean of {names[label]}, seed {seed}; the same "
                             f"ε whichever {thing} you pick") if sel.class_prior else
                    f"z ~ N(0, I), seed {seed}: the same 36 styles whichever {thing} you pick")
         st.button("New styles", icon=":material/casino:", on_click=new_styles)
-        download_png(tile(class_decode(model, styles, label), nrow=6, padding=2), f"{name}-{names[label]}-36-styles",
+        download_png(drawn, f"{name}-{names[label]}-36-styles",
                      "cvae_styles_png")
 
     st.subheader(f"Same style, every {thing}")
     rows = st.columns([1, 2])[0].slider("Styles (rows)", 1, 10, 5)
     row_z = torch.cat([z, prior_styles(rows - 1, d, seed)]) if rows > 1 else z
-    show_image(st, tile(style_grid(model, row_z), nrow=n_classes, padding=2, scale=3),
+    every = tile(style_grid(model, row_z), nrow=n_classes, padding=2)
+    show_image(st, every.repeat(3, 0).repeat(3, 1),
                caption=f"Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the rest "
              f"are the first random styles above. Columns: {', '.join(names)}.")
-    download_png(tile(style_grid(model, row_z), nrow=n_classes, padding=2), f"{name}-every-{thing}",
+    download_png(every, f"{name}-every-{thing}",
                  "cvae_grid_png", container=st.columns([1, 2])[0])
 
     if sel.class_prior:

@@ -74,6 +74,7 @@ def latest_selection(events: dict) -> str | None:
                        for p in (event or {}).get("selection", {}).get("points", []))
         if seen.get(key) != points:
             seen[key] = points
+            st.session_state.pop("emb_page", None)  # a new selection opens on its first page
             if points:
                 st.session_state["emb_source"] = key
             elif st.session_state.get("emb_source") == key:

@@ -36,7 +36,7 @@ def render(sel: Selection) -> None:
             else:
                 x = upload_image(f"{key}_upload", label=f"The {title.lower()} image", style=sel.preprocess_style)
                 label = (st.selectbox("Its class (the CVAE's label y)", range(len(names)), key=f"{key}_label",
-                                      format_func=lambda i: names[i]) if sel.conditional else 0)
+                                      format_func=lambda i: names[i]) if sel.label_decoder else 0)
                 what = "your upload"
             if x is not None:  # the chosen end, small, so both ends are in view while choosing
                 show_image(st, tile(x, nrow=1, scale=3), caption=what)
@@ -63,7 +63,7 @@ def render(sel: Selection) -> None:
 
     x = torch.cat([ends[0][0], ends[1][0]])
     y = torch.tensor([ends[0][1], ends[1][1]])
-    mu, _ = encode_images(model, x, y if sel.conditional else None)
+    mu, _ = encode_images(model, x, y if sel.label_decoder else None)
     path = interpolate(mu[0], mu[1], n + 2, method)  # t = 0, 1/(n+1), ..., 1
     recon = decode_images(model, mu, y).cpu()  # the decoder's mean at each end's mu: its reconstruction
     strip = torch.cat([x[:1], recon[:1], decode_images(model, path[1:-1], y_path).cpu(), recon[1:], x[1:]])
@@ -105,7 +105,7 @@ def render(sel: Selection) -> None:
                           yaxis_title="z[1]", yaxis={"scaleanchor": "x"})
         st.plotly_chart(fig)
         st.caption(f"The path over the encodings mu of {source}, coloured by class"
-                   + (", each encoded with its own label y." if sel.conditional else "."))
+                   + (", each encoded with its own label y." if sel.label_decoder else "."))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 away, a grid of samples from the prior and test images beside their reconstructions (the two figures
 of PyTorch's VAE example)."""
 
+import math
+
 import numpy as np
 import streamlit as st
 import torch
@@ -60,9 +62,9 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
         x = left + plane_pixel(t, n, cell, span, spacing)
         y = h - plane_pixel(t, n, cell, span, spacing)
         draw.line([(x, h), (x, h + 4)], fill=grey)
-        draw.text((x, h + 6), f"{t + centre[0]:g}", fill=grey, anchor="ma", font_size=11)
+        draw.text((x, h + 6), f"{round(t + centre[0], 2):g}", fill=grey, anchor="ma", font_size=11)
         draw.line([(left - 4, y), (left, y)], fill=grey)
-        draw.text((left - 6, y), f"{t + centre[1]:g}", fill=grey, anchor="rm", font_size=11)
+        draw.text((left - 6, y), f"{round(t + centre[1], 2):g}", fill=grey, anchor="rm", font_size=11)
     draw.text((left + w, h + bottom - 1), f"z[{dims[0]}] →", fill=grey, anchor="rd", font_size=11)
     draw.text((2, 2), f"z[{dims[1]}] ↑", fill=grey, anchor="la", font_size=11)
     return np.asarray(image)
@@ -74,8 +76,11 @@ def overlay_codes(picture: np.ndarray, codes: torch.Tensor, labels: torch.Tensor
     image = Image.fromarray(picture).convert("RGB")
     draw = ImageDraw.Draw(image)
     size = n * cell
-    xs = plane_pixel(codes[:, 0] - centre[0], n, cell, span, spacing).tolist()  # all at once
-    ys = (size - plane_pixel(codes[:, 1] - centre[1], n, cell, span, spacing)).tolist()
+    codes = codes - torch.tensor(centre)
+    on = (codes.abs() <= span).all(1)  # off the plane shown: not drawn (quantile spacing would pile them on its edge)
+    codes, labels = codes[on], labels[on]
+    xs = plane_pixel(codes[:, 0], n, cell, span, spacing).tolist()  # all at once
+    ys = (size - plane_pixel(codes[:, 1], n, cell, span, spacing)).tolist()
     for px, py, c in zip(xs, ys, labels.tolist()):
         if 0 <= px < size and 0 <= py < size:
             draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=CLASS_COLORS[c % len(CLASS_COLORS)])
@@ -95,15 +100,22 @@ def render(sel: Selection) -> None:
     st.markdown(
         "Each cell is the decoder's mean image p(x|z) for one point z of the latent plane; the prior "
         "p(z) = N(0, I) puts most of its mass within two standard deviations of the centre. "
-        "Smooth change from cell to cell is what the KL term buys."
+        "Smooth change from cell to cell is what the KL term buys." if model.variational else
+        "Each cell is the decoder's image for one point z of the latent plane. This plain autoencoder has no "
+        "prior and no KL term: the plane spans its test codes (95% of their coordinates by default), evenly "
+        "spaced, and nothing keeps it smooth or free of gaps (see the AE vs VAE page)."
     )
 
     controls, view = st.columns([1, 2], gap="large")
     with controls:
         n = st.slider("Grid size (cells per side)", 5, 30, 15)
-        span = st.slider("Span (± standard deviations)", 0.5, 4.0, 2.0, 0.25)
+        if model.variational:
+            span = st.slider("Span (± standard deviations)", 0.5, 4.0, 2.0, 0.25)
+        else:  # an AE's codes are not on the prior's scale: span them
+            reach = float(test_encodings(sel)[0].abs().quantile(0.95))
+            span = st.slider("Span (± z)", 0.5, float(max(4, math.ceil(reach * 2))), round(reach * 2) / 2, 0.5)
         spacing = st.radio(
-            "Spacing", GRID_SPACINGS, horizontal=True,
+            "Spacing", GRID_SPACINGS, horizontal=True, index=0 if model.variational else 1,
             help="quantile: equal prior mass per cell (through the normal's inverse CDF, as in the VAE "
             "paper's figures); linear: equal steps in z.",
         )
@@ -135,8 +147,12 @@ def render(sel: Selection) -> None:
             centre = st.selectbox("Centre the plane on", [None, *range(len(names))], key="manifold_centre",
                                   format_func=lambda i: "the origin" if i is None else f"μ of class {names[i]}",
                                   help="Each class's prior is N(μ_y, I): centre on μ_y to see that class's cloud.")
-            base = (torch.zeros(d) if base is None else base.clone())
-            base[list(dims)] = 0.0 if centre is None else means[centre, list(dims)]
+            if base is not None:  # a random draw: the other dimensions' offsets from the centre
+                base[list(dims)] = 0.0
+            if centre is not None:  # the plane through μ_y, in every dimension
+                base = means[centre].clone() + (0.0 if base is None else base)
+            elif base is None:
+                base = torch.zeros(d)
 
     if base is not None and not sel.class_prior:
         base[list(dims)] = 0.0  # the plane through the origin; the draw holds the other dimensions

@@ -67,7 +67,8 @@ def render(sel: Selection) -> None:
         if done is not None:
             x = done.image
             if sel.conditional:
-                label = st.selectbox("Which class is it? (the CVAE's label y)", range(len(names)),
+                label = st.selectbox("Which class is it? (the label y: " + ("the CVAE's encoder and decoder take it)" if sel.label_decoder
+                                     else "its prior mean μ_y enters the KL)"), range(len(names)),
                                      format_func=lambda c: names[c], key="rec_label")
 
     with steps_col:
@@ -75,7 +76,7 @@ def render(sel: Selection) -> None:
             st.markdown(f"**What the model receives**: {done.source}" + (", dark ink inverted" if done.inverted else ""))
             for col, (caption, step) in zip(st.columns(len(done.steps)), done.steps):
                 show(step, caption, container=col)
-            for doubt in done.warnings:  # why the ink found may not be one digit
+            for doubt in done.warnings if how == "Upload" else ():  # why the ink found may not be one digit (a drawing is one)
                 st.warning(doubt, icon=":material/crop:")
         elif how == "Test image":
             st.markdown("**What the model receives**: a test image is already in the dataset's 28×28 format, so it goes in as it is.")

@@ -177,12 +177,17 @@ def render(sel: Selection) -> None:
                "rows ordered by mean KL, most informative first.")
     c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
     steps = c1.slider("Images per row", 5, 15, 9)
-    span = c2.slider("Traversal span (± standard deviations)", 1.0, SPAN, 3.0, 0.5)
+    if model.variational:
+        span = c2.slider("Traversal span (± standard deviations)", 1.0, SPAN, 3.0, 0.5)
+    else:  # an AE: no prior's standard deviations; its codes' reach instead
+        reach = max(1.5, float(max(max(map(abs, lo)), max(map(abs, hi)))))
+        span = c2.slider("Traversal span (± z)", 1.0, float(round(reach)), round(reach) / 2, 0.5)
     show_inactive = c3.toggle(f"Show the {len(inactive)} inactive dimensions" if inactive else "No inactive dimensions",
                               False, disabled=not inactive)
     rows = active + (inactive if show_inactive else [])
     scale = max(1, 700 // (steps * 29))
-    grid = tile(traversal_grid(model, z, rows, steps, span, y), nrow=steps, padding=1, scale=scale)
+    traversals = traversal_grid(model, z, rows, steps, span, y)
+    grid = tile(traversals, nrow=steps, padding=1, scale=scale)
     h = 29 * scale  # one row of the tiled grid: a 28-pixel image and a 1-pixel white line, scaled
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
@@ -190,7 +195,7 @@ def render(sel: Selection) -> None:
         show_image(c2, grid[r * h : (r + 1) * h + scale])
     st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
                + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))
-    download_png(tile(traversal_grid(model, z, rows, steps, span, y), nrow=steps, padding=1), f"{name}-traversals",
+    download_png(tile(traversals, nrow=steps, padding=1), f"{name}-traversals",
                  "sliders_png", container=st.columns([1, 2])[0])
 
 

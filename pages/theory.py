@@ -79,14 +79,14 @@ def reparameterization_figure(mu: float, sigma: float, n: int, seed: int) -> tup
 
 
 def render(sel: Selection) -> None:
-    st.title("Theory: the KL term and the reparameterization trick")
+    st.title("Theory: the KL term and the ELBO")
     st.markdown(
         "A VAE's encoder gives each image a Gaussian q(z|x) = N(μ, σ²) per latent dimension, and the ELBO "
         "charges it the KL divergence from the prior N(0, 1). For one dimension the KL has a closed form:"
     )
-    st.latex(r"\mathrm{KL}\big(\mathcal{N}(\mu,\sigma^2)\,\|\,\mathcal{N}(0,1)\big)"
-             r" = -\log\sigma + \frac{\sigma^2+\mu^2}{2} - \frac{1}{2}"
-             r" = \frac{\mu^2}{2} + \frac{1}{2}\left(\sigma^2 - 1 - \log\sigma^2\right)")
+    st.latex(r"\begin{aligned}&\mathrm{KL}\big(\mathcal{N}(\mu,\sigma^2)\,\|\,\mathcal{N}(0,1)\big)\\"  # 3 short lines: a phone
+             r"&\quad= -\log\sigma + \frac{\sigma^2+\mu^2}{2} - \frac{1}{2}\\"
+             r"&\quad= \frac{\mu^2}{2} + \frac{1}{2}\left(\sigma^2 - 1 - \log\sigma^2\right)\end{aligned}")
     st.caption("Kingma & Welling (2014), *Auto-Encoding Variational Bayes*, Appendix B, summed over dimensions "
                "there as −½ Σ (1 + log σ² − μ² − σ²); `vae.losses.kl_divergence` computes it.")
 
@@ -125,8 +125,8 @@ def render(sel: Selection) -> None:
     )
 
     st.subheader(f"One image's ELBO, with {sel.name}")
-    st.latex(r"\log p(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q(z|x)}\big[\log p(x|z)\big]"
-             r" - \mathrm{KL}\big(q(z|x)\,\|\,p(z)\big)")
+    st.latex(r"\begin{aligned}\log p(x) \;\ge\; \mathrm{ELBO}(x) &= \mathbb{E}_{q(z|x)}\big[\log p(x|z)\big]\\"
+             r"&\quad - \mathrm{KL}\big(q(z|x)\,\|\,p(z)\big)\end{aligned}")
     st.caption("Kingma & Welling (2014), Eq. 3; the first term is estimated with draws z = μ + σ ε, the second is "
                "the closed form above summed over the latent dimensions.")
     if not sel.model.variational:

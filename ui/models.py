@@ -198,9 +198,11 @@ def shipped_configs() -> dict[str, dict]:
 
 
 def loss_name(config: dict) -> str:
-    """What a run's loss is: "-ELBO", "-L_k (IWAE, k = 5)", or "loss (beta = 4)"."""
+    """What a run's loss is: "-ELBO", "-L_k (IWAE, k = 5)", "loss (beta = 4)", or "reconstruction" (an AE)."""
     if config.get("objective") == "iwae":
         return f"-L_k (IWAE, k = {config.get('iwae_k')})"
+    if config.get("model") == "ae":
+        return "reconstruction"  # a plain autoencoder: no KL, so no ELBO
     beta = float(config.get("beta", 1.0))
     return "-ELBO" if beta == 1.0 else f"loss (β = {beta:g})"
 

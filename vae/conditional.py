@@ -132,7 +132,7 @@ def fit_pixel_classifier(images: torch.Tensor, labels: torch.Tensor, max_train: 
     (a seeded random subset) to keep fitting to seconds on a CPU. Returns a fitted scikit-learn
     pipeline whose ``predict`` takes float arrays (M, 784); ``bench/cvae_accuracy.py`` reports its
     accuracy on the test split. ``probability``: also fit Platt-scaled class probabilities
-    (``predict_proba``, through 5-fold ``CalibratedClassifierCV``: about 5x the time), for ``confident_share``.
+    (``predict_proba``, through 5-fold ``CalibratedClassifierCV``: about 6x the time), for ``confident_share``.
     """
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline

@@ -79,7 +79,8 @@ def plane_pixel(value, n: int, cell: float, span: float = 2.0, spacing: str = "q
     axis when given -value), inverting ``grid_coordinates`` (the normal CDF for "quantile").
 
     value: a float, or a float tensor of any shape (then a tensor of offsets, computed at once).
-    Values outside the span give offsets outside [0, n * cell].
+    With "linear" spacing a value outside the span gives an offset outside [0, n * cell]; with
+    "quantile" it does not (the CDF is bounded): leave such values out before drawing them.
     """
     v = torch.as_tensor(value, dtype=torch.float64)
     if spacing == "quantile":
@@ -144,7 +145,7 @@ def kl_per_dimension(
     """Mean KL(q(z_j|x) || p(z_j)) of each latent dimension j over ``images``, in nats; p(z_j) is
     N(0, 1), or N(mu_y,j, 1) for a class-prior model (then y is needed).
 
-    Per image and dimension, -1/2 (1 + logvar_j - mu_j^2 - exp(logvar_j)) (Kingma & Welling, 2014,
+    Per image and dimension, -1/2 (1 + logvar_j - (mu_j - prior_mu_j)^2 - exp(logvar_j)) (Kingma & Welling, 2014,
     Appendix B), averaged over the N images. Returns float64 (latent_dim,), each entry >= 0; the
     entries sum to the mean total KL term of the ELBO over the same images. images: float
     (N, 1, 28, 28) in [0, 1]; y: int64 (N,) for a CVAE. Raises ValueError when N = 0 or for a plain
@@ -154,6 +155,8 @@ def kl_per_dimension(
         raise ValueError("need at least one image to average the KL over")
     if not model.variational:
         raise ValueError("a plain autoencoder has no q(z|x) and no KL term")
+    if getattr(model, "class_means", None) is not None and y is None:
+        raise ValueError("a class-prior model's KL is against N(mu_y, I): pass the labels y")
     mu, logvar = encode_images(model, images, y, batch_size)
     return kl_divergence(mu.double(), logvar.double(), per_dim=True, prior_mu=prior_means(model, y)).mean(0)
 

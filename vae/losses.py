@@ -120,7 +120,7 @@ def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None):
     # Sample-major: decoder row i * B + b is draw i of image b, so labels and targets repeat whole.
     logits = model.decode(z.reshape(k * b, -1), None if y is None else y.repeat(k)).float()
     log_px_z = -reconstruction_nll(logits, x.repeat(k, 1, 1, 1), likelihood, sigma).view(k, b)
-    prior_mu = model.prior_mean(y) if hasattr(model, "prior_mean") else None
+    prior_mu = model.prior_mean(y)
     centred = z if prior_mu is None else z - prior_mu.float()  # p(z[|y]) = N(prior_mu, I)
     log_pz = -0.5 * (LOG_2PI + centred.pow(2)).sum(-1)
     return log_px_z + log_pz - _log_normal(z, mu, logvar), log_px_z, mu, logvar
@@ -153,7 +153,7 @@ def iwae_loss(
         raise ValueError(f"k must be at least 1, got {k}")
     log_w, log_px_z, mu, logvar = _iwae_terms(model, x, y, k, likelihood, sigma)
     loss = (math.log(k) - torch.logsumexp(log_w, dim=0)).mean()
-    prior_mu = model.prior_mean(y) if hasattr(model, "prior_mean") else None
+    prior_mu = model.prior_mean(y)
     return LossParts(-log_px_z.mean(), kl_divergence(mu, logvar, prior_mu=prior_mu).mean(), loss)
 
 

@@ -125,7 +125,8 @@ def preprocess_image(
     centre = "centre of mass at the centre" if centring == "mass" else "box centred"
     steps.append((f"28×28, {centre}", _to_uint8(out)))
     return Preprocessed(torch.from_numpy(out).view(1, 1, 28, 28), tuple((c, _thumb(a)) for c, a in steps),
-                        inverted, source, _ink_box_doubts((top, bottom, left, right), flat.shape))
+                        inverted, source,
+                        () if source.startswith("drawing") else _ink_box_doubts((top, bottom, left, right), flat.shape))
 
 
 def _decode(data: bytes | np.ndarray, max_bytes: int, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -294,7 +295,8 @@ def _ink_box(ink: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, int]:
 def _ink_box_doubts(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[str, ...]:
     """Why an ink box (top, bottom, left, right) in an image of ``shape`` may not be one digit: it
     reaches exactly one edge (a shadow's or the paper's edge, or something beside the digit), it is a
-    thin line across most of the image, or it covers most of the image."""
+    thin line from one edge to the opposite one, or it fills most of the image. Drawings are not
+    judged (``preprocess_image`` skips this for a canvas's array)."""
     top, bottom, left, right = box
     h, w = shape
     m = max(1, round(0.01 * min(h, w)))  # within 1% of an edge counts as touching it
@@ -305,12 +307,13 @@ def _ink_box_doubts(box: tuple[int, int, int, int], shape: tuple[int, int]) -> t
         doubts.append(f"The ink found reaches the {sides[0]} edge of the image and no other: a shadow, the "
                       "paper's edge or another object may have been taken for ink. Crop closer to the digit.")
     bh, bw = bottom - top, right - left
-    if min(bh, bw) < max(bh, bw) / 12 and (bh > 0.9 * h or bw > 0.9 * w):
-        doubts.append("The ink found is a thin line across the image: a fold, an edge or a line of the paper "
-                      "rather than a digit? Crop closer to the digit.")
+    across = {"top", "bottom"} <= set(sides) or {"left", "right"} <= set(sides)
+    if min(bh, bw) < max(bh, bw) / 12 and across:
+        doubts.append("The ink found is a thin line from edge to edge of the image: a fold, an edge or a line "
+                      "of the paper rather than a digit? Crop closer to the digit.")
     if bh * bw > 0.85 * h * w:
-        doubts.append("The ink found covers most of the image: a frame, a shadow or a texture may have been "
-                      "taken for ink. Crop closer to the digit, on plain paper.")
+        doubts.append("The ink found fills most of the image: unless the image is one tightly cropped digit, a "
+                      "frame, a shadow or a texture may have been taken for ink.")
     return tuple(doubts)
 
 

@@ -166,7 +166,7 @@ def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
         page.goto(f"{base}/{path}")
         wait_until_rendered(page)
         if setup:
-            page.get_by_role("button", name=setup).click()
+            page.get_by_role("button", name=setup, exact=True).click()
             wait_until_rendered(page)
         assert page.evaluate(RESAMPLED) == [], path
     page.goto(f"{base}/interpolate")
