@@ -13,7 +13,8 @@ from ui.charts import CLASS_COLORS
 from ui.images import download_png, show_image, test_images
 from ui.models import Selection, test_encodings, test_metrics
 from vae.conditional import class_decode, prior_styles
-from vae.latent import GRID_SPACINGS, decode_images, encode_images, manifold_grid, plane_pixel, tile
+from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordinates, manifold_grid, plane_pixel,
+                        tile)
 
 VIEWS = ("Manifold", "Prior samples", "Reconstructions")
 MARGIN = (40, 26)  # pixels left of and under the grid for the z ticks
@@ -178,12 +179,33 @@ def render(sel: Selection) -> None:
     picture = with_axes(picture, n, cell, span, spacing, centre, dims)
     with controls:
         download_png(plain, f"{sel.name}-manifold-{n}x{n}", "manifold_png")
+        with st.popover("Open a cell in the sliders", icon=":material/tune:", width="stretch"):
+            c1, c2 = st.columns(2)
+            column = c1.number_input("Column (from the left)", 1, n, (n + 1) // 2, key="manifold_cell_col")
+            row = c2.number_input("Row (from the top)", 1, n, (n + 1) // 2, key="manifold_cell_row")
+            if st.button("Open in the sliders", key="manifold_cell_open", type="primary"):
+                coords = grid_coordinates(n, span, spacing)
+                z = torch.zeros(d) if base is None else base.clone()
+                z[dims[0]] = z[dims[0]] + coords[int(column) - 1]
+                z[dims[1]] = z[dims[1]] + coords[n - int(row)]  # the top row holds the largest value
+                open_in_sliders(sel.name, z.tolist(), label, f"manifold cell ({int(column)}, {int(row)})")
     show_image(view, picture,
                caption=f"{sel.name}: horizontal z[{dims[0]}] from {round(centre[0] - span, 2):g} (left) to {round(centre[0] + span, 2):g} (right); "
         f"vertical z[{dims[1]}] from {round(centre[1] - span, 2):g} (bottom) to {round(centre[1] + span, 2):g} (top)"
         + ("; the crosses mark each class's prior mean μ_y" if means is not None else "")
         + ("; dots: test encodings by class" if overlay else "")
         + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw")))
+
+
+def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:
+    """Hand z (and a CVAE's label) to the Latent sliders page's state, then open that page."""
+    prefix = f"sliders/{name}/"  # the sliders page's per-model keys
+    for j, v in enumerate(z):
+        st.session_state[f"{prefix}z{j}"] = round(float(v), 2)
+    if label is not None:
+        st.session_state[f"{prefix}y"] = int(label)
+    st.session_state[f"{prefix}start"] = (list(z), f"the {how}", label)
+    st.switch_page("pages/sliders.py")
 
 
 def prior_samples(sel: Selection) -> None:

@@ -116,3 +116,18 @@ def test_no_chart_takes_a_swipe_for_a_drag(page):
     assert charts
     for chart in charts:
         assert json.loads(chart.proto.spec)["layout"].get("dragmode") is False, (page, chart.proto.id)
+
+
+def test_a_manifold_cell_opens_in_the_sliders():
+    """Issue 14: a cell of the grid loads its z into the sliders."""
+    from vae.latent import grid_coordinates
+
+    at = open_app()
+    at.number_input(key="manifold_cell_col").set_value(15)  # the right column
+    at.number_input(key="manifold_cell_row").set_value(1)  # the top row
+    at.button(key="manifold_cell_open").click().run()
+    assert not at.exception and at.title[0].value == "Latent sliders"
+    top = float(grid_coordinates(15, 2.0, "quantile")[-1])
+    z = [at.slider(key=f"sliders/mnist-vae-2d/z{j}").value for j in range(2)]
+    assert z == [round(top, 2), round(top, 2)]
+    assert "the manifold cell (15, 1)" in at.get("image")[0].proto.imgs[0].caption

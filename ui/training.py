@@ -99,6 +99,7 @@ def history_chart(history: list[dict], config: TrainConfig, static: bool = False
     if not history:
         st.caption("The loss's parts appear here after the first epoch.")
         return
+    st.space("small")  # room for the chart's full-screen button, which sits above it, clear of the progress bar
     st.plotly_chart(history_figure(history, loss_name(vars(config))), config={"staticPlot": static,
                                                                             "displayModeBar": False})
 
