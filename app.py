@@ -28,6 +28,10 @@ def main() -> None:
     # Streamlit's own sidebar menu is off (client.showSidebarNavigation in .streamlit/config.toml), so
     # the pages/-folder mode never shows the files' names; the sidebar links to the pages instead.
     page = st.navigation(pages, position="hidden")
+    # Images are drawn at their own size in pixels (ui.images.show_image): on a narrower column, as on a
+    # phone, shrink them to fit instead of letting them overflow.
+    st.html("<style>[data-testid='stImage'], [data-testid='stImageContainer'], [data-testid='stImageCaption'] "
+            "{max-width: 100%;} [data-testid='stImage'] img {height: auto;}</style>")
     with st.sidebar:
         for p in pages:
             st.page_link(p)

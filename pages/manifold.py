@@ -17,7 +17,7 @@ from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordi
                         tile)
 
 VIEWS = ("Manifold", "Prior samples", "Reconstructions")
-MARGIN = (40, 26)  # pixels left of and under the grid for the z ticks
+MARGIN = (40, 34)  # pixels left of and under the grid for the z ticks and the axis names
 N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
 
@@ -66,8 +66,8 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
         draw.text((x, h + 6), f"{round(t + centre[0], 2):g}", fill=grey, anchor="ma", font_size=11)
         draw.line([(left - 4, y), (left, y)], fill=grey)
         draw.text((left - 6, y), f"{round(t + centre[1], 2):g}", fill=grey, anchor="rm", font_size=11)
-    draw.text((left + w, h + bottom - 1), f"z[{dims[0]}] →", fill=grey, anchor="rd", font_size=11)
-    draw.text((2, 2), f"z[{dims[1]}] ↑", fill=grey, anchor="la", font_size=11)
+    draw.text((left + w // 2, h + bottom - 1), f"z[{dims[0]}]", fill=grey, anchor="md", font_size=11)
+    draw.text((2, 2), f"z[{dims[1]}]", fill=grey, anchor="la", font_size=11)
     return np.asarray(image)
 
 

@@ -156,6 +156,9 @@ RESAMPLED = """() => [...document.querySelectorAll('[data-testid=stImage] img')]
     .map(i => `${i.naturalWidth} px shown at ${i.clientWidth}: ${(i.closest('[data-testid=stImage]').innerText || '').slice(0, 60)}`)"""
 
 
+LOADED = "() => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.complete && i.naturalWidth > 0)"
+
+
 def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
     """Issue 14, item 6: the manifold grid was drawn at 840 px into 595, the interpolation strip scaled
     1.31x, style transfer 1.3x. Every image is shown at its own size (integer scales that fit)."""
@@ -168,6 +171,7 @@ def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
         if setup:
             page.get_by_role("button", name=setup, exact=True).click()
             wait_until_rendered(page)
+        page.wait_for_function(LOADED, timeout=30_000)
         assert page.evaluate(RESAMPLED) == [], path
     page.goto(f"{base}/interpolate")
     wait_until_rendered(page)
@@ -178,6 +182,7 @@ def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stImage]')]"
                            ".some(e => e.innerText.includes('20 images decoded'))", timeout=30_000)
     wait_until_rendered(page)
+    page.wait_for_function(LOADED, timeout=30_000)
     assert page.evaluate(RESAMPLED) == []
     assert_clean(page)
 
@@ -198,3 +203,21 @@ def test_a_click_on_the_latent_pad_moves_the_sliders(open_page):
     assert float(after[0]) > 0.5 and float(after[1]) > 0.0, after
     screenshot(page, "sliders-pad")
     assert_clean(page)
+
+
+def test_on_a_phone_no_image_overflows_the_screen(app, browser):
+    """Images drawn at their own size shrink to a phone's column instead of running off the screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        for path in ("", "interpolate", "ae_vs_vae"):
+            page.goto(f"{app}/{path}")
+            wait_until_rendered(page)
+            over = page.evaluate("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
+                                 ".filter(i => i.getBoundingClientRect().right > window.innerWidth + 1).length")
+            assert over == 0, path
+        assert_clean(page)
+    finally:
+        context.close()
