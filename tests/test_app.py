@@ -131,3 +131,14 @@ def test_a_manifold_cell_opens_in_the_sliders():
     z = [at.slider(key=f"sliders/mnist-vae-2d/z{j}").value for j in range(2)]
     assert z == [round(top, 2), round(top, 2)]
     assert "the manifold cell (15, 1)" in at.get("image")[0].proto.imgs[0].caption
+
+
+def test_ui_imports_what_plotly_imports_lazily():
+    """Issue 18: Plotly reads pandas from sys.modules while a concurrent first visit may still be
+    importing it; importing ui (which every page and app.py do first) completes pandas beforehand."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import ui; m = sys.modules.get('pandas'); "
+            "assert m is not None and hasattr(m, 'Series') and hasattr(m, 'DataFrame'), 'pandas not imported by ui'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

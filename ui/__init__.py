@@ -8,4 +8,12 @@ Imports point one way: app.py and pages/ -> ui -> vae.
 
 from pathlib import Path
 
+# Plotly imports pandas lazily and, when serializing a figure, reads it from sys.modules without
+# waiting for an import in progress: two sessions' first scripts drawing charts at once on a cold
+# server could see a half-initialized pandas ("partially initialized module 'pandas' has no attribute
+# 'Series'", 2 of 54 page loads with 8 visitors). Importing it here, through the import system (which
+# makes a second thread wait for the first), completes it before any page draws a chart: every page
+# and app.py import ui first.
+import pandas  # noqa: F401
+
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"  # the shipped models and the offline samples
