@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -9,8 +10,9 @@ import torch
 from ui.charts import class_scatter
 from ui.images import show_image, test_images
 from ui.models import Selection, test_encodings, weights_version
-from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, compute_embedding, load_embedding, match_positions,
-                            sample_indices, sample_path, weights_sha256)
+from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, compute_embedding, embedding_csv, load_embedding,
+                            match_positions, sample_indices, sample_path, weights_sha256)
+from vae.evaluate import per_image
 from vae.latent import decode_images, tile
 
 MAX_SHOWN = 40  # selected images shown with their reconstructions
@@ -38,10 +40,48 @@ def computed(folder: str, version: float, method: str, n: int, perplexity: float
     return emb, match_positions(emb, indices)
 
 
-def scatter(coords, labels, test_indices, names, axes, square=False) -> go.Figure:
-    """The map's points by class (SVG, so a click or lasso selects them), the test index in the hover text."""
-    fig = class_scatter(coords, labels, names, size=5 if len(labels) <= 3000 else 3, opacity=0.75, webgl=False,
-                        customdata=test_indices.numpy(), hovertemplate="test image %{customdata}<extra>%{fullData.name}</extra>")
+@st.cache_data(show_spinner="Scoring each image...", max_entries=8)
+def image_parts(folder: str, version: float, test_indices: bytes, _sel: Selection, _x, _y) -> dict:
+    """Each map image's ELBO parts (``vae.evaluate.per_image``), once per model, weights and image set."""
+    device = next(_sel.model.parameters()).device
+    return per_image(_sel.model, _x.to(device), _y.to(device), _sel.config["likelihood"],
+                     _sel.config.get("sigma", 0.1))
+
+
+def scatter(coords, labels, test_indices, names, axes, square=False, color=None, color_name="",
+            highlight: list[int] | None = None) -> go.Figure:
+    """The map's points (SVG, so a click or lasso selects them), the test index in the hover text: one
+    trace per class, or, with ``color`` (N,) values, one trace coloured by them with a colour bar
+    (its range the 1st to 99th percentile, so a few outliers do not wash out the rest).
+    highlight: map positions selected in the other chart, drawn as Plotly draws a selection (the rest
+    faded), so both charts show the same images."""
+    if color is not None:
+        lo, hi = np.percentile(color, [1, 99])
+        fig = go.Figure(go.Scatter(
+            x=coords[:, 0], y=coords[:, 1], mode="markers", name=color_name,
+            marker=dict(size=5 if len(labels) <= 3000 else 3, color=color, colorscale="Viridis", cmin=lo, cmax=hi,
+                        colorbar=dict(title=dict(text=f"{color_name}<br>(nats)", side="top"), thickness=12)),
+            customdata=np.stack([test_indices.numpy(), labels.numpy(), color], 1),
+            hovertemplate="test image %{customdata[0]:.0f}, class %{customdata[1]:.0f}: "
+                          f"{color_name} %{{customdata[2]:.1f}} nats<extra></extra>",
+        ))
+        fig.update_layout(showlegend=False)
+    else:
+        fig = class_scatter(coords, labels, names, size=5 if len(labels) <= 3000 else 3, opacity=0.75, webgl=False,
+                            customdata=test_indices.numpy(),
+                            hovertemplate="test image %{customdata}<extra>%{fullData.name}</extra>")
+    if highlight:
+        if color is not None:
+            fig.data[0].selectedpoints = list(highlight)
+        else:  # per class: each trace's points are ranked within their class
+            rank = torch.zeros(len(labels), dtype=torch.long)
+            for c in range(len(names)):
+                members = (labels == c).nonzero().flatten()
+                rank[members] = torch.arange(len(members))
+            chosen = torch.tensor(highlight)
+            for c, trace in enumerate(fig.data):
+                trace.selectedpoints = rank[chosen[labels[chosen] == c]].tolist()
+        fig.update_traces(unselected=dict(marker=dict(opacity=0.12)))
     # No drag mode: a swipe scrolls the page on a phone; click, box and lasso selection are in the toolbar.
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), dragmode=False,
                       xaxis_title=axes[0], yaxis_title=axes[1])
@@ -50,13 +90,15 @@ def scatter(coords, labels, test_indices, names, axes, square=False) -> go.Figur
     return fig
 
 
-def selected(labels, n_classes: int, event) -> list[int]:
+def selected(labels, n_classes: int, event, per_class: bool = True) -> list[int]:
     """Positions in the map of the points selected in one chart, in the order given.
 
-    Each chart has one trace per class, in class order, so a point is (curve_number = class,
-    point_index = its rank among that class's points in the map).
+    per_class: the chart has one trace per class, in class order, so a point is (curve_number = class,
+    point_index = its rank among that class's points in the map); else one trace of every point in map
+    order (colour by a number), so point_index is the position itself.
     """
-    members = [(labels == c).nonzero().flatten().tolist() for c in range(n_classes)]
+    members = ([(labels == c).nonzero().flatten().tolist() for c in range(n_classes)] if per_class
+               else [list(range(len(labels)))])
     seen: dict[int, None] = {}
     for point in (event or {}).get("selection", {}).get("points", []):
         c, i = point.get("curve_number"), point.get("point_index")
@@ -90,7 +132,8 @@ def render(sel: Selection) -> None:
     st.title("Embeddings")
     st.markdown(
         "Each point is one test image x, placed by the encoder's mean mu(x) of q(z|x) and coloured by its "
-        "class. t-SNE (van der Maaten & Hinton, 2008) keeps near neighbours near and says little about "
+        "class (or by its -ELBO, reconstruction term or KL). Select points to see them; click one to see its "
+        "nearest neighbours in the latent space. t-SNE (van der Maaten & Hinton, 2008) keeps near neighbours near and says little about "
         "distances between clusters; PCA is the linear projection on the two directions of largest variance."
     )
     if "sample" in source:
@@ -144,22 +187,49 @@ def render(sel: Selection) -> None:
         axes = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)")
         detail = f"the two axes hold {100 * sum(ratios):.0f}% of the variance of mu"
 
+    # Colour by class, or by each image's ELBO parts: the images a model finds hard stand out.
+    parts_names = {"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL"}
+    parts = image_parts(folder, weights_version(folder), emb.indices.numpy().tobytes(), sel,
+                        images[positions], emb.labels)
+    options = ["class", *(k for k in parts_names if k in parts)]
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    colour = c1.segmented_control("Colour by", options, default="class", required=True, key="emb_colour",
+                                  format_func=lambda k: "class" if k == "class" else parts_names[k],
+                                  help="Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
+                                  "q(z|x) each): the outliers a model finds hard stand out.")
+    values = None if colour == "class" else parts[colour].numpy()
+    extra = {parts_names[k]: parts[k] for k in parts_names if k in parts}
+    c2.download_button("Download the map (CSV)", embedding_csv(emb, extra=extra), f"{sel.name}-{method}-map.csv", "text/csv",
+                       key="emb_csv", icon=":material/download:",
+                       help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
+
     modes = ("points", "box", "lasso")
-    events, where = {}, {"emb_map": f"the {METHODS[method]} map", "emb_plane": "the latent plane"}
     two_d = model.latent_dim == 2
+    # The charts' keys change with the colouring: a selection's (trace, point) numbers mean other
+    # points once the traces change, so each colouring keeps its own selections.
+    suffix = "" if values is None else "_by_value"
+    keys = {"map": f"emb_map{suffix}", "plane": f"emb_plane{suffix}"}
+    where = {keys["map"]: f"the {METHODS[method]} map", keys["plane"]: "the latent plane"}
+    # The last selection is known before the charts are drawn (a chart's state arrives with the rerun),
+    # so the other chart can show the same images (linked views).
+    source = latest_selection({k: st.session_state.get(k) for k in keys.values() if two_d or k == keys["map"]})
+    picked = (selected(emb.labels, len(names), st.session_state.get(source), per_class=values is None)
+              if source else [])
     left, right = st.columns(2) if two_d else (st.container(), None)
+    label = "" if values is None else parts_names[colour]
     with left:
-        fig = scatter(emb.coords, emb.labels, emb.indices, names, axes)
-        events["emb_map"] = st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode=modes)
+        fig = scatter(emb.coords, emb.labels, emb.indices, names, axes, color=values, color_name=label,
+                      highlight=picked if source != keys["map"] else None)
+        st.plotly_chart(fig, key=keys["map"], on_select="rerun", selection_mode=modes)
         st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}.")
     if two_d:
         with right:
-            fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True)
-            events["emb_plane"] = st.plotly_chart(fig, key="emb_plane", on_select="rerun", selection_mode=modes)
-            st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin.")
-
-    source = latest_selection(events)
-    picked = selected(emb.labels, len(names), events[source]) if source else []
+            fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True,
+                          color=values, color_name=label, highlight=picked if source != keys["plane"] else None)
+            st.plotly_chart(fig, key=keys["plane"], on_select="rerun", selection_mode=modes)
+            st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin."
+                       + (" The images selected on the map are drawn bright here." if picked and source == keys["map"]
+                          else ""))
     if not picked:
         st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
                 "images and their reconstructions.")
@@ -167,9 +237,13 @@ def render(sel: Selection) -> None:
     # A fair sample of the selection, page by page: the selection in a seeded random order.
     order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]
     pages = (len(order) + MAX_SHOWN - 1) // MAX_SHOWN
+    if len(picked) == 1:
+        return neighbours(sel, emb, images, positions, picked[0], where[source])
     st.subheader(f"{len(picked):,} selected on {where[source]}")
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
+    st.download_button("Download the selection (CSV)", embedding_csv(emb, picked, extra), f"{sel.name}-selection.csv",
+                       "text/csv", key="emb_selection_csv", icon=":material/download:")
     page = 1
     if pages > 1:
         page = st.number_input(f"Page (of {pages}; {MAX_SHOWN} images each, in a random order)", 1, pages, 1,
@@ -184,6 +258,29 @@ def render(sel: Selection) -> None:
                caption=f"Test images: {len(shown)} of the selection (" + ", ".join(
                 f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k) + ")")
     show_image(r, tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)")
+
+
+def neighbours(sel: Selection, emb, images, positions, p: int, where: str) -> None:
+    """One point picked: its k nearest neighbours among the map's images, Euclidean on mu (the
+    encoder's means, in the latent space itself, not on the 2-D map), with their distances, and its
+    reconstruction."""
+    names = sel.class_names
+    index = int(emb.indices[p])
+    st.subheader(f"Test image #{index:,} ({names[int(emb.labels[p])]}), picked on {where}, and its nearest neighbours")
+    k = st.slider("Neighbours (k)", 4, 24, 8, key="emb_k")
+    distance = torch.cdist(emb.mu[p : p + 1].double(), emb.mu.double())[0]
+    distance[p] = float("inf")
+    near = torch.topk(distance, min(k, emb.n - 1), largest=False).indices
+    y = emb.labels[[p]]
+    recon = decode_images(sel.model, emb.mu[[p]], y if sel.label_decoder else None).cpu()
+    c1, c2 = st.columns([1, 4])
+    show_image(c1, tile(torch.cat([images[positions[[p]]], recon]), nrow=1, padding=2, scale=3),
+               caption="the image, over its reconstruction at z = mu(x)")
+    show_image(c2, tile(images[positions[near]], nrow=min(len(near), 8), padding=2, scale=2),
+               caption=f"its {len(near)} nearest of the {emb.n:,} map images, by Euclidean distance between the "
+               f"encoder's means mu in the {sel.model.latent_dim}-d latent space (not on the 2-D map): "
+               + ", ".join(f"#{int(emb.indices[q])} ({names[int(emb.labels[q])]}) {float(distance[q]):.2f}"
+                           for q in near))
 
 
 if __name__ == "__main__":

@@ -231,5 +231,62 @@ def test_a_new_selection_replaces_the_old_one_and_the_images_are_a_fair_sample()
     assert at.subheader[0].value == "3 selected on the latent plane" and shown(at) != before
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(torch.bincount(emb.labels[[1, 2, 3]],
                                                                                           minlength=10)) if k) in captions(at)
-    select(at, "emb_map", emb.labels, [5])  # and back: the map's new selection wins
-    assert at.subheader[0].value == "1 selected on the t-SNE map"
+    select(at, "emb_map", emb.labels, [5, 6])  # and back: the map's new selection wins
+    assert at.subheader[0].value == "2 selected on the t-SNE map"
+
+
+def test_colour_by_elbo_neighbours_of_one_point_and_csv():
+    """Issue 15: colour by each image's ELBO parts (a colour bar, one trace), the k nearest neighbours
+    of a clicked point in the latent space (Euclidean on mu), and the map as CSV."""
+    import csv
+    import io
+    import json
+
+    from vae.embeddings import embedding_csv
+
+    at = open_page("mnist-vae-20d")
+    emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+    at.get("button_group")[1].set_value("neg_elbo").run()  # after the method picker
+    assert not at.exception
+    (chart,) = at.get("plotly_chart")
+    data = json.loads(chart.proto.spec)["data"]
+    assert len(data) == 1 and data[0]["marker"]["colorbar"]["title"]["text"].startswith("-ELBO")
+    values = data[0]["marker"]["color"]
+    if isinstance(values, dict):  # Plotly's typed-array encoding
+        import base64
+
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    assert len(values) == emb.n and 60 < float(np.median(values)) < 200  # nats per image, mnist-vae-20d ~94
+    # One trace in map order now: a selected point is its position.
+    at.session_state["emb_map_by_value"] = {"selection": {"points": [{"curve_number": 0, "point_index": 7, "point_number": 7,
+                                                             "x": 0.0, "y": 0.0}], "point_indices": [7], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception and at.subheader[0].value.startswith(f"Test image #{int(emb.indices[7]):,} (")
+    caption = at.get("image")[-1].proto.imgs[0].caption
+    d = torch.cdist(emb.mu[7:8].double(), emb.mu.double())[0]
+    d[7] = float("inf")
+    nearest = torch.topk(d, 8, largest=False).indices
+    assert caption.index(f"#{int(emb.indices[nearest[0]])} ") < caption.index(f"#{int(emb.indices[nearest[7]])} ")
+    assert f"{float(d[nearest[0]]):.2f}" in caption
+    rows = list(csv.reader(io.StringIO(embedding_csv(emb, extra={"-ELBO": torch.tensor(values)}).decode())))
+    assert rows[0] == ["test_index", "label", "x", "y", "method", "perplexity", "seed", "-ELBO"] and len(rows) == emb.n + 1
+    assert rows[1][:2] == [str(int(emb.indices[0])), str(int(emb.labels[0]))] and rows[1][4] == "tsne"
+    assert [b.proto.label for b in at.get("download_button")][0] == "Download the map (CSV)"
+
+
+def test_a_selection_in_one_chart_is_shown_in_the_other():
+    """Issue 15, linked views: points selected on the t-SNE map are the selected points of the plane."""
+    import json
+
+    at = open_page("mnist-vae-2d")
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    chosen = [3, 40, 41, 500]
+    select(at, "emb_map", emb.labels, chosen)
+    plane = next(c for c in at.get("plotly_chart") if c.key == "emb_plane")
+    traces = json.loads(plane.proto.spec)["data"][:10]
+    picked = {(c, i) for c, t in enumerate(traces) for i in (t.get("selectedpoints") or [])}
+    expected = {(int(emb.labels[p]), int((emb.labels[:p] == emb.labels[p]).sum())) for p in chosen}
+    assert picked == expected
+    assert "drawn bright here" in captions(at)
+    the_map = next(c for c in at.get("plotly_chart") if c.key == "emb_map")
+    assert not any(t.get("selectedpoints") for t in json.loads(the_map.proto.spec)["data"])  # the source keeps its own

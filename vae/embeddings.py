@@ -17,7 +17,9 @@ full split still serves the app offline.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
+import io
 import json
 import os
 import time
@@ -147,6 +149,21 @@ def compute_embedding(
         info = {"explained_variance_ratio": [round(r, 4) for r in ratios]}
     return Embedding(coords, indices[pos].clone(), labels[pos].clone(), mu, method, float(perplexity), int(seed),
                      round(time.perf_counter() - t0, 2), info=info)
+
+
+def embedding_csv(emb: Embedding, positions: list[int] | None = None, extra: dict | None = None) -> bytes:
+    """The map (or the given positions of it, in that order) as UTF-8 CSV bytes: test index, label, x,
+    y, method, perplexity and seed (t-SNE only), and any per-image columns in ``extra`` (name -> (N,)
+    values, e.g. each image's -ELBO). One row per point, a header first."""
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    extra = extra or {}
+    out.writerow(["test_index", "label", "x", "y", "method", "perplexity", "seed", *extra])
+    for p in range(emb.n) if positions is None else positions:
+        out.writerow([int(emb.indices[p]), int(emb.labels[p]), f"{emb.coords[p, 0]:.5g}", f"{emb.coords[p, 1]:.5g}",
+                      emb.method, f"{emb.perplexity:g}" if emb.method == "tsne" else "", emb.seed if emb.method == "tsne" else "",
+                      *(f"{float(v[p]):.4g}" for v in extra.values())])
+    return buf.getvalue().encode()
 
 
 def weights_sha256(folder: str | os.PathLike) -> str:
