@@ -115,6 +115,18 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
         at.session_state["emb_map"] = {"selection": {"points": points, "point_indices": [], "box": [], "lasso": []}}
 
     out["embeddings: select 40 points, mnist-vae-20d"] = (at, select)
+    at = open_page("embeddings", "mnist-vae-20d")
+
+    def click(i, at=at):  # one point: its nearest neighbours in the latent space
+        p = 100 + i
+        point = {"curve_number": int(labels[p]), "point_number": 0, "point_index": int((labels[:p] == labels[p]).sum()),
+                 "x": 0.0, "y": 0.0}
+        at.session_state["emb_map"] = {"selection": {"points": [point], "point_indices": [], "box": [], "lasso": []}}
+
+    out["embeddings: click a point, its 8 neighbours"] = (at, click)
+    at = open_page("embeddings", "mnist-vae-20d")
+    out["embeddings: colour by -ELBO or by class"] = (
+        at, lambda i, at=at: at.get("button_group")[1].set_value("neg_elbo" if i % 2 == 0 else "class"))
     at = open_page("manifold", "mnist-vae-2d")
     at.toggle(key="manifold_overlay").set_value(True).run()
     out["manifold: grid size with the encodings overlaid"] = (

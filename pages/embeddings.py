@@ -1,6 +1,7 @@
 """Embeddings: a t-SNE or PCA map of the encoder's means for test images; select points to see them."""
 
 import os
+import time
 
 import numpy as np
 import plotly.graph_objects as go
@@ -8,12 +9,12 @@ import streamlit as st
 import torch
 
 from ui.charts import class_scatter
-from ui.images import show_image, test_images
+from ui.images import show_image, test_images, upload_image
 from ui.models import Selection, test_encodings, weights_version
-from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, compute_embedding, embedding_csv, load_embedding,
-                            match_positions, sample_indices, sample_path, weights_sha256)
+from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, Placer, compute_embedding, embedding_csv,
+                            load_embedding, match_positions, sample_indices, sample_path, weights_sha256)
 from vae.evaluate import per_image
-from vae.latent import decode_images, tile
+from vae.latent import decode_images, encode_images, tile
 
 MAX_SHOWN = 40  # selected images shown with their reconstructions
 
@@ -46,6 +47,19 @@ def image_parts(folder: str, version: float, test_indices: bytes, _sel: Selectio
     device = next(_sel.model.parameters()).device
     return per_image(_sel.model, _x.to(device), _y.to(device), _sel.config["likelihood"],
                      _sel.config.get("sigma", 0.1))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> Placer:
+    """The map's Placer (its t-SNE affinities, built once per map: about 0.25 s for 2,000 points)."""
+    return Placer(_emb)
+
+
+def mark(fig: go.Figure, xy, text: str) -> None:
+    """Your image on a chart: a gold star with a black edge, above every point (added last)."""
+    fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers", name="your image",
+                             marker=dict(symbol="star", size=22, color="gold", line=dict(color="black", width=2)),
+                             hovertemplate=f"{text}<extra></extra>", showlegend=False))
 
 
 def scatter(coords, labels, test_indices, names, axes, square=False, color=None, color_name="",
@@ -215,30 +229,57 @@ def render(sel: Selection) -> None:
     source = latest_selection({k: st.session_state.get(k) for k in keys.values() if two_d or k == keys["map"]})
     picked = (selected(emb.labels, len(names), st.session_state.get(source), per_class=values is None)
               if source else [])
+    # Your own image, placed on the stored map without recomputing it (and on the plane: its mu).
+    with st.expander("Place your own image on the map", icon=":material/add_location_alt:",
+                     expanded=st.session_state.get("emb_upload") is not None):
+        yours = upload_image("emb_upload", label="An image of one " + ("item" if sel.preprocess_style == "fashion"
+                                                                        else "digit"), style=sel.preprocess_style)
+        your_label = None
+        if yours is not None and sel.conditional:
+            your_label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
+                                      format_func=lambda c: names[c], key="emb_upload_label")
+    placed = None
+    if yours is not None:
+        t0 = time.perf_counter()
+        your_mu, _ = encode_images(model, yours, None if your_label is None else torch.tensor([your_label]))
+        placed = placer(folder, weights_version(folder), emb.method, emb.n, emb.perplexity, emb.seed, emb).place(your_mu)
+        placed_ms = 1000 * (time.perf_counter() - t0)
     left, right = st.columns(2) if two_d else (st.container(), None)
     label = "" if values is None else parts_names[colour]
     with left:
         fig = scatter(emb.coords, emb.labels, emb.indices, names, axes, color=values, color_name=label,
                       highlight=picked if source != keys["map"] else None)
+        if placed is not None:
+            mark(fig, placed[0], "your image, placed on this map")
         st.plotly_chart(fig, key=keys["map"], on_select="rerun", selection_mode=modes)
         st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}.")
     if two_d:
         with right:
             fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True,
                           color=values, color_name=label, highlight=picked if source != keys["plane"] else None)
+            if placed is not None:
+                mark(fig, your_mu[0], "your image: its mu")
             st.plotly_chart(fig, key=keys["plane"], on_select="rerun", selection_mode=modes)
             st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin."
                        + (" The images selected on the map are drawn bright here." if picked and source == keys["map"]
                           else ""))
+    if placed is not None:
+        where_placed = (f"at ({placed[0, 0]:.1f}, {placed[0, 1]:.1f}) on the {METHODS[emb.method]} map, placed in "
+                        f"{placed_ms:.0f} ms without recomputing it" + (" (openTSNE's transform)" if emb.method == "tsne" else ""))
+        neighbours(sel, emb, images, positions, your_mu[0], yours, f"Your image, {where_placed}", None)
     if not picked:
-        st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
-                "images and their reconstructions.")
+        if placed is None:
+            st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
+                    "images and their reconstructions.")
         st.stop()
     # A fair sample of the selection, page by page: the selection in a seeded random order.
     order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]
     pages = (len(order) + MAX_SHOWN - 1) // MAX_SHOWN
     if len(picked) == 1:
-        return neighbours(sel, emb, images, positions, picked[0], where[source])
+        p = picked[0]
+        return neighbours(sel, emb, images, positions, emb.mu[p], images[positions[[p]]],
+                          f"Test image #{int(emb.indices[p]):,} ({names[int(emb.labels[p])]}), picked on {where[source]}",
+                          p, label=int(emb.labels[p]))
     st.subheader(f"{len(picked):,} selected on {where[source]}")
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
@@ -260,21 +301,22 @@ def render(sel: Selection) -> None:
     show_image(r, tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)")
 
 
-def neighbours(sel: Selection, emb, images, positions, p: int, where: str) -> None:
-    """One point picked: its k nearest neighbours among the map's images, Euclidean on mu (the
-    encoder's means, in the latent space itself, not on the 2-D map), with their distances, and its
-    reconstruction."""
+def neighbours(sel: Selection, emb, images, positions, query_mu, query_image, title: str, exclude: int | None,
+               label: int | None = None) -> None:
+    """An image's k nearest neighbours among the map's images, Euclidean on mu (the encoder's means,
+    in the latent space itself, not on the 2-D map), with their distances, and its reconstruction.
+    exclude: the image's own map position, when it is one of the map's."""
     names = sel.class_names
-    index = int(emb.indices[p])
-    st.subheader(f"Test image #{index:,} ({names[int(emb.labels[p])]}), picked on {where}, and its nearest neighbours")
-    k = st.slider("Neighbours (k)", 4, 24, 8, key="emb_k")
-    distance = torch.cdist(emb.mu[p : p + 1].double(), emb.mu.double())[0]
-    distance[p] = float("inf")
-    near = torch.topk(distance, min(k, emb.n - 1), largest=False).indices
-    y = emb.labels[[p]]
-    recon = decode_images(sel.model, emb.mu[[p]], y if sel.label_decoder else None).cpu()
+    st.subheader(f"{title}: its nearest neighbours")
+    k = st.slider("Neighbours (k)", 4, 24, 8, key=f"emb_k_{'picked' if exclude is not None else 'yours'}")
+    distance = torch.cdist(torch.as_tensor(query_mu).double().reshape(1, -1), emb.mu.double())[0]
+    if exclude is not None:
+        distance[exclude] = float("inf")
+    near = torch.topk(distance, min(k, emb.n - (exclude is not None)), largest=False).indices
+    y = None if label is None or not sel.label_decoder else torch.tensor([label])
+    recon = decode_images(sel.model, torch.as_tensor(query_mu).float().reshape(1, -1), y).cpu()
     c1, c2 = st.columns([1, 4])
-    show_image(c1, tile(torch.cat([images[positions[[p]]], recon]), nrow=1, padding=2, scale=3),
+    show_image(c1, tile(torch.cat([query_image.cpu(), recon]), nrow=1, padding=2, scale=3),
                caption="the image, over its reconstruction at z = mu(x)")
     show_image(c2, tile(images[positions[near]], nrow=min(len(near), 8), padding=2, scale=2),
                caption=f"its {len(near)} nearest of the {emb.n:,} map images, by Euclidean distance between the "

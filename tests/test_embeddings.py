@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import streamlit as st
 import torch
-from conftest import ROOT, open_app, shown
+from conftest import ROOT, SAMPLE, open_app, shown
 from safetensors.torch import load_file
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -290,3 +290,31 @@ def test_a_selection_in_one_chart_is_shown_in_the_other():
     assert "drawn bright here" in captions(at)
     the_map = next(c for c in at.get("plotly_chart") if c.key == "emb_map")
     assert not any(t.get("selectedpoints") for t in json.loads(the_map.proto.spec)["data"])  # the source keeps its own
+
+
+def test_an_upload_is_placed_on_the_stored_map_without_recomputing_it():
+    """Issue 15: your image, encoded and placed on the precomputed t-SNE map (openTSNE's transform),
+    lands near its own test image, is marked on both charts, and gets its nearest test images."""
+    import io
+    import json
+
+    from PIL import Image
+
+    from vae.data import load_test_images
+
+    at = open_page("mnist-vae-2d")
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    images, _, indices, _ = load_test_images("mnist", sample=SAMPLE)
+    p = 0  # the map's first image, as a PNG upload
+    x = images[(indices == emb.indices[p]).nonzero()[0, 0], 0]
+    buf = io.BytesIO()
+    Image.fromarray((x.numpy() * 255).astype(np.uint8)).resize((112, 112)).save(buf, "PNG")
+    at.file_uploader(key="emb_upload").set_value(("mine.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception and not at.error
+    assert "precomputed" in captions(at)  # the stored map, not a new one
+    charts = {c.key: json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")}
+    star = charts["emb_map"][-1]
+    assert star["name"] == "your image" and charts["emb_plane"][-1]["name"] == "your image"
+    extent = float(np.ptp(emb.coords, axis=0).max())
+    assert float(np.hypot(star["x"][0] - emb.coords[p, 0], star["y"][0] - emb.coords[p, 1])) < 0.1 * extent
+    assert at.subheader[0].value.startswith("Your image, at (") and "without recomputing it" in at.subheader[0].value

@@ -123,6 +123,42 @@ def pca(mu: torch.Tensor | np.ndarray) -> tuple[np.ndarray, list[float]]:
     return coords.astype(np.float32), [float(v) for v in p.explained_variance_ratio_]
 
 
+class Placer:
+    """Places new points on an existing map without recomputing it.
+
+    t-SNE maps: openTSNE's ``TSNEEmbedding.transform`` (Policar, Strazar & Zupan, 2024, "openTSNE: A
+    Modular Python Library for t-SNE Dimensionality Reduction and Embedding", JSS 109(3)): the map's
+    points stay fixed; each new point starts at the median of its nearest map points in the latent
+    space and moves under the t-SNE gradient against them alone. The map's affinities (perplexity as
+    the map's, exact nearest neighbours) are built once, here. PCA maps: the same principal axes,
+    refitted on the map's means (deterministic, so they are the map's own axes).
+    """
+
+    def __init__(self, emb: Embedding, threads: int = 1):
+        self.method = emb.method
+        mu = emb.mu.double().numpy()
+        if emb.method == "tsne":
+            from openTSNE import TSNEEmbedding, affinity
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=threads):
+                aff = affinity.PerplexityBasedNN(mu, perplexity=min(emb.perplexity, (len(mu) - 1) / 3),
+                                                 method="exact", random_state=emb.seed, n_jobs=threads, verbose=False)
+            self._map = TSNEEmbedding(emb.coords.astype(np.float64), aff, random_state=emb.seed, n_jobs=threads)
+        else:
+            from sklearn.decomposition import PCA
+
+            self._map = PCA(n_components=2).fit(mu.astype(np.float32))
+
+    def place(self, new_mu: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Map positions of new means float (M, latent_dim): float32 (M, 2)."""
+        x = np.asarray(new_mu, dtype=np.float64)
+        x = x.reshape(1, -1) if x.ndim == 1 else x
+        if self.method == "tsne":
+            return np.asarray(self._map.transform(x), dtype=np.float32)
+        return self._map.transform(x.astype(np.float32)).astype(np.float32)
+
+
 def compute_embedding(
     model, images, labels, indices, n: int, method: str = "tsne", perplexity: float = 30.0, seed: int = 0,
     first: torch.Tensor | None = None, mu: torch.Tensor | None = None,
