@@ -125,6 +125,10 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
 
     out["embeddings: click a point, its 8 neighbours"] = (at, click)
     at = open_page("embeddings", "mnist-vae-20d")
+    at = open_page("embeddings", "mnist-vae-20d")
+    out["embeddings: place an upload on the t-SNE map"] = (
+        at, lambda i, at=at: at.file_uploader(key="emb_upload").set_value((f"photo{i}.jpg", photo(i), "image/jpeg")))
+    at = open_page("embeddings", "mnist-vae-20d")
     out["embeddings: colour by -ELBO or by class"] = (
         at, lambda i, at=at: at.get("button_group")[1].set_value("neg_elbo" if i % 2 == 0 else "class"))
     at = open_page("manifold", "mnist-vae-2d")
