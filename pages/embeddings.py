@@ -55,6 +55,18 @@ def placer(folder: str, version: float, method: str, n: int, perplexity: float, 
     return Placer(_emb)
 
 
+@st.cache_data(show_spinner="Placing your image...", max_entries=32)
+def place_image(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, pixels: bytes,
+                label: int | None, _sel: Selection, _emb):
+    """(mu (1, latent_dim), map position (1, 2), milliseconds it took) of one 28x28 image, once per map
+    and image."""
+    t0 = time.perf_counter()
+    x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
+    mu, _ = encode_images(_sel.model, x, None if label is None else torch.tensor([label]))
+    where = placer(folder, version, method, n, perplexity, seed, _emb).place(mu)
+    return mu, where, 1000 * (time.perf_counter() - t0)
+
+
 def mark(fig: go.Figure, xy, text: str) -> None:
     """Your image on a chart: a gold star with a black edge, above every point (added last)."""
     fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers", name="your image",
@@ -213,7 +225,7 @@ def render(sel: Selection) -> None:
                                   "q(z|x) each): the outliers a model finds hard stand out.")
     values = None if colour == "class" else parts[colour].numpy()
     extra = {parts_names[k]: parts[k] for k in parts_names if k in parts}
-    c2.download_button("Download the map (CSV)", embedding_csv(emb, extra=extra), f"{sel.name}-{method}-map.csv", "text/csv",
+    c2.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra),  # made on a click f"{sel.name}-{method}-map.csv", "text/csv",
                        key="emb_csv", icon=":material/download:",
                        help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
 
@@ -240,10 +252,8 @@ def render(sel: Selection) -> None:
                                       format_func=lambda c: names[c], key="emb_upload_label")
     placed = None
     if yours is not None:
-        t0 = time.perf_counter()
-        your_mu, _ = encode_images(model, yours, None if your_label is None else torch.tensor([your_label]))
-        placed = placer(folder, weights_version(folder), emb.method, emb.n, emb.perplexity, emb.seed, emb).place(your_mu)
-        placed_ms = 1000 * (time.perf_counter() - t0)
+        your_mu, placed, placed_ms = place_image(folder, weights_version(folder), emb.method, emb.n, emb.perplexity,
+                                                 emb.seed, yours.numpy().tobytes(), your_label, sel, emb)
     left, right = st.columns(2) if two_d else (st.container(), None)
     label = "" if values is None else parts_names[colour]
     with left:
@@ -283,7 +293,7 @@ def render(sel: Selection) -> None:
     st.subheader(f"{len(picked):,} selected on {where[source]}")
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
-    st.download_button("Download the selection (CSV)", embedding_csv(emb, picked, extra), f"{sel.name}-selection.csv",
+    st.download_button("Download the selection (CSV)", lambda: embedding_csv(emb, picked, extra), f"{sel.name}-selection.csv",
                        "text/csv", key="emb_selection_csv", icon=":material/download:")
     page = 1
     if pages > 1:
