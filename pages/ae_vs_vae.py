@@ -10,7 +10,7 @@ import torch
 
 from ui.charts import class_scatter
 from ui.images import download_png, pick_test_image, show_image, test_images
-from ui.models import Selection, available_models, selection_of, test_encodings
+from ui.models import Selection, available_models, selection_of, shipped_configs, test_encodings
 from vae.checkpoint import CONFIG, CheckpointError
 from vae.conditional import prior_styles
 from vae.data import DATASET_NAMES
@@ -23,8 +23,10 @@ N_DRAWS = 36  # prior draws decoded by each model
 def candidates() -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
     """(name -> config, name -> folder, name -> label) of every model a visitor can pick."""
     folders, labels = available_models()
-    configs = {}
+    configs = dict(shipped_configs())  # read once per server; saved and session models on each visit
     for name, folder in folders.items():
+        if name in configs:
+            continue
         try:
             configs[name] = json.loads((Path(folder) / CONFIG).read_text())
         except (OSError, ValueError):

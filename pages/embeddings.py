@@ -215,18 +215,26 @@ def render(sel: Selection) -> None:
 
     # Colour by class, or by each image's ELBO parts: the images a model finds hard stand out.
     parts_names = {"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL"}
-    parts = image_parts(folder, weights_version(folder), emb.indices.numpy().tobytes(), sel,
-                        images[positions], emb.labels)
-    options = ["class", *(k for k in parts_names if k in parts)]
+    if not model.variational:  # an autoencoder: no KL, no ELBO
+        parts_names = {"recon": "reconstruction"}
+
+    def parts() -> dict:  # computed (and cached) only when a colouring or a CSV asks for them
+        return image_parts(folder, weights_version(folder), emb.indices.numpy().tobytes(), sel,
+                           images[positions], emb.labels)
+
+    options = ["class", *parts_names]
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     colour = c1.segmented_control("Colour by", options, default="class", required=True, key="emb_colour",
                                   format_func=lambda k: "class" if k == "class" else parts_names[k],
                                   help="Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
                                   "q(z|x) each): the outliers a model finds hard stand out.")
-    values = None if colour == "class" else parts[colour].numpy()
-    extra = {parts_names[k]: parts[k] for k in parts_names if k in parts}
-    c2.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra),  # made on a click f"{sel.name}-{method}-map.csv", "text/csv",
-                       key="emb_csv", icon=":material/download:",
+    values = None if colour == "class" else parts()[colour].numpy()
+
+    def extra() -> dict:  # each image's ELBO parts, as CSV columns
+        return {name: parts()[k] for k, name in parts_names.items()}
+
+    c2.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
+                       file_name=f"{sel.name}-{method}-map.csv", mime="text/csv", key="emb_csv", icon=":material/download:",
                        help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
 
     modes = ("points", "box", "lasso")
@@ -293,7 +301,7 @@ def render(sel: Selection) -> None:
     st.subheader(f"{len(picked):,} selected on {where[source]}")
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
-    st.download_button("Download the selection (CSV)", lambda: embedding_csv(emb, picked, extra), f"{sel.name}-selection.csv",
+    st.download_button("Download the selection (CSV)", lambda: embedding_csv(emb, picked, extra()), f"{sel.name}-selection.csv",
                        "text/csv", key="emb_selection_csv", icon=":material/download:")
     page = 1
     if pages > 1:

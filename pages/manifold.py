@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from ui.charts import CLASS_COLORS
 from ui.images import download_png, show_image, test_images
-from ui.models import Selection, test_encodings, test_metrics
+from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
 from vae.conditional import class_decode, prior_styles
 from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordinates, manifold_grid, plane_pixel,
                         tile)
@@ -199,12 +199,7 @@ def render(sel: Selection) -> None:
 
 def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:
     """Hand z (and a CVAE's label) to the Latent sliders page's state, then open that page."""
-    prefix = f"sliders/{name}/"  # the sliders page's per-model keys
-    for j, v in enumerate(z):
-        st.session_state[f"{prefix}z{j}"] = round(float(v), 2)
-    if label is not None:
-        st.session_state[f"{prefix}y"] = int(label)
-    st.session_state[f"{prefix}start"] = (list(z), f"the {how}", label)
+    start_sliders(sliders_prefix(name), z, f"the {how}", label)
     st.switch_page("pages/sliders.py")
 
 

@@ -109,7 +109,7 @@ def render(sel: Selection) -> None:
                    "p(x), so there is no KL, ELBO or IWAE estimate to show. The AE vs VAE page shows what that costs."
                    + (f" Test split mean: {test['recon']:.1f} nats." if test else ""))
     else:
-        prior = "N(μ_y, I), the prior of its class" if hasattr(model, "class_means") else "the prior N(0, I)"
+        prior = "N(μ_y, I), the prior of its class" if sel.class_prior else "the prior N(0, I)"
         m = st.columns(4)
         m[0].metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
         m[1].metric("KL", f"{post.kl:.2f} nats", help=f"KL(q(z|x) ‖ p(z)), in closed form against {prior}, summed over the latent dimensions.")

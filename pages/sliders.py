@@ -7,7 +7,7 @@ import torch
 
 from ui.charts import class_scatter, kl_bars
 from ui.images import download_png, pick_test_image, show_image, test_images
-from ui.models import Selection, test_encodings, test_metrics
+from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
 from vae.data import DATASET_NAMES
 from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, prior_means, rank_dimensions, tile,
                         traversal_grid)
@@ -16,16 +16,6 @@ from vae.losses import kl_divergence
 SPAN = 4.0  # slider range in prior standard deviations: N(0, 1) puts 99.99% of each coordinate inside
 PAD_POINTS = 41  # clickable points per side of the latent pad
 PAD_CODES = 1500  # test encodings drawn under it
-
-
-def start_from(prefix: str, z: list[float], how: str, y: int | None = None) -> None:
-    """Button callback: set every slider (and the CVAE's label) before the rerun draws them."""
-    z = [float(v) for v in z]
-    for j, v in enumerate(z):
-        st.session_state[f"{prefix}z{j}"] = round(v, 2)  # clipped to the slider's range below
-    if y is not None:
-        st.session_state[f"{prefix}y"] = y
-    st.session_state[f"{prefix}start"] = (list(z), how, y)
 
 
 def pad_click(prefix: str, key: str) -> None:
@@ -37,7 +27,7 @@ def pad_click(prefix: str, key: str) -> None:
     seen = f"{key}_seen"
     if points and points != st.session_state.get(seen):
         x, y = points[-1]
-        start_from(prefix, [x, y], f"a click on the latent pad at ({x:g}, {y:g})")
+        start_sliders(prefix, [x, y], f"a click on the latent pad at ({x:g}, {y:g})")
     st.session_state[seen] = points
 
 
@@ -62,11 +52,11 @@ def pad_figure(lo: list[float], hi: list[float], z: list[float], codes, labels, 
 def render(sel: Selection) -> None:
     model, config, name = sel.model, sel.config, sel.name
     d = model.latent_dim
-    prefix = f"sliders/{name}/"  # per-model keys: switching models never carries stale values
+    prefix = sliders_prefix(name)
     st.session_state.setdefault(f"{prefix}start", ([0.0] * d, "the prior's mean", None))
     test = test_metrics(sel.metrics)
     lo, hi = [-SPAN] * d, [SPAN] * d  # each slider's range
-    if hasattr(model, "class_means"):  # a class-prior model: every class's prior N(mu_y, I) within reach
+    if sel.class_prior:  # a class-prior model: every class's prior N(mu_y, I) within reach
         means = model.class_means.detach().cpu()
         lo = [round(v - SPAN, 1) for v in means.min(0).values.tolist()]
         hi = [round(v + SPAN, 1) for v in means.max(0).values.tolist()]
@@ -131,17 +121,17 @@ def render(sel: Selection) -> None:
     with right:
         st.markdown("**Start from**")
         row = st.container(horizontal=True)
-        row.button("Prior mean", on_click=start_from, args=(prefix, [0.0] * d, "the prior's mean"),
+        row.button("Prior mean", on_click=start_sliders, args=(prefix, [0.0] * d, "the prior's mean"),
                    help="z = 0, the mean of p(z) = N(0, I)")
-        row.button("Random draw", on_click=lambda: start_from(prefix, torch.randn(d).tolist(), "a draw from the prior"),
+        row.button("Random draw", on_click=lambda: start_sliders(prefix, torch.randn(d).tolist(), "a draw from the prior"),
                    help="z ~ N(0, I)")
-        row.button("Reset", on_click=lambda: start_from(prefix, *st.session_state[f"{prefix}start"]),
+        row.button("Reset", on_click=lambda: start_sliders(prefix, *st.session_state[f"{prefix}start"]),
                    help="Back to the last starting point")
         if sel.class_prior:
             means = model.class_means.detach().cpu()
             c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
             cls = c1.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key=f"{prefix}mean_of")
-            c2.button("Class mean μ_y", on_click=start_from,
+            c2.button("Class mean μ_y", on_click=start_sliders,
                       args=(prefix, means[cls].tolist(), f"the prior mean of class {names[cls]}"),
                       help="z = μ_y, the centre of the class's prior N(μ_y, I)")
         x, label, index = pick_test_image(config["dataset"], key="sliders_pick")
@@ -149,7 +139,7 @@ def render(sel: Selection) -> None:
         show_image(t1, tile(x, nrow=1, scale=3))
         t2.button("Start from its encoding (mu)", help="The mean of q(z|x) for this test image; values "
                   "beyond the sliders' range are clipped.",
-                  on_click=lambda: start_from(prefix, encode_images(model, x, torch.tensor([label]))[0][0],
+                  on_click=lambda: start_sliders(prefix, encode_images(model, x, torch.tensor([label]))[0][0],
                                               f"the encoding of test image {index} (a {names[label]})",
                                               label if sel.label_decoder else None))
 

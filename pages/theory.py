@@ -3,20 +3,26 @@
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from plotly.subplots import make_subplots
 
 from ui.charts import CLASS_COLORS
 from ui.images import pick_test_image, show_image
 from ui.models import Selection
 from vae.latent import tile
+from vae.losses import kl_divergence
 from vae.posterior import posterior
 
 MU_RANGE, SIGMA_RANGE = (-3.0, 3.0), (0.05, 3.0)
 
 
 def kl_normal(mu, sigma):
-    """KL(N(mu, sigma^2) || N(0, 1)) in nats, elementwise (NumPy arrays or floats)."""
-    return -np.log(sigma) + (sigma**2 + mu**2) / 2 - 0.5
+    """KL(N(mu, sigma^2) || N(0, 1)) in nats, elementwise over NumPy arrays or floats: the package's own
+    ``vae.losses.kl_divergence`` (per dimension, logvar = 2 log sigma)."""
+    mu, sigma = np.broadcast_arrays(np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64))
+    kl = kl_divergence(torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma)), per_dim=True).numpy()
+    kl = kl + 0.0  # -0.0 (the closed form at mu = 0, sigma = 1) prints as 0
+    return kl if kl.ndim else float(kl)
 
 
 def normal_pdf(x, mu, sigma):

@@ -66,6 +66,24 @@ class Selection:
         return "fashion" if self.config["dataset"] == "fashion" else "mnist"
 
 
+def sliders_prefix(name: str) -> str:
+    """The Latent sliders page's session-state keys for one model: per model, so switching models
+    never carries stale values."""
+    return f"sliders/{name}/"
+
+
+def start_sliders(prefix: str, z: list[float], how: str, y: int | None = None) -> None:
+    """Set every slider of the Latent sliders page (and a CVAE's label) before a rerun draws them, and
+    remember the start for its Reset button; any page may call it (a button callback, or before
+    ``st.switch_page``). Values beyond a slider's range are clipped by the page."""
+    z = [float(v) for v in z]
+    for j, v in enumerate(z):
+        st.session_state[f"{prefix}z{j}"] = round(v, 2)
+    if y is not None:
+        st.session_state[f"{prefix}y"] = int(y)
+    st.session_state[f"{prefix}start"] = (list(z), how, y)
+
+
 _run = threading.local()  # each session's script runs in a thread of its own
 
 

@@ -155,16 +155,15 @@ def kl_per_dimension(
         raise ValueError("need at least one image to average the KL over")
     if not model.variational:
         raise ValueError("a plain autoencoder has no q(z|x) and no KL term")
-    if getattr(model, "class_means", None) is not None and y is None:
-        raise ValueError("a class-prior model's KL is against N(mu_y, I): pass the labels y")
     mu, logvar = encode_images(model, images, y, batch_size)
     return kl_divergence(mu.double(), logvar.double(), per_dim=True, prior_mu=prior_means(model, y)).mean(0)
 
 
 def prior_means(model, y: torch.Tensor | None) -> torch.Tensor | None:
-    """The prior's mean for labels y (N,) as float64 (N, latent_dim) on the CPU, or None for N(0, I)."""
+    """The prior's mean for labels y (N,) as float64 (N, latent_dim) on the CPU, or None for N(0, I).
+    Raises ValueError (from the model) for a class-prior model without labels."""
     if y is None:
-        return None
+        return model.prior_mean(None)
     with torch.no_grad():
         mean = model.prior_mean(y.to(next(model.parameters()).device))
     return None if mean is None else mean.double().cpu()
