@@ -142,3 +142,45 @@ def test_ui_imports_what_plotly_imports_lazily():
     code = ("import sys; import ui; m = sys.modules.get('pandas'); "
             "assert m is not None and hasattr(m, 'Series') and hasattr(m, 'DataFrame'), 'pandas not imported by ui'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_every_cache_is_bounded():
+    """Issue 18: memory levels off however many visitors and models pass: every st.cache_data and
+    st.cache_resource under app.py, ui/ and pages/ has max_entries, except the one job registry
+    (a function without arguments: one entry)."""
+    import ast
+
+    unbounded = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py")), *sorted((ROOT / "pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for d in node.decorator_list:
+                call = d if isinstance(d, ast.Call) else None
+                name = ast.unparse(call.func if call else d)
+                if name in ("st.cache_data", "st.cache_resource"):
+                    bounded = call is not None and any(k.arg == "max_entries" for k in call.keywords)
+                    if not bounded and (node.args.args or node.args.kwonlyargs):
+                        unbounded.append(f"{path.name}:{node.name}")
+    assert unbounded == []
+
+
+def test_the_model_cache_keeps_its_bound(tmp_path, monkeypatch):
+    """Loading more models than ui.models keeps (16) evicts the least recent: the first is loaded again."""
+    import shutil
+
+    from ui import models
+
+    loads = []
+    real = models.load_checkpoint
+    monkeypatch.setattr(models, "load_checkpoint", lambda folder, device: loads.append(folder) or real(folder, device))
+    models._load.clear()
+    folders = []
+    for i in range(17):
+        folders.append(shutil.copytree(ROOT / "pretrained" / "mnist-vae-2d", tmp_path / f"m{i}"))
+        models.load_model(str(folders[-1]))
+    models.load_model(str(folders[-1]))  # still cached
+    assert len(loads) == 17
+    models.load_model(str(folders[0]))  # evicted by the 17th
+    assert len(loads) == 18
+    models._load.clear()

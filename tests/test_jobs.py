@@ -190,3 +190,56 @@ def test_time_left_leaves_out_the_start_up_and_follows_the_recent_pace():
     for i in range(60, 260):  # the pace doubles for 100 s, longer than the 60 s window: the estimate follows
         JobRegistry._record(job, Progress(1, i, 1000, 1, 88.0 + (i - 59) * 0.5))
     assert job.seconds_left() == pytest.approx((1000 - 259) * 0.5)
+
+
+def test_the_server_holds_the_bounds_whatever_the_widgets_sent(tmp_path):
+    """What a visitor's job may ask for is checked by the registry, not only by the sidebar's widgets."""
+    registry = JobRegistry(max_jobs=1, folder=tmp_path, max_epochs=20)
+    for bad, match in ((dict(epochs=21), "epochs must be from 1 to 20"), (dict(latent_dim=65), "latent_dim"),
+                       (dict(batch_size=4096), "batch_size"), (dict(lr=1.0), "lr"), (dict(beta=1e6), "beta"),
+                       (dict(dataset="../../etc"), "dataset"), (dict(compile=True), "compile"),
+                       (dict(device="cuda:7"), "device")):
+        with pytest.raises(ValueError, match=match):
+            registry.start("session-a", TrainConfig(**{**SMALL, **bad}))
+    for bad_session in ("", "../up", "a/b", "x" * 65):
+        with pytest.raises(ValueError, match="session key"):
+            registry.start(bad_session, TrainConfig(epochs=1, **SMALL))
+    assert registry.running() == [] and not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_session_keeps_its_newest_models_and_loses_them_when_it_is_gone(tmp_path, test_split):
+    """Models live in ROOT/SESSION/JOB: the oldest beyond keep_per_session are deleted as new ones
+    finish, all of a session's once its check has said "gone" for session_grace seconds, and the
+    server refuses a job while max_models models are kept."""
+    here = {"a": True, "b": True}
+    registry = JobRegistry(max_jobs=1, folder=tmp_path, keep_per_session=2, max_models=3, session_grace=0.5,
+                           sweep_every=0.2)
+    data = (test_split[0][:300], test_split[1][:300])
+    jobs = []
+    for i in range(3):
+        jobs.append(registry.start("session-a", TrainConfig(epochs=1, seed=i, **SMALL), alive=lambda: here["a"],
+                                   data=data))
+        assert jobs[-1].wait(60) and jobs[-1].state == "done"
+    assert jobs[0].folder is None and [j.folder.parent for j in jobs[1:]] == [tmp_path / "session-a"] * 2
+    assert sorted(p.name for p in (tmp_path / "session-a").iterdir()) == sorted(j.id for j in jobs[1:])
+    b = registry.start("session-b", TrainConfig(epochs=1, **SMALL), alive=lambda: here["b"], data=data)
+    assert b.wait(60) and b.state == "done" and len(registry.kept()) == 3
+    with pytest.raises(BusyError, match="at most 3 trained models"):
+        registry.start("session-c", TrainConfig(epochs=1, **SMALL), data=data)
+    here["a"] = False  # session a closes its tab: after the grace its models go, and the janitor does it
+    wait_for(lambda: not (tmp_path / "session-a").exists(), timeout=10)
+    assert all(j.folder is None for j in jobs) and registry.job(jobs[2].id) is None  # forgotten too
+    assert (tmp_path / "session-b" / b.id / "model.safetensors").is_file() and registry.kept() == [b]
+    c = registry.start("session-c", TrainConfig(epochs=1, **SMALL), data=data)  # room again
+    assert c.wait(60) and c.state == "done"
+
+
+def test_a_busy_server_says_how_long_the_wait_is(tmp_path, test_split):
+    registry = JobRegistry(max_jobs=1, folder=tmp_path)
+    data = (test_split[0][:2000], test_split[1][:2000])
+    a = registry.start("session-a", TrainConfig(epochs=500, **SMALL), data=data)
+    wait_for(lambda: a.seconds_left() is not None, timeout=30)
+    with pytest.raises(BusyError, match=r"as many as this machine allows at once \(1\).*about \d+ min left"):
+        registry.start("session-b", TrainConfig(epochs=1, **SMALL), data=data)
+    a.stop()
+    assert a.wait(60)

@@ -201,3 +201,44 @@ def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
     at.switch_page(f"pages/{page}.py")
     rerun(at)
     assert at.sidebar.selectbox[0].value == job.name and not at.error
+
+
+@pytest.fixture
+def public(monkeypatch):
+    """The app as VAE_PUBLIC=1 makes it (the flag is read once, at import, so the test sets it there)."""
+    monkeypatch.setattr(training, "PUBLIC", True)
+    training.job_registry.clear()
+    yield
+    training.job_registry.clear()
+
+
+def test_public_mode_caps_training_and_saves_nothing(public, tmp_path):
+    at = app()
+    epochs = at.sidebar.number_input(key="train_epochs")
+    assert epochs.max == training.PUBLIC_MAX_EPOCHS == 20 and "At most 20" in epochs.help
+    registry = training.job_registry()
+    assert (registry.max_jobs, registry.max_epochs, registry.keep_per_session, registry.max_models,
+            registry.max_seconds) == (1, 20, 3, 24, 600.0)
+    press_train(at, epochs=1)
+    job = job_of(at)
+    assert job.wait(120) and job.state == "done", job.error
+    ok(at.run())
+    assert at.sidebar.selectbox[0].value == job.name  # the model is the visitor's for the session
+    assert any(b.proto.label.endswith(".zip") for b in at.get("download_button"))  # and downloads
+    assert not [b for b in at.sidebar.button if "Save" in b.label] and not at.sidebar.text_input
+    assert any("download the zip to keep this one" in c.value for c in at.sidebar.caption)
+    with pytest.raises(PermissionError, match="public server"):  # the server's check, whatever the page shows
+        training.save_to_user_models(job.folder, "mine")
+    assert not (tmp_path / "user_models").exists()
+
+
+def test_an_epoch_count_beyond_the_cap_never_reaches_a_job(public):
+    """A value the widget would not offer (sent as a forged message would) does not start a 500-epoch
+    job: Streamlit puts an out-of-range number back to the widget's default, and the registry refuses
+    anything beyond its bounds (tests/test_jobs.py) whatever reaches it."""
+    at = app()
+    at.sidebar.number_input(key="train_epochs").set_value(500)
+    ok(at.sidebar.button(key=TRAIN).click().run())
+    assert [job.config.epochs for job in training.job_registry().running()] in ([], [10])
+    with pytest.raises(ValueError, match="epochs must be from 1 to 20 on this server"):
+        training.job_registry().check(TrainConfig(epochs=500))

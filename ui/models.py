@@ -122,8 +122,12 @@ def user_models() -> dict[str, str]:
 
 
 def session_models() -> dict[str, str]:
-    """Name -> folder of the models trained in this browser session (they vanish with it)."""
-    return st.session_state.setdefault(SESSION_MODELS_KEY, {})
+    """Name -> folder of the models trained in this browser session (deleted when it ends), without
+    those the training registry has deleted already (beyond the newest it keeps per session)."""
+    models = st.session_state.setdefault(SESSION_MODELS_KEY, {})
+    for name in [n for n, folder in models.items() if not (Path(folder) / CONFIG).is_file()]:
+        del models[name]
+    return models
 
 
 def weights_version(folder: str) -> float:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import uuid
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime import Runtime
@@ -17,7 +19,7 @@ from vae.losses import LIKELIHOODS
 from vae.models import DEFAULT_HIDDEN, MODEL_SHORT_NAMES
 from vae.train import TrainConfig
 
-from . import PRETRAINED
+from . import PRETRAINED, PUBLIC, PUBLIC_MAX_EPOCHS, PUBLIC_MAX_MINUTES, PUBLIC_MAX_MODELS, PUBLIC_MODELS_PER_SESSION
 from .charts import history_figure
 from .models import MODEL_KEY, best_val, loss_name, session_models, user_models_dir
 
@@ -38,10 +40,32 @@ def format_seconds(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+SESSION_GRACE_ENV = "VAE_SESSION_GRACE_S"  # seconds a closed session's models are kept (tests shorten it)
+
+
 @st.cache_resource
 def job_registry() -> JobRegistry:
-    """The server's one registry of training jobs; its limit is ``$VAE_MAX_JOBS``, else 1 on a CPU."""
-    return JobRegistry()
+    """The server's one registry of training jobs: ``$VAE_MAX_JOBS`` at once, else 1 on a CPU; a
+    session's models deleted once it has been gone ``$VAE_SESSION_GRACE_S`` seconds (default 150, past
+    Streamlit's 120 s for a disconnected session to come back). In public mode: one job at a time,
+    ``PUBLIC_MAX_EPOCHS`` epochs and ``PUBLIC_MAX_MINUTES`` minutes per job, the newest
+    ``PUBLIC_MODELS_PER_SESSION`` models of a session and ``PUBLIC_MAX_MODELS`` in all."""
+    grace = float(os.environ.get(SESSION_GRACE_ENV) or 150.0)
+    if PUBLIC:
+        return JobRegistry(max_jobs=1, max_seconds=60.0 * PUBLIC_MAX_MINUTES, max_epochs=PUBLIC_MAX_EPOCHS,
+                           keep_per_session=PUBLIC_MODELS_PER_SESSION, max_models=PUBLIC_MAX_MODELS,
+                           session_grace=grace, sweep_every=min(10.0, grace))
+    return JobRegistry(session_grace=grace, sweep_every=min(10.0, grace))
+
+
+def save_to_user_models(folder: str | Path, name: str) -> Path:
+    """Copy a session's model into the user models folder, where every session finds it; returns the new
+    folder. The server's check behind the Save button: raises PermissionError in public mode (there is
+    no button then), ModelNameError for a name that is taken or not 1 to 64 letters, digits, - and _,
+    OSError when the folder cannot be written."""
+    if PUBLIC:
+        raise PermissionError("This is a public server: models are not saved here. Download the zip to keep yours.")
+    return save_user_model(folder, name, user_models_dir(), reserved=(PRETRAINED,))
 
 
 def session_key() -> str:
@@ -155,6 +179,10 @@ def _finished(job: Job) -> None:
     st.download_button(f"Download {stem}.zip", lambda: zip_folder(job.folder, stem), f"{stem}.zip",
                        "application/zip", key=f"train_download_{job.id}", on_click="ignore",
                        icon=":material/download:", help="model.safetensors, config.json and metrics.json")
+    if PUBLIC:
+        st.caption("A public server keeps no visitor's model for others: download the zip to keep this one. "
+                   f"It is deleted when you leave, and so is any beyond your newest {PUBLIC_MODELS_PER_SESSION}.")
+        return
     saved = st.session_state.pop("train_saved", None)
     if saved:
         st.success(f"Saved as *user: {saved}* in {user_models_dir()}.")
@@ -166,8 +194,8 @@ def _finished(job: Job) -> None:
         submitted = st.form_submit_button("Save to user models", icon=":material/save:")
     if submitted:
         try:
-            save_user_model(job.folder, new.strip(), user_models_dir(), reserved=(PRETRAINED,))
-        except ModelNameError as err:
+            save_to_user_models(job.folder, new.strip())
+        except (ModelNameError, PermissionError) as err:
             st.error(str(err))
         except OSError as err:
             st.error(f"Cannot save to {user_models_dir()}: {err.strerror or err}.")
@@ -180,16 +208,16 @@ def _start_job() -> None:
     """The Train button's callback (it runs before the rerun, so the rerun already shows the job):
     starts a job from the form's values, or leaves the busy message for the form to show."""
     state = st.session_state
-    config = TrainConfig(
-        dataset=state.train_dataset, model=state.train_model, latent_dim=int(state.train_latent_dim),
-        hidden=DEFAULT_HIDDEN[state.train_model], epochs=int(state.train_epochs),
-        batch_size=int(state.train_batch_size), lr=float(state.train_lr),
-        beta=1.0 if state.train_model == "ae" else float(state.train_beta),  # an AE has no KL to weigh
-        likelihood=state.train_likelihood,
-    )
-    try:
+    try:  # ValueError: beyond the server's bounds (TrainConfig's, the registry's), whatever the widgets said
+        config = TrainConfig(
+            dataset=state.train_dataset, model=state.train_model, latent_dim=int(state.train_latent_dim),
+            hidden=DEFAULT_HIDDEN[state.train_model], epochs=int(state.train_epochs),
+            batch_size=int(state.train_batch_size), lr=float(state.train_lr),
+            beta=1.0 if state.train_model == "ae" else float(state.train_beta),  # an AE has no KL to weigh
+            likelihood=state.train_likelihood,
+        )
         job = job_registry().start(session_key(), config, alive=_session_check())
-    except BusyError as err:
+    except (BusyError, ValueError) as err:
         state["train_busy"] = str(err)
     else:
         state[JOB_KEY] = job.id
@@ -205,7 +233,9 @@ def _train_form(running: bool) -> None:
                  "class; AE: a plain autoencoder (no KL, not generative), for the AE vs VAE page.")
         c1, c2 = st.columns(2)
         c1.number_input("Latent dim.", 1, 64, 2, key="train_latent_dim")
-        c2.number_input("Epochs", 1, 500, 10, key="train_epochs")
+        registry = job_registry()
+        c2.number_input("Epochs", 1, registry.max_epochs, min(10, registry.max_epochs), key="train_epochs",
+                        help=f"At most {registry.max_epochs} on this server." if PUBLIC else None)
         c1.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(128), key="train_batch_size")
         c2.selectbox("Learning rate", LEARNING_RATES, index=LEARNING_RATES.index(1e-3), format_func=lambda v: f"{v:g}",
                      key="train_lr")
@@ -219,7 +249,8 @@ def _train_form(running: bool) -> None:
             on_click=_start_job,
             help="This session is training; stop it or let it finish first." if running else
             "Train in the background; the app stays usable. 10% of the training split is held out for validation; "
-            f"a run stops by itself after {job_registry().max_seconds / 60:g} minutes, keeping its best weights.",
+            f"a run stops by itself after {registry.max_seconds / 60:g} minutes, keeping its best weights."
+            + (" This public server trains one model at a time, for everyone." if PUBLIC else ""),
         )
     busy = st.session_state.pop("train_busy", None)
     if busy:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import logging
 import json
+import logging
+import math
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +48,13 @@ from .train import (Progress, TrainConfig, TrainingDiverged, describe_device, hi
 
 MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
 _log = logging.getLogger(__name__)
+_SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a session key: it names a folder
+
+# What a job may ask for, checked by JobRegistry.start whatever the widgets allowed: field -> (low, high).
+# The epochs' upper bound is the registry's max_epochs.
+JOB_RANGES = {"latent_dim": (1, 64), "batch_size": (16, 1024), "lr": (1e-5, 0.1), "beta": (0.0, 100.0)}
+JOB_CHOICES = {"dataset": ("mnist", "fashion"), "binarize": ("none",), "objective": ("elbo",), "device": ("auto", "cpu"),
+               "amp": (False,), "compile": (False,), "warmup": (0,), "schedule": ("constant",)}
 
 
 class BusyError(RuntimeError):
@@ -76,7 +85,8 @@ class Job:
     saved) or "failed" (``error`` holds one sentence; nothing is saved). ``progress``: the last
     Progress (after every step). ``history``: one row per finished epoch, as in TrainResult.history
     (epoch, seconds, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss; nats per image).
-    ``folder``: the saved checkpoint, once done or stopped. ``note``: why a run was stopped.
+    ``folder``: the saved checkpoint, once done or stopped (None again once the registry has deleted
+    it: the session ended, or kept newer models). ``note``: why a run was stopped.
     """
 
     id: str
@@ -149,20 +159,35 @@ class Job:
 class JobRegistry:
     """Thread-safe registry of training jobs, one process-wide instance behind the app.
 
-    max_jobs: global limit on running jobs (default ``default_max_jobs()``). folder: where finished
-    models are saved, one sub-folder per job (default: a temporary folder removed at exit).
-    heartbeat_timeout: seconds without ``Job.touch`` after which a job stops itself. max_seconds: the
-    time cap of one job. alive_grace: seconds the session check may fail before the job stops.
+    Finished models live in ``folder/SESSION/JOB_ID/``. A session's models are deleted once the session
+    check given to ``start`` has said "gone" for ``session_grace`` seconds (a daemon thread looks every
+    ``sweep_every`` seconds), and beyond the newest ``keep_per_session`` of a session; the registry also
+    forgets those sessions' ended jobs, so neither disk nor memory grows with the visitors.
+
+    max_jobs: global limit on running jobs (default ``default_max_jobs()``). folder: the root of the
+    saved models (default: a temporary folder, removed at exit). heartbeat_timeout: seconds without
+    ``Job.touch`` after which a job stops itself. max_seconds: the time cap of one job. alive_grace:
+    seconds the session check may fail before a running job stops. max_epochs: the most epochs a job
+    may ask for. keep_per_session: the most models one session keeps (None: all). max_models: the most
+    models kept on disk at once, over all sessions, running jobs included (None: no limit).
+    session_grace: seconds a session may be gone before its models are deleted; Streamlit keeps a
+    disconnected session resumable for ``server.disconnectedSessionTTL`` (120 s by default).
     """
 
     def __init__(self, max_jobs: int | None = None, folder: str | os.PathLike | None = None,
                  heartbeat_timeout: float = 180.0, max_seconds: float = 1800.0, alive_grace: float = 10.0,
-                 data_root: str | os.PathLike | None = None):
+                 data_root: str | os.PathLike | None = None, max_epochs: int = 500,
+                 keep_per_session: int | None = None, max_models: int | None = None,
+                 session_grace: float = 150.0, sweep_every: float = 10.0):
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
         self.heartbeat_timeout, self.max_seconds, self.alive_grace = heartbeat_timeout, max_seconds, alive_grace
         self.data_root = data_root
+        self.max_epochs, self.keep_per_session, self.max_models = max_epochs, keep_per_session, max_models
+        self.session_grace, self.sweep_every = session_grace, sweep_every
         self._folder = Path(folder) if folder is not None else None
         self._jobs: dict[str, Job] = {}
+        self._sessions: dict[str, list] = {}  # session -> [session check or None, monotonic time it was first seen gone]
+        self._janitor: threading.Thread | None = None
         self._runs = 0
         self._lock = threading.Lock()
 
@@ -181,6 +206,77 @@ class JobRegistry:
     def running(self) -> list[Job]:
         return [j for j in list(self._jobs.values()) if j.running]
 
+    def kept(self) -> list[Job]:
+        """The ended jobs whose models are still on disk, oldest first."""
+        return sorted((j for j in list(self._jobs.values()) if not j.running and j.folder is not None),
+                      key=lambda j: j.ended or 0.0)
+
+    def check(self, config: TrainConfig) -> None:
+        """Raise ValueError when ``config`` asks for more than a visitor may: epochs beyond
+        ``max_epochs``, a field of ``JOB_RANGES`` out of its range, or a field of ``JOB_CHOICES`` (those
+        the sidebar does not offer) set otherwise. The sidebar's widgets keep to these already; this
+        holds whatever reaches the server."""
+        if not 1 <= config.epochs <= self.max_epochs:
+            raise ValueError(f"epochs must be from 1 to {self.max_epochs} on this server, got {config.epochs}")
+        for name, (low, high) in JOB_RANGES.items():
+            if not low <= getattr(config, name) <= high:
+                raise ValueError(f"{name} must be from {low:g} to {high:g}, got {getattr(config, name)!r}")
+        for name, allowed in JOB_CHOICES.items():
+            if getattr(config, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+
+    def release(self, session: str) -> bool:
+        """Delete a session's models and forget its ended jobs; False (nothing done) while one of its
+        jobs still runs."""
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.session == session]
+            if any(j.running for j in jobs):
+                return False
+            for j in jobs:
+                del self._jobs[j.id]
+                j.folder = None
+            self._sessions.pop(session, None)
+            root = self._folder
+        if root is not None:
+            shutil.rmtree(root / session, ignore_errors=True)
+        return True
+
+    def sweep(self) -> list[str]:
+        """Release every session whose check has said "gone" for ``session_grace`` seconds; returns
+        their keys. The janitor thread calls this every ``sweep_every`` seconds."""
+        now, gone = time.monotonic(), []
+        for session, watch in list(self._sessions.items()):
+            alive = watch[0]
+            try:
+                here = alive is None or alive()
+            except Exception:  # a broken check must not stop the sweep
+                _log.exception("session check of %s failed", session)
+                here = True
+            if here:
+                watch[1] = None
+            elif watch[1] is None:
+                watch[1] = now
+            elif now - watch[1] >= self.session_grace and self.release(session):
+                gone.append(session)
+        return gone
+
+    def _sweep_forever(self) -> None:
+        while True:
+            time.sleep(self.sweep_every)
+            try:
+                self.sweep()
+            except Exception:
+                _log.exception("sweeping the session models failed")
+
+    def _trim(self, session: str) -> None:
+        """Delete a session's oldest models beyond ``keep_per_session``."""
+        if self.keep_per_session is None:
+            return
+        mine = [j for j in self.kept() if j.session == session]
+        for j in mine[:max(0, len(mine) - self.keep_per_session)]:
+            folder, j.folder = j.folder, None
+            shutil.rmtree(folder, ignore_errors=True)
+
     def start(self, session: str, config: TrainConfig, alive: Callable[[], bool] | None = None,
               data: tuple[torch.Tensor, torch.Tensor] | None = None) -> Job:
         """Start training ``config`` for ``session`` in a child process; returns the running Job.
@@ -188,27 +284,44 @@ class JobRegistry:
         alive: optional session check, called about once a second from the job's watching thread;
         when it has returned False for ``alive_grace`` seconds the job stops itself. data: optional
         (images, labels) instead of the dataset's training split (handed to the child in a
-        safetensors file). Raises BusyError when the session already has a running job or
-        ``max_jobs`` jobs are running.
+        safetensors file). Raises BusyError when the session already has a running job, ``max_jobs``
+        jobs are running or ``max_models`` models are kept; ValueError when ``config`` is out of
+        ``check``'s bounds or ``session`` is not a key of 1 to 64 letters, digits, - and _.
         """
+        if not _SESSION.fullmatch(session or ""):
+            raise ValueError(f"a session key is 1 to 64 letters, digits, - and _, got {session!r}")
+        self.check(config)
         folder = self.folder
+        self.sweep()
         with self._lock:
             running = [j for j in self._jobs.values() if j.running]
             mine = next((j for j in running if j.session == session), None)
             if mine is not None:
                 raise BusyError(f"This session is already training {mine.name}; stop it or let it finish first.")
             if len(running) >= self.max_jobs:
+                lefts = [left for j in running if (left := j.seconds_left()) is not None]
+                when = f" The sooner one to end has about {math.ceil(min(lefts) / 60)} min left." if lefts else ""
                 raise BusyError(
                     f"The server is busy: {len(running)} training job{'s' if len(running) > 1 else ''} "
-                    f"running, as many as this machine allows at once; try again when one ends."
+                    f"running, as many as this machine allows at once ({self.max_jobs}); try again when one "
+                    f"ends.{when}"
                 )
+            kept = sum(1 for j in self._jobs.values() if j.running or j.folder is not None)
+            if self.max_models is not None and kept >= self.max_models:
+                raise BusyError(f"The server keeps at most {self.max_models} trained models at once, and holds "
+                                "that many; they are deleted as their visitors leave. Try again in a few minutes.")
+            watch = self._sessions.setdefault(session, [None, None])
+            watch[0] = alive
+            if self._janitor is None:
+                self._janitor = threading.Thread(target=self._sweep_forever, name="vae-session-janitor", daemon=True)
+                self._janitor.start()
             self._runs += 1
             device = resolve_device(config.device)
             job = Job(uuid.uuid4().hex[:12], session,
                       f"{config.dataset}-{config.model}-{config.latent_dim}d · run {self._runs}",
                       config, describe_device(device))
             self._jobs[job.id] = job
-        job._thread = threading.Thread(target=self._supervise, args=(job, folder / job.id, alive, data),
+        job._thread = threading.Thread(target=self._supervise, args=(job, folder / session / job.id, alive, data),
                                        name=f"vae-train-{job.id}", daemon=True)
         job._thread.start()
         return job
@@ -284,7 +397,9 @@ class JobRegistry:
             else:
                 metrics = outcome["done"]
                 job.folder, job.metrics, job.history = folder, metrics, metrics["history"]
+                job.ended = time.monotonic()
                 job.state = "stopped" if metrics["train"]["stopped"] else "done"
+                self._trim(job.session)
         except Exception as err:
             _log.exception("training job %s failed", job.id)
             job.error, job.state = f"Training failed: {err!r}.", "failed"

@@ -25,15 +25,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(log_path: Path, script: str | Path = "app.py", cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
-    """Start `streamlit run SCRIPT` on a free loopback port; return (process, base URL) once healthy."""
+def start_app(log_path: Path, script: str | Path = "app.py", cwd: Path = ROOT, python: str = sys.executable,
+              env: dict | None = None, prefix: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """Start `streamlit run SCRIPT` on a free loopback port; return (process, base URL) once healthy.
+
+    python: the interpreter (of a virtual environment) to run it with; env: its environment (default:
+    this process's); prefix: a command to run it under (``setpriv --reuid 1000 ...``)."""
     port = free_port()
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+        [*prefix, python, "-m", "streamlit", "run", str(script), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
-        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ) if env is None else env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
