@@ -53,7 +53,8 @@ _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a session key: it names a folde
 # What a job may ask for, checked by JobRegistry.start whatever the widgets allowed: field -> (low, high).
 # The epochs' upper bound is the registry's max_epochs.
 JOB_RANGES = {"latent_dim": (1, 64), "batch_size": (16, 1024), "lr": (1e-5, 0.1), "beta": (0.0, 100.0)}
-JOB_CHOICES = {"dataset": ("mnist", "fashion"), "binarize": ("none",), "objective": ("elbo",), "device": ("auto", "cpu"),
+JOB_CHOICES = {"dataset": ("mnist", "fashion"), "binarize": ("none",), "objective": ("elbo",),
+               "device": ("auto", "cpu"),
                "amp": (False,), "compile": (False,), "warmup": (0,), "schedule": ("constant",)}
 
 
@@ -186,7 +187,8 @@ class JobRegistry:
         self.session_grace, self.sweep_every = session_grace, sweep_every
         self._folder = Path(folder) if folder is not None else None
         self._jobs: dict[str, Job] = {}
-        self._sessions: dict[str, list] = {}  # session -> [session check or None, monotonic time it was first seen gone]
+        # session -> [its session check or None, the monotonic time it was first seen gone or None]
+        self._sessions: dict[str, list] = {}
         self._janitor: threading.Thread | None = None
         self._runs = 0
         self._lock = threading.Lock()
