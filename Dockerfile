@@ -32,6 +32,7 @@ RUN if [ "$WITH_DATA" = "1" ]; then python -m vae.data --root "$VAE_DATA_DIR" \
 
 USER 1000
 ENV HOME=/home/user \
+    NUMBA_CACHE_DIR=/home/user/.cache/numba \
     VAE_PUBLIC=1
 EXPOSE 7860
 CMD ["streamlit", "run", "app.py", "--server.port=7860", "--server.address=0.0.0.0"]

@@ -15,7 +15,7 @@ PAGES = [  # (script, title, icon); a page's URL path is its file name
     ("pages/sliders.py", "Latent sliders", ":material/tune:"),
     ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:"),
     ("pages/cvae.py", "CVAE: class and style", ":material/pin:"),
-    ("pages/embeddings.py", "Embeddings (t-SNE, PCA)", ":material/scatter_plot:"),
+    ("pages/embeddings.py", "Embeddings (t-SNE, UMAP, PCA)", ":material/scatter_plot:"),
     ("pages/ae_vs_vae.py", "AE vs VAE", ":material/compare:"),
     ("pages/theory.py", "Theory: KL and ELBO", ":material/functions:"),
 ]
@@ -29,9 +29,11 @@ def main() -> None:
     # the pages/-folder mode never shows the files' names; the sidebar links to the pages instead.
     page = st.navigation(pages, position="hidden")
     # Images are drawn at their own size in pixels (ui.images.show_image): on a narrower column, as on a
-    # phone, shrink them to fit instead of letting them overflow.
+    # phone, shrink them to fit instead of letting them overflow. A chart's hover picture (Vega's tooltip,
+    # the Embeddings page) is a 28x28 test image: drawn at 3x, its pixels kept sharp.
     st.html("<style>[data-testid='stImage'], [data-testid='stImageContainer'], [data-testid='stImageCaption'] "
-            "{max-width: 100%;} [data-testid='stImage'] img {height: auto;}</style>")
+            "{max-width: 100%;} [data-testid='stImage'] img {height: auto;} "
+            "#vg-tooltip-element img {width: 84px; height: 84px; image-rendering: pixelated;}</style>")
     with st.sidebar:
         for p in pages:
             st.page_link(p)

@@ -17,7 +17,8 @@ Embeddings page (its first slider recomputes the map). Times, from the visitor's
 A step counts as an error when the page shows a Streamlit exception box, the browser reports a page
 error, or no "script finished" comes within 120 s; a server log line with "Traceback" or "Error"
 counts too. The server's peak resident set is Linux's VmHWM of its process (a training job's child
-process is not in it). With --train K, K sessions first train a one-epoch MNIST VAE each from the
+process is not in it); its CPU share is the CPU seconds it used while the visitors ran over the
+machine's (wall time x cores): the rest went to the browsers. With --train K, K sessions first train a one-epoch MNIST VAE each from the
 sidebar (one job at a time, as the server allows), open every page with it picked and stay open,
 then the N visitors come: the memory after K trained session models and N visitors.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import sys
@@ -144,6 +146,7 @@ async def trainer(browser, url: str, errors: list):
     context stays open (the model lives as long as the session) and is returned."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1500})
     page = await context.new_page()
+    tab = Tab(page)  # before the page opens its websocket, so that its messages are counted
     await page.goto(url)
     await page.wait_for_function(RENDERED, timeout=TIMEOUT_S * 1000)
     sidebar = page.locator("[data-testid=stSidebar]")
@@ -153,11 +156,17 @@ async def trainer(browser, url: str, errors: list):
     await epochs.press("Tab")
     await sidebar.get_by_role("button", name="Train", exact=True).click()
     await sidebar.get_by_text(re.compile(r"Trained mnist-vae-2d · run \d+: 1 epoch in")).wait_for(timeout=300_000)
-    tab = Tab(page)
     links = sidebar.locator("[data-testid=stPageLink-NavLink]")
-    for i in range(await links.count()):
+    count = await links.count()
+    for i in [*range(1, count), 0]:  # the manifold (page 0) is already open: it comes last
         await tab.timed(links.nth(i).click, f"trained model, page {i + 1}", errors)
     return context
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss(pid: int) -> int:
@@ -175,9 +184,9 @@ async def one_run(n: int, log: Path, train: int = 0) -> dict:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             kept = [await trainer(browser, url, errors) for _ in range(train)]
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds(proc.pid)
             await asyncio.gather(*(visitor(browser, url, times, errors) for _ in range(n)))
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
             for context in kept:
                 await context.close()
             await browser.close()
@@ -188,6 +197,7 @@ async def one_run(n: int, log: Path, train: int = 0) -> dict:
     server_errors = [line for line in log.read_text().splitlines() if "Traceback" in line or "Error" in line]
     steps = times["page switch"] + times["interaction"]
     return {"n": n, "train": train, "times": times, "errors": errors + server_errors, "wall": wall, "rss": rss,
+            "server_share": cpu / (wall * (os.cpu_count() or 1)),
             "p50": statistics.median(steps), "p95": p95(steps), "load_p50": statistics.median(times["first load"]),
             "load_p95": p95(times["first load"])}
 
@@ -199,7 +209,7 @@ def p95(values: list[float]) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--visitors", type=int, nargs="+", default=[1, 4, 8, 16])
-    p.add_argument("--repeats", type=int, default=1, help="cold servers per N")
+    p.add_argument("--repeats", type=int, default=1, help="cold servers per N (0: only the --train run)")
     p.add_argument("--train", type=int, default=0, help="sessions that train a model first (in one more run, "
                    "at the largest N)")
     a = p.parse_args()
@@ -214,18 +224,20 @@ def main() -> None:
         print(f"N = {n:2d}{f' after {train} trained models' if train else ''}: {len(r['errors'])} errors; "
               f"first load p50 {r['load_p50']:.2f} s, p95 {r['load_p95']:.2f} s; page switches and interactions "
               f"({len(r['times']['page switch']) + len(r['times']['interaction'])}) p50 {r['p50']:.2f} s, "
-              f"p95 {r['p95']:.2f} s; visitors done in {r['wall']:.1f} s; server peak RSS {r['rss'] / 2**30:.2f} GiB",
+              f"p95 {r['p95']:.2f} s; visitors done in {r['wall']:.1f} s, the server using {100 * r['server_share']:.0f}% "
+              f"of the CPUs; server peak RSS {r['rss'] / 2**30:.2f} GiB",
               flush=True)
         for e in r["errors"][:5]:
             print("   ", e)
-    base = statistics.median(r["p95"] for r in rows if r["n"] == 1 and not r["train"])
+    base = statistics.median([r["p95"] for r in rows if r["n"] == 1 and not r["train"]] or [float("nan")])
     print("\n| visitors | trained models | steps | errors | first load p50 / p95 | step p50 | step p95 | "
-          "p95 / N = 1 | server peak RSS |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "p95 / N = 1 | server's CPU share | server peak RSS |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         steps = len(r["times"]["page switch"]) + len(r["times"]["interaction"])
         print(f"| {r['n']} | {r['train']} | {steps} | {len(r['errors'])} | {r['load_p50']:.2f} / {r['load_p95']:.2f} s | "
-              f"{r['p50']:.2f} s | {r['p95']:.2f} s | {r['p95'] / base:.2f} | {r['rss'] / 2**30:.2f} GiB |")
+              f"{r['p50']:.2f} s | {r['p95']:.2f} s | {r['p95'] / base:.2f} | {100 * r['server_share']:.0f}% | "
+              f"{r['rss'] / 2**30:.2f} GiB |")
 
 
 if __name__ == "__main__":

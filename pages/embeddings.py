@@ -1,18 +1,20 @@
 """Embeddings: a t-SNE or PCA map of the encoder's means for test images; select points to see them."""
 
 import os
+import threading
 import time
 
+import altair as alt
 import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
 import streamlit as st
 import torch
 
-from ui.charts import class_scatter
+from ui.charts import class_color
 from ui.images import show_image, test_images, upload_image
 from ui.models import Selection, test_encodings, weights_version
-from vae.embeddings import (EMBEDDING, METHODS, EmbeddingError, Placer, compute_embedding, embedding_csv,
-                            load_embedding, match_positions, sample_indices, sample_path, weights_sha256)
+from vae.embeddings import (METHODS, STORED, EmbeddingError, Placer, compute_embedding, embedding_csv, embedding_file,
+                            load_embedding, match_positions, sample_indices, sample_path, warm_up_umap, weights_sha256)
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
 
@@ -20,10 +22,10 @@ MAX_SHOWN = 40  # selected images shown with their reconstructions
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def precomputed(folder: str, mtime: float, version: float):
-    """The folder's embedding.safetensors if its weights still match, else None; (map or None, note)."""
+def precomputed(folder: str, mtime: float, version: float, method: str = "tsne"):
+    """The folder's stored map for ``method`` if its weights still match, else None; (map or None, note)."""
     try:
-        emb = load_embedding(folder)
+        emb = load_embedding(folder, method)
     except EmbeddingError as err:
         return None, f"The stored map is unusable ({err}); computing instead."
     if emb is not None and emb.weights_sha256 != weights_sha256(folder):
@@ -49,6 +51,15 @@ def image_parts(folder: str, version: float, test_indices: bytes, _sel: Selectio
                      _sel.config.get("sigma", 0.1))
 
 
+@st.cache_resource(show_spinner=False)
+def umap_warm_up() -> threading.Thread:
+    """Compile umap-learn's numba code once per server process, in a background thread, as soon as a
+    visitor picks UMAP (the stored maps need none of it; a new map would wait for it)."""
+    thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> Placer:
     """The map's Placer (its t-SNE affinities, built once per map: about 0.25 s for 2,000 points)."""
@@ -67,69 +78,89 @@ def place_image(folder: str, version: float, method: str, n: int, perplexity: fl
     return mu, where, 1000 * (time.perf_counter() - t0)
 
 
-def mark(fig: go.Figure, xy, text: str) -> None:
-    """Your image on a chart: a gold star with a black edge, above every point (added last)."""
-    fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers", name="your image",
-                             marker=dict(symbol="star", size=22, color="gold", line=dict(color="black", width=2)),
-                             hovertemplate=f"{text}<extra></extra>", showlegend=False))
+STAR = "M0,-1L0.24,-0.31L0.95,-0.31L0.38,0.12L0.59,0.81L0,0.4L-0.59,0.81L-0.38,0.12L-0.95,-0.31L-0.24,-0.31Z"
 
 
-def scatter(coords, labels, test_indices, names, axes, square=False, color=None, color_name="",
-            highlight: list[int] | None = None) -> go.Figure:
-    """The map's points (SVG, so a click or lasso selects them), the test index in the hover text: one
-    trace per class, or, with ``color`` (N,) values, one trace coloured by them with a colour bar
-    (its range the 1st to 99th percentile, so a few outliers do not wash out the rest).
-    highlight: map positions selected in the other chart, drawn as Plotly draws a selection (the rest
-    faded), so both charts show the same images."""
-    if color is not None:
-        lo, hi = np.percentile(color, [1, 99])
-        fig = go.Figure(go.Scatter(
-            x=coords[:, 0], y=coords[:, 1], mode="markers", name=color_name,
-            marker=dict(size=5 if len(labels) <= 3000 else 3, color=color, colorscale="Viridis", cmin=lo, cmax=hi,
-                        colorbar=dict(title=dict(text=f"{color_name}<br>(nats)", side="top"), thickness=12)),
-            customdata=np.stack([test_indices.numpy(), labels.numpy(), color], 1),
-            hovertemplate="test image %{customdata[0]:.0f}, class %{customdata[1]:.0f}: "
-                          f"{color_name} %{{customdata[2]:.1f}} nats<extra></extra>",
-        ))
-        fig.update_layout(showlegend=False)
+@st.cache_data(show_spinner=False, max_entries=8)
+def thumbnails(dataset: str, test_indices: bytes, _images) -> list[str]:
+    """Each map image as a PNG data URL (28x28 grey, about 400 bytes), for the charts' hover: Vega's
+    tooltip draws a field named "image" as a picture. Once per dataset and image set."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    urls = []
+    for x in (_images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy():
+        buffer = io.BytesIO()
+        Image.fromarray(x, mode="L").save(buffer, "PNG", optimize=True)
+        urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return urls
+
+
+def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str], *, square: bool = False,
+            values=None, value_name: str = "", highlight: list[int] | None = None, box: bool = False,
+            placed=None) -> alt.LayerChart:
+    """The map's points as a Vega-Lite chart (Altair): hover shows the test image, its index and class
+    (and the value it is coloured by); a click selects a point, shift-click adds one, a click on empty
+    space clears, and with ``box`` a drag selects a rectangle (off by default: a swipe over the chart
+    then scrolls the page on a phone). Coloured by class, or by ``values`` (N,) with a colour bar over
+    their 1st to 99th percentile (so a few outliers do not wash out the rest).
+
+    xy: (N, 2) positions; highlight: map positions selected in the other chart, drawn bright and the
+    rest faded, so both charts show the same images; placed: (2,) your image's position, a gold star.
+    The selection parameter is "points" (fields: pos, the map position) or "box" (fields: x, y)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    data = pd.DataFrame({"pos": np.arange(len(xy)), "x": xy[:, 0], "y": xy[:, 1], "image": images,
+                         "test image": emb.indices.numpy(), "class": [names[c] for c in emb.labels.tolist()]})
+    tooltip = ["image:N", "test image:Q", "class:N"]
+    if values is None:
+        palette = [class_color(c) for c in range(len(names))]
+        color = alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
+                          legend=alt.Legend(title=None, orient="right"))
     else:
-        fig = class_scatter(coords, labels, names, size=5 if len(labels) <= 3000 else 3, opacity=0.75, webgl=False,
-                            customdata=test_indices.numpy(),
-                            hovertemplate="test image %{customdata}<extra>%{fullData.name}</extra>")
+        data["value"] = np.asarray(values, dtype=np.float64)
+        lo, hi = np.percentile(data["value"], [1, 99])
+        color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
+                          legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
+        tooltip.append(alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f"))
+    selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"]) if box
+                 else alt.selection_point(name="points", fields=["pos"], on="click", clear="dblclick"))
     if highlight:
-        if color is not None:
-            fig.data[0].selectedpoints = list(highlight)
-        else:  # per class: each trace's points are ranked within their class
-            rank = torch.zeros(len(labels), dtype=torch.long)
-            for c in range(len(names)):
-                members = (labels == c).nonzero().flatten()
-                rank[members] = torch.arange(len(members))
-            chosen = torch.tensor(highlight)
-            for c, trace in enumerate(fig.data):
-                trace.selectedpoints = rank[chosen[labels[chosen] == c]].tolist()
-        fig.update_traces(unselected=dict(marker=dict(opacity=0.12)))
-    # No drag mode: a swipe scrolls the page on a phone; click, box and lasso selection are in the toolbar.
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), dragmode=False,
-                      xaxis_title=axes[0], yaxis_title=axes[1])
-    if square:
-        fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig
+        data["picked"] = data["pos"].isin(highlight)
+        opacity = alt.condition("datum.picked", alt.value(0.95), alt.value(0.1))
+    else:
+        opacity = alt.condition(selection, alt.value(0.8), alt.value(0.12))
+    lo_hi = [float(xy.min()), float(xy.max())]  # a square plane: one domain for both axes
+    x_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
+    y_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
+    points = alt.Chart(data).mark_circle(size=28 if len(xy) <= 3000 else 12).encode(
+        x=alt.X("x:Q", title=axes[0], scale=x_scale), y=alt.Y("y:Q", title=axes[1], scale=y_scale),
+        color=color, opacity=opacity, tooltip=tooltip,
+    ).add_params(selection)
+    layers = [points]
+    if placed is not None:
+        star = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
+        layers.append(alt.Chart(star).mark_point(shape=STAR, size=500, filled=True, fill="gold", stroke="black",
+                                                 strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"]))
+    return alt.layer(*layers).properties(height=560)
 
 
-def selected(labels, n_classes: int, event, per_class: bool = True) -> list[int]:
-    """Positions in the map of the points selected in one chart, in the order given.
-
-    per_class: the chart has one trace per class, in class order, so a point is (curve_number = class,
-    point_index = its rank among that class's points in the map); else one trace of every point in map
-    order (colour by a number), so point_index is the position itself.
-    """
-    members = ([(labels == c).nonzero().flatten().tolist() for c in range(n_classes)] if per_class
-               else [list(range(len(labels)))])
+def selected(event, xy) -> list[int]:
+    """Map positions of the points selected in one chart (``scatter``'s "points" or "box"), in the order
+    given; an empty list when nothing is selected. xy: that chart's (N, 2) positions."""
+    chosen = (event or {}).get("selection", {})
     seen: dict[int, None] = {}
-    for point in (event or {}).get("selection", {}).get("points", []):
-        c, i = point.get("curve_number"), point.get("point_index")
-        if isinstance(c, int) and isinstance(i, int) and 0 <= c < len(members) and 0 <= i < len(members[c]):
-            seen[members[c][i]] = None
+    for point in chosen.get("points") or []:
+        p = point.get("pos") if isinstance(point, dict) else None
+        if isinstance(p, (int, float)) and 0 <= int(p) < len(xy):
+            seen[int(p)] = None
+    box = chosen.get("box") or {}
+    if isinstance(box.get("x"), list) and isinstance(box.get("y"), list) and len(box["x"]) == len(box["y"]) == 2:
+        xy = torch.as_tensor(np.asarray(xy, dtype=np.float64))
+        (x0, x1), (y0, y1) = sorted(map(float, box["x"])), sorted(map(float, box["y"]))
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        seen.update(dict.fromkeys(inside.nonzero().flatten().tolist()))
     return list(seen)
 
 
@@ -138,12 +169,12 @@ def latest_selection(events: dict) -> str | None:
     or None when it was cleared. events: chart key -> its selection event, this run."""
     seen = st.session_state.setdefault("emb_seen", {})
     for key, event in events.items():
-        points = tuple((p.get("curve_number"), p.get("point_index"))
-                       for p in (event or {}).get("selection", {}).get("points", []))
-        if seen.get(key) != points:
-            seen[key] = points
+        chosen = (event or {}).get("selection", {})
+        state = repr(sorted((k, repr(v)) for k, v in chosen.items() if v))
+        if seen.get(key) != state:
+            seen[key] = state
             st.session_state.pop("emb_page", None)  # a new selection opens on its first page
-            if points:
+            if any(chosen.values()):
                 st.session_state["emb_source"] = key
             elif st.session_state.get("emb_source") == key:
                 st.session_state["emb_source"] = None
@@ -158,16 +189,17 @@ def render(sel: Selection) -> None:
     st.title("Embeddings")
     st.markdown(
         "Each point is one test image x, placed by the encoder's mean mu(x) of q(z|x) and coloured by its "
-        "class (or by its -ELBO, reconstruction term or KL). Select points to see them; click one to see its "
-        "nearest neighbours in the latent space. t-SNE (van der Maaten & Hinton, 2008) keeps near neighbours near and says little about "
-        "distances between clusters; PCA is the linear projection on the two directions of largest variance."
+        "class (or by its -ELBO, reconstruction term or KL). Hover a point to see the image; click points to see "
+        "them, or one to see its nearest neighbours in the latent space. t-SNE (van der Maaten & Hinton, 2008) "
+        "and UMAP (McInnes et al., 2018) keep near neighbours near and say little about distances between "
+        "clusters; PCA is the linear projection on the two directions of largest variance."
     )
     if "sample" in source:
         st.info(f"Using {source}.")
     if sel.label_decoder:
         st.caption("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the classes.")
 
-    c1, c2, c3, c4 = st.columns([2, 3, 3, 2], vertical_alignment="bottom")
+    c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     method = c1.segmented_control("Method", list(METHODS), default="tsne", format_func=METHODS.get,
                                   required=True, key="emb_method")
     n_max = len(indices)
@@ -178,26 +210,35 @@ def render(sel: Selection) -> None:
     if method == "tsne":
         perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
                                      help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
+    elif method == "umap":
+        c3.caption("UMAP with umap-learn's defaults: 15 neighbours, min_dist 0.1.")
+        umap_warm_up()
+    if method != "pca":
         seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
 
-    stored = os.path.join(folder, EMBEDDING)
-    emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0,
-                            weights_version(folder))
-    positions = None
-    if emb is not None and (emb.method, emb.n, emb.perplexity, emb.seed) == (method, n, perplexity, seed):
+    emb, note, positions = None, "", None
+    if method in STORED:
+        stored = os.path.join(folder, embedding_file(method))
+        emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0,
+                                weights_version(folder), method)
+    if emb is not None and (emb.n, emb.perplexity, emb.seed) == (n, perplexity, seed):
         positions = match_positions(emb, indices)
         if positions is None:
             note = "The stored map uses test images that are not in the bundled sample; computing on the sample instead."
     if positions is not None:
-        how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with scikit-learn "
-               f"{emb.sklearn_version}")
+        how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with "
+               + (f"umap-learn {emb.info.get('umap_version', '')}" if method == "umap"
+                  else f"scikit-learn {emb.sklearn_version}"))
     else:
         if note:
             st.caption(note)
-        what = f"t-SNE (perplexity {perplexity:g}, seed {seed})" if method == "tsne" else "PCA"
+        what = {"tsne": f"t-SNE (perplexity {perplexity:g}, seed {seed})", "umap": f"UMAP (seed {seed})",
+                "pca": "PCA"}[method]
         try:
             with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
-                            "about 8 s for 2,000 images and 26 s for 5,000 (bench/tsne_speed.py)...", show_time=True):
+                            "about 8 s for 2,000 images and 26 s for 5,000, UMAP 5 to 6 s for 2,000 (and, its "
+                            "first time in a server process, 11 to 19 s more to compile; bench/tsne_speed.py)...",
+                            show_time=True):
                 emb, positions = computed(folder, weights_version(folder), method, n, perplexity, seed, sel)
         except EmbeddingError as err:
             st.error(f"Cannot compute this map: {err}.")
@@ -208,6 +249,8 @@ def render(sel: Selection) -> None:
         axes, detail = ("t-SNE 1", "t-SNE 2"), f"perplexity {emb.perplexity:g}, seed {emb.seed}"
         if "kl_divergence" in emb.info:
             detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
+    elif method == "umap":
+        axes, detail = ("UMAP 1", "UMAP 2"), f"15 neighbours, min_dist 0.1, seed {emb.seed}"
     else:
         ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
         axes = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)")
@@ -223,7 +266,7 @@ def render(sel: Selection) -> None:
                            images[positions], emb.labels)
 
     options = ["class", *parts_names]
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([3, 1, 2], vertical_alignment="bottom")
     colour = c1.segmented_control("Colour by", options, default="class", required=True, key="emb_colour",
                                   format_func=lambda k: "class" if k == "class" else parts_names[k],
                                   help="Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
@@ -233,22 +276,23 @@ def render(sel: Selection) -> None:
     def extra() -> dict:  # each image's ELBO parts, as CSV columns
         return {name: parts()[k] for k, name in parts_names.items()}
 
-    c2.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
+    c3.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
                        file_name=f"{sel.name}-{method}-map.csv", mime="text/csv", key="emb_csv", icon=":material/download:",
                        help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
 
-    modes = ("points", "box", "lasso")
     two_d = model.latent_dim == 2
-    # The charts' keys change with the colouring: a selection's (trace, point) numbers mean other
-    # points once the traces change, so each colouring keeps its own selections.
-    suffix = "" if values is None else "_by_value"
+    box = c2.toggle("Box select", key="emb_box", help="Drag a rectangle to select (on a phone a swipe then "
+                    "draws one instead of scrolling). Off: click a point, shift-click to add, double-click to clear.")
+    # The charts' keys change with the selection tool (its state has another shape); a colouring keeps
+    # the selection, which names points by their map position.
+    suffix = "_box" if box else ""
     keys = {"map": f"emb_map{suffix}", "plane": f"emb_plane{suffix}"}
     where = {keys["map"]: f"the {METHODS[method]} map", keys["plane"]: "the latent plane"}
+    coords = {keys["map"]: emb.coords, keys["plane"]: emb.mu}
     # The last selection is known before the charts are drawn (a chart's state arrives with the rerun),
     # so the other chart can show the same images (linked views).
     source = latest_selection({k: st.session_state.get(k) for k in keys.values() if two_d or k == keys["map"]})
-    picked = (selected(emb.labels, len(names), st.session_state.get(source), per_class=values is None)
-              if source else [])
+    picked = selected(st.session_state.get(source), coords[source]) if source else []
     # Your own image, placed on the stored map without recomputing it (and on the plane: its mu).
     with st.expander("Place your own image on the map", icon=":material/add_location_alt:",
                      expanded=st.session_state.get("emb_upload") is not None):
@@ -259,25 +303,29 @@ def render(sel: Selection) -> None:
             your_label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
                                       format_func=lambda c: names[c], key="emb_upload_label")
     placed = None
+    if yours is not None and emb.method == "umap":
+        st.caption("Your image is placed on t-SNE and PCA maps (a stored UMAP map keeps no model to place it "
+                   "with); pick one of those above.")
+        yours = None
     if yours is not None:
         your_mu, placed, placed_ms = place_image(folder, weights_version(folder), emb.method, emb.n, emb.perplexity,
                                                  emb.seed, yours.numpy().tobytes(), your_label, sel, emb)
     left, right = st.columns(2) if two_d else (st.container(), None)
     label = "" if values is None else parts_names[colour]
+    pictures = thumbnails(config["dataset"], emb.indices.numpy().tobytes(), images[positions])
     with left:
-        fig = scatter(emb.coords, emb.labels, emb.indices, names, axes, color=values, color_name=label,
-                      highlight=picked if source != keys["map"] else None)
-        if placed is not None:
-            mark(fig, placed[0], "your image, placed on this map")
-        st.plotly_chart(fig, key=keys["map"], on_select="rerun", selection_mode=modes)
-        st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}.")
+        chart = scatter(emb.coords, emb, names, pictures, axes, values=values, value_name=label, box=box,
+                        highlight=picked if source != keys["map"] else None,
+                        placed=None if placed is None else placed[0])
+        st.altair_chart(chart, key=keys["map"], on_select="rerun", width="stretch")
+        st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}. Hover a point to "
+                   "see its image.")
     if two_d:
         with right:
-            fig = scatter(emb.mu.numpy(), emb.labels, emb.indices, names, ("z[0]", "z[1]"), square=True,
-                          color=values, color_name=label, highlight=picked if source != keys["plane"] else None)
-            if placed is not None:
-                mark(fig, your_mu[0], "your image: its mu")
-            st.plotly_chart(fig, key=keys["plane"], on_select="rerun", selection_mode=modes)
+            chart = scatter(emb.mu.numpy(), emb, names, pictures, ("z[0]", "z[1]"), square=True, values=values,
+                            value_name=label, box=box, highlight=picked if source != keys["plane"] else None,
+                            placed=None if placed is None else your_mu[0].numpy())
+            st.altair_chart(chart, key=keys["plane"], on_select="rerun", width="stretch")
             st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin."
                        + (" The images selected on the map are drawn bright here." if picked and source == keys["map"]
                           else ""))
@@ -287,8 +335,8 @@ def render(sel: Selection) -> None:
         neighbours(sel, emb, images, positions, your_mu[0], yours, f"Your image, {where_placed}", None)
     if not picked:
         if placed is None:
-            st.info("Select points (click, shift-click, box or lasso in the chart's toolbar) to see those test "
-                    "images and their reconstructions.")
+            st.info("Hover a point to see its image; click one (shift-click to add more, or turn on Box select "
+                    "and drag) to see those test images and their reconstructions, or one's nearest neighbours.")
         st.stop()
     # A fair sample of the selection, page by page: the selection in a seeded random order.
     order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]

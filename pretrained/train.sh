@@ -29,4 +29,5 @@ for name in "${names[@]}"; do
   # shellcheck disable=SC2086
   $PY -m vae.evaluate "pretrained/$name" ${run#*|} --write
   $PY -m vae.embeddings "pretrained/$name"
+  $PY -m vae.embeddings "pretrained/$name" --method umap
 done

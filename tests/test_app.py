@@ -112,10 +112,14 @@ def test_no_chart_takes_a_swipe_for_a_drag(page):
     import json
 
     at = open_app(page)
-    charts = at.get("plotly_chart")
-    assert charts
+    charts, vega = at.get("plotly_chart"), at.get("vega_lite_chart")
+    assert len(charts) + len(vega) > 0
     for chart in charts:
         assert json.loads(chart.proto.spec)["layout"].get("dragmode") is False, (page, chart.proto.id)
+    for chart in vega:  # Vega-Lite (the Embeddings page): a click selects; no drag selection, zoom or pan
+        params = [q for layer in json.loads(chart.proto.spec).get("layer", []) for q in layer.get("params", [])]
+        params += json.loads(chart.proto.spec).get("params", [])
+        assert params and all(q["select"]["type"] == "point" and "bind" not in q for q in params), (page, params)
 
 
 def test_a_manifold_cell_opens_in_the_sliders():

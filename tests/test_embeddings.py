@@ -108,7 +108,7 @@ def test_compute_embedding_picks_the_first_n_and_checks_its_arguments():
     with pytest.raises(EmbeddingError, match="N must be"):
         compute_embedding(model, images, labels, indices, 301)
     with pytest.raises(EmbeddingError, match="unknown method"):
-        compute_embedding(model, images, labels, indices, 50, "umap")
+        compute_embedding(model, images, labels, indices, 50, "isomap")
 
 
 def test_cli_writes_the_map_and_explains_errors(tmp_path, capsys):
@@ -125,12 +125,13 @@ def test_cli_writes_the_map_and_explains_errors(tmp_path, capsys):
     assert exit_.value.code == 1 and "no checkpoint folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("method", ["tsne", "umap"])
 @pytest.mark.parametrize("name", STORED)
-def test_shipped_maps_are_current_and_use_the_bundled_sample(name):
+def test_shipped_maps_are_current_and_use_the_bundled_sample(name, method):
     folder = PRETRAINED / name
-    emb = load_embedding(folder)
+    emb = load_embedding(folder, method)
     _, config, _ = load_checkpoint(folder)
-    assert (emb.method, emb.n, emb.perplexity, emb.seed) == ("tsne", 2000, 30.0, 0)
+    assert (emb.method, emb.n, emb.perplexity, emb.seed) == (method, 2000, 30.0, 0)
     assert emb.weights_sha256 == weights_sha256(folder), "re-run python -m vae.embeddings after retraining"
     sample = load_file(str(sample_path(folder, config["dataset"])))
     assert torch.equal(emb.indices, sample["indices"]) and torch.equal(emb.labels, sample["labels"])
@@ -139,9 +140,29 @@ def test_shipped_maps_are_current_and_use_the_bundled_sample(name):
     torch.testing.assert_close(emb.mu[:100], encode_images(model, x, sample["labels"][:100])[0], atol=1e-4, rtol=1e-4)
 
 
-def test_the_20d_map_has_separated_clusters():
-    emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_the_20d_map_has_separated_clusters(method):
+    emb = load_embedding(PRETRAINED / "mnist-vae-20d", method)
     assert knn_accuracy(emb.coords, emb.labels) > 0.9  # 10 nearest neighbours in the map agree with the class
+
+
+def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch):
+    """Issue 15: UMAP beside t-SNE and PCA. A shipped model's UMAP map is read from its folder, not
+    recomputed (umap-learn is not even called); another seed computes a map of its own."""
+    import vae.embeddings
+
+    at = open_page("mnist-vae-20d")
+    at.get("button_group")[0].set_value("umap").run()
+    assert not at.exception and not at.error
+    assert "UMAP of the means of 2,000 test images (15 neighbours, min_dist 0.1, seed 0); precomputed" in captions(at)
+    assert list(charts(at)) == ["emb_map"]
+    calls = []
+    real = vae.embeddings.umap
+    monkeypatch.setattr(vae.embeddings, "umap", lambda *a, **k: calls.append(k) or real(*a, **k))
+    at.slider(key="emb_n").set_value(500)
+    at.number_input(key="emb_seed").set_value(1).run()
+    assert not at.exception and not at.error and len(calls) == 1
+    assert "UMAP of the means of 500 test images (15 neighbours, min_dist 0.1, seed 1); computed in" in captions(at)
 
 
 # ---------------------------------------------------------------- the page
@@ -151,16 +172,24 @@ def open_page(model: str) -> AppTest:
     return open_app("embeddings", model)
 
 
-def select(at: AppTest, key: str, labels: torch.Tensor, positions: list[int]) -> AppTest:
-    """Store what st.plotly_chart stores under its key when points are selected: the page has one
-    trace per class, so a point is (curve_number = its class, point_index = its rank in that class)."""
-    points = []
-    for p in positions:
-        c = int(labels[p])
-        points.append({"curve_number": c, "point_number": 0, "point_index": int((labels[:p] == c).sum()),
-                       "x": 0.0, "y": 0.0, "customdata": {"0": -1}})
-    at.session_state[key] = {"selection": {"points": points, "point_indices": [], "box": [], "lasso": []}}
+def select(at: AppTest, key: str, positions: list[int]) -> AppTest:
+    """Store what st.altair_chart stores under its key when points are clicked (shift-click for more):
+    the chart's point selection "points" names each point by its map position, "pos"."""
+    at.session_state[key] = {"selection": {"points": [{"pos": int(p)} for p in positions]}}
     return at.run()
+
+
+def charts(at: AppTest) -> dict:
+    """Chart key -> (Vega-Lite spec, [its datasets as DataFrames]) of the page's Altair charts."""
+    import json
+
+    import pyarrow as pa
+
+    out = {}
+    for chart in at.get("vega_lite_chart"):
+        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+        out[chart.key] = (json.loads(chart.proto.spec), frames)
+    return out
 
 
 def captions(at: AppTest) -> str:
@@ -170,11 +199,11 @@ def captions(at: AppTest) -> str:
 def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
     at = open_page("mnist-vae-20d")
     assert at.title[0].value == "Embeddings" and not at.error
-    assert [c.key for c in at.get("plotly_chart")] == ["emb_map"]  # a 20-d model: no raw plane
+    assert list(charts(at)) == ["emb_map"]  # a 20-d model: no raw plane
     assert "t-SNE of the means of 2,000 test images" in captions(at) and "precomputed" in captions(at)
-    assert not at.get("image") and "Select points" in at.info[-1].value
+    assert not at.get("image") and "Hover a point to see its image" in at.info[-1].value
     emb = load_embedding(PRETRAINED / "mnist-vae-20d")
-    select(at, "emb_map", emb.labels, [3, 5, 3, 1999])
+    select(at, "emb_map", [3, 5, 3, 1999])
     assert at.subheader[0].value == "3 selected on the t-SNE map" and len(at.get("image")) == 2
     counts = torch.bincount(emb.labels[[3, 5, 1999]], minlength=10)
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(counts) if k) in captions(at)
@@ -186,9 +215,9 @@ def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
 
 def test_2d_model_shows_the_raw_plane_and_new_settings_are_computed():
     at = open_page("mnist-vae-2d")
-    assert [c.key for c in at.get("plotly_chart")] == ["emb_map", "emb_plane"]
+    assert list(charts(at)) == ["emb_map", "emb_plane"]
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
-    select(at, "emb_plane", emb.labels, [0, 1, 2])
+    select(at, "emb_plane", [0, 1, 2])
     assert at.subheader[0].value == "3 selected on the latent plane"
     assert all(f"{int(emb.labels[p])} ×" in captions(at) for p in (0, 1, 2))
     at.slider(key="emb_n").set_value(500)
@@ -219,7 +248,7 @@ def test_a_new_selection_replaces_the_old_one_and_the_images_are_a_fair_sample()
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
     zeros = (emb.labels == 0).nonzero().flatten()[:60].tolist()
     sixes = (emb.labels == 6).nonzero().flatten()[:60].tolist()
-    select(at, "emb_map", emb.labels, zeros + sixes)  # in class order, 60 zeros come first
+    select(at, "emb_map", zeros + sixes)  # in class order, 60 zeros come first
     assert at.subheader[0].value == "120 selected on the t-SNE map"
     first_page = at.get("image")[0].proto.imgs[0].caption
     assert "0 × " in first_page and "6 × " in first_page  # a random sample of the selection, not 40 zeros
@@ -227,11 +256,11 @@ def test_a_new_selection_replaces_the_old_one_and_the_images_are_a_fair_sample()
     at.number_input(key="emb_page").set_value(3).run()
     assert "Test images: 40 of the selection" in at.get("image")[0].proto.imgs[0].caption
     before = shown(at)
-    select(at, "emb_plane", emb.labels, [1, 2, 3])  # a new selection on the other chart replaces it
+    select(at, "emb_plane", [1, 2, 3])  # a new selection on the other chart replaces it
     assert at.subheader[0].value == "3 selected on the latent plane" and shown(at) != before
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(torch.bincount(emb.labels[[1, 2, 3]],
                                                                                           minlength=10)) if k) in captions(at)
-    select(at, "emb_map", emb.labels, [5, 6])  # and back: the map's new selection wins
+    select(at, "emb_map", [5, 6])  # and back: the map's new selection wins
     assert at.subheader[0].value == "2 selected on the t-SNE map"
 
 
@@ -246,21 +275,15 @@ def test_colour_by_elbo_neighbours_of_one_point_and_csv():
 
     at = open_page("mnist-vae-20d")
     emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+    select(at, "emb_map", [7])  # a point clicked before the colouring changes stays picked after
     at.get("button_group")[1].set_value("neg_elbo").run()  # after the method picker
     assert not at.exception
-    (chart,) = at.get("plotly_chart")
-    data = json.loads(chart.proto.spec)["data"]
-    assert len(data) == 1 and data[0]["marker"]["colorbar"]["title"]["text"].startswith("-ELBO")
-    values = data[0]["marker"]["color"]
-    if isinstance(values, dict):  # Plotly's typed-array encoding
-        import base64
-
-        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    spec, frames = charts(at)["emb_map"]
+    layer = spec["layer"][0]
+    assert layer["encoding"]["color"]["legend"]["title"].startswith("-ELBO")
+    (data,) = [f for f in frames if "value" in f]
+    values = data["value"].to_numpy()
     assert len(values) == emb.n and 60 < float(np.median(values)) < 200  # nats per image, mnist-vae-20d ~94
-    # One trace in map order now: a selected point is its position.
-    at.session_state["emb_map_by_value"] = {"selection": {"points": [{"curve_number": 0, "point_index": 7, "point_number": 7,
-                                                             "x": 0.0, "y": 0.0}], "point_indices": [7], "box": [], "lasso": []}}
-    at.run()
     assert not at.exception and at.subheader[0].value.startswith(f"Test image #{int(emb.indices[7]):,} (")
     caption = at.get("image")[-1].proto.imgs[0].caption
     d = torch.cdist(emb.mu[7:8].double(), emb.mu.double())[0]
@@ -281,15 +304,54 @@ def test_a_selection_in_one_chart_is_shown_in_the_other():
     at = open_page("mnist-vae-2d")
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
     chosen = [3, 40, 41, 500]
-    select(at, "emb_map", emb.labels, chosen)
-    plane = next(c for c in at.get("plotly_chart") if c.key == "emb_plane")
-    traces = json.loads(plane.proto.spec)["data"][:10]
-    picked = {(c, i) for c, t in enumerate(traces) for i in (t.get("selectedpoints") or [])}
-    expected = {(int(emb.labels[p]), int((emb.labels[:p] == emb.labels[p]).sum())) for p in chosen}
-    assert picked == expected
+    select(at, "emb_map", chosen)
+    shown_charts = charts(at)
+    (plane,) = [f for f in shown_charts["emb_plane"][1] if "picked" in f]
+    assert sorted(plane.loc[plane["picked"], "pos"].tolist()) == sorted(chosen)
     assert "drawn bright here" in captions(at)
-    the_map = next(c for c in at.get("plotly_chart") if c.key == "emb_map")
-    assert not any(t.get("selectedpoints") for t in json.loads(the_map.proto.spec)["data"])  # the source keeps its own
+    assert not any("picked" in f for f in shown_charts["emb_map"][1])  # the source keeps its own selection
+
+
+def test_hover_carries_each_points_image_index_and_class():
+    """Issue 15: every point of both charts carries its test image (a PNG data URL in the field Vega's
+    tooltip draws as a picture), its test index and its class, in the tooltip."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from vae.data import load_test_images
+
+    at = open_page("mnist-vae-2d")
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    images, _, indices, _ = load_test_images("mnist", sample=SAMPLE)
+    shown_charts = charts(at)
+    assert list(shown_charts) == ["emb_map", "emb_plane"]
+    for key, (spec, frames) in shown_charts.items():
+        tooltip = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
+        assert tooltip[:3] == ["image", "test image", "class"], key
+        (data,) = [f for f in frames if "image" in f]
+        assert len(data) == emb.n and data["test image"].tolist() == emb.indices.tolist()
+        assert data["class"].tolist() == [str(c) for c in emb.labels.tolist()]
+        for p in (0, 1234):
+            url = data["image"][p]
+            assert url.startswith("data:image/png;base64,")
+            png = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+            x = images[(indices == emb.indices[p]).nonzero()[0, 0], 0].numpy()
+            assert png.shape == (28, 28) and np.abs(png / 255.0 - x).max() <= 0.5 / 255 + 1e-6
+
+
+def test_box_select_takes_the_points_inside_the_rectangle():
+    at = open_page("mnist-vae-2d")
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    at.toggle(key="emb_box").set_value(True).run()
+    assert list(charts(at)) == ["emb_map_box", "emb_plane_box"]
+    x0, x1, y0, y1 = -1.0, 0.5, -0.5, 1.0
+    at.session_state["emb_plane_box"] = {"selection": {"box": {"x": [x1, x0], "y": [y0, y1]}}}
+    at.run()
+    mu = emb.mu
+    inside = ((mu[:, 0] >= x0) & (mu[:, 0] <= x1) & (mu[:, 1] >= y0) & (mu[:, 1] <= y1)).sum()
+    assert at.subheader[0].value == f"{int(inside):,} selected on the latent plane"
 
 
 def test_an_upload_is_placed_on_the_stored_map_without_recomputing_it():
@@ -312,9 +374,10 @@ def test_an_upload_is_placed_on_the_stored_map_without_recomputing_it():
     at.file_uploader(key="emb_upload").set_value(("mine.png", buf.getvalue(), "image/png")).run()
     assert not at.exception and not at.error
     assert "precomputed" in captions(at)  # the stored map, not a new one
-    charts = {c.key: json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")}
-    star = charts["emb_map"][-1]
-    assert star["name"] == "your image" and charts["emb_plane"][-1]["name"] == "your image"
+    shown_charts = charts(at)
+    stars = {key: next(f for f in frames if "what" in f) for key, (_, frames) in shown_charts.items()}
+    assert stars["emb_map"]["what"].tolist() == ["your image"] == stars["emb_plane"]["what"].tolist()
+    star = stars["emb_map"].iloc[0]
     extent = float(np.ptp(emb.coords, axis=0).max())
-    assert float(np.hypot(star["x"][0] - emb.coords[p, 0], star["y"][0] - emb.coords[p, 1])) < 0.1 * extent
+    assert float(np.hypot(star["x"] - emb.coords[p, 0], star["y"] - emb.coords[p, 1])) < 0.1 * extent
     assert at.subheader[0].value.startswith("Your image, at (") and "without recomputing it" in at.subheader[0].value

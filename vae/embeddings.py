@@ -1,12 +1,15 @@
-"""Maps of the latent space: the encoder's means mu(x) of test images, projected to 2-D by t-SNE or PCA.
+"""Maps of the latent space: the encoder's means mu(x) of test images, projected to 2-D by t-SNE, UMAP or PCA.
 
-    python -m vae.embeddings pretrained/mnist-vae-20d [--n 2000] [--perplexity 30] [--seed 0]
+    python -m vae.embeddings pretrained/mnist-vae-20d [--method tsne|umap] [--n 2000] [--perplexity 30] [--seed 0]
 
-stores the t-SNE map the app opens with in the model's folder as ``embedding.safetensors``: float32
-coordinates, the test-split indices of the images used, their labels and means, and metadata
-(method, perplexity, seed, N, scikit-learn version, seconds, the weights' SHA-256), written
-atomically. t-SNE: van der Maaten & Hinton, 2008, "Visualizing Data using t-SNE" (JMLR 9), through
-scikit-learn's Barnes-Hut implementation; PCA through scikit-learn.
+stores the map the app opens with in the model's folder, ``embedding.safetensors`` for t-SNE and
+``embedding-umap.safetensors`` for UMAP: float32 coordinates, the test-split indices of the images
+used, their labels and means, and metadata (method, perplexity, seed, N, scikit-learn version,
+seconds, the weights' SHA-256), written atomically. t-SNE: van der Maaten & Hinton, 2008,
+"Visualizing Data using t-SNE" (JMLR 9), through scikit-learn's Barnes-Hut implementation; UMAP:
+McInnes, Healy & Melville, 2018, "UMAP: Uniform Manifold Approximation and Projection for Dimension
+Reduction" (arXiv:1802.03426), through umap-learn with its defaults (15 neighbours, min_dist 0.1);
+PCA through scikit-learn.
 
 Which N images: the test images of the bundled offline sample (``pretrained/samples``) come first,
 in test-split order, then the other test images in order. So the default N = 2,000 is the same set
@@ -36,8 +39,15 @@ from .checkpoint import WEIGHTS, CheckpointError, atomic_write, load_checkpoint
 from .data import DatasetNotFoundError, load_test_images, sample_file
 from .latent import encode_images
 
-EMBEDDING = "embedding.safetensors"
-METHODS = {"tsne": "t-SNE", "pca": "PCA"}
+EMBEDDING = "embedding.safetensors"  # the stored t-SNE map; embedding_file(method) for the others
+METHODS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
+STORED = ("tsne", "umap")  # the methods whose maps python -m vae.embeddings stores
+
+
+def embedding_file(method: str) -> str:
+    """The file name of a model folder's stored map for ``method``: embedding.safetensors for t-SNE,
+    embedding-METHOD.safetensors for the others."""
+    return EMBEDDING if method == "tsne" else f"embedding-{method}.safetensors"
 
 
 class EmbeddingError(ValueError):
@@ -107,6 +117,35 @@ def tsne(
     return coords.astype(np.float32), float(t.kl_divergence_)
 
 
+def umap(mu: torch.Tensor | np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """umap-learn's UMAP of (N, D) points to 2-D (its defaults: min_dist 0.1, spectral initialisation).
+
+    Returns coords float32 (N, 2). Seeded, so single-threaded (umap-learn's rule) and deterministic on
+    one machine. Its first call in a process compiles numba code: about 12 s on a 2-core CPU the first
+    time, and much less once numba's cache on disk holds it (``warm_up_umap`` does that out of a
+    visitor's way). Raises EmbeddingError for fewer than n_neighbors + 2 points.
+    """
+    import warnings
+
+    from umap import UMAP
+
+    x = np.asarray(mu, dtype=np.float32)
+    if len(x) < n_neighbors + 2:
+        raise EmbeddingError(f"UMAP with {n_neighbors} neighbours needs at least {n_neighbors + 2} points, got {len(x)}")
+    with warnings.catch_warnings():  # "n_jobs value 1 overridden to 1 by setting random_state": what we ask
+        warnings.simplefilter("ignore", UserWarning)
+        coords = UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, n_jobs=1).fit_transform(x)
+    return np.asarray(coords, dtype=np.float32)
+
+
+def warm_up_umap() -> float:
+    """Compile umap-learn's numba code with a tiny fit (a thread of the app calls it once, in the
+    background, so the first visitor who asks for UMAP does not wait for the compilation); seconds."""
+    t0 = time.perf_counter()
+    umap(np.random.default_rng(0).normal(size=(64, 4)), seed=0, n_neighbors=5)
+    return time.perf_counter() - t0
+
+
 def pca(mu: torch.Tensor | np.ndarray) -> tuple[np.ndarray, list[float]]:
     """The projection of (N, D) points, D >= 2, on their two leading principal axes (scikit-learn's PCA).
 
@@ -167,8 +206,8 @@ def compute_embedding(
 
     images float (M, 1, 28, 28) in [0, 1], labels int64 (M,), indices int64 (M,) into the test split.
     mu: float (M, latent_dim), the images' encodings if already computed (then the model is not
-    called). method: "tsne" or "pca". Raises EmbeddingError for an unknown method, n outside 2..M,
-    or a perplexity t-SNE cannot use.
+    called). method: "tsne", "umap" or "pca" (the perplexity is t-SNE's alone). Raises EmbeddingError for
+    an unknown method, n outside 2..M, or a perplexity t-SNE cannot use.
     """
     if method not in METHODS:
         raise EmbeddingError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
@@ -180,6 +219,8 @@ def compute_embedding(
     if method == "tsne":
         coords, kl = tsne(mu, perplexity, seed)
         info = {"kl_divergence": round(kl, 4)}
+    elif method == "umap":
+        coords, info = umap(mu, seed), {"n_neighbors": 15, "min_dist": 0.1, "umap_version": version("umap-learn")}
     else:
         coords, ratios = pca(mu)
         info = {"explained_variance_ratio": [round(r, 4) for r in ratios]}
@@ -189,7 +230,7 @@ def compute_embedding(
 
 def embedding_csv(emb: Embedding, positions: list[int] | None = None, extra: dict | None = None) -> bytes:
     """The map (or the given positions of it, in that order) as UTF-8 CSV bytes: test index, label, x,
-    y, method, perplexity and seed (t-SNE only), and any per-image columns in ``extra`` (name -> (N,)
+    y, method, perplexity (t-SNE only) and seed (t-SNE and UMAP), and any per-image columns in ``extra`` (name -> (N,)
     values, e.g. each image's -ELBO). One row per point, a header first."""
     buf = io.StringIO()
     out = csv.writer(buf)
@@ -197,7 +238,7 @@ def embedding_csv(emb: Embedding, positions: list[int] | None = None, extra: dic
     out.writerow(["test_index", "label", "x", "y", "method", "perplexity", "seed", *extra])
     for p in range(emb.n) if positions is None else positions:
         out.writerow([int(emb.indices[p]), int(emb.labels[p]), f"{emb.coords[p, 0]:.5g}", f"{emb.coords[p, 1]:.5g}",
-                      emb.method, f"{emb.perplexity:g}" if emb.method == "tsne" else "", emb.seed if emb.method == "tsne" else "",
+                      emb.method, f"{emb.perplexity:g}" if emb.method == "tsne" else "", emb.seed if emb.method != "pca" else "",
                       *(f"{float(v[p]):.4g}" for v in extra.values())])
     return buf.getvalue().encode()
 
@@ -208,8 +249,8 @@ def weights_sha256(folder: str | os.PathLike) -> str:
 
 
 def save_embedding(emb: Embedding, folder: str | os.PathLike) -> Path:
-    """Write ``emb`` to ``folder/embedding.safetensors`` atomically; returns the path."""
-    path = Path(folder) / EMBEDDING
+    """Write ``emb`` to ``folder/embedding_file(emb.method)`` atomically; returns the path."""
+    path = Path(folder) / embedding_file(emb.method)
     tensors = {"coords": torch.from_numpy(np.ascontiguousarray(emb.coords, dtype=np.float32)),
                "indices": emb.indices.to(torch.int64).contiguous(), "labels": emb.labels.to(torch.int64).contiguous(),
                "mu": emb.mu.to(torch.float32).contiguous()}
@@ -220,15 +261,15 @@ def save_embedding(emb: Embedding, folder: str | os.PathLike) -> Path:
     return path
 
 
-def load_embedding(folder: str | os.PathLike) -> Embedding | None:
-    """Read ``folder/embedding.safetensors``; None when there is none.
+def load_embedding(folder: str | os.PathLike, method: str = "tsne") -> Embedding | None:
+    """Read a folder's stored map for ``method`` (``embedding_file``); None when there is none.
 
     Raises EmbeddingError, naming the file, when it is truncated, not safetensors, or its tensors or
     metadata do not fit together.
     """
     from safetensors import safe_open
 
-    path = Path(folder) / EMBEDDING
+    path = Path(folder) / embedding_file(method)
     if not path.is_file():
         return None
     try:
@@ -243,8 +284,8 @@ def load_embedding(folder: str | os.PathLike) -> Embedding | None:
         raise EmbeddingError(f"{path} is not a readable embedding file ({err!r})") from err
     if emb.coords.shape != (n, 2) or emb.indices.shape != (n,) or emb.labels.shape != (n,) or len(emb.mu) != n:
         raise EmbeddingError(f"{path}: its tensors do not all hold N = {n} rows")
-    if emb.method not in METHODS:
-        raise EmbeddingError(f"{path}: unknown method {emb.method!r}")
+    if emb.method != method:
+        raise EmbeddingError(f"{path}: holds a {emb.method!r} map, not {method!r}")
     return emb
 
 
@@ -273,9 +314,10 @@ def sample_indices(path: str | os.PathLike) -> torch.Tensor | None:
 
 def precompute(
     folder: str | os.PathLike, n: int = 2000, perplexity: float = 30.0, seed: int = 0, data_root=None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", method: str = "tsne",
 ) -> tuple[Embedding, str]:
-    """Compute a model's t-SNE map and store it in its folder; returns (the map, where the images came from).
+    """Compute a model's t-SNE (or UMAP) map and store it in its folder; returns (the map, where the
+    images came from).
 
     Reads the test split from the data root (else the bundled sample, as the app does). The images
     are the first n of ``image_order`` with the bundled sample first. Raises CheckpointError for a
@@ -284,28 +326,33 @@ def precompute(
     model, config, _ = load_checkpoint(folder, device)
     sample = sample_path(folder, config["dataset"])
     images, labels, indices, source = load_test_images(config["dataset"], data_root, sample)
-    emb = compute_embedding(model, images, labels, indices, n, "tsne", perplexity, seed, sample_indices(sample))
+    if method not in STORED:
+        raise EmbeddingError(f"only {' and '.join(METHODS[m] for m in STORED)} maps are stored, not {method!r}")
+    emb = compute_embedding(model, images, labels, indices, n, method, perplexity, seed, sample_indices(sample))
     emb.weights_sha256 = weights_sha256(folder)
     save_embedding(emb, folder)
     return emb, source
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m vae.embeddings", description="Precompute a model's t-SNE map "
-                                f"of test-image encodings into FOLDER/{EMBEDDING}.")
+    p = argparse.ArgumentParser(prog="python -m vae.embeddings", description="Precompute a model's t-SNE "
+                                f"(or UMAP) map of test-image encodings into FOLDER/{EMBEDDING} (or "
+                                f"{embedding_file('umap')}).")
     p.add_argument("folder")
+    p.add_argument("--method", choices=STORED, default="tsne")
     p.add_argument("--n", type=int, default=2000, help="number of test images (default 2000)")
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")
     a = p.parse_args(argv)
     try:
-        emb, source = precompute(a.folder, a.n, a.perplexity, a.seed, a.data_root)
+        emb, source = precompute(a.folder, a.n, a.perplexity, a.seed, a.data_root, method=a.method)
     except (CheckpointError, DatasetNotFoundError, EmbeddingError) as err:
         p.exit(1, f"{p.prog}: {err}\n")
-    print(f"{Path(a.folder) / EMBEDDING}: t-SNE of {emb.n:,} encodings from {source}, perplexity "
-          f"{emb.perplexity:g}, seed {emb.seed}, KL {emb.info['kl_divergence']:.3f}, {emb.seconds} s "
-          f"(scikit-learn {emb.sklearn_version})")
+    how = (f"perplexity {emb.perplexity:g}, seed {emb.seed}, KL {emb.info['kl_divergence']:.3f}" if a.method == "tsne"
+           else f"seed {emb.seed}, umap-learn {emb.info['umap_version']}")
+    print(f"{Path(a.folder) / embedding_file(a.method)}: {METHODS[a.method]} of {emb.n:,} encodings from {source}, "
+          f"{how}, {emb.seconds} s (scikit-learn {emb.sklearn_version})")
 
 
 if __name__ == "__main__":

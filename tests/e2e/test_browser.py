@@ -44,7 +44,7 @@ def test_moving_a_slider_redraws_the_manifold(open_page):
 
 
 TITLES = {"Latent manifold", "Reconstruct an image", "Latent sliders", "Interpolation", "CVAE: class and style",
-          "Embeddings (t-SNE, PCA)", "AE vs VAE", "Theory: KL and ELBO"}
+          "Embeddings (t-SNE, UMAP, PCA)", "AE vs VAE", "Theory: KL and ELBO"}
 # Every navigation label the page ever shows, recorded from the first byte on.
 RECORD_NAV = r"""
 window.navSeen = new Set();
@@ -221,3 +221,37 @@ def test_on_a_phone_no_image_overflows_the_screen(app, browser):
         assert_clean(page)
     finally:
         context.close()
+
+
+TOOLTIP_IMAGE = "#vg-tooltip-element.visible img"
+
+
+def test_hovering_a_point_on_the_embeddings_map_shows_its_image(open_page):
+    """Issue 15: the pointer over a point of either chart shows that test image (a thumbnail in Vega's
+    tooltip), its index and its class; a click then selects it (its neighbours appear)."""
+    page = open_page("embeddings", height=1400)
+    charts = page.locator("[data-testid=stMain] [data-testid=stVegaLiteChart]")
+    assert charts.count() == 2  # mnist-vae-2d: the t-SNE map and the latent plane
+    for c in range(2):
+        box = charts.nth(c).locator("canvas, svg").first.bounding_box()
+        found = None
+        for fy in (0.5, 0.4, 0.6, 0.3, 0.7):  # sweep across the middle until the pointer is on a point
+            for fx in [i / 40 for i in range(4, 36)]:
+                page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+                page.wait_for_timeout(30)
+                if page.locator(TOOLTIP_IMAGE).count():
+                    found = (fx, fy)
+                    break
+            if found:
+                break
+        assert found, f"no tooltip picture over chart {c}"
+        image = page.locator(TOOLTIP_IMAGE)
+        assert image.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]") == [True, 28, 28]
+        text = page.locator("#vg-tooltip-element").inner_text()
+        assert "test image" in text and "class" in text, text
+        screenshot(page.locator("#vg-tooltip-element"), f"embeddings-hover-{c}")
+    page.mouse.click(box["x"] + found[0] * box["width"], box["y"] + found[1] * box["height"])
+    page.get_by_text("its nearest neighbours").wait_for(timeout=30_000)
+    wait_until_rendered(page)
+    screenshot(page, "embeddings-clicked")
+    assert_clean(page)

@@ -96,7 +96,7 @@ def image():
         time.sleep(1.1)  # file times in whole seconds on some file systems: later writes are newer
         data = Path(os.environ.get("VAE_DATA_DIR") or ROOT / "data").resolve()
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp),
-               "PYTHONDONTWRITEBYTECODE": "1", "VAE_PUBLIC": "1", "VAE_SESSION_GRACE_S": "3",
+               "PYTHONDONTWRITEBYTECODE": "1", "NUMBA_CACHE_DIR": str(home / ".cache" / "numba"), "VAE_PUBLIC": "1", "VAE_SESSION_GRACE_S": "3",
                "VAE_DATA_DIR": str(data)}
         proc, url = start_app(root / "server.log", cwd=app, python=str(venv / "bin" / "python"), env=env,
                               prefix=("setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups"))
