@@ -24,7 +24,7 @@ def test_every_page_renders(app, open_page):
         wait_until_rendered(page)
         screenshot(page, name)
         assert_clean(page)
-        assert page.locator("[data-testid=stImage] img, .js-plotly-plot").count() > 0, f"{name} shows nothing"
+        assert page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart]").count() > 0, f"{name} shows nothing"
 
 
 def test_moving_a_slider_redraws_the_manifold(open_page):

@@ -123,7 +123,7 @@ def test_the_image_serves_every_page_and_a_visitor_keeps_nothing_behind(image, b
             wait_until_rendered(page)
             screenshot(page, f"public-{path or 'manifold'}")
             assert_clean(page)
-            assert page.locator("[data-testid=stImage] img, .js-plotly-plot").count() > 0, f"{path} shows nothing"
+            assert page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart]").count() > 0, f"{path} shows nothing"
 
         if not (at["data"] / "MNIST").exists():
             pytest.skip(f"no MNIST under {at['data']}: the sidebar cannot train")
