@@ -35,4 +35,6 @@ ENV HOME=/home/user \
     NUMBA_CACHE_DIR=/home/user/.cache/numba \
     VAE_PUBLIC=1
 EXPOSE 7860
-CMD ["streamlit", "run", "app.py", "--server.port=7860", "--server.address=0.0.0.0"]
+# A Space shows the app in an iframe on huggingface.co, where the browser withholds Streamlit's XSRF
+# cookie, so every upload would fail with a 403; the app has no login or cookie of its own to protect.
+CMD ["streamlit", "run", "app.py", "--server.port=7860", "--server.address=0.0.0.0", "--server.enableXsrfProtection=false"]

@@ -39,7 +39,6 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from vae.embeddings import load_embedding  # noqa: E402
 
 _SCRIPT_SECONDS: list[float] = []
 _run_script = script_runner.ScriptRunner._run_script
@@ -107,21 +106,15 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
     out["cvae: pick the digit, mnist-cvae"] = (
         at, lambda i, at=at: at.get("button_group")[0].set_value((i + 1) % 10))
     at = open_page("embeddings", "mnist-vae-20d")
-    labels = load_embedding(ROOT / "pretrained" / "mnist-vae-20d").labels
 
-    def select(i, at=at):  # what st.plotly_chart stores when points are picked: (class trace, rank in it)
-        points = [{"curve_number": int(labels[p]), "point_number": 0, "point_index": int((labels[:p] == labels[p]).sum()),
-                   "x": 0.0, "y": 0.0} for p in range(i % 7, 40 + i % 7)]
-        at.session_state["emb_map"] = {"selection": {"points": points, "point_indices": [], "box": [], "lasso": []}}
+    def select(i, at=at):  # what st.altair_chart stores when points are clicked: their map positions
+        at.session_state["emb_map"] = {"selection": {"points": [{"pos": p} for p in range(i % 7, 40 + i % 7)]}}
 
     out["embeddings: select 40 points, mnist-vae-20d"] = (at, select)
     at = open_page("embeddings", "mnist-vae-20d")
 
     def click(i, at=at):  # one point: its nearest neighbours in the latent space
-        p = 100 + i
-        point = {"curve_number": int(labels[p]), "point_number": 0, "point_index": int((labels[:p] == labels[p]).sum()),
-                 "x": 0.0, "y": 0.0}
-        at.session_state["emb_map"] = {"selection": {"points": [point], "point_indices": [], "box": [], "lasso": []}}
+        at.session_state["emb_map"] = {"selection": {"points": [{"pos": 100 + i}]}}
 
     out["embeddings: click a point, its 8 neighbours"] = (at, click)
     at = open_page("embeddings", "mnist-vae-20d")

@@ -34,7 +34,7 @@ def main() -> None:
     images, labels, indices, source = load_test_images(config["dataset"])
     print(f"{a.model} ({config['latent_dim']}-d means) on {source}; {os.cpu_count()} CPUs, torch {torch.__version__}")
     compute_embedding(model, images, labels, indices, 100, "pca")  # warm-up: imports scikit-learn, first encodes
-    print(f"  UMAP's warm-up (import, numba compilation or its disk cache, a 64-point fit): {warm_up_umap():.1f} s")
+    print(f"  UMAP's warm-up (import, numba compilation, a 64-point fit): {warm_up_umap():.1f} s")
     print(f"  {'N':>6s} {'PCA (s)':>8s} {'t-SNE (s)':>10s} {'ratio':>7s} {'UMAP (s)':>9s} {'ratio':>7s}")
     for n in a.n:
         pca = compute_embedding(model, images, labels, indices, n, "pca")

@@ -1,4 +1,4 @@
-"""Embeddings: a t-SNE or PCA map of the encoder's means for test images; select points to see them."""
+"""Embeddings: a t-SNE, UMAP or PCA map of the encoder's means for test images; hover, select, compare."""
 
 import os
 import threading
@@ -131,7 +131,8 @@ def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str],
         opacity = alt.condition("datum.picked", alt.value(0.95), alt.value(0.1))
     else:
         opacity = alt.condition(selection, alt.value(0.8), alt.value(0.12))
-    lo_hi = [float(xy.min()), float(xy.max())]  # a square plane: one domain for both axes
+    extent = xy if placed is None else np.vstack([xy, np.asarray(placed, dtype=np.float64).reshape(1, 2)])
+    lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
     x_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
     y_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
     points = alt.Chart(data).mark_circle(size=28 if len(xy) <= 3000 else 12).encode(
@@ -143,7 +144,9 @@ def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str],
         star = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
         layers.append(alt.Chart(star).mark_point(shape=STAR, size=500, filled=True, fill="gold", stroke="black",
                                                  strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"]))
-    return alt.layer(*layers).properties(height=560)
+    # The plane is about as wide as it is tall at a 1400 px window (its column is about 480 px of plot);
+    # Vega-Lite has no fixed aspect ratio for a chart that stretches, so on a phone its z units differ.
+    return alt.layer(*layers).properties(height=480 if square else 560)
 
 
 def selected(event, xy) -> list[int]:
@@ -221,7 +224,7 @@ def render(sel: Selection) -> None:
         stored = os.path.join(folder, embedding_file(method))
         emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0,
                                 weights_version(folder), method)
-    if emb is not None and (emb.n, emb.perplexity, emb.seed) == (n, perplexity, seed):
+    if emb is not None and (emb.n, emb.seed) == (n, seed) and (method != "tsne" or emb.perplexity == perplexity):
         positions = match_positions(emb, indices)
         if positions is None:
             note = "The stored map uses test images that are not in the bundled sample; computing on the sample instead."
@@ -236,7 +239,7 @@ def render(sel: Selection) -> None:
                 "pca": "PCA"}[method]
         try:
             with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
-                            "about 8 s for 2,000 images and 26 s for 5,000, UMAP 5 to 6 s for 2,000 (and, its "
+                            "about 8 s for 2,000 images and 26 s for 5,000, UMAP 4 to 6 s for 2,000 (and, its "
                             "first time in a server process, 11 to 19 s more to compile; bench/tsne_speed.py)...",
                             show_time=True):
                 emb, positions = computed(folder, weights_version(folder), method, n, perplexity, seed, sel)

@@ -1,4 +1,4 @@
-"""The embeddings: vae.embeddings (encoding, t-SNE, PCA, stored maps, CLI) and the Embeddings page."""
+"""The embeddings: vae.embeddings (encoding, t-SNE, UMAP, PCA, stored maps, CLI) and the Embeddings page."""
 
 import numpy as np
 import pytest

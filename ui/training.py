@@ -50,7 +50,10 @@ def job_registry() -> JobRegistry:
     Streamlit's 120 s for a disconnected session to come back). In public mode: one job at a time,
     ``PUBLIC_MAX_EPOCHS`` epochs and ``PUBLIC_MAX_MINUTES`` minutes per job, the newest
     ``PUBLIC_MODELS_PER_SESSION`` models of a session and ``PUBLIC_MAX_MODELS`` in all."""
-    grace = float(os.environ.get(SESSION_GRACE_ENV) or 150.0)
+    try:  # at least a second: the janitor sweeps at most that often
+        grace = max(1.0, float(os.environ.get(SESSION_GRACE_ENV) or 150.0))
+    except ValueError:
+        raise ValueError(f"{SESSION_GRACE_ENV} must be a number of seconds, got {os.environ[SESSION_GRACE_ENV]!r}") from None
     if PUBLIC:
         return JobRegistry(max_jobs=1, max_seconds=60.0 * PUBLIC_MAX_MINUTES, max_epochs=PUBLIC_MAX_EPOCHS,
                            keep_per_session=PUBLIC_MODELS_PER_SESSION, max_models=PUBLIC_MAX_MODELS,

@@ -59,8 +59,8 @@ class Embedding:
     """A 2-D map of N encodings.
 
     coords float32 (N, 2); indices int64 (N,) into the full test split; labels int64 (N,); mu float32
-    (N, latent_dim), the encoder's means; method "tsne" or "pca"; perplexity and seed (t-SNE only, kept
-    for PCA too); seconds: wall time of encoding plus projection; info: extra numbers (t-SNE's final
+    (N, latent_dim), the encoder's means; method "tsne", "umap" or "pca"; perplexity (t-SNE's, kept for
+    the others too) and seed (t-SNE's and UMAP's); seconds: wall time of encoding plus projection; info: extra numbers (t-SNE's final
     KL divergence, PCA's explained variance ratios); weights_sha256 of the model it came from, if known.
     """
 
@@ -121,9 +121,9 @@ def umap(mu: torch.Tensor | np.ndarray, seed: int = 0, n_neighbors: int = 15) ->
     """umap-learn's UMAP of (N, D) points to 2-D (its defaults: min_dist 0.1, spectral initialisation).
 
     Returns coords float32 (N, 2). Seeded, so single-threaded (umap-learn's rule) and deterministic on
-    one machine. Its first call in a process compiles numba code: about 12 s on a 2-core CPU the first
-    time, and much less once numba's cache on disk holds it (``warm_up_umap`` does that out of a
-    visitor's way). Raises EmbeddingError for fewer than n_neighbors + 2 points.
+    one machine. Its first call in a process imports umap-learn and compiles numba code: 11 to 19 s on
+    a 2-core CPU, in every new process (numba's disk cache did not shorten it here), so the app runs
+    ``warm_up_umap`` out of a visitor's way. Raises EmbeddingError for fewer than n_neighbors + 2 points.
     """
     import warnings
 
@@ -174,6 +174,8 @@ class Placer:
     """
 
     def __init__(self, emb: Embedding, threads: int = 1):
+        if emb.method not in ("tsne", "pca"):
+            raise EmbeddingError(f"new points are placed on t-SNE and PCA maps, not on a {METHODS[emb.method]} map")
         self.method = emb.method
         mu = emb.mu.double().numpy()
         if emb.method == "tsne":

@@ -263,20 +263,30 @@ class JobRegistry:
         return gone
 
     def _sweep_forever(self) -> None:
+        """The janitor: sweeps every ``sweep_every`` seconds while any session is watched, then ends
+        (``start`` starts another)."""
         while True:
             time.sleep(self.sweep_every)
             try:
                 self.sweep()
             except Exception:
                 _log.exception("sweeping the session models failed")
+            with self._lock:
+                if not self._sessions:
+                    self._janitor = None
+                    return
 
     def _trim(self, session: str) -> None:
         """Delete a session's oldest models beyond ``keep_per_session``."""
         if self.keep_per_session is None:
             return
-        mine = [j for j in self.kept() if j.session == session]
-        for j in mine[:max(0, len(mine) - self.keep_per_session)]:
-            folder, j.folder = j.folder, None
+        with self._lock:  # against a concurrent release of the same session
+            mine = [j for j in self.kept() if j.session == session]
+            old = [j for j in mine[:max(0, len(mine) - self.keep_per_session)] if j.folder is not None]
+            folders = [j.folder for j in old]
+            for j in old:
+                j.folder = None
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 
     def start(self, session: str, config: TrainConfig, alive: Callable[[], bool] | None = None,

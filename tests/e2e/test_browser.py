@@ -24,7 +24,9 @@ def test_every_page_renders(app, open_page):
         wait_until_rendered(page)
         screenshot(page, name)
         assert_clean(page)
-        assert page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart]").count() > 0, f"{name} shows nothing"
+        # a chart's code loads when first needed: wait for something drawn, not just the script's end
+        page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart]").first.wait_for(
+            timeout=30_000)
 
 
 def test_moving_a_slider_redraws_the_manifold(open_page):
@@ -231,8 +233,11 @@ def test_hovering_a_point_on_the_embeddings_map_shows_its_image(open_page):
     tooltip), its index and its class; a click then selects it (its neighbours appear)."""
     page = open_page("embeddings", height=1400)
     charts = page.locator("[data-testid=stMain] [data-testid=stVegaLiteChart]")
+    charts.nth(1).locator("canvas, svg").first.wait_for(timeout=30_000)  # Vega's code loads when first needed
     assert charts.count() == 2  # mnist-vae-2d: the t-SNE map and the latent plane
     for c in range(2):
+        page.mouse.move(5, 5)  # off every chart: the one tooltip element hides before the next sweep
+        page.wait_for_function("() => !document.querySelector('#vg-tooltip-element.visible')", timeout=10_000)
         box = charts.nth(c).locator("canvas, svg").first.bounding_box()
         found = None
         for fy in (0.5, 0.4, 0.6, 0.3, 0.7):  # sweep across the middle until the pointer is on a point
