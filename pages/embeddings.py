@@ -144,9 +144,10 @@ def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str],
         star = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
         layers.append(alt.Chart(star).mark_point(shape=STAR, size=500, filled=True, fill="gold", stroke="black",
                                                  strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"]))
-    # The plane is about as wide as it is tall at a 1400 px window (its column is about 480 px of plot);
-    # Vega-Lite has no fixed aspect ratio for a chart that stretches, so on a phone its z units differ.
-    return alt.layer(*layers).properties(height=480 if square else 560)
+    # The plane's plot is about as tall as it is wide at a 1400 px window (its column leaves about 340 px
+    # of plot beside the axis and legend); Vega-Lite has no fixed aspect ratio for a chart that
+    # stretches, so on other widths, a phone's included, a unit of z[0] and of z[1] differ on screen.
+    return alt.layer(*layers).properties(height=420 if square else 560)
 
 
 def selected(event, xy) -> list[int]:
