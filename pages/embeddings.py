@@ -13,8 +13,9 @@ import torch
 from ui.charts import class_color
 from ui.images import show_image, test_images, upload_image
 from ui.models import Selection, test_encodings, weights_version
-from vae.embeddings import (METHODS, STORED, EmbeddingError, Placer, compute_embedding, embedding_csv, embedding_file,
-                            load_embedding, match_positions, sample_indices, sample_path, warm_up_umap, weights_sha256)
+from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, EmbeddingError, Placer, compute_embedding, embedding_csv,
+                            embedding_file, load_embedding, match_positions, sample_indices, sample_path, warm_up_umap,
+                            weights_sha256)
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
 
@@ -215,7 +216,7 @@ def render(sel: Selection) -> None:
         perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
                                      help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
     elif method == "umap":
-        c3.caption("UMAP with umap-learn's defaults: 15 neighbours, min_dist 0.1.")
+        c3.caption(f"UMAP with umap-learn's defaults: {UMAP_SETTINGS}.")
         umap_warm_up()
     if method != "pca":
         seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
@@ -254,7 +255,7 @@ def render(sel: Selection) -> None:
         if "kl_divergence" in emb.info:
             detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
     elif method == "umap":
-        axes, detail = ("UMAP 1", "UMAP 2"), f"15 neighbours, min_dist 0.1, seed {emb.seed}"
+        axes, detail = ("UMAP 1", "UMAP 2"), f"{UMAP_SETTINGS}, seed {emb.seed}"
     else:
         ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
         axes = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)")

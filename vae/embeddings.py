@@ -42,6 +42,8 @@ from .latent import encode_images
 EMBEDDING = "embedding.safetensors"  # the stored t-SNE map; embedding_file(method) for the others
 METHODS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 STORED = ("tsne", "umap")  # the methods whose maps python -m vae.embeddings stores
+UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # umap-learn's defaults, the app's UMAP settings
+UMAP_SETTINGS = f"{UMAP_PARAMS['n_neighbors']} neighbours, min_dist {UMAP_PARAMS['min_dist']:g}"  # in words
 
 
 def embedding_file(method: str) -> str:
@@ -117,8 +119,8 @@ def tsne(
     return coords.astype(np.float32), float(t.kl_divergence_)
 
 
-def umap(mu: torch.Tensor | np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
-    """umap-learn's UMAP of (N, D) points to 2-D (its defaults: min_dist 0.1, spectral initialisation).
+def umap(mu: torch.Tensor | np.ndarray, seed: int = 0, n_neighbors: int = UMAP_PARAMS["n_neighbors"]) -> np.ndarray:
+    """umap-learn's UMAP of (N, D) points to 2-D (min_dist ``UMAP_PARAMS``'s, spectral initialisation).
 
     Returns coords float32 (N, 2). Seeded, so single-threaded (umap-learn's rule) and deterministic on
     one machine. Its first call in a process imports umap-learn and compiles numba code: 11 to 19 s on
@@ -134,7 +136,8 @@ def umap(mu: torch.Tensor | np.ndarray, seed: int = 0, n_neighbors: int = 15) ->
         raise EmbeddingError(f"UMAP with {n_neighbors} neighbours needs at least {n_neighbors + 2} points, got {len(x)}")
     with warnings.catch_warnings():  # "n_jobs value 1 overridden to 1 by setting random_state": what we ask
         warnings.simplefilter("ignore", UserWarning)
-        coords = UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, n_jobs=1).fit_transform(x)
+        coords = UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=UMAP_PARAMS["min_dist"], random_state=seed,
+                      n_jobs=1).fit_transform(x)
     return np.asarray(coords, dtype=np.float32)
 
 
@@ -222,7 +225,7 @@ def compute_embedding(
         coords, kl = tsne(mu, perplexity, seed)
         info = {"kl_divergence": round(kl, 4)}
     elif method == "umap":
-        coords, info = umap(mu, seed), {"n_neighbors": 15, "min_dist": 0.1, "umap_version": version("umap-learn")}
+        coords, info = umap(mu, seed), {**UMAP_PARAMS, "umap_version": version("umap-learn")}
     else:
         coords, ratios = pca(mu)
         info = {"explained_variance_ratio": [round(r, 4) for r in ratios]}

@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -41,14 +40,13 @@ from typing import Callable
 
 import torch
 
-from .checkpoint import save_checkpoint
+from .checkpoint import NAME_PATTERN, save_checkpoint
 from .data import DatasetNotFoundError, data_root
 from .train import (Progress, TrainConfig, TrainingDiverged, describe_device, history_row, resolve_device,
                     run_metrics, train)
 
 MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
 _log = logging.getLogger(__name__)
-_SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a session key: it names a folder
 
 # What a job may ask for, checked by JobRegistry.start whatever the widgets allowed: field -> (low, high).
 # The epochs' upper bound is the registry's max_epochs.
@@ -300,7 +298,7 @@ class JobRegistry:
         jobs are running or ``max_models`` models are kept; ValueError when ``config`` is out of
         ``check``'s bounds or ``session`` is not a key of 1 to 64 letters, digits, - and _.
         """
-        if not _SESSION.fullmatch(session or ""):
+        if not NAME_PATTERN.fullmatch(session or ""):  # a session key names a folder, as a saved model's name does
             raise ValueError(f"a session key is 1 to 64 letters, digits, - and _, got {session!r}")
         self.check(config)
         folder = self.folder
