@@ -29,6 +29,8 @@ ARG WITH_DATA=1
 ENV VAE_DATA_DIR=/home/user/data
 RUN if [ "$WITH_DATA" = "1" ]; then python -m vae.data --root "$VAE_DATA_DIR" \
     && find "$VAE_DATA_DIR" -name '*.gz' -delete && chmod -R a+rX "$VAE_DATA_DIR"; fi
+# The Embeddings charts' hover pictures (static/thumbnails/), written now: the app's folder is read-only.
+RUN python -m ui.images
 
 USER 1000
 ENV HOME=/home/user \

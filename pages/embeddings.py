@@ -11,11 +11,11 @@ import streamlit as st
 import torch
 
 from ui.charts import class_color
-from ui.images import show_image, test_images, upload_image
+from ui.images import png_data_urls, show_image, test_images, thumbnails_url, upload_image
 from ui.models import Selection, test_encodings, weights_version
 from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, EmbeddingError, Placer, compute_embedding, embedding_csv,
-                            embedding_file, load_embedding, match_positions, sample_indices, sample_path, warm_up_umap,
-                            weights_sha256)
+                            embedding_file, load_embedding, match_positions, restrict, sample_indices, sample_path,
+                            warm_up_umap, weights_sha256)
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
 
@@ -84,22 +84,12 @@ STAR = "M0,-1L0.24,-0.31L0.95,-0.31L0.38,0.12L0.59,0.81L0,0.4L-0.59,0.81L-0.38,0
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def thumbnails(dataset: str, test_indices: bytes, _images) -> list[str]:
-    """Each map image as a PNG data URL (28x28 grey, about 400 bytes), for the charts' hover: Vega's
-    tooltip draws a field named "image" as a picture. Once per dataset and image set."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    urls = []
-    for x in (_images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy():
-        buffer = io.BytesIO()
-        Image.fromarray(x, mode="L").save(buffer, "PNG", optimize=True)
-        urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
-    return urls
+    """Each map image as a PNG data URL, carried in the charts themselves when Streamlit serves no
+    static file (``ui.images.thumbnails_url`` is None). Once per dataset and image set."""
+    return png_data_urls(_images)
 
 
-def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str], *, square: bool = False,
+def scatter(xy, emb, names: list[str], images: list[str] | str, axes: tuple[str, str], *, square: bool = False,
             values=None, value_name: str = "", highlight: list[int] | None = None, box: bool = False,
             placed=None) -> alt.LayerChart:
     """The map's points as a Vega-Lite chart (Altair): hover shows the test image, its index and class
@@ -108,19 +98,27 @@ def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str],
     then scrolls the page on a phone). Coloured by class, or by ``values`` (N,) with a colour bar over
     their 1st to 99th percentile (so a few outliers do not wash out the rest).
 
-    xy: (N, 2) positions; highlight: map positions selected in the other chart, drawn bright and the
+    xy: (N, 2) positions; images: each point's PNG data URL, or the URL of a folder of PNGs named by
+    test index (``ui.images.thumbnails_url``), fetched by the browser when a point is first hovered
+    (the field "image" either way); highlight: map positions selected in the other chart, drawn bright and the
     rest faded, so both charts show the same images; placed: (2,) your image's position, a gold star.
     The selection parameter is "points" (fields: pos, the map position) or "box" (fields: x, y)."""
     xy = np.asarray(xy, dtype=np.float64)
-    data = pd.DataFrame({"pos": np.arange(len(xy)), "x": xy[:, 0], "y": xy[:, 1], "image": images,
-                         "test image": emb.indices.numpy(), "class": [names[c] for c in emb.labels.tolist()]})
+    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow, sent with every change
+    data = pd.DataFrame({"pos": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0].astype(np.float32),
+                         "y": xy[:, 1].astype(np.float32), "test image": emb.indices.numpy().astype(np.int32),
+                         "class": pd.Categorical([names[c] for c in emb.labels.tolist()], categories=names)})
+    # The picture's URL, FOLDER/TEST_INDEX.png, sent with the chart (about 50 bytes a point): made in the
+    # browser by a Vega expression instead, it cost 0.4 to 0.9 s a redraw of 10,000 points, as Streamlit
+    # interprets Vega's expressions (bench/embeddings_browser.py).
+    data["image"] = [f"{images}{i}.png" for i in emb.indices.tolist()] if isinstance(images, str) else images
     tooltip = ["image:N", "test image:Q", "class:N"]
     if values is None:
         palette = [class_color(c) for c in range(len(names))]
         color = alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
                           legend=alt.Legend(title=None, orient="right"))
     else:
-        data["value"] = np.asarray(values, dtype=np.float64)
+        data["value"] = np.asarray(values, dtype=np.float32)
         lo, hi = np.percentile(data["value"], [1, 99])
         color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
                           legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
@@ -136,7 +134,9 @@ def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str],
     lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
     x_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
     y_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
-    points = alt.Chart(data).mark_circle(size=28 if len(xy) <= 3000 else 12).encode(
+    points = alt.Chart(data)
+
+    points = points.mark_circle(size=28 if len(xy) <= 3000 else 10).encode(
         x=alt.X("x:Q", title=axes[0], scale=x_scale), y=alt.Y("y:Q", title=axes[1], scale=y_scale),
         color=color, opacity=opacity, tooltip=tooltip,
     ).add_params(selection)
@@ -148,7 +148,11 @@ def scatter(xy, emb, names: list[str], images: list[str], axes: tuple[str, str],
     # The plane's plot is about as tall as it is wide at a 1400 px window (its column leaves about 340 px
     # of plot beside the axis and legend); Vega-Lite has no fixed aspect ratio for a chart that
     # stretches, so on other widths, a phone's included, a unit of z[0] and of z[1] differ on screen.
-    return alt.layer(*layers).properties(height=420 if square else 560)
+    # Drawn on a canvas: as SVG each point is a DOM element, and 10,000 of them made a click's redraw
+    # take about 2 s in Chromium (bench/embeddings_browser.py). Streamlit picks the canvas itself only
+    # for data it counts in the spec, not for the Arrow table this chart is sent with.
+    return alt.layer(*layers).properties(height=420 if square else 560,
+                                         usermeta={"embedOptions": {"renderer": "canvas"}})
 
 
 def selected(event, xy) -> list[int]:
@@ -208,9 +212,10 @@ def render(sel: Selection) -> None:
     method = c1.segmented_control("Method", list(METHODS), default="tsne", format_func=METHODS.get,
                                   required=True, key="emb_method")
     n_max = len(indices)
-    n = c2.slider("Test images (N)", min(500, n_max), n_max, min(2000, n_max), 500 if n_max >= 1000 else 1,
-                  key="emb_n", help="The bundled sample's images first, then the rest of the test split in "
-                  "order. t-SNE time grows a little faster than N.")
+    n = c2.slider("Test images (N)", min(500, n_max), n_max, n_max, 500 if n_max >= 1000 else 1,
+                  key="emb_n", help="Every test image at hand by default: a shipped model's stored maps hold "
+                  "them all. A smaller N computes a map of the bundled sample's images first, then the rest of "
+                  "the test split in order; t-SNE time grows a little faster than N.")
     perplexity, seed = 30.0, 0
     if method == "tsne":
         perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
@@ -226,14 +231,17 @@ def render(sel: Selection) -> None:
         stored = os.path.join(folder, embedding_file(method))
         emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0,
                                 weights_version(folder), method)
-    if emb is not None and (emb.n, emb.seed) == (n, seed) and (method != "tsne" or emb.perplexity == perplexity):
-        positions = match_positions(emb, indices)
-        if positions is None:
-            note = "The stored map uses test images that are not in the bundled sample; computing on the sample instead."
+    if emb is not None and emb.seed == seed and (method != "tsne" or emb.perplexity == perplexity):
+        part = restrict(emb, indices)  # offline: the bundled sample's part of a map of the whole test split
+        if part is not None and part.n == n:
+            emb, positions = part, match_positions(part, indices)
     if positions is not None:
         how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with "
                + (f"umap-learn {emb.info.get('umap_version', '')}" if method == "umap"
                   else f"scikit-learn {emb.sklearn_version}"))
+        if "of" in emb.info:
+            how = (f"the {emb.n:,} images at hand of a map of {int(emb.info['of']):,} test images " + how
+                   + " (its places on the whole map)")
     else:
         if note:
             st.caption(note)
@@ -317,7 +325,8 @@ def render(sel: Selection) -> None:
                                                  emb.seed, yours.numpy().tobytes(), your_label, sel, emb)
     left, right = st.columns(2) if two_d else (st.container(), None)
     label = "" if values is None else parts_names[colour]
-    pictures = thumbnails(config["dataset"], emb.indices.numpy().tobytes(), images[positions])
+    pictures = thumbnails_url(config["dataset"]) or thumbnails(config["dataset"], emb.indices.numpy().tobytes(),
+                                                               images[positions])
     with left:
         chart = scatter(emb.coords, emb, names, pictures, axes, values=values, value_name=label, box=box,
                         highlight=picked if source != keys["map"] else None,

@@ -11,14 +11,17 @@ from sklearn.neighbors import KNeighborsClassifier
 from streamlit.testing.v1 import AppTest
 
 from vae.checkpoint import load_checkpoint, save_checkpoint
+from vae.data import load_test_images
 from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, compute_embedding, image_order,
-                            load_embedding, main, match_positions, pca, sample_path, save_embedding, tsne,
+                            load_embedding, main, match_positions, pca, restrict, sample_path, save_embedding, tsne,
                             weights_sha256)
 from vae.latent import encode_images
 from vae.models import CVAE, VAE
 
 PRETRAINED = ROOT / "pretrained"
 STORED = sorted(p.parent.name for p in PRETRAINED.glob(f"*/{EMBEDDING}"))
+TEST_SPLIT = 10_000  # the shipped maps hold every test image
+AT_HAND = len(load_test_images("mnist", sample=SAMPLE)[2])  # 10,000 with the dataset on disk, else the sample's 2,000
 
 
 def clusters(n_per=60, d=10, seed=0):
@@ -97,6 +100,17 @@ def test_save_load_and_match(tmp_path):
         load_embedding(tmp_path)
 
 
+def test_restrict_keeps_the_points_at_hand_where_the_whole_map_put_them():
+    x, labels = clusters(n_per=2)
+    emb = Embedding(np.arange(12, dtype=np.float32).reshape(6, 2), torch.tensor([5, 2, 8, 1, 9, 4]), labels,
+                    x.float(), "tsne", 30.0, 0, 1.0, info={"kl_divergence": 0.5})
+    part = restrict(emb, torch.tensor([9, 2, 4, 77]))
+    assert part.indices.tolist() == [2, 9, 4] and part.labels.tolist() == labels[[1, 4, 5]].tolist()
+    np.testing.assert_array_equal(part.coords, emb.coords[[1, 4, 5]])
+    assert torch.equal(part.mu, emb.mu[[1, 4, 5]]) and part.info == {"kl_divergence": 0.5, "of": 6}
+    assert restrict(emb, torch.arange(10)) is emb and restrict(emb, torch.tensor([2, 3])) is None
+
+
 def test_compute_embedding_picks_the_first_n_and_checks_its_arguments():
     images, labels = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
     indices = torch.arange(1000, 1300)
@@ -131,10 +145,13 @@ def test_shipped_maps_are_current_and_use_the_bundled_sample(name, method):
     folder = PRETRAINED / name
     emb = load_embedding(folder, method)
     _, config, _ = load_checkpoint(folder)
-    assert (emb.method, emb.n, emb.perplexity, emb.seed) == (method, 2000, 30.0, 0)
+    assert (emb.method, emb.n, emb.perplexity, emb.seed) == (method, TEST_SPLIT, 30.0, 0)
     assert emb.weights_sha256 == weights_sha256(folder), "re-run python -m vae.embeddings after retraining"
     sample = load_file(str(sample_path(folder, config["dataset"])))
-    assert torch.equal(emb.indices, sample["indices"]) and torch.equal(emb.labels, sample["labels"])
+    k = len(sample["indices"])  # the sample's images first (so it serves offline), then the rest in test order
+    assert torch.equal(emb.indices[:k], sample["indices"]) and torch.equal(emb.labels[:k], sample["labels"])
+    rest = emb.indices[k:]
+    assert sorted(emb.indices.tolist()) == list(range(TEST_SPLIT)) and bool((rest[1:] > rest[:-1]).all())
     model, _, _ = load_checkpoint(folder)
     x = sample["images"][:100].unsqueeze(1).float() / 255
     torch.testing.assert_close(emb.mu[:100], encode_images(model, x, sample["labels"][:100])[0], atol=1e-4, rtol=1e-4)
@@ -154,7 +171,8 @@ def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch)
     at = open_page("mnist-vae-20d")
     at.get("button_group")[0].set_value("umap").run()
     assert not at.exception and not at.error
-    assert "UMAP of the means of 2,000 test images (15 neighbours, min_dist 0.1, seed 0); precomputed" in captions(at)
+    assert f"UMAP of the means of {AT_HAND:,} test images (15 neighbours, min_dist 0.1, seed 0)" in captions(at)
+    assert "precomputed" in captions(at)
     assert list(charts(at)) == ["emb_map"]
     calls = []
     real = vae.embeddings.umap
@@ -200,7 +218,7 @@ def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
     at = open_page("mnist-vae-20d")
     assert at.title[0].value == "Embeddings" and not at.error
     assert list(charts(at)) == ["emb_map"]  # a 20-d model: no raw plane
-    assert "t-SNE of the means of 2,000 test images" in captions(at) and "precomputed" in captions(at)
+    assert f"t-SNE of the means of {AT_HAND:,} test images" in captions(at) and "precomputed" in captions(at)
     assert not at.get("image") and "Hover a point to see its image" in at.info[-1].value
     emb = load_embedding(PRETRAINED / "mnist-vae-20d")
     select(at, "emb_map", [3, 5, 3, 1999])
@@ -209,7 +227,7 @@ def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(counts) if k) in captions(at)
     at.get("button_group")[0].set_value("pca").run()
     assert not at.exception and not at.error
-    assert "PCA of the means of 2,000 test images" in captions(at) and "computed in" in captions(at)
+    assert f"PCA of the means of {AT_HAND:,} test images" in captions(at) and "computed in" in captions(at)
     assert "emb_perplexity" not in [s.key for s in at.slider]  # PCA has no t-SNE settings
 
 
@@ -234,8 +252,13 @@ def test_offline_page_uses_the_bundled_sample_and_says_so(monkeypatch, tmp_path)
     try:
         at = open_page("mnist-vae-20d")
         assert any("bundled sample of 2,000 MNIST test images" in i.value for i in at.info)
-        assert "precomputed" in captions(at)  # the stored map's images are the sample's
-        assert at.slider(key="emb_n").max == 2000
+        assert at.slider(key="emb_n").value == at.slider(key="emb_n").max == 2000
+        # the stored map of the whole test split, shown for the sample's images: nothing computed
+        assert ("t-SNE of the means of 2,000 test images (perplexity 30, seed 0, final KL" in captions(at)
+                and "the 2,000 images at hand of a map of 10,000 test images precomputed" in captions(at))
+        emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+        (data,) = charts(at)["emb_map"][1]
+        np.testing.assert_array_equal(data[["x", "y"]].to_numpy(), emb.coords[:2000])  # the sample comes first
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
@@ -269,7 +292,6 @@ def test_colour_by_elbo_neighbours_of_one_point_and_csv():
     of a clicked point in the latent space (Euclidean on mu), and the map as CSV."""
     import csv
     import io
-    import json
 
     from vae.embeddings import embedding_csv
 
@@ -299,7 +321,6 @@ def test_colour_by_elbo_neighbours_of_one_point_and_csv():
 
 def test_a_selection_in_one_chart_is_shown_in_the_other():
     """Issue 15, linked views: points selected on the t-SNE map are the selected points of the plane."""
-    import json
 
     at = open_page("mnist-vae-2d")
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
@@ -312,33 +333,93 @@ def test_a_selection_in_one_chart_is_shown_in_the_other():
     assert not any("picked" in f for f in shown_charts["emb_map"][1])  # the source keeps its own selection
 
 
-def test_hover_carries_each_points_image_index_and_class():
-    """Issue 15: every point of both charts carries its test image (a PNG data URL in the field Vega's
-    tooltip draws as a picture), its test index and its class, in the tooltip."""
+def png_pixels(picture) -> np.ndarray:
+    """The grey pixels in [0, 1] of a PNG data URL or file."""
     import base64
     import io
 
     from PIL import Image
 
-    from vae.data import load_test_images
+    if isinstance(picture, str):
+        assert picture.startswith("data:image/png;base64,")
+        picture = io.BytesIO(base64.b64decode(picture.split(",", 1)[1]))
+    return np.asarray(Image.open(picture)) / 255.0
 
-    at = open_page("mnist-vae-2d")
-    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+
+def assert_hover_pictures(at: AppTest, emb) -> str:
+    """Every point of both charts carries its test index and class in the tooltip, and its test image
+    in the tooltip's "image" field: a PNG file named by its test index in the static folder a chart
+    names, or a data URL carried in the chart itself. Returns "file" or "inline"."""
+    import json
+
     images, _, indices, _ = load_test_images("mnist", sample=SAMPLE)
     shown_charts = charts(at)
     assert list(shown_charts) == ["emb_map", "emb_plane"]
+    how = set()
     for key, (spec, frames) in shown_charts.items():
         tooltip = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
         assert tooltip[:3] == ["image", "test image", "class"], key
-        (data,) = [f for f in frames if "image" in f]
+        (data,) = [f for f in frames if "test image" in f]
         assert len(data) == emb.n and data["test image"].tolist() == emb.indices.tolist()
-        assert data["class"].tolist() == [str(c) for c in emb.labels.tolist()]
-        for p in (0, 1234):
-            url = data["image"][p]
-            assert url.startswith("data:image/png;base64,")
-            png = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-            x = images[(indices == emb.indices[p]).nonzero()[0, 0], 0].numpy()
-            assert png.shape == (28, 28) and np.abs(png / 255.0 - x).max() <= 0.5 / 255 + 1e-6
+        assert data["class"].astype(str).tolist() == [str(c) for c in emb.labels.tolist()]
+        if not data["image"][0].startswith("data:"):  # FOLDER/TEST_INDEX.png, served at app/static/
+            urls = data["image"].tolist()
+            assert urls == [f"{urls[0].rsplit('/', 1)[0]}/{i}.png" for i in data["test image"]]
+            assert urls[0].startswith("app/static/thumbnails/mnist-")
+            files = ROOT / "static" / urls[0].removeprefix("app/static/").rsplit("/", 1)[0]
+            pictures = {i: files / f"{i}.png" for i in data["test image"].tolist() if (files / f"{i}.png").is_file()}
+            how.add("file")
+        else:
+            pictures = dict(zip(data["test image"].tolist(), data["image"]))
+            how.add("inline")
+        assert set(data["test image"]) <= set(pictures), key  # a picture for every point
+        for p in (0, 1234, emb.n - 1):
+            i = int(emb.indices[p])
+            x = images[(indices == i).nonzero()[0, 0], 0].numpy()
+            png = png_pixels(pictures[i])
+            assert png.shape == (28, 28) and np.abs(png - x).max() <= 0.5 / 255 + 1e-6
+    (only,) = how
+    return only
+
+
+def test_hover_carries_each_points_image_index_and_class():
+    """Issue 15: every point of both charts shows its test image, test index and class on hover. The
+    pictures are static files the browser fetches when a point is hovered, so a 10,000-point chart
+    stays small; a server without static files gets them in the charts themselves."""
+    from streamlit import config
+
+    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
+    emb = restrict(emb, load_test_images("mnist", sample=SAMPLE)[2])
+    at = open_page("mnist-vae-2d")
+    assert assert_hover_pictures(at, emb) == "file"
+    assert max(len(d.data.data) for c in at.get("vega_lite_chart") for d in c.proto.datasets) < 1_000_000  # bytes
+    config.set_option("server.enableStaticServing", False)
+    st.cache_resource.clear()
+    try:
+        at = open_page("mnist-vae-2d")
+        assert assert_hover_pictures(at, emb) == "inline"
+    finally:
+        config.set_option("server.enableStaticServing", True)
+        st.cache_resource.clear()
+
+
+def test_the_thumbnails_are_written_once_and_named_by_their_images(tmp_path):
+    from ui.images import thumbnails_dir, write_thumbnails
+
+    images, indices = torch.rand(5, 1, 28, 28), torch.tensor([7, 3, 9, 0, 4])
+    folder = write_thumbnails("mnist", images, indices, tmp_path)
+    assert folder.name.startswith("mnist-") and [p.name for p in tmp_path.iterdir()] == [folder.name]
+    assert sorted(p.name for p in folder.iterdir()) == ["0.png", "3.png", "4.png", "7.png", "9.png"]
+    np.testing.assert_allclose(png_pixels(folder / "9.png"), images[2, 0].numpy(), atol=0.5 / 255 + 1e-6)
+    stamp = (folder / "9.png").stat().st_mtime_ns
+    assert write_thumbnails("mnist", images, indices, tmp_path) == folder and (folder / "9.png").stat().st_mtime_ns == stamp
+    other = images.clone()
+    other[0, 0, 0, 0] = 1 - other[0, 0, 0, 0].round()  # another image: another folder, never a stale picture
+    assert thumbnails_dir("mnist", other, indices, tmp_path) != folder
+    assert thumbnails_dir("mnist", images, indices.flip(0), tmp_path) != folder
+    (tmp_path / "a-file").write_text("")  # a folder that cannot be made, even by root
+    with pytest.raises(OSError):
+        write_thumbnails("mnist", images, indices, tmp_path / "a-file" / "thumbnails")
 
 
 def test_box_select_takes_the_points_inside_the_rectangle():
@@ -358,7 +439,6 @@ def test_an_upload_is_placed_on_the_stored_map_without_recomputing_it():
     """Issue 15: your image, encoded and placed on the precomputed t-SNE map (openTSNE's transform),
     lands near its own test image, is marked on both charts, and gets its nearest test images."""
     import io
-    import json
 
     from PIL import Image
 

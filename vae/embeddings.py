@@ -1,6 +1,6 @@
 """Maps of the latent space: the encoder's means mu(x) of test images, projected to 2-D by t-SNE, UMAP or PCA.
 
-    python -m vae.embeddings pretrained/mnist-vae-20d [--method tsne|umap] [--n 2000] [--perplexity 30] [--seed 0]
+    python -m vae.embeddings pretrained/mnist-vae-20d [--method tsne|umap] [--n N] [--perplexity 30] [--seed 0]
 
 stores the map the app opens with in the model's folder, ``embedding.safetensors`` for t-SNE and
 ``embedding-umap.safetensors`` for UMAP: float32 coordinates, the test-split indices of the images
@@ -12,9 +12,10 @@ Reduction" (arXiv:1802.03426), through umap-learn with its defaults (15 neighbou
 PCA through scikit-learn.
 
 Which N images: the test images of the bundled offline sample (``pretrained/samples``) come first,
-in test-split order, then the other test images in order. So the default N = 2,000 is the same set
-of images whether the full test split is on disk or only the sample, and a map precomputed from the
-full split still serves the app offline.
+in test-split order, then the other test images in order. The default N is every test image at hand
+(10,000 with the dataset on disk), and the first 2,000 of a stored map's images are the sample's,
+so a map of the whole test split still serves the app offline: the page shows the sample's part of
+it.
 """
 
 from __future__ import annotations
@@ -306,6 +307,22 @@ def match_positions(emb: Embedding, indices: torch.Tensor) -> torch.Tensor | Non
         return None
 
 
+def restrict(emb: Embedding, indices: torch.Tensor) -> Embedding | None:
+    """The part of a map whose images are at hand: its points whose test index is in ``indices``
+    (int64 (M,)), in the map's order, at their places on the whole map (nothing is recomputed). The
+    map itself when all are at hand; None when fewer than two are. The part's ``info["of"]`` is the
+    whole map's N. Offline, a stored map of the whole test split shows the bundled sample's part."""
+    keep = torch.isin(emb.indices, indices)
+    if bool(keep.all()):
+        return emb
+    if int(keep.sum()) < 2:
+        return None
+    pos = keep.nonzero().flatten()
+    return Embedding(emb.coords[pos.numpy()], emb.indices[pos], emb.labels[pos], emb.mu[pos], emb.method,
+                     emb.perplexity, emb.seed, emb.seconds, emb.sklearn_version, emb.weights_sha256,
+                     {**emb.info, "of": emb.n})
+
+
 def sample_path(folder: str | os.PathLike, dataset: str) -> Path:
     """Where the bundled offline sample of ``dataset`` lies for a model folder under pretrained/."""
     return sample_file(Path(folder).resolve().parent / "samples", dataset)
@@ -318,14 +335,14 @@ def sample_indices(path: str | os.PathLike) -> torch.Tensor | None:
 
 
 def precompute(
-    folder: str | os.PathLike, n: int = 2000, perplexity: float = 30.0, seed: int = 0, data_root=None,
+    folder: str | os.PathLike, n: int | None = None, perplexity: float = 30.0, seed: int = 0, data_root=None,
     device: str | torch.device = "cpu", method: str = "tsne",
 ) -> tuple[Embedding, str]:
     """Compute a model's t-SNE (or UMAP) map and store it in its folder; returns (the map, where the
     images came from).
 
     Reads the test split from the data root (else the bundled sample, as the app does). The images
-    are the first n of ``image_order`` with the bundled sample first. Raises CheckpointError for a
+    are the first n (None: all) of ``image_order`` with the bundled sample first. Raises CheckpointError for a
     bad folder, DatasetNotFoundError without images, EmbeddingError for impossible settings.
     """
     model, config, _ = load_checkpoint(folder, device)
@@ -333,7 +350,7 @@ def precompute(
     images, labels, indices, source = load_test_images(config["dataset"], data_root, sample)
     if method not in STORED:
         raise EmbeddingError(f"only {' and '.join(METHODS[m] for m in STORED)} maps are stored, not {method!r}")
-    emb = compute_embedding(model, images, labels, indices, n, method, perplexity, seed, sample_indices(sample))
+    emb = compute_embedding(model, images, labels, indices, len(indices) if n is None else n, method, perplexity, seed, sample_indices(sample))
     emb.weights_sha256 = weights_sha256(folder)
     save_embedding(emb, folder)
     return emb, source
@@ -345,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
                                 f"{embedding_file('umap')}).")
     p.add_argument("folder")
     p.add_argument("--method", choices=STORED, default="tsne")
-    p.add_argument("--n", type=int, default=2000, help="number of test images (default 2000)")
+    p.add_argument("--n", type=int, default=None, help="number of test images (default: all at hand)")
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")

@@ -255,6 +255,9 @@ def test_hovering_a_point_on_the_embeddings_map_shows_its_image(open_page):
         text = page.locator("#vg-tooltip-element").inner_text()
         assert "test image" in text and "class" in text, text
         screenshot(page.locator("#vg-tooltip-element"), f"embeddings-hover-{c}")
+    # the pictures came from the server's static file (app/static/thumbnails/), not the charts' own data
+    fetched = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/app/static/thumbnails/mnist-" in name for name in fetched), fetched
     page.mouse.click(box["x"] + found[0] * box["width"], box["y"] + found[1] * box["height"])
     page.get_by_text("its nearest neighbours").wait_for(timeout=30_000)
     wait_until_rendered(page)

@@ -87,6 +87,9 @@ def image():
         for f in docker_context_files():
             (app / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, app / f)
+        data = Path(os.environ.get("VAE_DATA_DIR") or ROOT / "data").resolve()
+        subprocess.run([str(venv / "bin" / "python"), "-m", "ui.images", "--data-root", str(data)], cwd=app,
+                       check=True, capture_output=True)  # the Dockerfile's RUN python -m ui.images, as root
         for path in [app, *app.rglob("*")]:  # root's, and nobody else may write
             path.chmod(0o555 if path.is_dir() else 0o444)
         home, tmp = root / "home", root / "tmp"
@@ -96,7 +99,6 @@ def image():
         marker = root / "started"
         marker.touch()
         time.sleep(1.1)  # file times in whole seconds on some file systems: later writes are newer
-        data = Path(os.environ.get("VAE_DATA_DIR") or ROOT / "data").resolve()
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp),
                "PYTHONDONTWRITEBYTECODE": "1", "NUMBA_CACHE_DIR": str(home / ".cache" / "numba"), "VAE_PUBLIC": "1", "VAE_SESSION_GRACE_S": "3",
                "VAE_DATA_DIR": str(data)}
