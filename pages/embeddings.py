@@ -63,7 +63,7 @@ def umap_warm_up() -> threading.Thread:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> Placer:
-    """The map's Placer (its t-SNE affinities, built once per map: about 0.25 s for 2,000 points)."""
+    """The map's Placer (its t-SNE affinities, built once per map: about 1 s for 10,000 points)."""
     return Placer(_emb)
 
 
@@ -134,9 +134,7 @@ def scatter(xy, emb, names: list[str], images: list[str] | str, axes: tuple[str,
     lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
     x_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
     y_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
-    points = alt.Chart(data)
-
-    points = points.mark_circle(size=28 if len(xy) <= 3000 else 10).encode(
+    points = alt.Chart(data).mark_circle(size=28 if len(xy) <= 3000 else 10).encode(
         x=alt.X("x:Q", title=axes[0], scale=x_scale), y=alt.Y("y:Q", title=axes[1], scale=y_scale),
         color=color, opacity=opacity, tooltip=tooltip,
     ).add_params(selection)
@@ -212,10 +210,24 @@ def render(sel: Selection) -> None:
     method = c1.segmented_control("Method", list(METHODS), default="tsne", format_func=METHODS.get,
                                   required=True, key="emb_method")
     n_max = len(indices)
-    n = c2.slider("Test images (N)", min(500, n_max), n_max, n_max, 500 if n_max >= 1000 else 1,
-                  key="emb_n", help="Every test image at hand by default: a shipped model's stored maps hold "
-                  "them all. A smaller N computes a map of the bundled sample's images first, then the rest of "
-                  "the test split in order; t-SNE time grows a little faster than N.")
+
+    def stored_map(m: str):
+        """The model folder's stored map for method m if its weights still match (else None), and a note."""
+        path = os.path.join(folder, embedding_file(m))
+        return precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0, weights_version(folder), m)
+
+    # N: every image the stored maps hold (all at hand, for a shipped model), else 2,000, a map to compute
+    # (t-SNE takes 8 s at 2,000 and 60 s at 10,000); a slider each, so a model without maps never
+    # inherits a shipped model's 10,000.
+    maps = stored_map("tsne")[0]
+    maps = None if maps is None else restrict(maps, indices)
+    n = c2.slider("Test images (N)", min(500, n_max), n_max, min(2000, n_max) if maps is None else maps.n,
+                  500 if n_max >= 1000 else 1, key="emb_n" if maps is not None else "emb_n_new",
+                  help="By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
+                  "or offline the bundled sample's 2,000), else 2,000. Another N computes a new map of the "
+                  "bundled sample's images first, then the rest of the test split in order (so online N = 2,000 "
+                  "is a map of its own, not the offline part of the stored one); t-SNE time grows a little "
+                  "faster than N.")
     perplexity, seed = 30.0, 0
     if method == "tsne":
         perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
@@ -228,9 +240,7 @@ def render(sel: Selection) -> None:
 
     emb, note, positions = None, "", None
     if method in STORED:
-        stored = os.path.join(folder, embedding_file(method))
-        emb, note = precomputed(folder, os.path.getmtime(stored) if os.path.exists(stored) else 0.0,
-                                weights_version(folder), method)
+        emb, note = stored_map(method)
     if emb is not None and emb.seed == seed and (method != "tsne" or emb.perplexity == perplexity):
         part = restrict(emb, indices)  # offline: the bundled sample's part of a map of the whole test split
         if part is not None and part.n == n:
@@ -249,8 +259,8 @@ def render(sel: Selection) -> None:
                 "pca": "PCA"}[method]
         try:
             with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
-                            "about 8 s for 2,000 images and 26 s for 5,000, UMAP 4 to 6 s for 2,000 (and, its "
-                            "first time in a server process, 11 to 19 s more to compile; bench/tsne_speed.py)...",
+                            "about 8 s for 2,000 images and 60 s for 10,000, UMAP 4 s and 33 s (and, its "
+                            "first time in a server process, 10 to 19 s more to compile; bench/tsne_speed.py)...",
                             show_time=True):
                 emb, positions = computed(folder, weights_version(folder), method, n, perplexity, seed, sel)
         except EmbeddingError as err:

@@ -171,8 +171,9 @@ def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch)
     at = open_page("mnist-vae-20d")
     at.get("button_group")[0].set_value("umap").run()
     assert not at.exception and not at.error
-    assert f"UMAP of the means of {AT_HAND:,} test images (15 neighbours, min_dist 0.1, seed 0)" in captions(at)
-    assert "precomputed" in captions(at)
+    caption = next(c.value for c in at.caption if c.value.startswith("UMAP of the means"))
+    assert caption.startswith(f"UMAP of the means of {AT_HAND:,} test images (15 neighbours, min_dist 0.1, seed 0); ")
+    assert "precomputed by `python -m vae.embeddings`" in caption
     assert list(charts(at)) == ["emb_map"]
     calls = []
     real = vae.embeddings.umap
@@ -323,7 +324,6 @@ def test_a_selection_in_one_chart_is_shown_in_the_other():
     """Issue 15, linked views: points selected on the t-SNE map are the selected points of the plane."""
 
     at = open_page("mnist-vae-2d")
-    emb = load_embedding(PRETRAINED / "mnist-vae-2d")
     chosen = [3, 40, 41, 500]
     select(at, "emb_map", chosen)
     shown_charts = charts(at)
@@ -350,8 +350,6 @@ def assert_hover_pictures(at: AppTest, emb) -> str:
     """Every point of both charts carries its test index and class in the tooltip, and its test image
     in the tooltip's "image" field: a PNG file named by its test index in the static folder a chart
     names, or a data URL carried in the chart itself. Returns "file" or "inline"."""
-    import json
-
     images, _, indices, _ = load_test_images("mnist", sample=SAMPLE)
     shown_charts = charts(at)
     assert list(shown_charts) == ["emb_map", "emb_plane"]
@@ -359,6 +357,7 @@ def assert_hover_pictures(at: AppTest, emb) -> str:
     for key, (spec, frames) in shown_charts.items():
         tooltip = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
         assert tooltip[:3] == ["image", "test image", "class"], key
+        assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"  # 10,000 SVG elements redraw slowly
         (data,) = [f for f in frames if "test image" in f]
         assert len(data) == emb.n and data["test image"].tolist() == emb.indices.tolist()
         assert data["class"].astype(str).tolist() == [str(c) for c in emb.labels.tolist()]
@@ -420,6 +419,19 @@ def test_the_thumbnails_are_written_once_and_named_by_their_images(tmp_path):
     (tmp_path / "a-file").write_text("")  # a folder that cannot be made, even by root
     with pytest.raises(OSError):
         write_thumbnails("mnist", images, indices, tmp_path / "a-file" / "thumbnails")
+
+
+def test_a_fashion_model_shows_class_names_and_its_own_pictures():
+    """The class column is a category: its values reach the chart as the names, not their codes."""
+    from vae.data import CLASS_NAMES
+
+    at = open_page("fashion-vae-2d")
+    emb = restrict(load_embedding(PRETRAINED / "fashion-vae-2d"), load_test_images("fashion", sample=SAMPLE)[2])
+    spec, (data,) = charts(at)["emb_map"]
+    names = CLASS_NAMES["fashion"]
+    assert data["class"].astype(str).tolist() == [names[c] for c in emb.labels.tolist()]
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == names
+    assert data["image"][0].startswith("app/static/thumbnails/fashion-")
 
 
 def test_box_select_takes_the_points_inside_the_rectangle():

@@ -201,6 +201,9 @@ def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
     at.switch_page(f"pages/{page}.py")
     rerun(at)
     assert at.sidebar.selectbox[0].value == job.name and not at.error
+    if page == "embeddings":  # no stored maps: a 2,000-image map is computed, not one of the whole test split
+        assert at.slider(key="emb_n_new").value == 2000
+        assert any(c.value.startswith("t-SNE of the means of 2,000 test images") for c in at.caption)
 
 
 @pytest.fixture

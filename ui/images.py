@@ -12,6 +12,7 @@ import hashlib
 import io
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,11 +171,18 @@ def path_gif(ends, path, scale: int = 4, ms: int = 120) -> bytes:
     return buf.getvalue()
 
 
+THUMBNAIL_FORMAT = b"grey PNG, 1x"  # in the folders' hash: change it with png_files, and browsers fetch anew
+
+
+def _uint8(images: torch.Tensor) -> torch.Tensor:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def png_files(images: torch.Tensor) -> list[bytes]:
     """Each image of float (N, 1, H, W) in [0, 1] as the bytes of a grey PNG file (about 270 bytes for
     a 28x28 MNIST digit)."""
     out = []
-    for x in (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy():
+    for x in _uint8(images).squeeze(1).numpy():
         buffer = io.BytesIO()
         Image.fromarray(x, mode="L").save(buffer, "PNG", optimize=True)
         out.append(buffer.getvalue())
@@ -191,7 +199,7 @@ def thumbnails_dir(dataset: str, images: torch.Tensor, indices: torch.Tensor, ro
     """Where the hover thumbnails of these test images lie: ``root/DATASET-HASH/``, the hash (SHA-256,
     12 hex digits) of the images and their test indices, so that other images at hand (the bundled
     sample, say) get another folder, and a browser never shows a stale picture from its cache."""
-    digest = hashlib.sha256((images.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes())
+    digest = hashlib.sha256(THUMBNAIL_FORMAT + _uint8(images).numpy().tobytes())
     digest.update(indices.to(torch.int64).numpy().tobytes())
     return root / f"{dataset}-{digest.hexdigest()[:12]}"
 
@@ -205,6 +213,9 @@ def write_thumbnails(dataset: str, images: torch.Tensor, indices: torch.Tensor, 
     if final.is_dir():
         return final
     root.mkdir(parents=True, exist_ok=True)
+    for left in root.glob(".tmp-*"):  # left by a process stopped while writing, an hour or more ago
+        if time.time() - left.stat().st_mtime > 3600:
+            shutil.rmtree(left, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
         for i, png in zip(indices.tolist(), png_files(images)):

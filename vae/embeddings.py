@@ -166,14 +166,23 @@ def pca(mu: torch.Tensor | np.ndarray) -> tuple[np.ndarray, list[float]]:
     return coords.astype(np.float32), [float(v) for v in p.explained_variance_ratio_]
 
 
+# openTSNE's transform runs 250 iterations by default, each a Barnes-Hut gradient against every map
+# point: 1.3 s for one new point on a 10,000-point map on a 2-core CPU, 0.53 s at 100 iterations. For 40
+# of the map's own images placed anew, the median distance from their own places was 4.9% of the map's
+# extent after 250, 100, 50 or 0 iterations alike (the start, the median of the 25 nearest map points,
+# is most of the placement), so 100 keep the refinement at 40% of the time.
+PLACE_ITERATIONS = 100
+
+
 class Placer:
     """Places new points on an existing map without recomputing it.
 
     t-SNE maps: openTSNE's ``TSNEEmbedding.transform`` (Policar, Strazar & Zupan, 2024, "openTSNE: A
     Modular Python Library for t-SNE Dimensionality Reduction and Embedding", JSS 109(3)): the map's
     points stay fixed; each new point starts at the median of its nearest map points in the latent
-    space and moves under the t-SNE gradient against them alone. The map's affinities (perplexity as
-    the map's, exact nearest neighbours) are built once, here. PCA maps: the same principal axes,
+    space and moves under the t-SNE gradient against them alone, for ``PLACE_ITERATIONS`` steps. The
+    map's affinities (perplexity as the map's, exact nearest neighbours) are built once, here: about 1 s
+    for 10,000 points on a 2-core CPU. PCA maps: the same principal axes,
     refitted on the map's means (deterministic, so they are the map's own axes).
     """
 
@@ -200,7 +209,7 @@ class Placer:
         x = np.asarray(new_mu, dtype=np.float64)
         x = x.reshape(1, -1) if x.ndim == 1 else x
         if self.method == "tsne":
-            return np.asarray(self._map.transform(x), dtype=np.float32)
+            return np.asarray(self._map.transform(x, n_iter=PLACE_ITERATIONS), dtype=np.float32)
         return self._map.transform(x.astype(np.float32)).astype(np.float32)
 
 

@@ -98,3 +98,31 @@ def screenshot(target, name: str) -> Path:
     else:
         target.screenshot(path=path)
     return path
+
+
+TOOLTIP_IMAGE = "#vg-tooltip-element.visible img"  # Vega's tooltip, showing a point's picture
+
+
+def hover_a_point(page, chart) -> tuple[float, float]:
+    """Sweep the pointer across the middle of a Vega-Lite chart (a locator) until the tooltip shows a
+    picture; returns where, as fractions (fx, fy) of the chart's drawing. Fails when no point is found."""
+    page.mouse.move(5, 5)  # off every chart: the one tooltip element hides first
+    page.wait_for_function("() => !document.querySelector('#vg-tooltip-element.visible')", timeout=10_000)
+    box = chart.locator("canvas, svg").first.bounding_box()
+    for fy in (0.5, 0.4, 0.6, 0.3, 0.7):
+        for fx in [i / 40 for i in range(4, 36)]:
+            page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            page.wait_for_timeout(30)
+            if page.locator(TOOLTIP_IMAGE).count():
+                return fx, fy
+    raise AssertionError("no tooltip picture over the chart")
+
+
+def assert_hover_picture(page, dataset: str) -> None:
+    """The tooltip's picture is a 28x28 PNG the server sent from static/thumbnails/ (not a data URL
+    carried in the chart), and it has loaded."""
+    image = page.locator(TOOLTIP_IMAGE)
+    assert f"app/static/thumbnails/{dataset}-" in image.get_attribute("src")
+    page.wait_for_function("() => { const i = document.querySelector('#vg-tooltip-element.visible img'); "
+                           "return i && i.complete && i.naturalWidth > 0 }", timeout=10_000)
+    assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [28, 28]

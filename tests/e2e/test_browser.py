@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
-from streamlit_server import assert_clean, open_in_browser, screenshot, start_app, wait_until_rendered
+from streamlit_server import (assert_clean, assert_hover_picture, hover_a_point, open_in_browser, screenshot,
+                              start_app, wait_until_rendered)
 
 
 def test_every_page_renders(app, open_page):
@@ -225,9 +226,6 @@ def test_on_a_phone_no_image_overflows_the_screen(app, browser):
         context.close()
 
 
-TOOLTIP_IMAGE = "#vg-tooltip-element.visible img"
-
-
 def test_hovering_a_point_on_the_embeddings_map_shows_its_image(open_page):
     """Issue 15: the pointer over a point of either chart shows that test image (a thumbnail in Vega's
     tooltip), its index and its class; a click then selects it (its neighbours appear)."""
@@ -236,28 +234,12 @@ def test_hovering_a_point_on_the_embeddings_map_shows_its_image(open_page):
     charts.nth(1).locator("canvas, svg").first.wait_for(timeout=30_000)  # Vega's code loads when first needed
     assert charts.count() == 2  # mnist-vae-2d: the t-SNE map and the latent plane
     for c in range(2):
-        page.mouse.move(5, 5)  # off every chart: the one tooltip element hides before the next sweep
-        page.wait_for_function("() => !document.querySelector('#vg-tooltip-element.visible')", timeout=10_000)
+        found = hover_a_point(page, charts.nth(c))
         box = charts.nth(c).locator("canvas, svg").first.bounding_box()
-        found = None
-        for fy in (0.5, 0.4, 0.6, 0.3, 0.7):  # sweep across the middle until the pointer is on a point
-            for fx in [i / 40 for i in range(4, 36)]:
-                page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-                page.wait_for_timeout(30)
-                if page.locator(TOOLTIP_IMAGE).count():
-                    found = (fx, fy)
-                    break
-            if found:
-                break
-        assert found, f"no tooltip picture over chart {c}"
-        image = page.locator(TOOLTIP_IMAGE)
-        assert image.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]") == [True, 28, 28]
+        assert_hover_picture(page, "mnist")
         text = page.locator("#vg-tooltip-element").inner_text()
         assert "test image" in text and "class" in text, text
         screenshot(page.locator("#vg-tooltip-element"), f"embeddings-hover-{c}")
-    # the pictures came from the server's static file (app/static/thumbnails/), not the charts' own data
-    fetched = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
-    assert any("/app/static/thumbnails/mnist-" in name for name in fetched), fetched
     page.mouse.click(box["x"] + found[0] * box["width"], box["y"] + found[1] * box["height"])
     page.get_by_text("its nearest neighbours").wait_for(timeout=30_000)
     wait_until_rendered(page)

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit_server import ROOT, assert_clean, open_in_browser, screenshot, start_app, wait_until_rendered
+from streamlit_server import (ROOT, assert_clean, assert_hover_picture, hover_a_point, open_in_browser, screenshot,
+                              start_app, wait_until_rendered)
 
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="runs the server as uid 1000, which needs root")
 
@@ -135,6 +136,11 @@ def test_the_image_serves_every_page_and_a_visitor_keeps_nothing_behind(image, b
         page.goto(f"{url}/embeddings")
         wait_until_rendered(page)
         main = page.locator("[data-testid=stMain]")
+        # the hover pictures written at build time are the ones served (not a fallback into the charts)
+        chart = main.locator("[data-testid=stVegaLiteChart]").first
+        chart.locator("canvas, svg").first.wait_for(timeout=30_000)
+        hover_a_point(page, chart)
+        assert_hover_picture(page, "mnist")
         main.locator("button", has_text="UMAP").first.click()
         wait_until_rendered(page)
         seed = main.get_by_label("Seed", exact=True)
