@@ -1,25 +1,28 @@
 """The Embeddings page in a browser: the whole test split's maps against the bundled sample's, and the
-hover pictures from the static file against pictures carried in the charts.
+hover pictures as static files against pictures carried in the charts.
 
-    VAE_DATA_DIR=../shared/data .venv/bin/python bench/embeddings_browser.py [--rounds 3]
+    VAE_DATA_DIR=../shared/data .venv/bin/python bench/embeddings_browser.py [--rounds 5]
 
-Three fresh `streamlit run app.py` servers, started together and used in turn, the default model (mnist-vae-2d: its
-t-SNE map and its latent plane, two charts):
+Three fresh `streamlit run app.py` servers, started together and used in turn, the default model
+(mnist-vae-2d: its t-SNE map and its latent plane, two charts):
 
-- "10,000, file": what ships: the stored maps of the whole test split, the hover pictures in one
-  static file the browser fetches once (static/thumbnails/);
-- "10,000, inline": the same maps, static serving off, so each chart carries its points' pictures;
+- "10,000, file": what ships: the stored maps of the whole test split, each point's hover picture a
+  small PNG in static/thumbnails/ that the browser fetches when the pointer rests on it (the chart
+  carries its URL);
+- "10,000, inline": the same maps, static serving off, so each chart carries its points' pictures
+  as data URLs (what the page did before, at 2,000 points);
 - "2,000 (sample)": the data root emptied, so the page shows the bundled sample's 2,000 images of
-  the same stored maps (the baseline: the page as it was, 2,000 points a chart).
+  the same stored maps, pictures as files (the baseline: 2,000 points a chart, as the page had).
 
-Each round opens the page in a fresh browser context (the browser's cache empty), then clicks a
-point on the t-SNE map (its neighbours appear; the plane is sent again with the point marked),
-colours by -ELBO and back to class (both charts sent again). For each step: the seconds from the
-action until the browser is done, i.e. until the server's "script finished" message has arrived
-and the browser's main thread has had no long task (over 50 ms, Chromium's PerformanceObserver) for
-one second, the end of the last such task counting; and the bytes that came over the websocket (on
-and what came over HTTP from app/static/: the hover pictures). Medians over --rounds, the rounds of the three interleaved; ratios against
-"2,000 (sample)". The browser shares the 2 cores with the server.
+Each round opens the page in a fresh browser context (the browser's cache empty), hovers the t-SNE
+map until a picture shows, clicks that point (its neighbours appear; the plane is sent again with
+the point marked), colours by -ELBO and back to class (both charts sent again). For each step: the
+seconds from the action until the browser is done, i.e. until the server's "script finished"
+message has arrived and the browser's main thread has had no long task (over 50 ms, Chromium's
+PerformanceObserver) for one second, the end of the last such task counting; and the bytes that
+came over the websocket and over HTTP from app/static/ (the hover pictures). Medians over --rounds,
+the rounds of the three interleaved; ratios against "2,000 (sample)". The browser shares the 2 cores
+with the server.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--only", nargs="+", help="run these configurations alone (their names as printed)")
     a = p.parse_args()
     empty = tempfile.mkdtemp()
