@@ -63,7 +63,7 @@ def umap_warm_up() -> threading.Thread:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> Placer:
-    """The map's Placer (its t-SNE affinities, built once per map: about 1 s for 10,000 points)."""
+    """The map's Placer (its t-SNE affinities, built once per map: 1 to 2 s for 10,000 points)."""
     return Placer(_emb)
 
 
@@ -104,7 +104,8 @@ def scatter(xy, emb, names: list[str], images: list[str] | str, axes: tuple[str,
     rest faded, so both charts show the same images; placed: (2,) your image's position, a gold star.
     The selection parameter is "points" (fields: pos, the map position) or "box" (fields: x, y)."""
     xy = np.asarray(xy, dtype=np.float64)
-    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow, sent with every change
+    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow (0.7 MB with
+    # their pictures' URLs), sent again with every change of the chart
     data = pd.DataFrame({"pos": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0].astype(np.float32),
                          "y": xy[:, 1].astype(np.float32), "test image": emb.indices.numpy().astype(np.int32),
                          "class": pd.Categorical([names[c] for c in emb.labels.tolist()], categories=names)})

@@ -181,7 +181,7 @@ class Placer:
     Modular Python Library for t-SNE Dimensionality Reduction and Embedding", JSS 109(3)): the map's
     points stay fixed; each new point starts at the median of its nearest map points in the latent
     space and moves under the t-SNE gradient against them alone, for ``PLACE_ITERATIONS`` steps. The
-    map's affinities (perplexity as the map's, exact nearest neighbours) are built once, here: about 1 s
+    map's affinities (perplexity as the map's, exact nearest neighbours) are built once, here: 1 to 2 s
     for 10,000 points on a 2-core CPU. PCA maps: the same principal axes,
     refitted on the map's means (deterministic, so they are the map's own axes).
     """
