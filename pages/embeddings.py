@@ -126,18 +126,23 @@ def scatter(xy, emb, names: list[str], images: list[str] | str, axes: tuple[str,
         tooltip.append(alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f"))
     selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"]) if box
                  else alt.selection_point(name="points", fields=["pos"], on="click", clear="dblclick"))
+    # A few selected points are drawn larger too: one point among 10,000 at full opacity is hard to find.
+    small = 28 if len(xy) <= 3000 else 10
     if highlight:
         data["picked"] = data["pos"].isin(highlight)
+        data = data.sort_values("picked", kind="stable")  # drawn last, over the others
         opacity = alt.condition("datum.picked", alt.value(0.95), alt.value(0.1))
+        size = alt.condition("datum.picked", alt.value(90 if len(highlight) <= MAX_SHOWN else small), alt.value(small))
     else:
         opacity = alt.condition(selection, alt.value(0.8), alt.value(0.12))
+        size = alt.value(small) if box else alt.when(selection, empty=False).then(alt.value(90)).otherwise(alt.value(small))
     extent = xy if placed is None else np.vstack([xy, np.asarray(placed, dtype=np.float64).reshape(1, 2)])
     lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
     x_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
     y_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
-    points = alt.Chart(data).mark_circle(size=28 if len(xy) <= 3000 else 10).encode(
+    points = alt.Chart(data).mark_circle().encode(
         x=alt.X("x:Q", title=axes[0], scale=x_scale), y=alt.Y("y:Q", title=axes[1], scale=y_scale),
-        color=color, opacity=opacity, tooltip=tooltip,
+        color=color, opacity=opacity, size=size, tooltip=tooltip,
     ).add_params(selection)
     layers = [points]
     if placed is not None:
