@@ -61,10 +61,34 @@ def umap_warm_up() -> threading.Thread:
     return thread
 
 
+class BuildingPlacer:
+    """A map's Placer, built in a background thread from the moment the map is shown, so that the first
+    upload does not wait for it (1 to 2 s for 10,000 points, and openTSNE's import the first time)."""
+
+    def __init__(self, emb):
+        self._placer: Placer | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._build, args=(emb,), name="placer", daemon=True)
+        self._thread.start()
+
+    def _build(self, emb) -> None:
+        try:
+            self._placer = Placer(emb)
+        except Exception as err:  # noqa: BLE001 - raised again, in the script, by get()
+            self._error = err
+
+    def get(self) -> Placer:
+        """The Placer, once built (waits for the thread); raises what building it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._placer
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> Placer:
-    """The map's Placer (its t-SNE affinities, built once per map: 1 to 2 s for 10,000 points)."""
-    return Placer(_emb)
+def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> BuildingPlacer:
+    """The map's Placer, once per map, its building started now (``BuildingPlacer``)."""
+    return BuildingPlacer(_emb)
 
 
 @st.cache_data(show_spinner="Placing your image...", max_entries=32)
@@ -75,7 +99,7 @@ def place_image(folder: str, version: float, method: str, n: int, perplexity: fl
     t0 = time.perf_counter()
     x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
     mu, _ = encode_images(_sel.model, x, None if label is None else torch.tensor([label]))
-    where = placer(folder, version, method, n, perplexity, seed, _emb).place(mu)
+    where = placer(folder, version, method, n, perplexity, seed, _emb).get().place(mu)
     return mu, where, 1000 * (time.perf_counter() - t0)
 
 
@@ -331,6 +355,8 @@ def render(sel: Selection) -> None:
         if yours is not None and sel.conditional:
             your_label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
                                       format_func=lambda c: names[c], key="emb_upload_label")
+    if emb.method != "umap":  # the map's placer is built in the background now: a first upload need not wait
+        placer(folder, weights_version(folder), emb.method, emb.n, emb.perplexity, emb.seed, emb)
     placed = None
     if yours is not None and emb.method == "umap":
         st.caption("Your image is placed on t-SNE and PCA maps (a stored UMAP map keeps no model to place it "

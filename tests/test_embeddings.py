@@ -447,6 +447,35 @@ def test_box_select_takes_the_points_inside_the_rectangle():
     assert at.subheader[0].value == f"{int(inside):,} selected on the latent plane"
 
 
+def test_the_maps_placer_is_built_in_the_background_as_soon_as_the_map_is_shown(monkeypatch):
+    """So that a first upload need not wait 1 to 3 s for openTSNE and the map's affinities; an error in
+    the build is raised where the placer is used."""
+    import threading
+
+    import vae.embeddings
+    from conftest import wait_for
+    from pages.embeddings import BuildingPlacer
+
+    built = []
+
+    class Recording(vae.embeddings.Placer):
+        def __init__(self, emb, *args, **kwargs):
+            built.append((threading.current_thread().name, emb.method, emb.n))
+            super().__init__(emb, *args, **kwargs)
+
+    monkeypatch.setattr(vae.embeddings, "Placer", Recording)
+    st.cache_resource.clear()
+    try:
+        open_page("mnist-vae-20d")  # no upload
+        wait_for(lambda: built)
+        assert built == [("placer", "tsne", AT_HAND)]
+    finally:
+        st.cache_resource.clear()
+    umap_map = load_embedding(PRETRAINED / "mnist-vae-20d", "umap")
+    with pytest.raises(EmbeddingError, match="not on a UMAP map"):
+        BuildingPlacer(umap_map).get()
+
+
 def test_an_upload_is_placed_on_the_stored_map_without_recomputing_it():
     """Issue 15: your image, encoded and placed on the precomputed t-SNE map (openTSNE's transform),
     lands near its own test image, is marked on both charts, and gets its nearest test images."""
