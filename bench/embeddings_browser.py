@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from streamlit_server import CHROMIUM, CHROMIUM_ARGS, start_app  # noqa: E402
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, hover_a_point, is_script_finished, start_app  # noqa: E402
 
 LONG_TASKS = """window.__longTaskEnds = [];
 new PerformanceObserver(list => list.getEntries().forEach(e => window.__longTaskEnds.push(e.startTime + e.duration)))
@@ -50,18 +50,11 @@ class Tab:
     """A page whose websocket's frames are counted (bytes, and the server's "script finished")."""
 
     def __init__(self, page):
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
         self.page, self.finished, self.bytes, self.errors = page, 0, 0, []
 
         def frame(payload) -> None:
-            if isinstance(payload, bytes):
-                self.bytes += len(payload)
-                try:
-                    if ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished":
-                        self.finished += 1
-                except Exception:  # not a ForwardMsg
-                    pass
+            self.bytes += len(payload) if isinstance(payload, bytes) else 0
+            self.finished += is_script_finished(payload)
 
         page.on("websocket", lambda ws: ws.on("framereceived", frame))
         page.on("pageerror", lambda e: self.errors.append(str(e)[:200]))
@@ -106,16 +99,10 @@ def one_round(browser, url: str) -> dict[str, tuple[float, int]]:
         main = tab.page.locator("[data-testid=stMain]")
         charts = main.locator("[data-testid=stVegaLiteChart]")
         charts.nth(1).locator("canvas, svg").first.wait_for(timeout=60_000)
+        fx, fy = hover_a_point(tab.page, charts.first)
         box = charts.first.locator("canvas, svg").first.bounding_box()
-        for fx in [i / 40 for i in range(6, 34)]:  # hover across the middle until the pointer is on a point
-            tab.page.mouse.move(box["x"] + fx * box["width"], box["y"] + 0.5 * box["height"])
-            tab.page.wait_for_timeout(40)
-            if tab.page.locator("#vg-tooltip-element.visible").count():
-                break
-        else:
-            raise AssertionError("no point under the pointer")
         out["click a point (neighbours)"] = tab.step(lambda: tab.page.mouse.click(
-            box["x"] + fx * box["width"], box["y"] + 0.5 * box["height"]))
+            box["x"] + fx * box["width"], box["y"] + fy * box["height"]))
         assert main.get_by_text("its nearest neighbours").count()
         for name, label in (("colour by -ELBO", "-ELBO"), ("colour by class", "class")):
             button = main.locator("button", has_text=re.compile(f"^{re.escape(label)}$")).first

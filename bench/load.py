@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from streamlit_server import CHROMIUM, CHROMIUM_ARGS, start_app  # noqa: E402
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, is_script_finished, start_app  # noqa: E402
 
 RENDERED = ("() => document.querySelector('[data-testid=stMain] h1') && "
             "!document.querySelector('[data-testid=stStatusWidget]') && !document.querySelector('[data-testid=stSkeleton]')")
@@ -51,20 +51,13 @@ class Tab:
     """A visitor's page, with the server's "script finished" messages counted from its websocket."""
 
     def __init__(self, page):
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
         self.page, self.finished, self.errors = page, 0, []
         self._changed = asyncio.Event()
 
         def frame(payload) -> None:
-            if isinstance(payload, bytes):
-                try:
-                    msg = ForwardMsg.FromString(payload)
-                except Exception:  # not a ForwardMsg: nothing to count
-                    return
-                if msg.WhichOneof("type") == "script_finished":
-                    self.finished += 1
-                    self._changed.set()
+            if is_script_finished(payload):
+                self.finished += 1
+                self._changed.set()
 
         page.on("websocket", lambda ws: ws.on("framereceived", frame))
         page.on("pageerror", lambda e: self.errors.append(f"page error {str(e)[:200]}"))

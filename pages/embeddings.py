@@ -249,8 +249,8 @@ def render(sel: Selection) -> None:
     # N: every image the stored maps hold (all at hand, for a shipped model), else 2,000, a map to compute
     # (t-SNE takes 8 s at 2,000 and 60 s at 10,000); a slider each, so a model without maps never
     # inherits a shipped model's 10,000.
-    maps = stored_map("tsne")[0]
-    maps = None if maps is None else restrict(maps, indices)
+    stored_tsne = stored_map("tsne")
+    maps = None if stored_tsne[0] is None else restrict(stored_tsne[0], indices)
     n = c2.slider("Test images (N)", min(500, n_max), n_max, min(2000, n_max) if maps is None else maps.n,
                   500 if n_max >= 1000 else 1, key="emb_n" if maps is not None else "emb_n_new",
                   help="By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
@@ -270,7 +270,7 @@ def render(sel: Selection) -> None:
 
     emb, note, positions = None, "", None
     if method in STORED:
-        emb, note = stored_map(method)
+        emb, note = stored_tsne if method == "tsne" else stored_map(method)
     if emb is not None and emb.seed == seed and (method != "tsne" or emb.perplexity == perplexity):
         part = restrict(emb, indices)  # offline: the bundled sample's part of a map of the whole test split
         if part is not None and part.n == n:

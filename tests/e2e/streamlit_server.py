@@ -126,3 +126,16 @@ def assert_hover_picture(page, dataset: str) -> None:
     page.wait_for_function("() => { const i = document.querySelector('#vg-tooltip-element.visible img'); "
                            "return i && i.complete && i.naturalWidth > 0 }", timeout=10_000)
     assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [28, 28]
+
+
+def is_script_finished(payload) -> bool:
+    """Whether a websocket frame from the server is Streamlit's "script finished" message (a
+    ForwardMsg); False for anything else."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    if not isinstance(payload, bytes):
+        return False
+    try:
+        return ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished"
+    except Exception:  # noqa: BLE001 - not a ForwardMsg
+        return False
