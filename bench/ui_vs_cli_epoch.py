@@ -46,7 +46,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 sys.path.insert(0, str(ROOT))
 from vae.data import DATASET_NAMES  # noqa: E402
 from vae.jobs import JobRegistry  # noqa: E402
-from vae.models import DEFAULT_HIDDEN, MODEL_SHORT_NAMES  # noqa: E402
+from vae.policy import Policy  # noqa: E402
+from vae.models import MODELS  # noqa: E402
 from vae.train import TrainConfig  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def epoch_seconds(metrics: dict) -> list[float]:
 
 def cli_run(a, out: Path) -> list[float]:
     subprocess.run([sys.executable, "-m", "vae.train", "--dataset", a.dataset, "--model", a.model,
-                    "--latent-dim", str(a.latent_dim), "--hidden", *map(str, DEFAULT_HIDDEN[a.model]),
+                    "--latent-dim", str(a.latent_dim), "--hidden", *map(str, MODELS[a.model].default_hidden),
                     "--epochs", str(a.epochs),
                     "--batch-size", str(a.batch_size), "--out", str(out)],
                    cwd=ROOT, check=True, capture_output=True)
@@ -67,9 +68,9 @@ def cli_run(a, out: Path) -> list[float]:
 
 def job_run(a, folder: Path) -> list[float]:
     """A job started the way the Train button starts one (vae.jobs), with no server and no browser."""
-    config = TrainConfig(dataset=a.dataset, model=a.model, latent_dim=a.latent_dim, hidden=DEFAULT_HIDDEN[a.model],
+    config = TrainConfig(dataset=a.dataset, model=a.model, latent_dim=a.latent_dim, hidden=list(MODELS[a.model].default_hidden),
                          epochs=a.epochs, batch_size=a.batch_size)
-    job = JobRegistry(max_jobs=1, folder=folder).start("bench", config)
+    job = JobRegistry(Policy(max_jobs=1), folder=folder).start("bench", config)
     job.wait()
     assert job.state == "done", job.error
     return epoch_seconds(job.metrics)
@@ -84,7 +85,7 @@ def ui_run(browser, url: str, a) -> list[float]:
         sidebar = page.locator("[data-testid=stSidebar]")
         sidebar.get_by_text("Train a model").click()
         sidebar.get_by_text(DATASET_NAMES[a.dataset], exact=True).click()  # a radio button's label
-        sidebar.get_by_text(MODEL_SHORT_NAMES[a.model], exact=True).click()
+        sidebar.get_by_text(MODELS[a.model].short_name, exact=True).click()
         if a.batch_size != 128:  # the form's default
             sidebar.get_by_label("Batch size", exact=True).click()
             page.get_by_role("option", name=str(a.batch_size), exact=True).click()
@@ -115,7 +116,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--dataset", choices=tuple(DATASET_NAMES), default="mnist")
-    p.add_argument("--model", choices=tuple(DEFAULT_HIDDEN), default="vae")
+    p.add_argument("--model", choices=tuple(MODELS), default="vae")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--file-watcher", choices=("auto", "watchdog", "poll", "none"), default=None,

@@ -15,7 +15,8 @@ from vae.latent import encode_images, grid_coordinates, kl_per_dimension, manifo
 from vae.losses import elbo, iwae_log_weights, iwae_loss, kl_divergence, reconstruction_nll
 from vae.models import AE, ClassPriorVAE, build_model
 from vae.posterior import posterior
-from vae.train import TrainConfig, objective, train
+from vae.losses import Objective
+from vae.train import TrainConfig, train
 
 PRETRAINED = ROOT / "pretrained"
 
@@ -41,7 +42,7 @@ def test_class_prior_vae_elbo_and_iwae_use_the_class_mean():
     assert torch.equal(model.prior_mean(y), torch.tensor([[0.0, 1], [6, 7], [6, 7], [18, 19]]))
     # The training objective's KL is against N(mu_y, I): far larger here than against N(0, I).
     config = TrainConfig(model="cvae_class_prior", hidden=[32])
-    parts = objective(model, x, y, config)
+    parts = Objective(model, config.objective, config.likelihood, config.beta, config.sigma)(x, y)
     assert parts.kl.item() == pytest.approx(kl_divergence(mu, logvar, prior_mu=model.prior_mean(y)).mean().item(), rel=1e-4)
     assert parts.kl.item() > kl_divergence(mu, logvar).mean().item() + 20
     # IWAE log-weights: log p(x|z) + log N(z; mu_y, I) - log q(z|x), checked with torch.distributions.
@@ -85,7 +86,7 @@ def test_autoencoder_is_deterministic_and_trains_on_reconstruction_alone():
     assert logvar is None and z.shape == (6, 2)
     logits, z2, none = model(x)
     assert none is None and torch.equal(z, z2)  # no noise: the same image, the same code
-    parts = objective(model, x, None, TrainConfig(model="ae", hidden=[32]))
+    parts = Objective(model)(x)
     assert parts.kl.item() == 0 and parts.loss.item() == pytest.approx(reconstruction_nll(logits, x).mean().item())
     with pytest.raises(NotImplementedError, match="no prior"):
         model.sample(3)

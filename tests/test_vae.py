@@ -186,15 +186,16 @@ def test_training_sees_bits_warm_up_and_the_cosine_schedule(monkeypatch, mnist_t
     """What the loss receives, step by step: binary targets, beta rising over the warm-up, and a
     learning rate annealed per epoch (SGDR's cosine from lr to 0)."""
     import vae.train as vt
+    from vae.losses import Objective
 
     seen = []
-    real = vt.objective
+    real = Objective.forward
 
-    def spy(net, x, y, config, beta=None):  # training steps pass beta; validation does not
-        seen.append((set(x.unique().tolist()) <= {0.0, 1.0}, beta))
-        return real(net, x, y, config, beta)
+    def spy(self, x, y=None):  # the training steps; validation scores through vae.evaluate.score
+        seen.append((set(x.unique().tolist()) <= {0.0, 1.0}, self.beta.item()))
+        return real(self, x, y)
 
-    monkeypatch.setattr(vt, "objective", spy)
+    monkeypatch.setattr(Objective, "forward", spy)
     lrs = []
     monkeypatch.setattr(vt.torch.optim.lr_scheduler.CosineAnnealingLR, "step",
                         lambda self, *a: (lrs.append(self.optimizer.param_groups[0]["lr"]),
@@ -202,8 +203,8 @@ def test_training_sees_bits_warm_up_and_the_cosine_schedule(monkeypatch, mnist_t
     config = TrainConfig(latent_dim=4, hidden=[32], epochs=4, batch_size=100, device="cpu", binarize="dynamic",
                          warmup=2, schedule="cosine", beta=1.0)
     train(config, data=(mnist_test[0][:1000], mnist_test[1][:1000]))  # 900 training images: 9 steps per epoch
-    assert all(bits for bits, _ in seen) and len(seen) == 4 * 9 + 4  # 9 steps and a validation per epoch
-    betas = [beta for _, beta in seen if beta is not None]
+    assert all(bits for bits, _ in seen) and len(seen) == 4 * 9  # 9 steps per epoch
+    betas = [beta for _, beta in seen]
     assert betas[:9] == pytest.approx([s / 18 for s in range(1, 10)])  # epoch 1: 1/18 ... 1/2
     assert betas[9:18] == pytest.approx([0.5 + s / 18 for s in range(1, 10)]) and betas[18:] == [1.0] * 18
     # The rate in force during each epoch (the scheduler's first step() is its constructor's).
@@ -547,3 +548,45 @@ def test_vae_never_imports_streamlit_or_plotly():
             "for name in names: importlib.import_module(name)\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_command_line_is_built_from_the_config_fields():
+    """Issue 24, item 2: one table. Every TrainConfig field has its option (or is marked cli=False),
+    the parsed defaults are TrainConfig's, and a changed option reaches its field."""
+    import argparse
+    import dataclasses
+
+    from vae.train import add_config_arguments, config_from_arguments
+
+    p = argparse.ArgumentParser()
+    add_config_arguments(p)
+    dests = {a.dest for a in p._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert (f.name in dests) == f.metadata.get("cli", True), f.name
+    assert config_from_arguments(p.parse_args([])) == TrainConfig()
+    a = p.parse_args(["--model", "cvae_class_prior", "--k", "7", "--objective", "iwae", "--amp", "--hidden", "64",
+                      "32", "--channels", "8", "16", "--beta", "1"])
+    c = config_from_arguments(a)
+    assert (c.model, c.iwae_k, c.objective, c.amp, c.hidden, c.channels) == ("cvae_class_prior", 7, "iwae", True,
+                                                                              [64, 32], [8, 16])
+
+
+def test_compiling_covers_the_whole_objective_iwae_included(monkeypatch, mnist_test):
+    """Issue 24, item 2: the loss lived outside forward, so `--compile --objective iwae` compiled nothing
+    (iwae_loss called encode and decode on the compiled wrapper, which fell through to the eager
+    module). Now the Objective is compiled: its forward is a captured graph. (The eager backend, to
+    check what Dynamo captures without waiting for Inductor.)"""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import vae.train as vt
+
+    real = torch.compile
+    monkeypatch.setattr(vt.torch, "compile", lambda module: real(module, backend="eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    config = TrainConfig(latent_dim=2, hidden=[16], epochs=1, batch_size=100, device="cpu", objective="iwae",
+                         iwae_k=3, compile=True)
+    train(config, data=(mnist_test[0][:300], mnist_test[1][:300]))
+    assert counters["stats"]["unique_graphs"] >= 1
+    torch._dynamo.reset()

@@ -15,7 +15,7 @@ import torch
 from vae.checkpoint import CONFIG, NAME_PATTERN, WEIGHTS, CheckpointError, load_checkpoint
 from vae.data import CLASS_NAMES, DATASET_NAMES
 from vae.latent import encode_images
-from vae.models import MODEL_SHORT_NAMES
+from vae.models import MODELS
 from vae.train import best_device
 
 from . import PRETRAINED
@@ -150,7 +150,7 @@ def load_model(folder: str):
 
 
 def describe(config: dict) -> str:
-    return (f"{MODEL_SHORT_NAMES[config['model']]}, {config['latent_dim']}-d latent, "
+    return (f"{MODELS[config['model']].short_name}, {config['latent_dim']}-d latent, "
             f"{DATASET_NAMES[config['dataset']]}")
 
 

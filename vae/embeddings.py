@@ -40,11 +40,11 @@ from safetensors.torch import load_file, save_file
 from .checkpoint import WEIGHTS, CheckpointError, atomic_write, load_checkpoint
 from .data import DatasetNotFoundError, load_test_images, sample_file
 from .latent import encode_images
+from .projection import UMAP_PARAMS, EmbeddingError, pca, project, tsne, umap, warm_up_umap  # noqa: F401 - re-exported
 
 EMBEDDING = "embedding.safetensors"  # the stored t-SNE map; embedding_file(method) for the others
 METHODS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 STORED = ("tsne", "umap")  # the methods whose maps python -m vae.embeddings stores
-UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # umap-learn's defaults, the app's UMAP settings
 UMAP_SETTINGS = f"{UMAP_PARAMS['n_neighbors']} neighbours, min_dist {UMAP_PARAMS['min_dist']:g}"  # in words
 
 
@@ -54,10 +54,6 @@ def embedding_file(method: str) -> str:
     return EMBEDDING if method == "tsne" else f"embedding-{method}.safetensors"
 
 
-class EmbeddingError(ValueError):
-    """An embedding file is malformed, or the settings asked for cannot be computed."""
-
-
 @dataclass
 class Embedding:
     """A 2-D map of N encodings.
@@ -65,7 +61,10 @@ class Embedding:
     coords float32 (N, 2); indices int64 (N,) into the full test split; labels int64 (N,); mu float32
     (N, latent_dim), the encoder's means; method "tsne", "umap" or "pca"; perplexity (t-SNE's, kept for
     the others too) and seed (t-SNE's and UMAP's); seconds: wall time of encoding plus projection; info: extra numbers (t-SNE's final
-    KL divergence, PCA's explained variance ratios); weights_sha256 of the model it came from, if known.
+    KL divergence, PCA's explained variance ratios, UMAP's settings and umap-learn's version);
+    sklearn_version: the scikit-learn that computed a t-SNE or PCA map ("" for UMAP maps, whose files
+    written before this field was emptied carry one that did not compute them); weights_sha256 of the
+    model it came from, if known.
     """
 
     coords: np.ndarray
@@ -76,7 +75,7 @@ class Embedding:
     perplexity: float
     seed: int
     seconds: float
-    sklearn_version: str = version("scikit-learn")  # scikit-learn is imported only to compute
+    sklearn_version: str = ""  # the scikit-learn that computed a t-SNE or PCA map; "" for UMAP (see info)
     weights_sha256: str = ""
     info: dict = field(default_factory=dict)
 
@@ -95,76 +94,6 @@ def image_order(indices: torch.Tensor, first: torch.Tensor | None = None) -> tor
     later = torch.ones_like(indices, dtype=torch.bool) if first is None else ~torch.isin(indices, first)
     key = indices + later.to(torch.int64) * (int(indices.max()) + 1 if len(indices) else 0)
     return torch.argsort(key, stable=True)
-
-
-def tsne(
-    mu: torch.Tensor | np.ndarray, perplexity: float = 30.0, seed: int = 0, threads: int | None = 1
-) -> tuple[np.ndarray, float]:
-    """scikit-learn's t-SNE of (N, D) points to 2-D (Barnes-Hut, PCA initialisation, learning rate "auto").
-
-    Returns (coords float32 (N, 2), the final KL divergence between the input and map affinities).
-    Deterministic for a given seed, scikit-learn version and machine. ``threads``: OpenMP/BLAS threads
-    (None: scikit-learn's default, every core). One by default: on a small machine shared with other
-    work, OpenMP's busy-waiting makes two threads much slower than one, and alone on the machine two
-    were no faster (bench/tsne_speed.py measures it). Raises EmbeddingError when the perplexity is
-    not positive and below N (scikit-learn's requirement).
-    """
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
-
-    x = np.asarray(mu, dtype=np.float32)
-    if not 0 < perplexity < len(x):
-        raise EmbeddingError(f"t-SNE needs a perplexity between 0 and the number of points ({len(x)}), got {perplexity:g}")
-    t = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
-    with threadpool_limits(limits=threads):
-        coords = t.fit_transform(x)
-    return coords.astype(np.float32), float(t.kl_divergence_)
-
-
-def umap(mu: torch.Tensor | np.ndarray, seed: int = 0, n_neighbors: int = UMAP_PARAMS["n_neighbors"]) -> np.ndarray:
-    """umap-learn's UMAP of (N, D) points to 2-D (min_dist ``UMAP_PARAMS``'s, spectral initialisation).
-
-    Returns coords float32 (N, 2). Seeded, so single-threaded (umap-learn's rule) and deterministic on
-    one machine. Its first call in a process imports umap-learn and compiles numba code: 11 to 19 s on
-    a 2-core CPU, in every new process (numba's disk cache did not shorten it here), so the app runs
-    ``warm_up_umap`` out of a visitor's way. Raises EmbeddingError for fewer than n_neighbors + 2 points.
-    """
-    import warnings
-
-    from umap import UMAP
-
-    x = np.asarray(mu, dtype=np.float32)
-    if len(x) < n_neighbors + 2:
-        raise EmbeddingError(f"UMAP with {n_neighbors} neighbours needs at least {n_neighbors + 2} points, got {len(x)}")
-    with warnings.catch_warnings():  # "n_jobs value 1 overridden to 1 by setting random_state": what we ask
-        warnings.simplefilter("ignore", UserWarning)
-        coords = UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=UMAP_PARAMS["min_dist"], random_state=seed,
-                      n_jobs=1).fit_transform(x)
-    return np.asarray(coords, dtype=np.float32)
-
-
-def warm_up_umap() -> float:
-    """Compile umap-learn's numba code with a tiny fit (a thread of the app calls it once, in the
-    background, so the first visitor who asks for UMAP does not wait for the compilation); seconds."""
-    t0 = time.perf_counter()
-    umap(np.random.default_rng(0).normal(size=(64, 4)), seed=0, n_neighbors=5)
-    return time.perf_counter() - t0
-
-
-def pca(mu: torch.Tensor | np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """The projection of (N, D) points, D >= 2, on their two leading principal axes (scikit-learn's PCA).
-
-    Returns (coords float32 (N, 2), the fraction of the variance each axis explains). Milliseconds.
-    Raises EmbeddingError for fewer than two points or dimensions.
-    """
-    from sklearn.decomposition import PCA
-
-    x = np.asarray(mu, dtype=np.float32)
-    if x.ndim != 2 or min(x.shape) < 2:
-        raise EmbeddingError(f"PCA to 2-D needs at least two points of at least two dimensions, got shape {x.shape}")
-    p = PCA(n_components=2)
-    coords = p.fit_transform(x)
-    return coords.astype(np.float32), [float(v) for v in p.explained_variance_ratio_]
 
 
 # openTSNE's transform runs 250 iterations by default, each a gradient step against every map point.
@@ -246,16 +175,9 @@ def compute_embedding(
     t0 = time.perf_counter()
     pos = image_order(indices, first)[:n]
     mu = encode_images(model, images[pos], labels[pos])[0] if mu is None else mu[pos]
-    if method == "tsne":
-        coords, kl = tsne(mu, perplexity, seed)
-        info = {"kl_divergence": round(kl, 4)}
-    elif method == "umap":
-        coords, info = umap(mu, seed), {**UMAP_PARAMS, "umap_version": version("umap-learn")}
-    else:
-        coords, ratios = pca(mu)
-        info = {"explained_variance_ratio": [round(r, 4) for r in ratios]}
+    coords, info = project(mu, method, perplexity, seed)
     return Embedding(coords, indices[pos].clone(), labels[pos].clone(), mu, method, float(perplexity), int(seed),
-                     round(time.perf_counter() - t0, 2), info=info)
+                     round(time.perf_counter() - t0, 2), "" if method == "umap" else version("scikit-learn"), info=info)
 
 
 def embedding_csv(emb: Embedding, positions: list[int] | None = None, extra: dict | None = None) -> bytes:
@@ -308,7 +230,8 @@ def load_embedding(folder: str | os.PathLike, method: str = "tsne") -> Embedding
         t = load_file(str(path))
         n = int(meta["n"])
         emb = Embedding(t["coords"].numpy(), t["indices"], t["labels"], t["mu"], meta["method"],
-                        float(meta["perplexity"]), int(meta["seed"]), float(meta["seconds"]), meta["sklearn"],
+                        float(meta["perplexity"]), int(meta["seed"]), float(meta["seconds"]),
+                        "" if meta["method"] == "umap" else meta["sklearn"],
                         meta.get("weights_sha256", ""), json.loads(meta.get("info", "{}")))
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise EmbeddingError(f"{path} is not a readable embedding file ({err!r})") from err
@@ -398,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     how = (f"perplexity {emb.perplexity:g}, seed {emb.seed}, KL {emb.info['kl_divergence']:.3f}" if a.method == "tsne"
            else f"seed {emb.seed}, umap-learn {emb.info['umap_version']}")
     print(f"{Path(a.folder) / embedding_file(a.method)}: {METHODS[a.method]} of {emb.n:,} encodings from {source}, "
-          f"{how}, {emb.seconds} s (scikit-learn {emb.sklearn_version})")
+          f"{how}, {emb.seconds} s" + (f" (scikit-learn {emb.sklearn_version})" if emb.sklearn_version else ""))
 
 
 if __name__ == "__main__":

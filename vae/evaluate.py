@@ -28,66 +28,98 @@ import torch
 
 from .checkpoint import METRICS, load_checkpoint, write_json
 from .data import DATASET_NAMES, binarized_test_split, load_dataset
-from .losses import iwae_nll, kl_divergence, reconstruction_nll
-from .models import MODEL_TYPES
-from .train import describe_device, resolve_device
+from .device import describe_device, resolve_device
+from .losses import iwae_nll, kl_divergence, reconstruction_nll, reparameterize
+from .models import MODELS
 
 PROTOCOLS = {"grey": "test", "binarized": "test_binarized"}  # protocol -> its key in metrics.json
 
 
 @torch.no_grad()
+def score(model, images, labels, likelihood="bernoulli", sigma=0.1, *, draws=1, iwae_k=None, batch_size=500,
+          generator=None, keep=0) -> dict:
+    """Each image's ELBO parts, and its IWAE estimate if asked: the one scoring loop behind
+    ``evaluate``, ``per_image``, ``vae.posterior.posterior`` and ``vae.train.evaluate_loss``.
+
+    images float (N, 1, 28, 28) in [0, 1] and labels int64 (N,) (None for an unconditional model), on the
+    model's device. Per batch:
+    encode q(z|x[, y]) = N(mu, diag(exp(logvar))); ``draws`` z ~ q(z|x) (z = mu + sigma * eps,
+    ``vae.losses.reparameterize``), decoded; then, with ``iwae_k``, k more draws for the IWAE bound
+    (``vae.losses.iwae_nll``). generator: a ``torch.Generator`` on the images' device for every draw,
+    leaving the global random state alone (None: the global one, as training's draws). Returns, on
+    the images' device, in nats:
+    - "recon" float32 (N,): -log p(x|z) averaged over the draws (a plain autoencoder: at z = f(x));
+    - "kl_per_dim" float32 (N, D): KL(q(z|x) || p(z[|y])) per latent dimension, closed form
+      (``vae.losses.kl_divergence``; to N(mu_y, I) for the class-prior model); absent for an AE;
+    - "iwae_nll" float32 (N,): the k-sample estimate of -log p(x) (-log p(x|y) for a CVAE), if asked;
+    - "mu" float32 (N, D), and "logvar" beside it but for an AE; with ``keep`` > 0 also "z" (N, keep, D), the first ``keep`` draws, and
+      "samples" (N, keep, 1, 28, 28), their decoder means in [0, 1].
+    Cost: N * (draws + iwae_k) decodes. Raises ValueError for draws < keep or draws < 1.
+    """
+    if draws < 1 or keep > draws:
+        raise ValueError(f"draws must be at least 1 and at least keep, got draws={draws}, keep={keep}")
+    model.eval()
+    out: dict[str, list] = {}
+    for s in range(0, images.shape[0], batch_size):
+        x, y = images[s : s + batch_size], None if labels is None else labels[s : s + batch_size]
+        mu, logvar = model.encode(x, y)
+        parts = {"mu": mu}
+        if not model.variational:
+            z = mu[None]  # (1, B, D): the point code
+        else:
+            z = reparameterize(mu, logvar, draws, generator)  # (draws, B, D)
+            parts["logvar"] = logvar
+            parts["kl_per_dim"] = kl_divergence(mu, logvar, per_dim=True, prior_mu=model.prior_mean(y))
+        n, b = z.shape[0], x.shape[0]
+        logits = model.decode(z.reshape(n * b, -1), None if y is None else y.repeat(n))
+        parts["recon"] = reconstruction_nll(logits, x.repeat(n, 1, 1, 1), likelihood, sigma).view(n, b).mean(0)
+        if keep:
+            parts["z"] = z[:keep].transpose(0, 1)
+            parts["samples"] = torch.sigmoid(logits.view(n, b, *x.shape[1:])[:keep].transpose(0, 1))
+        if iwae_k and model.variational:
+            parts["iwae_nll"] = iwae_nll(model, x, y, iwae_k, likelihood, sigma, mu=mu, logvar=logvar,
+                                         generator=generator)
+        for key, value in parts.items():
+            out.setdefault(key, []).append(value.float())
+    return {key: torch.cat(values) for key, values in out.items()}
+
+
 def evaluate(model, images, labels, likelihood="bernoulli", sigma=0.1, k=1000, batch_size=500, seed=0) -> dict:
     """Mean test metrics in nats per image over ``images`` float (N, 1, 28, 28), ``labels`` int64 (N,).
 
     Returns {"neg_elbo": -ELBO (the loss at beta = 1), "recon", "kl", "iwae_nll": the k-sample IWAE
     estimate of -log p(x) (``vae.losses.iwae_nll``), "k", "n_images", "kl_per_dim"}: the last is the
     mean KL of each latent dimension (a list of latent_dim floats that sums to "kl"); a dimension
-    near 0 nats is inactive, collapsed to the prior. Tensors must be on the model's device. Seeded,
-    so repeated calls agree. Cost: N * (k + 1) decodes, ``batch_size`` images encoded at once.
+    near 0 nats is inactive, collapsed to the prior. Tensors must be on the model's device. Seeded
+    by a generator of its own (the global random state is left alone), so repeated calls agree.
+    Cost: N * (k + 1) decodes, ``batch_size`` images encoded at once (``score``).
     A plain autoencoder (``model.variational`` False) gets {"recon", "n_images"} alone: -log p(x|z)
     at its code z = f(x); it has no KL, ELBO or likelihood.
     """
-    model.eval()
-    torch.manual_seed(seed)
-    recon = nll = torch.zeros((), dtype=torch.float64, device=images.device)
-    kl_dims = torch.zeros(model.latent_dim, dtype=torch.float64, device=images.device)
-    for s in range(0, images.shape[0], batch_size):
-        x, y = images[s : s + batch_size], labels[s : s + batch_size]
-        logits, mu, logvar = model(x, y)
-        recon = recon + reconstruction_nll(logits, x, likelihood, sigma).double().sum()
-        if not model.variational:
-            continue
-        kl_dims += kl_divergence(mu, logvar, per_dim=True, prior_mu=model.prior_mean(y)).double().sum(0)
-        nll = nll + iwae_nll(model, x, y, k, likelihood, sigma).double().sum()
+    s = score(model, images, labels, likelihood, sigma, iwae_k=k, batch_size=batch_size,
+              generator=torch.Generator(images.device).manual_seed(seed))
     n = images.shape[0]
+    recon = s["recon"].double().sum().item() / n
     if not model.variational:
-        return {"recon": recon.item() / n, "n_images": n}
-    kl_per_dim = (kl_dims / n).tolist()
-    recon, nll, kl = recon.item() / n, nll.item() / n, sum(kl_per_dim)
+        return {"recon": recon, "n_images": n}
+    kl_per_dim = (s["kl_per_dim"].double().sum(0) / n).tolist()
+    nll, kl = s["iwae_nll"].double().sum().item() / n, sum(kl_per_dim)
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "iwae_nll": nll, "k": k, "n_images": n,
             "kl_per_dim": kl_per_dim}
 
 
-@torch.no_grad()
 def per_image(model, images, labels, likelihood="bernoulli", sigma=0.1, batch_size=500, seed=0) -> dict:
     """Each image's ELBO parts, nats: {"recon": -log p(x|z) at one draw z ~ q(z|x), "kl": KL(q(z|x) ||
     p(z[|y])) in closed form, "neg_elbo": their sum}, float32 (N,) tensors on the CPU, in the order of
     ``images`` float (N, 1, 28, 28) on the model's device (``labels`` int64 (N,) beside them). One
-    seeded draw per image, so single values are noisy by a few nats; ``evaluate`` gives the means. A
-    plain autoencoder gets "recon" alone, at its code z = f(x)."""
-    model.eval()
-    out = {"recon": [], "kl": []}
-    with torch.random.fork_rng(devices=[images.device] if images.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        for s in range(0, images.shape[0], batch_size):
-            x, y = images[s : s + batch_size], labels[s : s + batch_size]
-            logits, mu, logvar = model(x, y)
-            out["recon"].append(reconstruction_nll(logits, x, likelihood, sigma).float().cpu())
-            if model.variational:
-                out["kl"].append(kl_divergence(mu, logvar, prior_mu=model.prior_mean(y)).float().cpu())
-    result = {"recon": torch.cat(out["recon"]) if out["recon"] else torch.empty(0)}
+    draw per image from a generator seeded by ``seed`` (the global random state is left alone), so
+    single values are noisy by a few nats; ``evaluate`` gives the means. A plain autoencoder gets
+    "recon" alone, at its code z = f(x)."""
+    s = score(model, images, labels, likelihood, sigma, batch_size=batch_size,
+              generator=torch.Generator(images.device).manual_seed(seed))
+    result = {"recon": s.get("recon", torch.empty(0)).cpu()}
     if model.variational:
-        result["kl"] = torch.cat(out["kl"]) if out["kl"] else torch.empty(0)
+        result["kl"] = s["kl_per_dim"].sum(1).cpu() if "kl_per_dim" in s else torch.empty(0)
         result["neg_elbo"] = result["recon"] + result["kl"]
     return result
 
@@ -154,7 +186,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     lines = [
         f"# {name}",
         "",
-        f"{MODEL_TYPES[config['model']][0].upper()}{MODEL_TYPES[config['model']][1:]} with a "
+        f"{MODELS[config['model']].description[0].upper()}{MODELS[config['model']].description[1:]} with a "
         f"{config['latent_dim']}-dimensional latent space, {shape}, "
         f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {DATASET_NAMES[config['dataset']]} "
         f"({data}), minimizing {objective}.",
@@ -200,6 +232,9 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         ]
     if not found:
         lines += ["", "Not evaluated yet: run `python -m vae.evaluate FOLDER --write`."]
+    from .attributes import card_section  # what the latent dimensions track (issue 26), once measured
+
+    lines += card_section(metrics)
     return "\n".join(lines) + "\n"
 
 

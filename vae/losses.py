@@ -15,8 +15,10 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+OBJECTIVES = ("elbo", "iwae")
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -100,23 +102,28 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, k: int | None = None) -> torch.Tensor:
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, k: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mu + sigma * eps, sigma = exp(logvar / 2), eps ~ N(0, I) (Kingma & Welling, 2014, Eq. 10).
 
-    mu, logvar: (B, D). Returns (B, D), or (k, B, D) with k independent draws per row when k is given.
-    The one definition of the trick; the models, the IWAE bound and ``vae.posterior`` call it.
+    mu, logvar: (B, D). Returns (B, D), or (k, B, D) with k independent draws per row when k is given
+    (k = 1 draws the same numbers as None). generator: a ``torch.Generator`` on mu's device to draw eps
+    from, leaving the global random state alone; None draws from the global one. The one definition
+    of the trick; the models, the IWAE bound and ``vae.evaluate.score`` call it.
     """
     shape = mu.shape if k is None else (k, *mu.shape)
-    return mu + torch.exp(0.5 * logvar) * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    # generator=None spelled out trips torch.compile's symbolic shapes, so it is passed only when given.
+    extra = {} if generator is None else {"generator": generator}
+    return mu + torch.exp(0.5 * logvar) * torch.randn(shape, dtype=mu.dtype, device=mu.device, **extra)
 
 
-def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None):
+def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None, generator=None):
     """(log w (k, B), log p(x|z_i) (k, B), mu, logvar) for k reparameterized draws z_i ~ q(z|x)."""
     if mu is None or logvar is None:
         mu, logvar = model.encode(x, y)
     # The log-densities in float32 even under bfloat16 autocast: the weights are exponentials of them.
     mu, logvar, b = mu.float(), logvar.float(), x.shape[0]
-    z = reparameterize(mu, logvar, k)  # (k, B, D)
+    z = reparameterize(mu, logvar, k, generator)  # (k, B, D)
     # Sample-major: decoder row i * B + b is draw i of image b, so labels and targets repeat whole.
     logits = model.decode(z.reshape(k * b, -1), None if y is None else y.repeat(k)).float()
     log_px_z = -reconstruction_nll(logits, x.repeat(k, 1, 1, 1), likelihood, sigma).view(k, b)
@@ -128,14 +135,15 @@ def _iwae_terms(model, x, y, k, likelihood, sigma, mu=None, logvar=None):
 
 def iwae_log_weights(
     model, x: torch.Tensor, y: torch.Tensor | None, k: int, likelihood: str = "bernoulli", sigma: float = 0.1,
-    mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None,
+    mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None, generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x), i = 1..k. Returns float (k, B).
 
     Differentiable (reparameterized draws). x: (B, 1, 28, 28) in [0, 1]; y: int64 (B,) for a CVAE,
-    else None; mu, logvar (B, D): the encoder's output if already computed.
+    else None; mu, logvar (B, D): the encoder's output if already computed; generator as in
+    ``reparameterize``.
     """
-    return _iwae_terms(model, x, y, k, likelihood, sigma, mu, logvar)[0]
+    return _iwae_terms(model, x, y, k, likelihood, sigma, mu, logvar, generator)[0]
 
 
 def iwae_loss(
@@ -166,6 +174,9 @@ def iwae_nll(
     likelihood: str = "bernoulli",
     sigma: float = 0.1,
     chunk: int = 20_000,
+    mu: torch.Tensor | None = None,
+    logvar: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Importance-weighted estimate of -log p(x) per image, in nats. Returns float (B,).
 
@@ -174,18 +185,56 @@ def iwae_nll(
     -log p(x) in expectation, equal to -ELBO in expectation for k = 1, and non-increasing in k.
     x: (B, 1, 28, 28) in [0, 1]; y: (B,) for a CVAE (then it estimates -log p(x|y)). ``chunk``
     bounds the number of images decoded at once (memory: about chunk * 784 * 4 bytes per tensor);
-    it changes which random draws go where, not the estimator. Raises ValueError for k < 1.
+    it changes which random draws go where, not the estimator. mu, logvar (B, D): the encoder's output
+    if already computed; generator as in ``reparameterize``. Raises ValueError for k < 1.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    mu, logvar = model.encode(x, y)
+    if mu is None or logvar is None:
+        mu, logvar = model.encode(x, y)
     out = torch.empty(x.shape[0], device=x.device)
     per = max(1, chunk // k)  # images per chunk
     draws = max(1, min(k, chunk))  # draws per decoder call, for one image when k > chunk
     for s in range(0, x.shape[0], per):
         sl = slice(s, s + per)
         yb = None if y is None else y[sl]
-        parts = [iwae_log_weights(model, x[sl], yb, min(draws, k - i), likelihood, sigma, mu[sl], logvar[sl])
+        parts = [iwae_log_weights(model, x[sl], yb, min(draws, k - i), likelihood, sigma, mu[sl], logvar[sl], generator)
                  for i in range(0, k, draws)]
         out[sl] = math.log(k) - torch.logsumexp(torch.cat(parts), dim=0)
     return out
+
+
+class Objective(nn.Module):
+    """The training loss as a module: ``forward(x, y=None) -> LossParts``, nats per image (batch means).
+
+    Wraps a model and what it is trained by, so the whole loss runs inside one ``forward``: wrap the
+    Objective, not the model, in DistributedDataParallel or ``torch.compile`` (as nanoGPT and pythae
+    wrap the module whose forward returns the loss), and every parameter the loss touches, a
+    class-prior model's ``class_means`` included, is seen by the wrapper.
+
+    - "elbo": recon + beta * KL (the beta-VAE loss, Higgins et al., 2017, Eq. 4; the negative ELBO for
+      beta = 1), one z ~ q(z|x) per image; a plain autoencoder (``model.variational`` False) gets the
+      reconstruction term alone (``autoencoder_loss``).
+    - "iwae": -L_k with ``k`` draws (Burda et al., 2016, Eq. 8; ``iwae_loss``).
+
+    ``beta`` is a buffer, so a KL warm-up sets it in place (``objective.beta.fill_(b)``) without a
+    recompilation or a host sync. x: float (B, 1, 28, 28) in [0, 1]; y: int64 (B,) or None. Raises
+    ValueError for another objective or likelihood, or k < 1.
+    """
+
+    def __init__(self, model: nn.Module, objective: str = "elbo", likelihood: str = "bernoulli",
+                 beta: float = 1.0, sigma: float = 0.1, k: int = 5):
+        super().__init__()
+        if objective not in OBJECTIVES or likelihood not in LIKELIHOODS or k < 1:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, likelihood one of {LIKELIHOODS} and k >= 1, "
+                             f"got {objective!r}, {likelihood!r}, {k}")
+        self.model, self.objective, self.likelihood, self.sigma, self.k = model, objective, likelihood, sigma, k
+        self.register_buffer("beta", torch.tensor(float(beta)), persistent=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> LossParts:
+        if self.objective == "iwae":
+            return iwae_loss(self.model, x, y, self.k, self.likelihood, self.sigma)
+        logits, mu, logvar = self.model(x, y)
+        if not self.model.variational:
+            return autoencoder_loss(logits, x, self.likelihood, self.sigma)
+        return elbo(logits, x, mu, logvar, self.likelihood, self.beta, self.sigma, prior_mu=self.model.prior_mean(y))

@@ -21,22 +21,16 @@ raises ``ValueError`` without them. The ``AE`` is not variational (``variational
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import reparameterize
+from .losses import LIKELIHOODS, reparameterize
 
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
-MODEL_TYPES = {  # type -> description
-    "vae": "MLP VAE", "conv": "convolutional VAE", "cvae": "conditional VAE (MLP)",
-    "cvae_class_prior": "VAE with a learned prior mean per class (MLP)", "ae": "plain autoencoder (MLP, not variational)",
-}
-MODEL_SHORT_NAMES = {"vae": "VAE", "conv": "ConvVAE", "cvae": "CVAE", "cvae_class_prior": "class-prior VAE",
-                     "ae": "AE"}  # for buttons and captions
-DEFAULT_HIDDEN = {"vae": [400], "conv": [256], "cvae": [400], "cvae_class_prior": [400],
-                  "ae": [400]}  # the widths a new model gets from the app
 
 
 def label_tensor(y: torch.Tensor | int | None, n: int, device: torch.device | str) -> torch.Tensor | None:
@@ -51,9 +45,15 @@ def label_tensor(y: torch.Tensor | int | None, n: int, device: torch.device | st
 class _Autoencoder(nn.Module):
     """What every model shares; subclasses define ``encode`` and ``decode``."""
 
-    conditional = False  # True: training, encoding or sampling needs the labels y
+    conditional = False  # True: the model takes labels y (the CVAE's encoder and decoder; the class-prior VAE's prior)
     variational = True  # False for the AE: a point code, no q(z|x) variance, no prior
     latent_dim: int
+
+    @classmethod
+    def from_config(cls, config: "ModelConfig") -> "_Autoencoder":
+        """The model a ``ModelConfig`` describes: latent_dim and hidden (the conditional models add
+        n_classes, the ConvVAE channels)."""
+        return cls(config.latent_dim, tuple(config.hidden))
 
     def prior_mean(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The prior's mean for labels y (B,): None here, where p(z) = N(0, I)."""
@@ -127,6 +127,10 @@ class CVAE(VAE):
     def __init__(self, latent_dim: int = 2, hidden: tuple[int, ...] = (400,), n_classes: int = 10):
         super().__init__(latent_dim, hidden, n_classes)
 
+    @classmethod
+    def from_config(cls, config: "ModelConfig") -> "CVAE":
+        return cls(config.latent_dim, tuple(config.hidden), n_classes=config.n_classes)
+
 
 class ClassPriorVAE(VAE):
     """A VAE whose prior has a learned mean per class: p(z|y) = N(mu_y, I), y in 0..n_classes-1.
@@ -145,6 +149,10 @@ class ClassPriorVAE(VAE):
         super().__init__(latent_dim, hidden)  # the networks take no label
         self.n_classes = n_classes
         self.class_means = nn.Parameter(torch.randn(n_classes, latent_dim))
+
+    @classmethod
+    def from_config(cls, config: "ModelConfig") -> "ClassPriorVAE":
+        return cls(config.latent_dim, tuple(config.hidden), n_classes=config.n_classes)
 
     def _with_label(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return h
@@ -220,6 +228,10 @@ class ConvVAE(_Autoencoder):
             nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),
         )
 
+    @classmethod
+    def from_config(cls, config: "ModelConfig") -> "ConvVAE":
+        return cls(config.latent_dim, tuple(config.hidden), tuple(config.channels))
+
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         h = self.encoder(x)
         return self.fc_mu(h), self.fc_logvar(h)
@@ -228,24 +240,62 @@ class ConvVAE(_Autoencoder):
         return self.decoder(z)
 
 
-def build_model(config: dict) -> _Autoencoder:
-    """Build an untrained model from a config dict (the keys of ``vae.train.TrainConfig``).
+@dataclass
+class ModelConfig:
+    """The architecture: what ``build_model`` needs and what a checkpoint's weights must match. The run
+    fields (data, epochs, optimizer, schedule, seed) are ``vae.train.TrainConfig``'s, which adds them to
+    these; a checkpoint's ``config.json`` holds both, flat. ``metadata["help"]`` is the command line's."""
 
-    Uses ``model`` (one of MODEL_TYPES), ``latent_dim``, ``hidden``, ``n_classes`` for the two
-    conditional models and
-    ``channels`` for "conv"; a config written before those two fields existed gets their defaults
-    (10 classes; channels 32, 64). Raises ValueError for an unknown model type or a shape the model
-    refuses.
-    """
-    kind, latent_dim, hidden = config["model"], int(config["latent_dim"]), tuple(config["hidden"])
-    if kind == "vae":
-        return VAE(latent_dim, hidden)
-    if kind == "cvae":
-        return CVAE(latent_dim, hidden, n_classes=int(config.get("n_classes", 10)))
-    if kind == "cvae_class_prior":
-        return ClassPriorVAE(latent_dim, hidden, n_classes=int(config.get("n_classes", 10)))
-    if kind == "ae":
-        return AE(latent_dim, hidden)
-    if kind == "conv":
-        return ConvVAE(latent_dim, hidden, tuple(config.get("channels", (32, 64))))
-    raise ValueError(f"unknown model type {kind!r}; expected one of {', '.join(MODEL_TYPES)}")
+    model: str = field(default="vae", metadata={"help": "model type", "choices": "MODELS"})
+    latent_dim: int = field(default=2, metadata={"help": "latent dimensions"})
+    hidden: list[int] = field(default_factory=lambda: [400], metadata={
+        "help": "MLP widths (vae, cvae, ae), or the fully connected width (conv)"})
+    channels: list[int] = field(default_factory=lambda: [32, 64], metadata={
+        "help": "conv: the two convolutions' widths", "nargs": 2})
+    n_classes: int = field(default=10, metadata={"help": "labels a conditional model takes", "cli": False})
+    likelihood: str = field(default="bernoulli", metadata={"help": "the decoder's p(x|z)", "choices": LIKELIHOODS})
+    sigma: float = field(default=0.1, metadata={"help": "the Gaussian likelihood's fixed standard deviation"})
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model type {self.model!r}; expected one of {', '.join(MODELS)}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
+        self.hidden = [int(h) for h in self.hidden]
+        self.channels = [int(c) for c in self.channels]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``MODELS``: the class, and the words and widths the app and the cards use."""
+
+    cls: type
+    description: str  # for cards: "MLP VAE"
+    short_name: str  # for buttons and captions: "VAE"
+    default_hidden: tuple[int, ...]  # the widths a model trained from the app gets
+
+MODELS = {  # model type (config.json's "model") -> its spec: the one registry
+    "vae": ModelSpec(VAE, "MLP VAE", "VAE", (400,)),
+    "conv": ModelSpec(ConvVAE, "convolutional VAE", "ConvVAE", (256,)),
+    "cvae": ModelSpec(CVAE, "conditional VAE (MLP)", "CVAE", (400,)),
+    "cvae_class_prior": ModelSpec(ClassPriorVAE, "VAE with a learned prior mean per class (MLP)", "class-prior VAE", (400,)),
+    "ae": ModelSpec(AE, "plain autoencoder (MLP, not variational)", "AE", (400,)),
+}
+
+
+def model_config(config: dict | ModelConfig) -> ModelConfig:
+    """The architecture fields of a config dict (a ``config.json``, a ``TrainConfig``'s ``asdict``), other
+    keys ignored; a config written before ``channels``, ``n_classes`` or ``sigma`` existed gets their
+    defaults. Raises ValueError for an unknown model type or likelihood."""
+    if isinstance(config, ModelConfig):
+        return ModelConfig(**{f: getattr(config, f) for f in ModelConfig.__dataclass_fields__})
+    return ModelConfig(**{k: v for k, v in config.items() if k in ModelConfig.__dataclass_fields__})
+
+
+def build_model(config: dict | ModelConfig) -> _Autoencoder:
+    """An untrained model from its architecture (``model_config``). Raises ValueError for an unknown
+    model type or a shape the model refuses."""
+    arch = model_config(config)
+    return MODELS[arch.model].cls.from_config(arch)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .evaluate import score
 from .latent import decode_images
-from .losses import iwae_nll, kl_divergence, reconstruction_nll, reparameterize
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,11 @@ class Posterior:
     """What the model makes of one image x; tensors on the CPU, numbers in nats.
 
     mu, sigma, kl_per_dim: float (latent_dim,): q(z|x)'s mean, standard deviation exp(logvar / 2),
-      and each dimension's KL to N(0, 1) (they sum to ``kl``).
+      and each dimension's KL to the prior, N(0, 1), or N(mu_y, 1) for the class-prior VAE (they sum
+      to ``kl``).
     recon_image: float (1, 1, 28, 28) in [0, 1], the reconstruction: the decoder's mean image at z = mu.
     samples: float (n, 1, 28, 28) in [0, 1], decoder means at n draws z ~ q(z|x); ``z``: those draws (n, latent_dim).
-    recon_nll: -E_q[log p(x|z)] in nats, averaged over k draws; kl: KL(q(z|x) || p(z)), closed form;
+    recon_nll: -E_q[log p(x|z)] in nats, averaged over k draws; kl: KL(q(z|x) || p(z[|y])), closed form;
     neg_elbo: -ELBO = recon_nll + kl (the loss at beta = 1, as in metrics.json); iwae_nll: the k-sample
     IWAE estimate of -log p(x) (of -log p(x|y) for a CVAE); k: the number of draws behind recon_nll and iwae_nll.
     A plain autoencoder (``variational`` False) has a point code: sigma and kl_per_dim are 0, the
@@ -72,29 +73,22 @@ def posterior(
     device = next(model.parameters()).device
     x = x.to(device, torch.float32)
     yt = None if y is None else torch.tensor([int(y)], device=device)
-    # Forks the generator of the device that draws (the CPU's, or the model's GPU's as well).
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        mu, logvar = model.encode(x, yt)
-        if not model.variational:
-            logits = model.decode(mu)
-            recon = reconstruction_nll(logits, x, likelihood, sigma)[0].item()
-            image = torch.sigmoid(logits).cpu()
-            nan = float("nan")
-            return Posterior(mu=mu[0].cpu(), sigma=torch.zeros(model.latent_dim), kl_per_dim=torch.zeros(model.latent_dim),
-                             recon_image=image, samples=image.expand(min(n_samples, k), -1, -1, -1).clone(),
-                             z=mu.cpu().expand(min(n_samples, k), -1).clone(), recon_nll=recon, kl=nan,
-                             neg_elbo=nan, iwae_nll=nan, k=1, variational=False)
-        std = torch.exp(0.5 * logvar)
-        kl = kl_divergence(mu, logvar, per_dim=True, prior_mu=model.prior_mean(yt))[0]
-        z = reparameterize(mu, logvar, k)[:, 0]  # (k, D)
-        logits = model.decode(z, None if yt is None else yt.repeat(k))
-        recon = reconstruction_nll(logits, x.expand(k, -1, -1, -1), likelihood, sigma).mean()
-        nll = iwae_nll(model, x, yt, k, likelihood, sigma)[0]
-    recon_mean = decode_images(model, mu, yt)
-    shown = z[:n_samples]
+    keep = min(n_samples, k)
+    s = score(model, x, yt, likelihood, sigma, draws=k if model.variational else 1,
+              iwae_k=k, generator=torch.Generator(device).manual_seed(seed), keep=keep if model.variational else 1)
+    mu = s["mu"]
+    if not model.variational:
+        image = s["samples"][0].cpu()
+        nan = float("nan")
+        return Posterior(mu=mu[0].cpu(), sigma=torch.zeros(model.latent_dim), kl_per_dim=torch.zeros(model.latent_dim),
+                         recon_image=image, samples=image.expand(keep, -1, -1, -1).clone(),
+                         z=mu.cpu().expand(keep, -1).clone(), recon_nll=s["recon"][0].item(), kl=nan,
+                         neg_elbo=nan, iwae_nll=nan, k=1, variational=False)
+    kl = s["kl_per_dim"][0]
+    recon = s["recon"][0]
     return Posterior(
-        mu=mu[0].cpu(), sigma=std[0].cpu(), kl_per_dim=kl.cpu(),
-        recon_image=recon_mean.cpu(), samples=torch.sigmoid(logits[:n_samples]).cpu(), z=shown.cpu(),
-        recon_nll=recon.item(), kl=kl.sum().item(), neg_elbo=(recon + kl.sum()).item(), iwae_nll=nll.item(), k=k,
+        mu=mu[0].cpu(), sigma=s["logvar"][0].mul(0.5).exp().cpu(),
+        kl_per_dim=kl.cpu(), recon_image=decode_images(model, mu, yt).cpu(),
+        samples=s["samples"][0].cpu(), z=s["z"][0].cpu(), recon_nll=recon.item(), kl=kl.sum().item(),
+        neg_elbo=(recon + kl.sum()).item(), iwae_nll=s["iwae_nll"][0].item(), k=k,
     )

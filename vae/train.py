@@ -29,26 +29,15 @@ from typing import Callable
 
 import torch
 
-from .data import BINARIZATIONS, binarize, load_dataset
-from .losses import LIKELIHOODS, LossParts, autoencoder_loss, elbo, iwae_loss
-from .models import MODEL_TYPES, build_model
+from torch.nn.parallel import DistributedDataParallel
 
-OBJECTIVES = ("elbo", "iwae")
+from .data import BINARIZATIONS, DATASET_NAMES, binarize, load_dataset
+from .device import best_device, describe_device, resolve_device  # noqa: F401 (the app's and benches' import)
+from .evaluate import score
+from .losses import OBJECTIVES, Objective
+from .models import MODELS, ModelConfig, build_model
+
 SCHEDULES = ("constant", "cosine")
-
-
-def best_device() -> torch.device:
-    """CUDA if present, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """The device a name asks for: "auto" or None picks ``best_device()``; else ``torch.device(name)``."""
-    return best_device() if name in (None, "auto") else torch.device(name)
 
 
 def process_group(device: torch.device) -> tuple[int, int, torch.device]:
@@ -68,51 +57,47 @@ def process_group(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def describe_device(device: torch.device | str) -> str:
-    """A human-readable name: the CUDA device's name, or "CPU (N threads)"."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"CUDA: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "Apple MPS"
-    n = torch.get_num_threads()
-    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+def _run(default, help: str, **cli):
+    """A run field: its default and its command-line option's help (and choices, flag, nargs)."""
+    factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(**factory, metadata={"help": help, **cli})
 
 
 @dataclass
-class TrainConfig:
-    """Everything that defines a training run; saved as the checkpoint's ``config.json``."""
+class TrainConfig(ModelConfig):
+    """Everything that defines a training run; saved, flat, as the checkpoint's ``config.json``.
 
-    dataset: str = "mnist"  # "mnist" or "fashion"
-    model: str = "vae"  # one of MODEL_TYPES
-    latent_dim: int = 2
-    hidden: list[int] = field(default_factory=lambda: [400])
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # the ConvVAE's two convolutions
-    n_classes: int = 10  # labels a CVAE is conditioned on
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    beta: float = 1.0
-    likelihood: str = "bernoulli"
-    sigma: float = 0.1  # fixed standard deviation of the Gaussian likelihood
-    seed: int = 0
-    device: str = "auto"  # "auto" picks best_device()
-    val_fraction: float = 0.1
-    amp: bool = False  # bfloat16 autocast for the training steps (validation stays float32)
-    compile: bool = False  # torch.compile the model for the training steps
-    binarize: str = "none"  # "none": grey levels are the targets; "dynamic": redrawn as bits at every use
-    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound with iwae_k samples
-    iwae_k: int = 5
-    warmup: int = 0  # KL warm-up: beta grows linearly from 0 over this many epochs (Sonderby et al., 2016)
-    schedule: str = "constant"  # learning rate: "constant", or "cosine" from lr down to 0 over the epochs
+    The architecture fields are ``ModelConfig``'s (model, latent_dim, hidden, channels, n_classes,
+    likelihood, sigma); these are the run's. Both carry their command-line help, and ``main`` builds
+    its parser from them (``add_config_arguments``), so the options and the fields cannot drift.
+    """
+
+    dataset: str = _run("mnist", "the training data", choices=tuple(DATASET_NAMES))
+    epochs: int = _run(10, "passes over the training split")
+    batch_size: int = _run(128, "images per step (the global batch under torchrun)")
+    lr: float = _run(1e-3, "Adam's learning rate")
+    beta: float = _run(1.0, "the KL term's weight (beta-VAE); 1 is the ELBO")
+    seed: int = _run(0, "seeds the weights, the shuffles and the noise")
+    device: str = _run("auto", "auto, cpu, cuda, cuda:1, mps")
+    val_fraction: float = _run(0.1, "share of the training split held out for validation", cli=False)
+    amp: bool = _run(False, "bfloat16 autocast for the training steps (validation stays float32)")
+    compile: bool = _run(False, "torch.compile the objective for the training steps (slower first epoch)")
+    binarize: str = _run("none", "none: grey levels are the targets; dynamic: every pixel redrawn as "
+                         "Bernoulli(grey level) each time an image is used", choices=BINARIZATIONS)
+    objective: str = _run("elbo", "elbo, or iwae: the importance-weighted bound with --k samples",
+                          choices=OBJECTIVES)
+    iwae_k: int = _run(5, "samples of the IWAE objective", flag="--k")
+    warmup: int = _run(0, "KL warm-up: beta grows linearly from 0 over this many epochs (Sonderby et al., 2016)")
+    schedule: str = _run("constant", "learning rate: constant, or cosine from lr down to 0 over the epochs",
+                         choices=SCHEDULES)
 
     def __post_init__(self):
-        for name, allowed in (("model", MODEL_TYPES), ("likelihood", LIKELIHOODS),
-                              ("binarize", BINARIZATIONS), ("objective", OBJECTIVES),
+        super().__post_init__()
+        for name, allowed in (("dataset", DATASET_NAMES), ("binarize", BINARIZATIONS), ("objective", OBJECTIVES),
                               ("schedule", SCHEDULES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}")
-        if self.latent_dim < 1 or self.epochs < 1 or self.batch_size < 1 or not 0 < self.val_fraction < 1:
+        if self.epochs < 1 or self.batch_size < 1 or not 0 < self.val_fraction < 1:
             raise ValueError("latent_dim, epochs and batch_size must be positive, val_fraction in (0, 1)")
         if self.iwae_k < 1 or self.warmup < 0:
             raise ValueError(f"iwae_k must be at least 1 and warmup at least 0, got {self.iwae_k}, {self.warmup}")
@@ -122,8 +107,34 @@ class TrainConfig:
             raise ValueError("the IWAE objective has no KL weight: use beta = 1 and no warm-up with it")
         if self.binarize == "dynamic" and self.likelihood != "bernoulli":
             raise ValueError("dynamic binarization makes binary targets: use the bernoulli likelihood")
-        self.hidden = [int(h) for h in self.hidden]
-        self.channels = [int(c) for c in self.channels]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per ``TrainConfig`` field, from the fields' defaults and metadata: ``--latent-dim``
+    for ``latent_dim`` (or the field's ``flag``), ``nargs`` for lists, a switch for booleans; fields
+    marked ``cli=False`` are left out. ``config_from_arguments`` reads them back."""
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        flag, default = meta.get("flag", "--" + f.name.replace("_", "-")), getattr(defaults, f.name)
+        kwargs = {"dest": f.name, "help": meta["help"]}
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", **kwargs)
+            continue
+        choices = tuple(MODELS) if meta.get("choices") == "MODELS" else meta.get("choices")
+        if isinstance(default, list):
+            kwargs.update(type=int, nargs=meta.get("nargs", "+"))
+        else:
+            kwargs["type"] = type(default)
+        parser.add_argument(flag, default=default, choices=choices, **kwargs)
+
+
+def config_from_arguments(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of parsed ``add_config_arguments`` options."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                          if hasattr(args, f.name)})
 
 
 @dataclass
@@ -168,30 +179,18 @@ def split_train_val(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Te
 
 @torch.no_grad()
 def evaluate_loss(model, images, labels, config: TrainConfig, batch_size: int = 1000) -> dict:
-    """Mean objective parts (nats per image) over ``images``: "recon", "kl", "loss" (the configured
-    objective at the configured beta, as training minimizes it after any warm-up)."""
-    model.eval()
-    sums = torch.zeros(3, device=images.device)
-    for s in range(0, images.shape[0], batch_size):
-        x, y = images[s : s + batch_size], labels[s : s + batch_size]
-        parts = objective(model, x, y, config)
-        sums += torch.stack(parts) * x.shape[0]
-    recon, kl, loss = (sums / images.shape[0]).tolist()
+    """Mean objective parts (nats per image) over ``images`` float (N, 1, 28, 28), ``labels`` int64 (N,):
+    "recon" (-log p(x|z) at one z ~ q(z|x) per image), "kl", and "loss", the configured objective as
+    training minimizes it after any warm-up: recon + beta * kl, or -L_k for the IWAE objective (k =
+    ``iwae_k``), or the reconstruction term of a plain autoencoder. ``vae.evaluate.score`` computes
+    them; the draws come from the global random state, as training's do."""
+    iwae = config.objective == "iwae" and model.variational
+    s = score(model, images, labels, config.likelihood, config.sigma, iwae_k=config.iwae_k if iwae else None,
+              batch_size=batch_size)
+    recon = s["recon"].double().mean().item()
+    kl = s["kl_per_dim"].double().sum(1).mean().item() if model.variational else 0.0
+    loss = s["iwae_nll"].double().mean().item() if iwae else recon + config.beta * kl
     return {"recon": recon, "kl": kl, "loss": loss}
-
-
-def objective(model, x, y, config: TrainConfig, beta: float | None = None) -> LossParts:
-    """The configured loss on one batch: recon + beta * KL (the ELBO), -L_k (the IWAE bound), or, for
-    the plain autoencoder, the reconstruction term alone. ``model`` may be wrapped by
-    DistributedDataParallel or torch.compile; a class-prior model's prior means are read through it."""
-    if config.objective == "iwae":
-        return iwae_loss(model, x, y, config.iwae_k, config.likelihood, config.sigma)
-    logits, mu, logvar = model(x, y)
-    if config.model == "ae":
-        return autoencoder_loss(logits, x, config.likelihood, config.sigma)
-    inner = getattr(model, "module", getattr(model, "_orig_mod", model))  # DDP, then compile, unwrapped
-    return elbo(logits, x, mu, logvar, config.likelihood, config.beta if beta is None else beta, config.sigma,
-                prior_mu=inner.prior_mean(y))
 
 
 def history_row(epoch: int, seconds: float, train: dict, val: dict) -> dict:
@@ -246,19 +245,20 @@ def train(
         x_val = binarize(x_val.cpu(), torch.Generator().manual_seed(config.seed)).to(device)
     n, batch = x_train.shape[0], config.batch_size // world
 
-    model = build_model(dataclasses.asdict(config)).to(device)
+    model = build_model(config).to(device)
+    if world > 1:  # the same initial weights on every rank (DDP broadcasts rank 0's), then each its own noise
+        torch.manual_seed(config.seed + 1_000_003 * rank)
     # The fused Adam kernel: one pass over each parameter instead of a dozen (CPU: a step 5.1 -> 4.1 ms).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cuda", "cpu"))
     # Cosine annealing (Loshchilov & Hutter, 2017, SGDR, Eq. 5 without restarts), stepped once per epoch.
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
                  if config.schedule == "cosine" else None)
-    # The compiled and the distributed module share the model's parameters; validation and the saved
-    # weights use the model itself.
-    net = model
+    # The loss is the Objective's forward, so the one wrapper (DDP's gradient all-reduce, compile's graph)
+    # covers all of it; validation and the saved weights use the model itself.
+    loss_fn = Objective(model, config.objective, config.likelihood, config.beta, config.sigma, config.iwae_k)
+    net = loss_fn
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = DistributedDataParallel(loss_fn, device_ids=[device.index] if device.type == "cuda" else None)
     net = torch.compile(net) if config.compile else net
     steps = math.ceil(n / batch)
     # Each process its own stream: the shuffle and the binarization differ per process, epoch and seed.
@@ -278,9 +278,10 @@ def train(
             if config.binarize == "dynamic":
                 x = binarize(x, gen)
             # KL warm-up: beta rises linearly from 0 to config.beta over the first `warmup` epochs.
-            ramp = min(1.0, (epoch - 1 + step / steps) / config.warmup) if config.warmup else 1.0
+            if config.warmup:
+                loss_fn.beta.fill_(config.beta * min(1.0, (epoch - 1 + step / steps) / config.warmup))
             with torch.autocast(device.type, torch.bfloat16, enabled=config.amp):
-                parts = objective(net, x, y, config, config.beta * ramp)
+                parts = net(x, y)
             optimizer.zero_grad(set_to_none=True)
             parts.loss.backward()
             optimizer.step()
@@ -329,40 +330,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from .checkpoint import save_checkpoint
 
-    defaults = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m vae.train", description="Train a VAE and save its folder.")
-    p.add_argument("--dataset", choices=("mnist", "fashion"), default=defaults.dataset)
-    p.add_argument("--model", choices=MODEL_TYPES, default=defaults.model)
-    p.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
-    p.add_argument("--hidden", type=int, nargs="+", default=defaults.hidden,
-                   help="MLP widths (vae, cvae) or the fully connected width (conv)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--beta", type=float, default=defaults.beta)
-    p.add_argument("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood)
-    p.add_argument("--sigma", type=float, default=defaults.sigma)
-    p.add_argument("--channels", type=int, nargs=2, default=defaults.channels, help="conv: the two convolutions' widths")
-    p.add_argument("--binarize", choices=BINARIZATIONS, default=defaults.binarize,
-                   help="dynamic: every pixel redrawn as Bernoulli(grey level) each time an image is used")
-    p.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective)
-    p.add_argument("--k", dest="iwae_k", type=int, default=defaults.iwae_k, help="samples of the IWAE objective")
-    p.add_argument("--warmup", type=int, default=defaults.warmup, help="KL warm-up epochs (beta from 0 up)")
-    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule, help="learning-rate schedule")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast for the training steps")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower first epoch)")
+    add_config_arguments(p)
     p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")
     p.add_argument("--n-images", type=int, default=None, help="only the first N images of the training split")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     a = p.parse_args(argv)
-    config = TrainConfig(
-        dataset=a.dataset, model=a.model, latent_dim=a.latent_dim, hidden=a.hidden, channels=a.channels,
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, beta=a.beta, likelihood=a.likelihood,
-        sigma=a.sigma, seed=a.seed, device=a.device, amp=a.amp, compile=a.compile, binarize=a.binarize,
-        objective=a.objective, iwae_k=a.iwae_k, warmup=a.warmup, schedule=a.schedule,
-    )
+    config = config_from_arguments(a)
 
     data = None
     if a.n_images:
