@@ -7,6 +7,7 @@ import sys
 import time
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load as load_safetensors
@@ -15,7 +16,10 @@ from conftest import wait_for
 from ui.training import format_seconds
 from vae.checkpoint import ModelNameError, load_checkpoint, save_user_model, zip_folder
 from vae.data import load_dataset
-from vae.jobs import BusyError, Job, JobRegistry, default_max_jobs
+from vae import runner
+from vae.jobs import BusyError, Job, JobRegistry
+from vae.map_jobs import MapJobs, MapKey
+from vae.policy import Policy, default_max_jobs
 from vae.train import Progress, TrainConfig
 
 pytestmark = pytest.mark.slow  # every test here trains in a child process
@@ -30,7 +34,7 @@ def test_split():
 
 @pytest.fixture
 def registry(tmp_path):
-    reg = JobRegistry(max_jobs=1, folder=tmp_path / "session-models")
+    reg = JobRegistry(Policy(max_jobs=1), folder=tmp_path / "session-models")
     yield reg
     for job in reg.running():
         job.stop("end of test")
@@ -102,7 +106,7 @@ def test_the_global_limit_and_one_job_per_session(registry, test_split):
     a.stop()
     assert a.wait(60) and a.state == "stopped"
     b = registry.start("session-b", long, data=data)  # the slot is free again
-    registry.max_jobs = 2
+    registry.policy = registry.policy.replace(max_jobs=2)
     c = registry.start("session-c", long, data=data)
     with pytest.raises(BusyError, match="busy: 2 training jobs"):
         registry.start("session-d", long, data=data)
@@ -115,7 +119,7 @@ def test_the_global_limit_and_one_job_per_session(registry, test_split):
     (dict(alive_grace=0.2), lambda: False, "its browser session is gone"),
 ])
 def test_a_job_whose_session_is_gone_stops_itself(tmp_path, test_split, limits, alive, note):
-    registry = JobRegistry(max_jobs=1, folder=tmp_path, **limits)
+    registry = JobRegistry(Policy(max_jobs=1, **limits), folder=tmp_path)
     job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), alive=alive,
                          data=(test_split[0][:2000], test_split[1][:2000]))
     assert job.wait(30), "the job did not stop itself"
@@ -124,7 +128,7 @@ def test_a_job_whose_session_is_gone_stops_itself(tmp_path, test_split, limits, 
 
 
 def test_a_touched_job_keeps_running(tmp_path, test_split):
-    registry = JobRegistry(max_jobs=1, folder=tmp_path, heartbeat_timeout=0.5)
+    registry = JobRegistry(Policy(max_jobs=1, heartbeat_timeout=0.5), folder=tmp_path)
     job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), alive=lambda: True,
                          data=(test_split[0][:2000], test_split[1][:2000]))
     t0 = time.monotonic()
@@ -140,7 +144,7 @@ def test_default_limit_from_the_environment(monkeypatch):
     monkeypatch.delenv("VAE_MAX_JOBS", raising=False)
     assert default_max_jobs("cpu") == 1 and default_max_jobs("cuda") == 2
     monkeypatch.setenv("VAE_MAX_JOBS", "3")
-    assert default_max_jobs("cpu") == 3 and JobRegistry().max_jobs == 3
+    assert default_max_jobs("cpu") == 3 and JobRegistry().policy.max_jobs == 3
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("VAE_MAX_JOBS", bad)
         with pytest.raises(ValueError, match="VAE_MAX_JOBS must be a positive integer"):
@@ -194,7 +198,7 @@ def test_time_left_leaves_out_the_start_up_and_follows_the_recent_pace():
 
 def test_the_server_holds_the_bounds_whatever_the_widgets_sent(tmp_path):
     """What a visitor's job may ask for is checked by the registry, not only by the sidebar's widgets."""
-    registry = JobRegistry(max_jobs=1, folder=tmp_path, max_epochs=20)
+    registry = JobRegistry(Policy(max_jobs=1, max_epochs=20), folder=tmp_path)
     for bad, match in ((dict(epochs=21), "epochs must be from 1 to 20"), (dict(latent_dim=65), "latent_dim"),
                        (dict(batch_size=4096), "batch_size"), (dict(lr=1.0), "lr"), (dict(beta=1e6), "beta"),
                        (dict(dataset="../../etc"), "dataset"), (dict(compile=True), "compile"),
@@ -212,8 +216,8 @@ def test_a_session_keeps_its_newest_models_and_loses_them_when_it_is_gone(tmp_pa
     finish, all of a session's once its check has said "gone" for session_grace seconds, and the
     server refuses a job while max_models models are kept."""
     here = {"a": True, "b": True}
-    registry = JobRegistry(max_jobs=1, folder=tmp_path, keep_per_session=2, max_models=3, session_grace=0.5,
-                           sweep_every=0.2)
+    registry = JobRegistry(Policy(max_jobs=1, keep_per_session=2, max_models=3, session_grace=0.5, sweep_every=0.2),
+                           folder=tmp_path)
     data = (test_split[0][:300], test_split[1][:300])
     jobs = []
     for i in range(3):
@@ -235,7 +239,7 @@ def test_a_session_keeps_its_newest_models_and_loses_them_when_it_is_gone(tmp_pa
 
 
 def test_a_busy_server_says_how_long_the_wait_is(tmp_path, test_split):
-    registry = JobRegistry(max_jobs=1, folder=tmp_path)
+    registry = JobRegistry(Policy(max_jobs=1), folder=tmp_path)
     data = (test_split[0][:2000], test_split[1][:2000])
     a = registry.start("session-a", TrainConfig(epochs=500, **SMALL), data=data)
     wait_for(lambda: a.seconds_left() is not None, timeout=30)
@@ -243,3 +247,89 @@ def test_a_busy_server_says_how_long_the_wait_is(tmp_path, test_split):
         registry.start("session-b", TrainConfig(epochs=1, **SMALL), data=data)
     a.stop()
     assert a.wait(60)
+
+
+# ---------------------------------------------------------------- the runner: its channel, the hard kill
+
+
+def test_a_child_that_ignores_the_stop_is_killed_within_the_grace_and_the_slot_is_free(tmp_path, monkeypatch):
+    """Issue 24, item 4: stopping was only cooperative, so a wedged child held the only slot forever."""
+    registry = JobRegistry(Policy(max_jobs=1, stop_grace=1.0), folder=tmp_path)
+    monkeypatch.setattr(registry, "target", "jobs_targets:ignore_stop")
+    job = registry.start("session-a", TrainConfig(epochs=1, **SMALL))
+    wait_for(lambda: job.progress is not None or not job.running, timeout=60)  # the child has started
+    with pytest.raises(BusyError):
+        registry.start("session-b", TrainConfig(epochs=1, **SMALL))
+    t0 = time.monotonic()
+    job.stop()
+    assert job.wait(10) and job.state == "killed" and job.folder is None
+    assert time.monotonic() - t0 < 1.0 + 1.0 + 1.5  # the grace, SIGTERM's second, polling
+    assert "did not stop within 1 s" in job.error and "stopped from the sidebar" in job.error
+    assert registry.running() == []
+    monkeypatch.setattr(registry, "target", "vae.jobs:train_task")
+    again = registry.start("session-b", TrainConfig(epochs=1, **SMALL), data=(torch.rand(300, 1, 28, 28),
+                                                                              torch.randint(0, 10, (300,))))
+    assert again.wait(60) and again.state == "done"
+
+
+def test_a_child_past_its_time_cap_that_ignores_the_stop_is_killed(tmp_path, monkeypatch):
+    registry = JobRegistry(Policy(max_jobs=1, max_seconds=0.5, stop_grace=0.5), folder=tmp_path)
+    monkeypatch.setattr(registry, "target", "jobs_targets:ignore_stop")
+    job = registry.start("session-a", TrainConfig(epochs=1, **SMALL))
+    assert job.wait(30) and job.state == "killed" and "time cap" in job.error
+
+
+def test_writes_to_file_descriptor_1_do_not_break_the_job(tmp_path, monkeypatch, test_split, capfd):
+    """Issue 24, item 4: the messages went over the child's stdout, so a C library's write to fd 1 failed the job."""
+    registry = JobRegistry(Policy(max_jobs=1), folder=tmp_path)
+    monkeypatch.setattr(registry, "target", "jobs_targets:noisy_train")
+    job = registry.start("session-a", TrainConfig(epochs=1, **SMALL), data=(test_split[0][:300], test_split[1][:300]))
+    assert job.wait(60) and job.state == "done", job.error
+    assert load_checkpoint(job.folder)[2]["train"]["epochs"] == 1 and job.history
+    assert "garbage on fd 1" in capfd.readouterr().out  # it went to the server's log, not to the channel
+
+
+def test_the_runner_reports_a_bug_with_its_traceback_and_a_dead_child_with_its_code():
+    out = runner.run("vae.nonexistent_module:f", {}, grace=1.0)
+    assert out.result is None and "ModuleNotFoundError" in out.error and "Traceback" in out.traceback
+    out = runner.run("os:_exit", {}, grace=1.0)  # os._exit(task) raises TypeError... with a dict: a bug too
+    assert out.result is None and out.error and not out.killed
+
+
+def test_the_policy_from_the_environment():
+    assert Policy.from_env({"VAE_PUBLIC": "1"}) == Policy.for_public()
+    p = Policy.from_env({"VAE_PUBLIC": "1", "VAE_MAX_JOBS": "2", "VAE_SESSION_GRACE_S": "3"})
+    assert (p.public, p.max_jobs, p.max_epochs, p.session_grace, p.sweep_every, p.map_slots, p.map_max_n) == \
+        (True, 2, 20, 3.0, 3.0, 1, 2000)
+    local = Policy.from_env({"VAE_PUBLIC": "no", "VAE_MAX_JOBS": "3"})
+    assert not local.public and local.max_jobs == 3 and local.map_slots is None and local.map_max_n is None
+    with pytest.raises(ValueError, match="VAE_SESSION_GRACE_S must be a number of seconds"):
+        Policy.from_env({"VAE_SESSION_GRACE_S": "soon"})
+
+
+def test_map_jobs_one_per_session_shared_by_key_kept_once_done():
+    """Outside public mode: no server limit, one map per session (a new request replaces the older), one
+    job for one map whoever asks, a finished map kept for the next to ask, a failure in one sentence."""
+    jobs = MapJobs(Policy(map_max_n=400))
+    mu = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    idx, lab = np.arange(300), np.zeros(300, np.int64)
+
+    def key(perplexity, n=300):
+        return MapKey("folder", 1.0, "tsne", n, perplexity, 0)
+
+    a = jobs.request("a", key(10.0), mu, idx, lab)
+    assert jobs.request("b", key(10.0), mu, idx, lab) is a and a.sessions == {"a", "b"} and a.state == "running"
+    a2 = jobs.request("a", key(20.0), mu, idx, lab)  # session a moves on; b still waits for the first
+    assert a.active and a.sessions == {"b"} and a2.state == "running"
+    jobs.cancel("a", a2)
+    assert a2.wait(5) and a2.state == "cancelled"
+    assert a.wait(120) and a.state == "done", a.error
+    emb = jobs.result(key(10.0))
+    assert emb.coords.shape == (300, 2) and emb.method == "tsne" and emb.perplexity == 10.0
+    assert torch.equal(emb.indices, torch.arange(300)) and torch.equal(emb.mu, torch.from_numpy(mu))
+    again = jobs.request("c", key(10.0), mu, idx, lab)
+    assert again.state == "done" and again.result is emb and not jobs.running()
+    bad = jobs.request("c", key(350.0), mu, idx, lab)
+    assert bad.wait(120) and bad.state == "failed" and "perplexity between 0 and the number of points (300)" in bad.error
+    with pytest.raises(ValueError, match="at most 400 images"):
+        jobs.request("d", key(10.0, n=500), mu, idx, lab)

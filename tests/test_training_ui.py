@@ -8,12 +8,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, open_app, rerun, wait_for
+import ui
 from ui import training
 from ui.charts import history_figure
+from ui.maps import map_jobs
 from ui.models import MODEL_KEY, SESSION_MODELS_KEY
 from vae.checkpoint import load_checkpoint
 from vae.data import load_dataset
 from vae.jobs import JobRegistry
+from vae.policy import Policy
 from vae.train import TrainConfig
 
 pytestmark = pytest.mark.slow  # most tests here train in a child process
@@ -24,7 +27,7 @@ TRAIN = "FormSubmitter:train_form-Train"
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch, tmp_path):
     """A registry of our own (limit 1), and a user models folder in tmp_path."""
-    monkeypatch.setenv("VAE_MAX_JOBS", "1")
+    monkeypatch.setattr(ui, "POLICY", Policy(max_jobs=1))
     monkeypatch.setenv("VAE_USER_MODELS", str(tmp_path / "user_models"))
     training.job_registry.clear()
     yield
@@ -180,7 +183,7 @@ def test_history_figure_draws_both_parts_and_splits():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A one-epoch model of each type but the ConvVAE, trained once for all pages by a registry of their own."""
-    registry = JobRegistry(max_jobs=4, folder=tmp_path_factory.mktemp("session-models"))
+    registry = JobRegistry(Policy(max_jobs=4), folder=tmp_path_factory.mktemp("session-models"))
     jobs = {kind: registry.start(f"pages-{kind}".replace("_", "-"),
                                  TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
             for kind in ("vae", "cvae", "cvae_class_prior", "ae")}
@@ -203,13 +206,16 @@ def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
     assert at.sidebar.selectbox[0].value == job.name and not at.error
     if page == "embeddings":  # no stored maps: a 2,000-image map is computed, not one of the whole test split
         assert at.slider(key="emb_n_new").value == 2000
+        assert at.info[0].value.startswith("Computing a t-SNE map of 2,000 test images in the background")
+        wait_for(lambda: not map_jobs().running(), timeout=120)  # a fragment's run_every does not tick here
+        rerun(at)
         assert any(c.value.startswith("t-SNE of the means of 2,000 test images") for c in at.caption)
 
 
 @pytest.fixture
 def public(monkeypatch):
-    """The app as VAE_PUBLIC=1 makes it (the flag is read once, at import, so the test sets it there)."""
-    monkeypatch.setattr(training, "PUBLIC", True)
+    """The app as VAE_PUBLIC=1 makes it (the policy is built once, at import, so the test sets it there)."""
+    monkeypatch.setattr(ui, "POLICY", Policy.for_public())
     training.job_registry.clear()
     yield
     for job in training.job_registry().running():  # before fresh_registry's teardown, which would see a new registry
@@ -221,10 +227,10 @@ def public(monkeypatch):
 def test_public_mode_caps_training_and_saves_nothing(public, tmp_path):
     at = app()
     epochs = at.sidebar.number_input(key="train_epochs")
-    assert epochs.max == training.PUBLIC_MAX_EPOCHS == 20 and "At most 20" in epochs.help
-    registry = training.job_registry()
-    assert (registry.max_jobs, registry.max_epochs, registry.keep_per_session, registry.max_models,
-            registry.max_seconds) == (1, 20, 3, 24, 600.0)
+    assert epochs.max == 20 and "At most 20" in epochs.help
+    bounds = training.job_registry().policy
+    assert (bounds.max_jobs, bounds.max_epochs, bounds.keep_per_session, bounds.max_models,
+            bounds.max_seconds) == (1, 20, 3, 24, 600.0)
     press_train(at, epochs=1)
     job = job_of(at)
     assert job.wait(120) and job.state == "done", job.error
@@ -248,4 +254,4 @@ def test_an_epoch_count_beyond_the_cap_never_reaches_a_job(public):
     assert at.sidebar.number_input(key="train_epochs").value == 10
     assert job_of(at).config.epochs == 10
     with pytest.raises(ValueError, match="epochs must be from 1 to 20 on this server"):
-        training.job_registry().check(TrainConfig(epochs=500))
+        training.job_registry().policy.check_training(TrainConfig(epochs=500))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import uuid
 from pathlib import Path
@@ -16,10 +15,10 @@ from vae.checkpoint import ModelNameError, save_user_model, zip_folder
 from vae.data import DATASET_NAMES
 from vae.jobs import BusyError, Job, JobRegistry
 from vae.losses import LIKELIHOODS
-from vae.models import DEFAULT_HIDDEN, MODEL_SHORT_NAMES
+from vae.models import MODELS
 from vae.train import TrainConfig
 
-from . import PRETRAINED, PUBLIC, PUBLIC_MAX_EPOCHS, PUBLIC_MAX_MINUTES, PUBLIC_MAX_MODELS, PUBLIC_MODELS_PER_SESSION
+from . import PRETRAINED, policy
 from .charts import history_figure
 from .models import MODEL_KEY, best_val, loss_name, session_models, user_models_dir
 
@@ -40,25 +39,14 @@ def format_seconds(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-SESSION_GRACE_ENV = "VAE_SESSION_GRACE_S"  # seconds a closed session's models are kept (tests shorten it)
-
-
 @st.cache_resource
 def job_registry() -> JobRegistry:
-    """The server's one registry of training jobs: ``$VAE_MAX_JOBS`` at once, else 1 on a CPU; a
-    session's models deleted once it has been gone ``$VAE_SESSION_GRACE_S`` seconds (default 150, past
-    Streamlit's 120 s for a disconnected session to come back). In public mode: one job at a time,
-    ``PUBLIC_MAX_EPOCHS`` epochs and ``PUBLIC_MAX_MINUTES`` minutes per job, the newest
-    ``PUBLIC_MODELS_PER_SESSION`` models of a session and ``PUBLIC_MAX_MODELS`` in all."""
-    try:  # at least a second: the janitor sweeps at most that often
-        grace = max(1.0, float(os.environ.get(SESSION_GRACE_ENV) or 150.0))
-    except ValueError:
-        raise ValueError(f"{SESSION_GRACE_ENV} must be a number of seconds, got {os.environ[SESSION_GRACE_ENV]!r}") from None
-    if PUBLIC:
-        return JobRegistry(max_jobs=1, max_seconds=60.0 * PUBLIC_MAX_MINUTES, max_epochs=PUBLIC_MAX_EPOCHS,
-                           keep_per_session=PUBLIC_MODELS_PER_SESSION, max_models=PUBLIC_MAX_MODELS,
-                           session_grace=grace, sweep_every=min(10.0, grace))
-    return JobRegistry(session_grace=grace, sweep_every=min(10.0, grace))
+    """The server's one registry of training jobs, bounded by ``ui.policy()`` (``vae.policy.Policy``):
+    ``$VAE_MAX_JOBS`` at once, else 1 on a CPU; a session's models deleted once it has been gone
+    ``$VAE_SESSION_GRACE_S`` seconds (default 150, past Streamlit's 120 s for a disconnected session to
+    come back); in public mode one job at a time, 20 epochs and 10 minutes per job, the newest 3
+    models of a session and 24 in all."""
+    return JobRegistry(policy())
 
 
 def save_to_user_models(folder: str | Path, name: str) -> Path:
@@ -66,7 +54,7 @@ def save_to_user_models(folder: str | Path, name: str) -> Path:
     folder. The server's check behind the Save button: raises PermissionError in public mode (there is
     no button then), ModelNameError for a name that is taken or not 1 to 64 letters, digits, - and _,
     OSError when the folder cannot be written."""
-    if PUBLIC:
+    if policy().public:
         raise PermissionError("This is a public server: models are not saved here. Download the zip to keep yours.")
     return save_user_model(folder, name, user_models_dir(), reserved=(PRETRAINED,))
 
@@ -160,7 +148,7 @@ def live_progress(job_id: str) -> None:
 
 def _finished(job: Job) -> None:
     """How the session's last job ended: its error, or its model with a download and a save button."""
-    if job.state == "failed":
+    if job.state in ("failed", "killed"):
         st.error(job.error)
         return
     train = job.metrics["train"]
@@ -182,9 +170,9 @@ def _finished(job: Job) -> None:
     st.download_button(f"Download {stem}.zip", lambda: zip_folder(job.folder, stem), f"{stem}.zip",
                        "application/zip", key=f"train_download_{job.id}", on_click="ignore",
                        icon=":material/download:", help="model.safetensors, config.json and metrics.json")
-    if PUBLIC:
+    if policy().public:
         st.caption("A public server keeps no visitor's model for others: download the zip to keep this one. "
-                   f"It is deleted when you leave, and so is any beyond your newest {PUBLIC_MODELS_PER_SESSION}.")
+                   f"It is deleted when you leave, and so is any beyond your newest {policy().keep_per_session}.")
         return
     saved = st.session_state.pop("train_saved", None)
     if saved:
@@ -214,7 +202,7 @@ def _start_job() -> None:
     try:  # ValueError: beyond the server's bounds (TrainConfig's, the registry's), whatever the widgets said
         config = TrainConfig(
             dataset=state.train_dataset, model=state.train_model, latent_dim=int(state.train_latent_dim),
-            hidden=DEFAULT_HIDDEN[state.train_model], epochs=int(state.train_epochs),
+            hidden=list(MODELS[state.train_model].default_hidden), epochs=int(state.train_epochs),
             batch_size=int(state.train_batch_size), lr=float(state.train_lr),
             beta=1.0 if state.train_model == "ae" else float(state.train_beta),  # an AE has no KL to weigh
             likelihood=state.train_likelihood,
@@ -230,15 +218,15 @@ def _train_form(running: bool) -> None:
     """The training settings and the Train button, which starts a job through the registry."""
     with st.form("train_form", border=False):
         st.radio("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, horizontal=True, key="train_dataset")
-        st.radio("Model type", list(MODEL_SHORT_NAMES), format_func=MODEL_SHORT_NAMES.get, horizontal=True, key="train_model",
+        st.radio("Model type", list(MODELS), format_func=lambda kind: MODELS[kind].short_name, horizontal=True, key="train_model",
                  help="VAE: MLP encoder and decoder (784-400-latent); ConvVAE: convolutional; CVAE: the MLP VAE "
                  "told the class, for the CVAE page; class-prior VAE: the MLP VAE with a learned prior mean per "
                  "class; AE: a plain autoencoder (no KL, not generative), for the AE vs VAE page.")
         c1, c2 = st.columns(2)
         c1.number_input("Latent dim.", 1, 64, 2, key="train_latent_dim")
-        registry = job_registry()
-        c2.number_input("Epochs", 1, registry.max_epochs, min(10, registry.max_epochs), key="train_epochs",
-                        help=f"At most {registry.max_epochs} on this server." if PUBLIC else None)
+        bounds = job_registry().policy
+        c2.number_input("Epochs", 1, bounds.max_epochs, min(10, bounds.max_epochs), key="train_epochs",
+                        help=f"At most {bounds.max_epochs} on this server." if bounds.public else None)
         c1.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(128), key="train_batch_size")
         c2.selectbox("Learning rate", LEARNING_RATES, index=LEARNING_RATES.index(1e-3), format_func=lambda v: f"{v:g}",
                      key="train_lr")
@@ -252,8 +240,8 @@ def _train_form(running: bool) -> None:
             on_click=_start_job,
             help="This session is training; stop it or let it finish first." if running else
             "Train in the background; the app stays usable. 10% of the training split is held out for validation; "
-            f"a run stops by itself after {registry.max_seconds / 60:g} minutes, keeping its best weights."
-            + (" This public server trains one model at a time, for everyone." if PUBLIC else ""),
+            f"a run stops by itself after {bounds.max_seconds / 60:g} minutes, keeping its best weights."
+            + (" This public server trains one model at a time, for everyone." if bounds.public else ""),
         )
     busy = st.session_state.pop("train_busy", None)
     if busy:

@@ -1,18 +1,15 @@
-"""Training jobs in the background: at most one per browser session, a global limit, self-stopping.
+"""Training jobs in the background: the per-session registry of jobs and their model folders, and its janitor.
 
-The app's Train button calls ``JobRegistry.start``. A job runs ``vae.train.train``, the function the
-command line uses, in a child Python process of its own (``child_main``), watched by a daemon thread
-of the app's process: the thread records the child's progress for the app to poll and checks the
-job's limits; the child saves the result as a checkpoint folder (``model.safetensors`` +
-``config.json`` + ``metrics.json``). They talk in JSON lines over the child's stdin and stdout.
-A job stops itself, keeping the best weights so far, when its session is gone (no heartbeat for a
-while, or the session check says so) or when its time cap passes, so nothing runs forever.
+Where it sits: the app's Train button calls ``JobRegistry.start``; the bounds come from a
+``vae.policy.Policy`` (public or not); ``vae.runner`` runs each job in a child process of its own
+(``train_task`` there, the ``vae.train.train`` the command line uses), watched by a daemon thread of
+the app's process that records its progress for the app to poll and checks its limits. The child
+saves the result as a checkpoint folder (``model.safetensors`` + ``config.json`` + ``metrics.json``).
 
-Why a process and not a thread: on a 2-core CPU, ``train`` in a second thread of a process took 1.7
-times as long per epoch as in its main thread, and 1.1 to 1.8 times as long in the app's server as
-on the command line (bench/ui_vs_cli_epoch.py): each thread that calls into torch gets an OpenMP
-thread team of its own, and the teams compete for the cores. In a child process the training has
-them to itself, and never waits for the server's GIL.
+Nothing runs forever: a job stops itself, keeping the best weights so far, when its session is gone
+(no heartbeat for ``heartbeat_timeout``, or the session check says so for ``alive_grace``) or when its
+``max_seconds`` pass; a child that has not obeyed ``stop_grace`` seconds after a stop is killed, and
+its slot is free again. The janitor deletes the models of sessions that are gone.
 
 No Streamlit here: the app passes in what it knows about sessions.
 """
@@ -21,18 +18,13 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import json
 import logging
 import math
 import os
-import queue
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,37 +32,15 @@ from typing import Callable
 
 import torch
 
+from . import runner
 from .checkpoint import NAME_PATTERN, save_checkpoint
 from .data import DatasetNotFoundError, data_root
+from .policy import BusyError, Policy
 from .train import (Progress, TrainConfig, TrainingDiverged, describe_device, history_row, resolve_device,
                     run_metrics, train)
 
-MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
 _log = logging.getLogger(__name__)
-
-# What a job may ask for, checked by JobRegistry.start whatever the widgets allowed: field -> (low, high).
-# The epochs' upper bound is the registry's max_epochs.
-JOB_RANGES = {"latent_dim": (1, 64), "batch_size": (16, 1024), "lr": (1e-5, 0.1), "beta": (0.0, 100.0)}
-JOB_CHOICES = {"dataset": ("mnist", "fashion"), "binarize": ("none",), "objective": ("elbo",),
-               "device": ("auto", "cpu"),
-               "amp": (False,), "compile": (False,), "warmup": (0,), "schedule": ("constant",)}
-
-
-class BusyError(RuntimeError):
-    """No training slot is free, or the session already has a running job; the message says which."""
-
-
-def default_max_jobs(device: torch.device | str | None = None) -> int:
-    """The global limit on concurrent jobs: ``$VAE_MAX_JOBS`` if set, else 1 on a CPU, 2 on a GPU.
-
-    Raises ValueError when ``$VAE_MAX_JOBS`` is not a positive integer.
-    """
-    value = os.environ.get(MAX_JOBS_ENV)
-    if value:
-        if not value.strip().isdigit() or int(value) < 1:
-            raise ValueError(f"{MAX_JOBS_ENV} must be a positive integer, got {value!r}")
-        return int(value)
-    return 2 if resolve_device(device).type == "cuda" else 1
+__all__ = ["BusyError", "Job", "JobRegistry", "train_task"]
 
 
 PACE_WINDOW_S = 60  # seconds of recent steps behind the time-left estimate
@@ -81,7 +51,8 @@ class Job:
     """One training run and what the app shows of it. Read its fields from any thread.
 
     ``state``: "running", then "done", "stopped" (the stop event ended it; the best weights so far are
-    saved) or "failed" (``error`` holds one sentence; nothing is saved). ``progress``: the last
+    saved), "killed" (it had not obeyed a stop ``Policy.stop_grace`` seconds later; ``error`` says so;
+    nothing is saved) or "failed" (``error`` holds one sentence; nothing is saved). ``progress``: the last
     Progress (after every step). ``history``: one row per finished epoch, as in TrainResult.history
     (epoch, seconds, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss; nats per image).
     ``folder``: the saved checkpoint, once done or stopped (None again once the registry has deleted
@@ -121,7 +92,8 @@ class Job:
         self.heartbeat = time.monotonic()
 
     def stop(self, reason: str = "stopped from the sidebar") -> None:
-        """End the run after the current step; the best weights so far are kept and saved."""
+        """End the run after the current step; the best weights so far are kept and saved. A child that
+        has not ended ``Policy.stop_grace`` seconds later is killed (the job's state: "killed")."""
         if self.running and not self._stop.is_set():
             self.note = reason
             self._stop.set()
@@ -163,26 +135,19 @@ class JobRegistry:
     ``sweep_every`` seconds), and beyond the newest ``keep_per_session`` of a session; the registry also
     forgets those sessions' ended jobs, so neither disk nor memory grows with the visitors.
 
-    max_jobs: global limit on running jobs (default ``default_max_jobs()``). folder: the root of the
-    saved models (default: a temporary folder, removed at exit). heartbeat_timeout: seconds without
-    ``Job.touch`` after which a job stops itself. max_seconds: the time cap of one job. alive_grace:
-    seconds the session check may fail before a running job stops. max_epochs: the most epochs a job
-    may ask for. keep_per_session: the most models one session keeps (None: all). max_models: the most
-    models kept on disk at once, over all sessions, running jobs included (None: no limit).
-    session_grace: seconds a session may be gone before its models are deleted; Streamlit keeps a
-    disconnected session resumable for ``server.disconnectedSessionTTL`` (120 s by default).
+    policy: the limits (``vae.policy.Policy``; default ``Policy.from_env()``): max_jobs running at once,
+    one per session, max_epochs, max_seconds, heartbeat_timeout, alive_grace, stop_grace,
+    keep_per_session, max_models, session_grace, sweep_every. ``policy`` may be replaced between jobs.
+    folder: the root of the saved models (default: a temporary folder, removed at exit). data_root: the
+    datasets' root (default ``vae.data.data_root``'s). Streamlit keeps a disconnected session
+    resumable for ``server.disconnectedSessionTTL`` (120 s by default): a session_grace longer than
+    that never deletes the models of a session that comes back.
     """
 
-    def __init__(self, max_jobs: int | None = None, folder: str | os.PathLike | None = None,
-                 heartbeat_timeout: float = 180.0, max_seconds: float = 1800.0, alive_grace: float = 10.0,
-                 data_root: str | os.PathLike | None = None, max_epochs: int = 500,
-                 keep_per_session: int | None = None, max_models: int | None = None,
-                 session_grace: float = 150.0, sweep_every: float = 10.0):
-        self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
-        self.heartbeat_timeout, self.max_seconds, self.alive_grace = heartbeat_timeout, max_seconds, alive_grace
+    def __init__(self, policy: Policy | None = None, folder: str | os.PathLike | None = None,
+                 data_root: str | os.PathLike | None = None):
+        self.policy = policy if policy is not None else Policy.from_env()
         self.data_root = data_root
-        self.max_epochs, self.keep_per_session, self.max_models = max_epochs, keep_per_session, max_models
-        self.session_grace, self.sweep_every = session_grace, sweep_every
         self._folder = Path(folder) if folder is not None else None
         self._jobs: dict[str, Job] = {}
         # session -> [its session check or None, the monotonic time it was first seen gone or None]
@@ -210,20 +175,6 @@ class JobRegistry:
         """The ended jobs whose models are still on disk, oldest first."""
         return sorted((j for j in list(self._jobs.values()) if not j.running and j.folder is not None),
                       key=lambda j: j.ended or 0.0)
-
-    def check(self, config: TrainConfig) -> None:
-        """Raise ValueError when ``config`` asks for more than a visitor may: epochs beyond
-        ``max_epochs``, a field of ``JOB_RANGES`` out of its range, or a field of ``JOB_CHOICES`` (those
-        the sidebar does not offer) set otherwise. The sidebar's widgets keep to these already; this
-        holds whatever reaches the server."""
-        if not 1 <= config.epochs <= self.max_epochs:
-            raise ValueError(f"epochs must be from 1 to {self.max_epochs} on this server, got {config.epochs}")
-        for name, (low, high) in JOB_RANGES.items():
-            if not low <= getattr(config, name) <= high:
-                raise ValueError(f"{name} must be from {low:g} to {high:g}, got {getattr(config, name)!r}")
-        for name, allowed in JOB_CHOICES.items():
-            if getattr(config, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
 
     def release(self, session: str) -> bool:
         """Delete a session's models and forget its ended jobs; False (nothing done) while one of its
@@ -256,7 +207,7 @@ class JobRegistry:
                 watch[1] = None
             elif watch[1] is None:
                 watch[1] = now
-            elif now - watch[1] >= self.session_grace and self.release(session):
+            elif now - watch[1] >= self.policy.session_grace and self.release(session):
                 gone.append(session)
         return gone
 
@@ -264,7 +215,7 @@ class JobRegistry:
         """The janitor: sweeps every ``sweep_every`` seconds while any session is watched, then ends
         (``start`` starts another)."""
         while True:
-            time.sleep(self.sweep_every)
+            time.sleep(self.policy.sweep_every)
             try:
                 self.sweep()
             except Exception:
@@ -276,11 +227,12 @@ class JobRegistry:
 
     def _trim(self, session: str) -> None:
         """Delete a session's oldest models beyond ``keep_per_session``."""
-        if self.keep_per_session is None:
+        keep = self.policy.keep_per_session
+        if keep is None:
             return
         with self._lock:  # against a concurrent release of the same session
             mine = [j for j in self.kept() if j.session == session]
-            old = [j for j in mine[:max(0, len(mine) - self.keep_per_session)] if j.folder is not None]
+            old = [j for j in mine[:max(0, len(mine) - keep)] if j.folder is not None]
             folders = [j.folder for j in old]
             for j in old:
                 j.folder = None
@@ -292,15 +244,17 @@ class JobRegistry:
         """Start training ``config`` for ``session`` in a child process; returns the running Job.
 
         alive: optional session check, called about once a second from the job's watching thread;
-        when it has returned False for ``alive_grace`` seconds the job stops itself. data: optional
-        (images, labels) instead of the dataset's training split (handed to the child in a
-        safetensors file). Raises BusyError when the session already has a running job, ``max_jobs``
-        jobs are running or ``max_models`` models are kept; ValueError when ``config`` is out of
-        ``check``'s bounds or ``session`` is not a key of 1 to 64 letters, digits, - and _.
+        when it has returned False for the policy's ``alive_grace`` seconds the job stops itself. data:
+        optional (images float32 (N, 1, 28, 28), labels int64 (N,)) instead of the dataset's training
+        split (handed to the child in a safetensors file). Raises BusyError when the session already has
+        a running job, ``max_jobs`` jobs are running or ``max_models`` models are kept; ValueError when
+        ``config`` is out of ``Policy.check_training``'s bounds or ``session`` is not a key of 1 to 64
+        letters, digits, - and _.
         """
         if not NAME_PATTERN.fullmatch(session or ""):  # a session key names a folder, as a saved model's name does
             raise ValueError(f"a session key is 1 to 64 letters, digits, - and _, got {session!r}")
-        self.check(config)
+        policy = self.policy
+        policy.check_training(config)
         folder = self.folder
         self.sweep()
         with self._lock:
@@ -308,17 +262,17 @@ class JobRegistry:
             mine = next((j for j in running if j.session == session), None)
             if mine is not None:
                 raise BusyError(f"This session is already training {mine.name}; stop it or let it finish first.")
-            if len(running) >= self.max_jobs:
+            if len(running) >= policy.max_jobs:
                 lefts = [left for j in running if (left := j.seconds_left()) is not None]
                 when = f" The sooner one to end has about {math.ceil(min(lefts) / 60)} min left." if lefts else ""
                 raise BusyError(
                     f"The server is busy: {len(running)} training job{'s' if len(running) > 1 else ''} "
-                    f"running, as many as this machine allows at once ({self.max_jobs}); try again when one "
+                    f"running, as many as this machine allows at once ({policy.max_jobs}); try again when one "
                     f"ends.{when}"
                 )
             kept = sum(1 for j in self._jobs.values() if j.running or j.folder is not None)
-            if self.max_models is not None and kept >= self.max_models:
-                raise BusyError(f"The server keeps at most {self.max_models} trained models at once, and holds "
+            if policy.max_models is not None and kept >= policy.max_models:
+                raise BusyError(f"The server keeps at most {policy.max_models} trained models at once, and holds "
                                 "that many; they are deleted as their visitors leave. Try again in a few minutes.")
             watch = self._sessions.setdefault(session, [None, None])
             watch[0] = alive
@@ -331,81 +285,37 @@ class JobRegistry:
                       f"{config.dataset}-{config.model}-{config.latent_dim}d · run {self._runs}",
                       config, describe_device(device))
             self._jobs[job.id] = job
-        job._thread = threading.Thread(target=self._supervise, args=(job, folder / session / job.id, alive, data),
+        job._thread = threading.Thread(target=self._supervise, args=(job, folder / session / job.id, alive, data, policy),
                                        name=f"vae-train-{job.id}", daemon=True)
         job._thread.start()
         return job
 
-    def _supervise(self, job: Job, folder: Path, alive, data) -> None:
-        """The job's thread: start the child, record its progress, check the limits, take its result."""
-        data_file = None
-        child = None
+    def _supervise(self, job: Job, folder: Path, alive, data, policy: Policy) -> None:
+        """The job's thread: run the child (``vae.runner.run``), record its progress, check the limits,
+        take its result."""
         try:
-            if data is not None:
-                from safetensors.torch import save_file
-
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                data_file = folder.with_name(f".{folder.name}-data.safetensors")
-                save_file({"images": data[0].contiguous(), "labels": data[1].contiguous()}, str(data_file))
             task = {"config": dataclasses.asdict(job.config), "folder": str(folder),
-                    "data_root": str(data_root(self.data_root).resolve()),
-                    "data": None if data_file is None else str(data_file)}
-            child = subprocess.Popen(
-                [sys.executable, "-c", "from vae.jobs import child_main; child_main()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                cwd=Path(__file__).resolve().parents[1],  # where `vae` is importable from
-            )
-            child.stdin.write(json.dumps(task) + "\n")
-            child.stdin.flush()
-            lines: queue.Queue = queue.Queue()
-
-            def read() -> None:  # a thread of its own, so the limits are checked even while the child is quiet
-                for text in child.stdout:
-                    lines.put(text)
-                lines.put(None)
-
-            threading.Thread(target=read, name=f"vae-train-{job.id}-reader", daemon=True).start()
-            outcome, stop_sent, next_check, gone_since = None, False, 0.0, None
-            while outcome is None:
-                try:
-                    line = lines.get(timeout=0.5)
-                except queue.Empty:
-                    line = ""
-                if line is None:  # the child closed its output: it has exited
-                    break
-                if line:
-                    message = json.loads(line)
-                    if "progress" in message:
-                        self._record(job, Progress(**message["progress"]))
-                    else:
-                        outcome = message
-                if job._stop.is_set() and not stop_sent:
-                    stop_sent = _tell(child, "stop")
-                now = time.monotonic()
-                if now < next_check or job._stop.is_set():
-                    continue
-                next_check = now + 1.0
-                if now - job.started > self.max_seconds:
-                    job.stop(f"stopped at the time cap of {self.max_seconds / 60:g} min")
-                elif now - job.heartbeat > self.heartbeat_timeout:
-                    job.stop(f"stopped: its browser session showed no sign of life for {self.heartbeat_timeout:g} s")
-                elif alive is not None:
-                    if alive():
-                        gone_since = None
-                    elif gone_since is None:
-                        gone_since = now
-                    elif now - gone_since > self.alive_grace:
-                        job.stop("stopped: its browser session is gone")
-            code = child.wait()
-            if outcome is None:
-                _log.error("training job %s: its process exited with code %s", job.id, code)
-                job.error, job.state = f"Training stopped unexpectedly: its process exited with code {code}.", "failed"
-            elif "failed" in outcome:
-                if outcome.get("traceback"):  # a bug, not the user's doing: keep the traceback in the server log
-                    _log.error("training job %s failed:\n%s", job.id, outcome["traceback"])
-                job.error, job.state = outcome["failed"], "failed"
+                    "data_root": str(data_root(self.data_root).resolve())}
+            arrays = None if data is None else {"images": data[0].numpy(), "labels": data[1].numpy()}
+            outcome = runner.run(self.target, task, arrays=arrays, grace=policy.stop_grace, name=f"train-{job.id}",
+                                 on_message=lambda m: self._record(job, Progress(**m["progress"])),
+                                 should_stop=self._limits(job, alive, policy))
+            if outcome.killed:
+                job.error = (f"The training process did not stop within {policy.stop_grace:g} s of being asked to "
+                             f"({outcome.stop_reason}), so it was ended; nothing was saved.")
+                job.state = "killed"
+            elif outcome.result is None:
+                if outcome.traceback:  # a bug, not the user's doing: keep the traceback in the server log
+                    _log.error("training job %s failed:\n%s", job.id, outcome.traceback)
+                    job.error = f"Training failed: {outcome.error}."
+                elif outcome.error.startswith("its process exited"):
+                    _log.error("training job %s: %s", job.id, outcome.error)
+                    job.error = f"Training stopped unexpectedly: {outcome.error}."
+                else:
+                    job.error = outcome.error
+                job.state = "failed"
             else:
-                metrics = outcome["done"]
+                metrics = outcome.result
                 job.folder, job.metrics, job.history = folder, metrics, metrics["history"]
                 job.ended = time.monotonic()
                 job.state = "stopped" if metrics["train"]["stopped"] else "done"
@@ -413,17 +323,35 @@ class JobRegistry:
         except Exception as err:
             _log.exception("training job %s failed", job.id)
             job.error, job.state = f"Training failed: {err!r}.", "failed"
-            if child is not None and child.poll() is None:
-                child.kill()
         finally:
-            if child is not None and child.stdin is not None:
-                try:
-                    child.stdin.close()
-                except OSError:  # the child is gone and the pipe broken: nothing left to close
-                    pass
-            if data_file is not None:
-                data_file.unlink(missing_ok=True)
             job.ended = time.monotonic()
+
+    target = "vae.jobs:train_task"  # what the child runs ("module:function"); tests put another here
+
+    @staticmethod
+    def _limits(job: Job, alive, policy: Policy):
+        """The job's ``should_stop`` for the runner: the reason to stop once a stop was asked for or a
+        limit passed (the time cap, the heartbeat, the session check), else None."""
+        gone_since = None
+
+        def should_stop() -> str | None:
+            nonlocal gone_since
+            now = time.monotonic()
+            if not job._stop.is_set():
+                if now - job.started > policy.max_seconds:
+                    job.stop(f"stopped at the time cap of {policy.max_seconds / 60:g} min")
+                elif now - job.heartbeat > policy.heartbeat_timeout:
+                    job.stop(f"stopped: its browser session showed no sign of life for {policy.heartbeat_timeout:g} s")
+                elif alive is not None:
+                    if alive():
+                        gone_since = None
+                    elif gone_since is None:
+                        gone_since = now
+                    elif now - gone_since > policy.alive_grace:
+                        job.stop("stopped: its browser session is gone")
+            return job.note if job._stop.is_set() else None
+
+        return should_stop
 
     @staticmethod
     def _record(job: Job, p: Progress) -> None:
@@ -435,67 +363,34 @@ class JobRegistry:
             job.history.append(history_row(p.epoch, p.seconds, p.train, p.val))
 
 
-def _tell(child: subprocess.Popen, word: str) -> bool:
-    """Write one line to the child's input; False when it has already closed it."""
-    try:
-        child.stdin.write(word + "\n")
-        child.stdin.flush()
-        return True
-    except (BrokenPipeError, ValueError):
-        return False
+def train_task(task: dict, arrays: dict, send: Callable[[dict], None], stop: threading.Event) -> dict:
+    """A training job's work, in its child process (``vae.runner.child_main`` calls it).
 
-
-def child_main() -> None:
-    """A job's process: ``python -c "from vae.jobs import child_main; child_main()"``.
-
-    Reads one JSON line from stdin: {"config": TrainConfig fields, "folder": where to save,
-    "data_root": the dataset root, "data": a safetensors file of images and labels, or null}.
-    Trains, and writes JSON lines to stdout: {"progress": Progress fields} after each epoch and
-    after steps at most 20 times a second, then
-    {"done": metrics.json} once the checkpoint is saved, or {"failed": one sentence, "traceback":
-    text or null}. A later line "stop" on stdin, or stdin closing (the app is gone), ends the run
-    after the current step, keeping the best weights so far.
+    task: {"config": TrainConfig fields, "folder": where to save, "data_root": the dataset root};
+    arrays: {"images", "labels"} instead of the training split, or empty. Sends {"progress": Progress
+    fields} after each epoch and after steps at most 20 times a second; returns metrics.json once the
+    checkpoint is saved. ``stop`` ends the run after the current step, keeping the best weights so far.
+    Raises TaskFailed (one sentence) when the loss diverges or the dataset is missing.
     """
-    task = json.loads(sys.stdin.readline())
-    stop = threading.Event()
+    config = TrainConfig(**task["config"])
+    data = None
+    if arrays:
+        data = (torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]))
+    last = 0.0
 
-    def listen():
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                break
-        stop.set()
-
-    threading.Thread(target=listen, daemon=True).start()
-    out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the messages only; stray prints go to the log
-
-    def send(message: dict) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
+    def report(p: Progress) -> None:  # every epoch's end, and at most 20 steps a second
+        nonlocal last
+        now = time.monotonic()
+        if p.train is not None or now - last >= 0.05:
+            last = now
+            send({"progress": dataclasses.asdict(p)})
 
     try:
-        config = TrainConfig(**task["config"])
-        data = None
-        if task["data"]:
-            from safetensors.torch import load_file
-
-            tensors = load_file(task["data"])
-            data = (tensors["images"], tensors["labels"])
-        last = 0.0
-
-        def report(p: Progress) -> None:  # every epoch's end, and at most 20 steps a second
-            nonlocal last
-            now = time.monotonic()
-            if p.train is not None or now - last >= 0.05:
-                last = now
-                send({"progress": dataclasses.asdict(p)})
-
         result = train(config, report, stop, data=data, data_root=task["data_root"])
-        metrics = run_metrics(config, result)
-        save_checkpoint(result.model, dataclasses.asdict(config), metrics, task["folder"])
-        send({"done": metrics})
     except TrainingDiverged as err:
-        send({"failed": f"Training diverged: {err}.", "traceback": None})
+        raise runner.TaskFailed(f"Training diverged: {err}.") from None
     except DatasetNotFoundError as err:
-        send({"failed": str(err), "traceback": None})
-    except Exception as err:
-        send({"failed": f"Training failed: {err!r}.", "traceback": traceback.format_exc()})
+        raise runner.TaskFailed(str(err)) from None
+    metrics = run_metrics(config, result)
+    save_checkpoint(result.model, dataclasses.asdict(config), metrics, task["folder"])
+    return metrics
