@@ -10,12 +10,14 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from ui import policy
 from ui.charts import class_color
 from ui.images import png_data_urls, show_image, test_images, thumbnails_url, upload_image
+from ui.maps import new_map
 from ui.models import Selection, test_encodings, weights_version
 from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, EmbeddingError, Placer, compute_embedding, embedding_csv,
                             embedding_file, load_embedding, match_positions, restrict, sample_indices, sample_path,
-                            warm_up_umap, weights_sha256)
+                            weights_sha256)
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
 
@@ -35,12 +37,13 @@ def precomputed(folder: str, mtime: float, version: float, method: str = "tsne")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def computed(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _sel: Selection):
-    """Project the test encodings, once per model (folder and weights' version) and settings; the map
-    and the positions of its images."""
+def computed(folder: str, version: float, n: int, _sel: Selection):
+    """The PCA map of the first n test encodings (milliseconds, so on the script thread), once per model
+    (folder and weights' version) and n; the map and the positions of its images. New t-SNE and UMAP
+    maps are background jobs (``ui.maps``)."""
     images, labels, indices, _ = test_images(_sel.config["dataset"])
-    emb = compute_embedding(_sel.model, images, labels, indices, n, method, perplexity, seed,
-                            sample_indices(sample_path(folder, _sel.config["dataset"])), mu=test_encodings(_sel)[0])
+    emb = compute_embedding(_sel.model, images, labels, indices, n, "pca",
+                            first=sample_indices(sample_path(folder, _sel.config["dataset"])), mu=test_encodings(_sel)[0])
     return emb, match_positions(emb, indices)
 
 
@@ -50,15 +53,6 @@ def image_parts(folder: str, version: float, test_indices: bytes, _sel: Selectio
     device = next(_sel.model.parameters()).device
     return per_image(_sel.model, _x.to(device), _y.to(device), _sel.config["likelihood"],
                      _sel.config.get("sigma", 0.1))
-
-
-@st.cache_resource(show_spinner=False)
-def umap_warm_up() -> threading.Thread:
-    """Compile umap-learn's numba code once per server process, in a background thread, as soon as a
-    visitor picks UMAP (the stored maps need none of it; a new map would wait for it)."""
-    thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 class BuildingPlacer:
@@ -251,20 +245,21 @@ def render(sel: Selection) -> None:
     # inherits a shipped model's 10,000.
     stored_tsne = stored_map("tsne")
     maps = None if stored_tsne[0] is None else restrict(stored_tsne[0], indices)
-    n = c2.slider("Test images (N)", min(500, n_max), n_max, min(2000, n_max) if maps is None else maps.n,
+    n_top = n_max if maps is not None or policy().map_max_n is None else min(n_max, policy().map_max_n)
+    n = c2.slider("Test images (N)", min(500, n_max), n_top, min(2000, n_max) if maps is None else maps.n,
                   500 if n_max >= 1000 else 1, key="emb_n" if maps is not None else "emb_n_new",
                   help="By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
                   "or offline the bundled sample's 2,000), else 2,000. Another N computes a new map of the "
                   "bundled sample's images first, then the rest of the test split in order (so online N = 2,000 "
                   "is a map of its own, not the offline part of the stored one); t-SNE time grows a little "
-                  "faster than N.")
+                  "faster than N." + (f" This public server computes new maps of at most {policy().map_max_n:,} "
+                                      "images." if policy().map_max_n is not None else ""))
     perplexity, seed = 30.0, 0
     if method == "tsne":
         perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
                                      help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
     elif method == "umap":
         c3.caption(f"UMAP with umap-learn's defaults: {UMAP_SETTINGS}.")
-        umap_warm_up()
     if method != "pca":
         seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
 
@@ -282,21 +277,25 @@ def render(sel: Selection) -> None:
         if "of" in emb.info:
             how = (f"the {emb.n:,} images at hand of a map of {int(emb.info['of']):,} test images " + how
                    + " (its places on the whole map)")
-    else:
+    elif method == "pca":  # milliseconds: on the script thread
+        emb, positions = computed(folder, weights_version(folder), n, sel)
+        how = f"computed in {emb.seconds:g} s, cached for this model and N"
+    else:  # a new t-SNE or UMAP map: a background job (ui.maps), the stored map meanwhile
         if note:
             st.caption(note)
-        what = {"tsne": f"t-SNE (perplexity {perplexity:g}, seed {seed})", "umap": f"UMAP (seed {seed})",
-                "pca": "PCA"}[method]
-        try:
-            with st.spinner(f"Encoding {n:,} test images and running {what}. On a 2-core CPU t-SNE takes "
-                            "about 8 s for 2,000 images and 60 s for 10,000, UMAP 4 s and 33 s (and, its "
-                            "first time in a server process, 10 to 19 s more to compile; bench/tsne_speed.py)...",
-                            show_time=True):
-                emb, positions = computed(folder, weights_version(folder), method, n, perplexity, seed, sel)
-        except EmbeddingError as err:
-            st.error(f"Cannot compute this map: {err}.")
+        stored = None if emb is None else restrict(emb, indices)  # the method's stored map, if any
+        ready = new_map(sel, method, n, perplexity, seed)
+        if ready is not None:
+            emb, positions = ready
+            how = f"computed in {emb.seconds:g} s in the background, kept for this model and these settings"
+        elif stored is not None:
+            emb, positions = stored, match_positions(stored, indices)
+            st.caption(f"Meanwhile, the stored {METHODS[method]} map ({stored.n:,} images, perplexity "
+                       f"{stored.perplexity:g}, seed {stored.seed}):" if method == "tsne" else
+                       f"Meanwhile, the stored {METHODS[method]} map ({stored.n:,} images, seed {stored.seed}):")
+            how = "the stored map, shown until the new one is ready"
+        else:
             st.stop()
-        how = f"computed in {emb.seconds:g} s, cached for this model and these settings"
 
     if method == "tsne":
         axes, detail = ("t-SNE 1", "t-SNE 2"), f"perplexity {emb.perplexity:g}, seed {emb.seed}"

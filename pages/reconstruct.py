@@ -5,6 +5,7 @@ import streamlit as st
 import torch
 from streamlit_drawable_canvas import st_canvas
 
+from ui import policy
 from ui.charts import class_scatter
 from ui.images import max_upload_bytes, pick_test_image, preprocess, test_images, upload_preprocessed
 from ui.models import Selection, loss_name, test_encodings, weights_version
@@ -13,6 +14,8 @@ from vae.posterior import posterior
 from vae.preprocess import ImageError
 
 K_CHOICES = (10, 100, 1000)  # importance samples; metrics.json uses 1000 for the whole test split
+# One image's estimate: k decoder passes in one batch (k = 1000: a fraction of a second), cached per
+# image and k; the policy's iwae_max_k bounds k whatever a visitor sends.
 N_SAMPLES = 8
 N_PLANE = 3000  # test encodings drawn on the latent plane
 
@@ -21,6 +24,8 @@ N_PLANE = 3000  # test encodings drawn on the latent plane
 def measure(folder: str, version: float, pixels: bytes, label: int | None, k: int, _sel: Selection):
     """posterior() of the float32 28x28 image in ``pixels``, cached per model (folder and weights'
     version), image, label and k."""
+    if k > policy().iwae_max_k:
+        raise ValueError(f"k = {k} importance samples is more than this server computes ({policy().iwae_max_k})")
     image = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
     return posterior(_sel.model, image, label, _sel.config["likelihood"], _sel.config["sigma"], k=k,
                      n_samples=N_SAMPLES)
@@ -90,7 +95,8 @@ def render(sel: Selection) -> None:
     k = 1
     if model.variational:
         # persist_state="page": the Upload input without a file stops the page before this is drawn.
-        k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", K_CHOICES, value=100, key="rec_k",
+        k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)",
+                             [c for c in K_CHOICES if c <= policy().iwae_max_k], value=100, key="rec_k",
                              persist_state="page", width=320,
                              help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
     post = measure(sel.folder, weights_version(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)

@@ -1,15 +1,19 @@
 """The embeddings: vae.embeddings (encoding, t-SNE, UMAP, PCA, stored maps, CLI) and the Embeddings page."""
 
+import time
+
 import numpy as np
 import pytest
 import streamlit as st
 import torch
-from conftest import ROOT, SAMPLE, open_app, shown
+from conftest import ROOT, SAMPLE, open_app, rerun, shown, wait_for
 from safetensors.torch import load_file
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from streamlit.testing.v1 import AppTest
 
+import ui
+from ui.maps import map_jobs
 from vae.checkpoint import load_checkpoint, save_checkpoint
 from vae.data import load_test_images
 from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, Placer, compute_embedding, image_order,
@@ -17,6 +21,7 @@ from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, Placer, comput
                             weights_sha256)
 from vae.latent import encode_images
 from vae.models import CVAE, VAE
+from vae.policy import Policy
 
 PRETRAINED = ROOT / "pretrained"
 STORED = sorted(p.parent.name for p in PRETRAINED.glob(f"*/{EMBEDDING}"))
@@ -165,9 +170,8 @@ def test_the_20d_map_has_separated_clusters(method):
 
 def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch):
     """Issue 15: UMAP beside t-SNE and PCA. A shipped model's UMAP map is read from its folder, not
-    recomputed (umap-learn is not even called); another seed computes a map of its own."""
-    import vae.embeddings
-
+    recomputed (no map job); another seed computes a map of its own, in the background (issue 24), the
+    stored map shown meanwhile."""
     at = open_page("mnist-vae-20d")
     at.get("button_group")[0].set_value("umap").run()
     assert not at.exception and not at.error
@@ -175,12 +179,15 @@ def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch)
     assert caption.startswith(f"UMAP of the means of {AT_HAND:,} test images (15 neighbours, min_dist 0.1, seed 0); ")
     assert "precomputed by `python -m vae.embeddings`" in caption
     assert list(charts(at)) == ["emb_map"]
-    calls = []
-    real = vae.embeddings.umap
-    monkeypatch.setattr(vae.embeddings, "umap", lambda *a, **k: calls.append(k) or real(*a, **k))
+    assert not map_jobs().running() and not map_jobs().waiting()
     at.slider(key="emb_n").set_value(500)
     at.number_input(key="emb_seed").set_value(1).run()
-    assert not at.exception and not at.error and len(calls) == 1
+    assert not at.exception and not at.error
+    assert at.info[0].value.startswith("Computing a UMAP map of 500 test images in the background")
+    assert [b.label for b in at.button if b.key == "emb_cancel"] == ["Cancel"]
+    assert "Meanwhile, the stored UMAP map" in captions(at) and "the stored map, shown until" in captions(at)
+    assert list(charts(at)) == ["emb_map"]
+    finish_maps(at)
     assert "UMAP of the means of 500 test images (15 neighbours, min_dist 0.1, seed 1); computed in" in captions(at)
 
 
@@ -189,6 +196,13 @@ def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch)
 
 def open_page(model: str) -> AppTest:
     return open_app("embeddings", model)
+
+
+def finish_maps(at: AppTest) -> AppTest:
+    """Wait for the server's map jobs to end, then rerun: a fragment's run_every does not tick under
+    AppTest, so the page's poll does not rerun it by itself."""
+    wait_for(lambda: not map_jobs().running() and not map_jobs().waiting(), timeout=120)
+    return rerun(at)
 
 
 def select(at: AppTest, key: str, positions: list[int]) -> AppTest:
@@ -241,6 +255,7 @@ def test_2d_model_shows_the_raw_plane_and_new_settings_are_computed():
     assert all(f"{int(emb.labels[p])} ×" in captions(at) for p in (0, 1, 2))
     at.slider(key="emb_n").set_value(500)
     at.slider(key="emb_perplexity").set_value(10).run()
+    finish_maps(at)
     assert not at.exception and not at.error
     assert "t-SNE of the means of 500 test images (perplexity 10, seed 0" in captions(at)
     assert "computed in" in captions(at)
@@ -528,3 +543,54 @@ def test_a_maps_own_points_placed_anew_land_on_their_places(name):
     for err in (*results.values(), placer.place(emb.mu[idx].numpy(), n_iter=10) - emb.coords[idx]):
         assert np.median(np.hypot(*err.T)) < 0.01 * extent
         assert np.hypot(*err.mean(axis=0)) < 0.005 * extent
+
+
+def test_public_mode_computes_one_new_map_at_a_time_and_the_server_stays_responsive(monkeypatch):
+    """Issue 24, item 5: a new map was computed in the server process, on the script thread (one step
+    of the perplexity slider froze the page for 41.6 s, with no way to cancel). Now eight sessions ask
+    for eight new maps at once on a public server: one computes, in a child process, the seven others
+    are told they wait, each with a Cancel button; the stored map shows meanwhile; a rerun of another
+    page's slider stays under a second; a cancel frees the slot for the next."""
+    monkeypatch.setattr(ui, "POLICY", Policy.for_public())
+    map_jobs.clear()
+    # the real t-SNE, again and again, ignoring the stop: as busy as a map and never done before its cancel
+    monkeypatch.setattr(map_jobs(), "target", "jobs_targets:project_until_killed")
+    sessions = [open_page("mnist-vae-2d") for _ in range(8)]
+    other = open_app("sliders", "mnist-vae-20d")
+    try:
+        for i, at in enumerate(sessions):
+            at.slider(key="emb_n").set_value(2000)
+            at.slider(key="emb_perplexity").set_value(11 + i)
+            rerun(at)
+        jobs = map_jobs()
+        assert len(jobs.running()) == 1 and len(jobs.waiting()) == 7
+        infos = [at.info[0].value for at in sessions]
+        assert infos[0].startswith("Computing a t-SNE map of 2,000 test images in the background")
+        assert all(i.startswith("Waiting for the map another visitor asked for") for i in infos[1:])
+        assert "6 more are ahead of yours" in infos[7] and "1 more is ahead of yours" in infos[2]
+        assert all(at.button(key="emb_cancel").label == "Cancel" for at in sessions)
+        assert all("Meanwhile, the stored t-SNE map" in captions(at) for at in sessions)
+        wait_for(lambda: jobs.running()[0].elapsed() > 3, timeout=30)  # the child is busy by now
+        other.slider[0].set_value(1.5)
+        t0 = time.perf_counter()
+        rerun(other)
+        elapsed = time.perf_counter() - t0
+        assert elapsed < 1.0, f"a slider rerun took {elapsed:.2f} s while a map was computed"
+        print(f"a slider rerun on the Latent sliders page while a map computes: {elapsed:.3f} s")
+
+        first = jobs.running()[0]
+        sessions[3].button(key="emb_cancel").click()  # a waiting one gives up
+        rerun(sessions[3])
+        assert "The new map was cancelled (cancelled)" in sessions[3].info[0].value
+        assert sessions[3].button(key="emb_compute").label == "Compute it" and len(jobs.waiting()) == 6
+        sessions[0].button(key="emb_cancel").click()  # the running one: killed, the next one starts
+        rerun(sessions[0])
+        assert first.state == "cancelled" and first.elapsed() < 60
+        assert [j.key.perplexity for j in jobs.running()] == [12.0] and len(jobs.waiting()) == 5
+        assert rerun(sessions[1]).info[0].value.startswith("Computing a t-SNE map")
+    finally:
+        for job in map_jobs().running() + map_jobs().waiting():
+            for session in list(job.sessions):
+                map_jobs().cancel(session, job)
+        wait_for(lambda: not map_jobs().running(), timeout=30)
+        map_jobs.clear()

@@ -1,0 +1,89 @@
+"""The Embeddings page's new maps: the server's one queue of map jobs, a map's status with Cancel."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from vae.embeddings import METHODS, image_order, match_positions, sample_indices, sample_path
+from vae.map_jobs import MapJob, MapJobs, MapKey
+
+from . import policy
+from .images import test_images
+from .models import Selection, test_encodings, weights_version
+from .training import format_seconds, session_key
+
+JOB_KEY = "emb_map_job"  # session state: the MapJob of this session's latest new map
+
+
+@st.cache_resource
+def map_jobs() -> MapJobs:
+    """The server's one queue and cache of new t-SNE and UMAP maps, bounded by ``ui.policy()``: in public
+    mode one map at a time over the server, of at most 2,000 images; else one per session."""
+    return MapJobs(policy())
+
+
+def new_map(sel: Selection, method: str, n: int, perplexity: float, seed: int):
+    """(map, its positions into the test images at hand) for settings no folder stores, when a job has
+    computed it; else None, with the job's status drawn here: its progress or its place in the queue
+    and a Cancel button (redrawn every second; the page reruns when the map is ready), or why it
+    failed or was cancelled, with a button to ask again.
+
+    Asks ``map_jobs()`` for it the first time: its images are the first n of ``image_order`` (the
+    bundled sample's first), their means from ``test_encodings``. Shows a warning and returns None when
+    n is more than this server computes (``Policy.map_max_n``)."""
+    folder = sel.folder
+    key = MapKey(folder, weights_version(folder), method, n, float(perplexity), int(seed))
+    images, labels, indices, _ = test_images(sel.config["dataset"])
+    emb = map_jobs().result(key)
+    if emb is not None:
+        return emb, match_positions(emb, indices)
+    bound = policy().map_max_n
+    if bound is not None and n > bound:
+        st.warning(f"This public server computes new maps of at most {bound:,} images; pick N of {bound:,} or "
+                   "fewer, or the stored map's settings.", icon=":material/block:")
+        return None
+    job: MapJob | None = st.session_state.get(JOB_KEY)
+    if job is not None and job.key == key and job.state in ("failed", "cancelled"):
+        if job.state == "failed":
+            st.error(f"Cannot compute this map: {job.error}.")
+        else:
+            st.info(f"The new map was cancelled ({job.error}).", icon=":material/cancel:")
+        st.button("Compute it", key="emb_compute", icon=":material/play_arrow:", on_click=st.session_state.pop,
+                  args=(JOB_KEY,))
+        return None
+    if job is None or job.key != key:
+        pos = image_order(indices, sample_indices(sample_path(folder, sel.config["dataset"])))[:n]
+        mu = test_encodings(sel)[0][pos]
+        job = map_jobs().request(session_key(), key, mu.numpy(), indices[pos].numpy(), labels[pos].numpy())
+        st.session_state[JOB_KEY] = job
+    if job.state == "done":
+        return job.result, match_positions(job.result, indices)
+    status(job, method, n)
+    return None
+
+
+def _cancel(job: MapJob) -> None:
+    """The Cancel button's callback: this session no longer waits for the map (its process is killed
+    when nobody else does; that takes well under a second, so the rerun shows it cancelled)."""
+    map_jobs().cancel(session_key(), job)
+    job.wait(2.0)
+
+
+@st.fragment(run_every=1)
+def status(job: MapJob, method: str, n: int) -> None:
+    """A waiting or running map job's line and its Cancel button, redrawn every second (each redraw is
+    the job's heartbeat); once it has ended, reruns the page."""
+    if not job.active:
+        st.rerun()
+    job.touch()
+    if job.state == "waiting":
+        ahead = map_jobs().ahead(job)
+        st.info("Waiting for the map another visitor asked for: this public server computes one new map at a "
+                "time" + (f", and {ahead} more {'is' if ahead == 1 else 'are'} ahead of yours" if ahead else "")
+                + ". Yours starts when it is done.", icon=":material/hourglass_top:")
+    else:
+        st.info(f"Computing a {METHODS[method]} map of {n:,} test images in the background: "
+                f"{format_seconds(job.elapsed())} so far. On a 2-core CPU t-SNE takes about 8 s for 2,000 images "
+                "and 60 s for 10,000, UMAP 4 s and 33 s plus 10 to 19 s to compile (bench/tsne_speed.py). "
+                "The page stays usable; the map appears when it is ready.", icon=":material/hourglass_top:")
+    st.button("Cancel", key="emb_cancel", icon=":material/cancel:", on_click=_cancel, args=(job,))

@@ -1,0 +1,122 @@
+"""Projections of (N, D) points to 2-D, t-SNE, UMAP and PCA, and the child-process task that runs one.
+
+Where it sits: the maths behind ``vae.embeddings``' maps, apart so that a map's child process
+(``vae.map_jobs`` runs ``project_task`` through ``vae.runner``) imports numpy and scikit-learn (and
+umap-learn for UMAP) but not torch: about 3 s less CPU before every new map on a 2-core machine.
+t-SNE: van der Maaten & Hinton, 2008 (JMLR 9), scikit-learn's Barnes-Hut implementation; UMAP:
+McInnes, Healy & Melville, 2018 (arXiv:1802.03426), umap-learn with its defaults; PCA: scikit-learn.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import version
+
+import numpy as np
+
+from .runner import TaskFailed
+
+UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # umap-learn's defaults, the app's UMAP settings
+
+
+class EmbeddingError(ValueError):
+    """An embedding file is malformed, or the settings asked for cannot be computed."""
+
+
+def tsne(
+    mu: np.ndarray, perplexity: float = 30.0, seed: int = 0, threads: int | None = 1
+) -> tuple[np.ndarray, float]:
+    """scikit-learn's t-SNE of (N, D) points to 2-D (Barnes-Hut, PCA initialisation, learning rate "auto").
+
+    Returns (coords float32 (N, 2), the final KL divergence between the input and map affinities).
+    Deterministic for a given seed, scikit-learn version and machine. ``threads``: OpenMP/BLAS threads
+    (None: scikit-learn's default, every core). One by default: on a small machine shared with other
+    work, OpenMP's busy-waiting makes two threads much slower than one, and alone on the machine two
+    were no faster (bench/tsne_speed.py measures it). Raises EmbeddingError when the perplexity is
+    not positive and below N (scikit-learn's requirement).
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(mu, dtype=np.float32)
+    if not 0 < perplexity < len(x):
+        raise EmbeddingError(f"t-SNE needs a perplexity between 0 and the number of points ({len(x)}), got {perplexity:g}")
+    t = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
+    with threadpool_limits(limits=threads):
+        coords = t.fit_transform(x)
+    return coords.astype(np.float32), float(t.kl_divergence_)
+
+
+def umap(mu: np.ndarray, seed: int = 0, n_neighbors: int = UMAP_PARAMS["n_neighbors"]) -> np.ndarray:
+    """umap-learn's UMAP of (N, D) points to 2-D (min_dist ``UMAP_PARAMS``'s, spectral initialisation).
+
+    Returns coords float32 (N, 2). Seeded, so single-threaded (umap-learn's rule) and deterministic on
+    one machine. Its first call in a process imports umap-learn and compiles numba code: 11 to 19 s on
+    a 2-core CPU, in every new process (numba's disk cache did not shorten it here): a new map in the
+    app, computed in a child process of its own (``vae.map_jobs``), pays it every time. Raises EmbeddingError for fewer than n_neighbors + 2 points.
+    """
+    import warnings
+
+    from umap import UMAP
+
+    x = np.asarray(mu, dtype=np.float32)
+    if len(x) < n_neighbors + 2:
+        raise EmbeddingError(f"UMAP with {n_neighbors} neighbours needs at least {n_neighbors + 2} points, got {len(x)}")
+    with warnings.catch_warnings():  # "n_jobs value 1 overridden to 1 by setting random_state": what we ask
+        warnings.simplefilter("ignore", UserWarning)
+        coords = UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=UMAP_PARAMS["min_dist"], random_state=seed,
+                      n_jobs=1).fit_transform(x)
+    return np.asarray(coords, dtype=np.float32)
+
+
+def warm_up_umap() -> float:
+    """Compile umap-learn's numba code with a tiny fit (bench/tsne_speed.py times it apart); seconds."""
+    t0 = time.perf_counter()
+    umap(np.random.default_rng(0).normal(size=(64, 4)), seed=0, n_neighbors=5)
+    return time.perf_counter() - t0
+
+
+def pca(mu: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """The projection of (N, D) points, D >= 2, on their two leading principal axes (scikit-learn's PCA).
+
+    Returns (coords float32 (N, 2), the fraction of the variance each axis explains). Milliseconds.
+    Raises EmbeddingError for fewer than two points or dimensions.
+    """
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(mu, dtype=np.float32)
+    if x.ndim != 2 or min(x.shape) < 2:
+        raise EmbeddingError(f"PCA to 2-D needs at least two points of at least two dimensions, got shape {x.shape}")
+    p = PCA(n_components=2)
+    coords = p.fit_transform(x)
+    return coords.astype(np.float32), [float(v) for v in p.explained_variance_ratio_]
+
+
+def project(mu: np.ndarray, method: str, perplexity: float = 30.0, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """(coords float32 (N, 2), info) of (N, D) points by ``method``: "tsne" (info: its final KL
+    divergence), "umap" (its parameters and version) or "pca" (each axis's explained variance ratio).
+    The perplexity is t-SNE's alone, the seed t-SNE's and UMAP's. Raises EmbeddingError for an unknown
+    method or settings the method cannot use."""
+    if method == "tsne":
+        coords, kl = tsne(mu, perplexity, seed)
+        return coords, {"kl_divergence": round(kl, 4)}
+    if method == "umap":
+        return umap(mu, seed), {**UMAP_PARAMS, "umap_version": version("umap-learn")}
+    if method == "pca":
+        coords, ratios = pca(mu)
+        return coords, {"explained_variance_ratio": [round(r, 4) for r in ratios]}
+    raise EmbeddingError(f"unknown method {method!r}; expected tsne, umap or pca")
+
+
+def project_task(task: dict, arrays: dict, send, stop) -> dict:
+    """A new map's work in its child process (``vae.runner.child_main`` calls it): ``project`` of
+    arrays["mu"] (N, D) float32 with task's "method", "perplexity" and "seed". Returns {"coords": N
+    pairs, "info": dict, "seconds": the projection's wall time}. Does not look at ``stop`` (neither
+    library can be interrupted): a cancelled map's process is killed. Raises TaskFailed for settings
+    the method cannot use."""
+    t0 = time.perf_counter()
+    try:
+        coords, info = project(arrays["mu"], task["method"], float(task["perplexity"]), int(task["seed"]))
+    except EmbeddingError as err:
+        raise TaskFailed(str(err)) from None
+    return {"coords": coords.astype(np.float32).tolist(), "info": info, "seconds": time.perf_counter() - t0}
