@@ -14,6 +14,9 @@ Conditional Generative Models"):
 - ``prior_mean(y) -> (B, D) or None``: the mean of the prior p(z|y) = N(prior_mean, I); None when the
   prior is N(0, I), as for every model but ``ClassPriorVAE``.
 
+``MODELS`` is the one registry (model type -> class, description, short name, the app's default
+widths); ``ModelConfig`` holds the architecture fields that ``build_model`` reads from a config.
+
 Unconditional models accept ``y`` and ignore it, so generic code can always pass labels; the CVAE
 raises ``ValueError`` without them. The ``AE`` is not variational (``variational = False``): its
 ``encode`` returns ``(z, None)``, a point code and no variance, and it has no prior to sample from.

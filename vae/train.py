@@ -12,6 +12,9 @@ Started by ``torchrun --nproc-per-node N -m vae.train ...`` the same run is data
 the training split on its device and draws its part of every batch by index, ``--batch-size`` stays
 the global batch (each process takes batch / N) and the learning rate is not rescaled; the epoch's
 losses are summed over the processes; process 0 alone validates and saves, in the same format.
+Every process builds the same initial weights (DDP broadcasts process 0's anyway), then seeds its
+noise and shuffles with its rank. What is wrapped, in DDP and/or ``torch.compile``, is the
+``vae.losses.Objective`` around the model, whose forward computes the whole loss.
 """
 
 from __future__ import annotations
