@@ -687,6 +687,38 @@ def _complete(folder: Path) -> bool:
     return (folder / "model.safetensors").is_file() and (folder / "embedding-umap.safetensors").is_file()
 
 
+ACTIVE_NATS = 0.01  # active: mean KL above this (a proxy; Burda et al., 2016, Sec. 5.2, use the covariance of E_q[z])
+
+
+def summary_table(root: str | os.PathLike) -> str:
+    """The README's one table, in Markdown: every model under ``root`` with an "attribute_traversal" in its
+    metrics.json: -ELBO (with its protocol), active units (mean KL per dimension above ACTIVE_NATS), MIG,
+    SAP, DCI D / C / I, and the traversal rho and class kept for thickness and slant."""
+    rows = ["| model | -ELBO (protocol) | active units | MIG | SAP | DCI D / C / I | thickness: rho, class kept "
+            "| slant: rho, class kept |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for path in sorted(Path(root).glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        tr, dis = m.get("attribute_traversal"), m.get("disentanglement") or {}
+        if not tr:
+            continue
+        key = "test_binarized" if "test_binarized" in m else "test"
+        te = m.get(key, {})
+        elbo = f"{te['neg_elbo']:.2f} ({'binarized' if key == 'test_binarized' else 'grey'})" if "neg_elbo" in te else "- (AE)"
+        active = (f"{sum(v > ACTIVE_NATS for v in te['kl_per_dim'])} of {len(te['kl_per_dim'])}"
+                  if "kl_per_dim" in te else "-")
+        d = dis.get("dci") or {}
+        dci = (f"{d['disentanglement']:.2f} / {d['completeness']:.2f} / {d['informativeness']:.2f}" if d else "-")
+        cells = []
+        for name in ("thickness", "slant"):
+            e = tr["per_attribute"][name]
+            kept = "n/a" if e.get("class_kept") is None else f"{e['class_kept']:.0%}"
+            cells.append(f"{e['rho']:.2f}, {kept}")
+        mig = f"{dis['mig']['score']:.3f}" if dis.get("mig") else "-"
+        sap = f"{dis['sap']['score']:.3f}" if dis.get("sap") else "-"
+        rows.append(f"| `{path.parent.name}` | {elbo} | {active} | {mig} | {sap} | {dci} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m vae.attributes pretrained/NAME [...] [--write] | --all [--write]"""
     p = argparse.ArgumentParser(prog="python -m vae.attributes", description=__doc__.split("\n")[0])
@@ -699,7 +731,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-steps", type=int, default=9)
     p.add_argument("--no-disentanglement", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--table", action="store_true", help="print the README's table of every analysed model")
     a = p.parse_args(argv)
+    if a.table:
+        print(summary_table(Path(__file__).resolve().parent.parent / "pretrained"))
+        return 0
     folders = list(a.folders)
     if a.all:
         root = Path(__file__).resolve().parent.parent / "pretrained"
