@@ -13,6 +13,7 @@ PAGES = [  # (script, title, icon); a page's URL path is its file name
     ("pages/manifold.py", "Latent manifold", ":material/grid_on:"),
     ("pages/reconstruct.py", "Reconstruct an image", ":material/image_search:"),
     ("pages/sliders.py", "Latent sliders", ":material/tune:"),
+    ("pages/meaning.py", "What the dimensions mean", ":material/straighten:"),
     ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:"),
     ("pages/cvae.py", "CVAE: class and style", ":material/pin:"),
     ("pages/embeddings.py", "Embeddings (t-SNE, UMAP, PCA)", ":material/scatter_plot:"),

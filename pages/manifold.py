@@ -9,6 +9,7 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
+from ui import meaning
 from ui.charts import CLASS_COLORS
 from ui.images import download_png, show_image, test_images
 from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
@@ -17,7 +18,7 @@ from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordi
                         tile)
 
 VIEWS = ("Manifold", "Prior samples", "Reconstructions")
-MARGIN = (40, 34)  # pixels left of and under the grid for the z ticks and the axis names
+MARGIN = (54, 34)  # pixels left of and under the grid for the z ticks and the axis names (the vertical one turned)
 N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
 
@@ -50,9 +51,11 @@ def ticks(span: float) -> list[float]:
 
 
 def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str, centre: tuple[float, float],
-              dims: tuple[int, int]) -> np.ndarray:
+              dims: tuple[int, int], tracks: tuple[str | None, str | None] = (None, None)) -> np.ndarray:
     """The grid with z ticks in latent units left of it and under it (as in the Keras VAE example's
-    figure); a tick sits at the centre of the cell whose z it names, through ``plane_pixel``."""
+    figure); a tick sits at the centre of the cell whose z it names, through ``plane_pixel``. Each axis
+    is named "z[j]", with what the dimension tracks when ``tracks`` says ("z[3]: slant, rho = 0.81");
+    the vertical name runs up the left edge."""
     h, w = picture.shape[:2]
     left, bottom = MARGIN
     image = Image.new("RGB", (w + left, h + bottom), (255, 255, 255))
@@ -66,8 +69,11 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
         draw.text((x, h + 6), f"{round(t + centre[0], 2):g}", fill=grey, anchor="ma", font_size=11)
         draw.line([(left - 4, y), (left, y)], fill=grey)
         draw.text((left - 6, y), f"{round(t + centre[1], 2):g}", fill=grey, anchor="rm", font_size=11)
-    draw.text((left + w // 2, h + bottom - 1), f"z[{dims[0]}]", fill=grey, anchor="md", font_size=11)
-    draw.text((2, 2), f"z[{dims[1]}]", fill=grey, anchor="la", font_size=11)
+    names = [f"z[{j}]" + (f": {t}" if t else "") for j, t in zip(dims, tracks)]
+    draw.text((left + w // 2, h + bottom - 1), names[0], fill=grey, anchor="md", font_size=11)
+    turned = Image.new("RGB", (max(h, 1), 14), (255, 255, 255))  # the vertical name, drawn flat, then turned
+    ImageDraw.Draw(turned).text((h // 2, 7), names[1], fill=grey, anchor="mm", font_size=11)
+    image.paste(turned.rotate(90, expand=True), (1, 0))
     return np.asarray(image)
 
 
@@ -125,7 +131,8 @@ def render(sel: Selection) -> None:
             # Most informative dimensions first: mean KL per dimension on the test split, from metrics.json.
             kl = test_metrics(sel.metrics).get("kl_per_dim")
             order = sorted(range(d), key=lambda i: -kl[i]) if kl else list(range(d))
-            label_of = (lambda i: f"z[{i}] · KL {kl[i]:.2f}") if kl else (lambda i: f"z[{i}]")
+            track = {i: meaning.slider_label(sel, i) for i in range(d)}
+            label_of = lambda i: f"z[{i}]" + (f" · KL {kl[i]:.2f}" if kl else "") + (f" · {track[i]}" if track[i] else "")
             c1, c2 = st.columns(2)
             dx = c1.selectbox("Horizontal dimension", order, index=0, format_func=label_of,
                               help="Ordered by mean KL on the test split (nats): near 0 means inactive.")
@@ -176,7 +183,8 @@ def render(sel: Selection) -> None:
         picture = overlay_codes(picture, codes[pick][:, list(dims)], labels[pick], n, cell, span, spacing, centre)
     if means is not None:
         picture = mark_means(picture, means[:, list(dims)], names, centre, n, cell, span, spacing)
-    picture = with_axes(picture, n, cell, span, spacing, centre, dims)
+    tracks = tuple(meaning.slider_label(sel, j) for j in dims)  # what each axis tracks (issue 26), or None
+    picture = with_axes(picture, n, cell, span, spacing, centre, dims, tracks)
     with controls:
         download_png(plain, f"{sel.name}-manifold-{n}x{n}", "manifold_png")
         with st.popover("Open a cell in the sliders", icon=":material/tune:", width="stretch"):
@@ -194,7 +202,9 @@ def render(sel: Selection) -> None:
         f"vertical z[{dims[1]}] from {round(centre[1] - span, 2):g} (bottom) to {round(centre[1] + span, 2):g} (top)"
         + ("; the crosses mark each class's prior mean μ_y" if means is not None else "")
         + ("; dots: test encodings by class" if overlay else "")
-        + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw")))
+        + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw"))
+        + (f". Axis names: the Morpho-MNIST measurement ({meaning.SOURCE}) each dimension tracks most over the test "
+           "split, when |Spearman ρ| ≥ 0.5 (What the dimensions mean)" if any(tracks) else ""))
 
 
 def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from ui import meaning
 from ui.charts import class_scatter, kl_bars
 from ui.images import download_png, pick_test_image, show_image, test_images
 from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
@@ -108,9 +109,11 @@ def render(sel: Selection) -> None:
                                      required=True, key=f"{prefix}y")
         ncols = min(d, 2 if d <= 8 else 3)
         cols = st.columns(ncols)
+        tracks = [meaning.slider_label(sel, j) for j in range(d)]  # "slant, rho = 0.81", or None (issue 26)
         z = torch.tensor([
             cols[j % ncols].slider(
-                f"z[{j}]" + ("" if j not in inactive else " · inactive"), lo[j], hi[j], step=0.01,
+                f"z[{j}]" + (f": {tracks[j]}" if tracks[j] else "") + ("" if j not in inactive else " · inactive"),
+                lo[j], hi[j], step=0.01,
                 format="%.2f", key=f"{prefix}z{j}",
                 help=(f"Mean KL {kl[j]:.3f} nats over the test images ("
                       + ("active)" if kl[j] >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"))
@@ -118,6 +121,14 @@ def render(sel: Selection) -> None:
             )
             for j in range(d)
         ])
+        if meaning.digits(sel):
+            if any(tracks):
+                st.caption(f"A slider's name says which Morpho-MNIST measurement ({meaning.SOURCE}) it tracks most "
+                           "over the test split, when |Spearman ρ| ≥ 0.5; the page *What the dimensions mean* has them all.")
+            with st.expander("Attribute sliders: thicker, slanted, wider, taller", expanded=True):
+                attribute_move = meaning.attribute_sliders(sel, f"{prefix}attr")
+        else:
+            attribute_move = None
     with right:
         st.markdown("**Start from**")
         row = st.container(horizontal=True)
@@ -158,8 +169,16 @@ def render(sel: Selection) -> None:
             st.caption(f"Slider ranges: {source}, ± 0.5.")
 
     _, how, _ = st.session_state[f"{prefix}start"]
-    show_image(view, tile(decode_images(model, z[None], y), nrow=1, scale=12),
-               caption=f"{name}: decoded from the sliders' z" + (f" with y = {names[y]}" if sel.label_decoder else "")
+    decoded = decode_images(model, z[None], y)
+    asked = ""
+    if attribute_move is not None and attribute_move.asked:  # moved along the attribute directions, then measured
+        moved = decode_images(model, attribute_move.apply(z)[None], y)
+        attribute_move.show_measured(decoded, moved)
+        decoded, asked = moved, f", moved along {attribute_move.asked}"
+    elif attribute_move is not None:
+        attribute_move.show_measured(decoded, decoded)
+    show_image(view, tile(decoded, nrow=1, scale=12),
+               caption=f"{name}: decoded from the sliders' z{asked}" + (f" with y = {names[y]}" if sel.label_decoder else "")
         + f" (last start: {how}).")
 
     st.subheader("Traversals")
