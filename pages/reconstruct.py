@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 from streamlit_drawable_canvas import st_canvas
 
-from ui import policy
+from ui import meaning, policy
 from ui.charts import class_scatter
 from ui.images import max_upload_bytes, pick_test_image, preprocess, test_images, upload_preprocessed
 from ui.models import Selection, loss_name, test_encodings, weights_version
@@ -178,6 +178,8 @@ def render(sel: Selection) -> None:
     else:
         st.plotly_chart(bars, key="rec_mu")
         st.caption("Dimensions whose μ sits near 0 with σ near 1 carry nothing about this image: they are the prior.")
+
+    meaning.digit_section(sel, x, post.mu, label, label_is_true=how == "Test image")  # issue 26: its measurements
 
 
 if __name__ == "__main__":
