@@ -207,7 +207,7 @@ def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
     if page == "embeddings":  # no stored maps: a 2,000-image map is computed, not one of the whole test split
         assert at.slider(key="emb_n_new").value == 2000
         assert at.info[0].value.startswith("Computing a t-SNE map of 2,000 test images in the background")
-        wait_for(lambda: not map_jobs().running(), timeout=120)  # a fragment's run_every does not tick here
+        wait_for(lambda: [j.touch() for j in map_jobs().running()] == [], timeout=180)  # the page's poll, by hand
         rerun(at)
         assert any(c.value.startswith("t-SNE of the means of 2,000 test images") for c in at.caption)
 
