@@ -3,8 +3,9 @@
 What the Embeddings page does when a map is not stored with the model (other N, perplexity or seed,
 or a model trained in the app): ``vae.embeddings.compute_embedding`` with the page's defaults
 (perplexity 30, seed 0, one OpenMP thread; UMAP with umap-learn's defaults). PCA, the page's instant
-method, is the baseline. UMAP's first call in a process compiles numba code: the warm-up the page
-runs in the background (``warm_up_umap``) is timed first, then UMAP runs warm.
+method, is the baseline. UMAP's first call in a process compiles numba code (which the app's new
+maps, each in a child process, pay every time): the warm-up (``warm_up_umap``) is timed first, then
+UMAP runs warm.
 
     VAE_DATA_DIR=../shared/data .venv/bin/python bench/tsne_speed.py [--model mnist-vae-20d] [--n 2000 5000]
 """
