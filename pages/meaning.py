@@ -92,9 +92,9 @@ def scores(sel: Selection) -> None:
         values = {"MIG": (dis.get("mig") or {}).get("score"), "SAP": (dis.get("sap") or {}).get("score"),
                   "DCI D": dis["dci"]["disentanglement"], "DCI C": dis["dci"]["completeness"],
                   "DCI I": dis["dci"]["informativeness"]}
-        cols = st.columns(5)
-        for col, (name, v) in zip(cols, values.items()):
-            col.metric(name, "n/a" if v is None else f"{v:.2f}", help=SCORES[name])
+        row = st.container(horizontal=True, gap="large")  # five in a row; wrapped, not stacked, on a phone
+        for name, v in values.items():
+            row.metric(name, "n/a" if v is None else f"{v:.2f}", help=SCORES[name], width="content")
         st.markdown("\n".join(f"- **{k}**: {v}" for k, v in SCORES.items()))
         st.caption(f"Against the factors {', '.join(p['factors'])} on {p['n_images']:,} MNIST test images "
                    f"({dis.get('codes', 'encoder means')}); measurements from {meaning.SOURCE}; from metrics.json "
@@ -107,10 +107,10 @@ def scores(sel: Selection) -> None:
     for name, e in tr["per_attribute"].items():
         others = {k: v for k, v in e["other_abs_rho"].items() if k in GOAL_OTHERS}
         worst = max(others, key=others.get)
-        rows.append({"attribute": name, "median ρ": round(e["rho"], 2),
+        rows.append({"attribute": name, "median ρ": f"{e['rho']:.2f}",
                      "class kept": None if e.get("class_kept") is None else f"{e['class_kept']:.0%}",
                      "other factors, max |ρ|": f"{others[worst]:.2f} ({worst})",
-                     "measured / asked": round(e["calibration"], 2)})
+                     "measured / asked": f"{e['calibration']:.2f}"})
     st.dataframe(rows, hide_index=True, width="stretch")
     p = tr["protocol"]
     goal = tr.get("goal") or {}
@@ -160,7 +160,7 @@ def sweep_figure(found: list[tuple[int, str, dict]]) -> go.Figure:
             name=name, marker=dict(size=9, color=CLASS_COLORS[i]), line=dict(color=CLASS_COLORS[i], width=1),
             hovertemplate=f"%{{text}}: {name} ρ %{{x:.2f}}, -ELBO %{{y:.1f}} nats<extra></extra>"), row=1, col=2)
     fig.update_yaxes(title_text="test −ELBO (nats)", row=1, col=1)
-    fig.update_xaxes(title_text="MIG", row=1, col=1)
+    fig.update_xaxes(title_text="MIG", rangemode="tozero", row=1, col=1)
     fig.update_xaxes(title_text="median traversal ρ", row=1, col=2)
     fig.update_layout(height=360, dragmode=False, margin=dict(l=0, r=0, t=40, b=0), font=dict(size=12),
                       legend=dict(orientation="h", y=-0.25, x=0))

@@ -200,7 +200,8 @@ def render(sel: Selection) -> None:
     h = 29 * scale  # one row of the tiled grid: a 28-pixel image and a 1-pixel white line, scaled
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
-        c1.markdown(f"**z[{j}]**  \n" + (f"{kl[j]:.2f} nats" if model.variational else f"var {kl[j]:.2f}"))
+        c1.markdown(f"**z[{j}]**  \n" + (f"{kl[j]:.2f} nats" if model.variational else f"var {kl[j]:.2f}")
+                    + (f"  \n{tracks[j].split(',')[0]}" if tracks[j] else ""))  # what it tracks (issue 26)
         show_image(c2, grid[r * h : (r + 1) * h + scale])
     st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
                + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))

@@ -55,7 +55,7 @@ def page():
 
 def test_page_opens_on_a_test_image_then_offers_the_uploader(page):
     assert page.title[0].value == "Reconstruct an image"
-    assert page.get("button_group")[0].value == "Test image" and len(shown(page)) == 3 and len(page.metric) == 4
+    assert page.get("button_group")[0].value == "Test image" and len(shown(page)) == 3 + 1 and len(page.metric) == 4
     page.get("button_group")[0].set_value("Upload")
     rerun(page)
     assert page.file_uploader[0].proto.type == [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"]
@@ -73,7 +73,7 @@ def test_an_upload_shows_the_steps_reconstruction_samples_elbo_and_the_plane(pag
     assert not at.error
     receives = next(m.value for m in at.markdown if "What the model receives" in m.value)
     assert "dark ink inverted" in receives and "JPEG, 600 × 450 px" in receives
-    assert len(shown(at)) == 5 + 3  # five steps; input, reconstruction, samples
+    assert len(shown(at)) == 5 + 3 + 1  # five steps; input, reconstruction, samples; the attribute pair (issue 26)
     assert all(url.endswith(".png") for url in shown(at))
     v = nats(at)
     assert 0 < v["KL"] < 50 and 20 < v["Reconstruction"] < 600
@@ -110,7 +110,7 @@ def test_the_gallery_picks_test_images():
     assert not at.error
     assert "Test image #0" in at.caption[0].value
     first, elbo = shown(at), nats(at)["−ELBO"]
-    assert len(first) == 3
+    assert len(first) == 3 + 1  # input, reconstruction, samples; the attribute pair (issue 26)
     at.number_input[0].set_value(5)
     rerun(at)
     assert shown(at)[0] != first[0] and nats(at)["−ELBO"] != elbo
@@ -135,10 +135,10 @@ def test_the_cvae_asks_for_the_class_and_it_changes_the_reconstruction():
     assert "label y" in label().label
     label().select(7)
     rerun(at)
-    seven = shown(at)[-2]  # the reconstruction
+    seven = shown(at)[-3]  # the reconstruction (then the samples, then the attribute pair)
     label().select(1)
     rerun(at)
-    assert "label y" in label().label and shown(at)[-2] != seven
+    assert "label y" in label().label and shown(at)[-3] != seven
 
 
 @pytest.mark.skipif("fashion-vae-2d" not in SHIPPED, reason="the Fashion-MNIST model is not trained yet")

@@ -253,6 +253,6 @@ def test_a_click_on_the_latent_pad_sets_the_sliders():
     rerun(at)
     assert z_values(at, "mnist-vae-2d", 2) == [1.5, -0.75] and shown(at)[0] != before
     assert "a click on the latent pad at (1.5, -0.75)" in at.get("image")[0].proto.imgs[0].caption
-    labelled(at.slider, "z[0]").set_value(0.25)  # the same selection again does not undo a slider's move
+    at.slider(key="sliders/mnist-vae-2d/z0").set_value(0.25)  # the same selection again does not undo a slider's move
     rerun(at)
     assert z_values(at, "mnist-vae-2d", 2) == [0.25, -0.75]

@@ -42,7 +42,8 @@ def digits(sel: Selection) -> bool:
 
 
 def unit(name: str) -> str:
-    return UNITS.get(name, "")
+    """The measurement's unit as a reader sees it: px, px², rad."""
+    return UNITS.get(name, "").replace("^2", "²")
 
 
 def fmt(name: str, value: float, signed: bool = False) -> str:
@@ -171,14 +172,17 @@ def attribute_sliders(sel: Selection, key: str, container=st) -> AttributeMove |
         return None
     attrs, where = found
     amounts, slots = {}, {}
-    for name in [n for n in TRAVERSED if n in attrs.directions]:
+    for i, name in enumerate([n for n in TRAVERSED if n in attrs.directions]):
+        if i % 2 == 0:  # two a row, a row at a time: stacked on a phone in the same order
+            cols = container.columns(2)
+        col = cols[i % 2]
         reach = float(np.round(ATTRIBUTE_SPAN * attrs.std[name], 2 if name == "slant" else 1))
         step = 0.01 if name == "slant" else 0.05
-        amounts[name] = container.slider(
+        amounts[name] = col.slider(
             f"{name} ({unit(name)})", -reach, reach, 0.0, step, format="%+.2f", key=f"{key}_{name}",
             help=f"Moves z along the {name} direction by the asked change in {unit(name)} ({attrs.scale[name]:.3g} z units "
                  f"per {unit(name)}): {DESCRIPTIONS[name]}. The value under the slider is measured on the decoded image.")
-        slots[name] = container.empty()
+        slots[name] = col.empty()
     how = ("stored with the model (attributes.safetensors" if where == "stored" else
            "computed here from this model's test encodings (no attributes.safetensors matches its weights")
     container.caption(f"Directions {how}; {attrs.method} estimator: White (2016), mean code of the top 10% minus the "
@@ -246,16 +250,17 @@ def digit_section(sel: Selection, x: torch.Tensor, mu: torch.Tensor, label: int 
             st.markdown("\n".join(f"- {percentile_sentence(n, float(values[n][0]), cls, names[cls])}"
                                   for n in ("thickness", "slant", "width", "height", "area", "length")))
         st.caption(f"Measured on the 28×28 input as in {SOURCE} (4× upsampling, threshold 0.5); compared with "
-                   f"the test images of class {names[cls]}, {why}, among {data_line(len(measured['thickness']))} "
-                   "(units: px, px² for area, rad for slant, positive when the top leans right).")
+                   f"the test images of class {names[cls]} ({why}) among the {len(measured['thickness']):,} MNIST "
+                   "test images' stored measurements, their count in brackets (units: px, px² for area, rad for slant, positive when the top leans right).")
     with right:
+        picture = st.container()  # the images above their sliders: in view on a phone while a slider moves
         moved = attribute_sliders(sel, "rec_attr")
         y = cls if sel.label_decoder else None
         base = decode_images(sel.model, mu.reshape(1, -1).float(), y).cpu()
         after = decode_images(sel.model, moved.apply(mu.float()).reshape(1, -1), y).cpu()
         moved.show_measured(base, after)
         pair = tile(torch.cat([base, after]), nrow=2, padding=2, scale=4)
-        st.image(pair, width=pair.shape[1], output_format="PNG",
+        picture.image(pair, width=pair.shape[1], output_format="PNG",
                  caption="its reconstruction, and decoded from its code moved as asked"
                  + (f": {moved.asked}" if moved.asked else " (no change asked yet)")
                  + (f"; decoded with y = {names[y]}" if y is not None else ""))
@@ -269,8 +274,7 @@ def heatmap(rep: dict, height: int | None = None) -> go.Figure:
     with each measurement (0 to 1), and the mutual information with the class (nats, 0 to log 10)."""
     names, d = rep["measurements"], len(rep["spearman_abs"])
     rows = [f"z[{j}]" for j in range(d)]
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.8, 0.2], horizontal_spacing=0.03,
-                        subplot_titles=("|Spearman ρ| with", "MI, class"))
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.8, 0.2], horizontal_spacing=0.03)
     signed = np.asarray(rep["spearman"])
     fig.add_trace(go.Heatmap(
         z=rep["spearman_abs"], x=names, y=rows, zmin=0, zmax=1, colorscale="Blues", name="|rho|",
@@ -284,8 +288,10 @@ def heatmap(rep: dict, height: int | None = None) -> go.Figure:
         hovertemplate="%{y}: I(z; class) %{z:.2f} nats<extra></extra>",
         colorbar=dict(title="nats", x=1.0, len=0.45, y=0.22, thickness=10)), row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_layout(height=height or max(260, 90 + 26 * d), dragmode=False, margin=dict(l=0, r=0, t=40, b=0),
+    fig.update_layout(height=height or max(280, 130 + 24 * d), dragmode=False, margin=dict(l=0, r=0, t=10, b=0),
                       font=dict(size=12))
-    fig.update_xaxes(side="bottom", tickangle=-45)
-    fig.update_annotations(font_size=12)
+    # The column names on top, where a tall map (20 dimensions) shows them without scrolling.
+    fig.update_xaxes(side="top", tickangle=-45)
+    fig.update_xaxes(title_text="|Spearman ρ| with", title_standoff=4, row=1, col=1)
+    fig.update_xaxes(title_text="MI, nats", title_standoff=4, row=1, col=2)
     return fig

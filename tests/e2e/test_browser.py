@@ -17,7 +17,7 @@ def test_every_page_renders(app, open_page):
     page = open_page()
     links = page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]")
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-    assert len(hrefs) == 8, hrefs
+    assert len(hrefs) == 9, hrefs
     # Named by URL path; the default page's URL is the bare root.
     pages = {href.strip("/").rsplit("/", 1)[-1] or "manifold": urljoin(f"{app}/", href) for href in hrefs}
     for name, href in pages.items():
@@ -46,7 +46,8 @@ def test_moving_a_slider_redraws_the_manifold(open_page):
     assert page.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "18"  # 15 + 3 steps
 
 
-TITLES = {"Latent manifold", "Reconstruct an image", "Latent sliders", "Interpolation", "CVAE: class and style",
+TITLES = {"Latent manifold", "Reconstruct an image", "Latent sliders", "What the dimensions mean", "Interpolation",
+          "CVAE: class and style",
           "Embeddings (t-SNE, UMAP, PCA)", "AE vs VAE", "Theory: KL and ELBO"}
 # Every navigation label the page ever shows, recorded from the first byte on.
 RECORD_NAV = r"""
