@@ -14,7 +14,7 @@ from ui import policy
 from ui.charts import class_color
 from ui.images import png_data_urls, show_image, test_images, thumbnails_url, upload_image
 from ui.maps import new_map
-from ui.models import Selection, test_encodings, weights_version
+from ui.models import Selection, test_encodings, weights_mtime
 from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, EmbeddingError, Placer, compute_embedding, embedding_csv,
                             embedding_file, load_embedding, match_positions, restrict, sample_indices, sample_path,
                             weights_sha256)
@@ -238,7 +238,7 @@ def render(sel: Selection) -> None:
     def stored_map(m: str):
         """The model folder's stored map for method m if its weights still match (else None), and a note."""
         path = os.path.join(folder, embedding_file(m))
-        return precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0, weights_version(folder), m)
+        return precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0, weights_mtime(folder), m)
 
     # N: every image the stored maps hold (all at hand, for a shipped model), else 2,000, a map to compute
     # (t-SNE takes 8 s at 2,000 and 60 s at 10,000); a slider each, so a model without maps never
@@ -278,7 +278,7 @@ def render(sel: Selection) -> None:
             how = (f"the {emb.n:,} images at hand of a map of {int(emb.info['of']):,} test images " + how
                    + " (its places on the whole map)")
     elif method == "pca":  # milliseconds: on the script thread
-        emb, positions = computed(folder, weights_version(folder), n, sel)
+        emb, positions = computed(folder, weights_mtime(folder), n, sel)
         how = f"computed in {emb.seconds:g} s, cached for this model and N"
     else:  # a new t-SNE or UMAP map: a background job (ui.maps), the stored map meanwhile
         if note:
@@ -314,7 +314,7 @@ def render(sel: Selection) -> None:
         parts_names = {"recon": "reconstruction"}
 
     def parts() -> dict:  # computed (and cached) only when a colouring or a CSV asks for them
-        return image_parts(folder, weights_version(folder), emb.indices.numpy().tobytes(), sel,
+        return image_parts(folder, weights_mtime(folder), emb.indices.numpy().tobytes(), sel,
                            images[positions], emb.labels)
 
     options = ["class", *parts_names]
@@ -355,14 +355,14 @@ def render(sel: Selection) -> None:
             your_label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
                                       format_func=lambda c: names[c], key="emb_upload_label")
     if emb.method != "umap":  # the map's placer is built in the background now: a first upload need not wait
-        placer(folder, weights_version(folder), emb.method, emb.n, emb.perplexity, emb.seed, emb)
+        placer(folder, weights_mtime(folder), emb.method, emb.n, emb.perplexity, emb.seed, emb)
     placed = None
     if yours is not None and emb.method == "umap":
         st.caption("Your image is placed on t-SNE and PCA maps (a stored UMAP map keeps no model to place it "
                    "with); pick one of those above.")
         yours = None
     if yours is not None:
-        your_mu, placed, placed_ms = place_image(folder, weights_version(folder), emb.method, emb.n, emb.perplexity,
+        your_mu, placed, placed_ms = place_image(folder, weights_mtime(folder), emb.method, emb.n, emb.perplexity,
                                                  emb.seed, yours.numpy().tobytes(), your_label, sel, emb)
     left, right = st.columns(2) if two_d else (st.container(), None)
     label = "" if values is None else parts_names[colour]

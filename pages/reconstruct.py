@@ -8,7 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 from ui import meaning, policy
 from ui.charts import class_scatter
 from ui.images import max_upload_bytes, pick_test_image, preprocess, test_images, upload_preprocessed
-from ui.models import Selection, loss_name, test_encodings, weights_version
+from ui.models import Selection, loss_name, test_encodings, weights_mtime
 from vae.latent import tile
 from vae.posterior import posterior
 from vae.preprocess import ImageError
@@ -99,7 +99,7 @@ def render(sel: Selection) -> None:
                              [c for c in K_CHOICES if c <= policy().iwae_max_k], value=100, key="rec_k",
                              persist_state="page", width=320,
                              help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
-    post = measure(sel.folder, weights_version(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
+    post = measure(sel.folder, weights_mtime(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
     c1, c2, c3 = st.columns([1, 1, 2])
     show(x, "input x, 28×28", 168, c1)
     show(post.recon_image, "reconstruction: the decoder's mean at z = " + ("μ" if model.variational else "f(x)"), 168, c2)

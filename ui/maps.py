@@ -9,7 +9,7 @@ from vae.map_jobs import MapJob, MapJobs, MapKey
 
 from . import policy
 from .images import test_images
-from .models import Selection, test_encodings, weights_version
+from .models import Selection, test_encodings, weights_mtime
 from .training import format_seconds, session_key
 
 JOB_KEY = "emb_map_job"  # session state: the MapJob of this session's latest new map
@@ -32,7 +32,7 @@ def new_map(sel: Selection, method: str, n: int, perplexity: float, seed: int):
     bundled sample's first), their means from ``test_encodings``. Shows a warning and returns None when
     n is more than this server computes (``Policy.map_max_n``)."""
     folder = sel.folder
-    key = MapKey(folder, weights_version(folder), method, n, float(perplexity), int(seed))
+    key = MapKey(folder, weights_mtime(folder), method, n, float(perplexity), int(seed))
     images, labels, indices, _ = test_images(sel.config["dataset"])
     emb = map_jobs().result(key)
     if emb is not None:

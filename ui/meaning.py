@@ -23,7 +23,7 @@ from vae.latent import decode_images, tile
 from vae.morphometry import DESCRIPTIONS, UNITS, load_measurements, load_measurements_metadata, measure
 
 from .images import test_images
-from .models import Selection, test_encodings, weights_version
+from .models import Selection, test_encodings, weights_mtime
 
 SOURCE = "Castro et al. (2019), Morpho-MNIST, Sec. 2.1"
 FOR_DIGITS = ("Morpho-MNIST's measurements (thickness, slant, width, height, area, length) are defined for "
@@ -97,7 +97,7 @@ def report(sel: Selection) -> dict | None:
     folder and weights (16 models kept): about 4 s on a busy 2-core CPU for 10,000 images."""
     if not digits(sel):
         return None
-    return _report(sel.folder, weights_version(sel.folder), sel)
+    return _report(sel.folder, weights_mtime(sel.folder), sel)
 
 
 def slider_label(sel: Selection, j: int) -> str | None:
@@ -126,7 +126,7 @@ def attributes(sel: Selection) -> tuple[Attributes, str] | None:
     White's decile difference; a model trained in the app). None for a Fashion-MNIST model."""
     if not digits(sel):
         return None
-    return _attributes(sel.folder, weights_version(sel.folder), sel)
+    return _attributes(sel.folder, weights_mtime(sel.folder), sel)
 
 
 @dataclass

@@ -130,7 +130,7 @@ def session_models() -> dict[str, str]:
     return models
 
 
-def weights_version(folder: str) -> float:
+def weights_mtime(folder: str) -> float:
     """The weights file's modification time: a cache key that changes when a folder is rewritten."""
     path = Path(folder) / WEIGHTS
     return path.stat().st_mtime if path.exists() else 0.0
@@ -146,7 +146,7 @@ def load_model(folder: str):
 
     Raises CheckpointError for a folder that cannot be loaded.
     """
-    return _load(folder, weights_version(folder))
+    return _load(folder, weights_mtime(folder))
 
 
 def describe(config: dict) -> str:
@@ -243,4 +243,4 @@ def test_encodings(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
     Computed once per model folder and weights (at most 8 models cached); every page that needs the
     test encodings calls this.
     """
-    return _test_encodings(sel.folder, weights_version(sel.folder), sel.config["dataset"])
+    return _test_encodings(sel.folder, weights_mtime(sel.folder), sel.config["dataset"])

@@ -30,7 +30,7 @@ from streamlit_server import (ROOT, assert_clean, assert_hover_picture, hover_a_
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="runs the server as uid 1000, which needs root")
 
 UID = 1000  # a Space runs its container as this user; the Dockerfile's `user`
-PAGES = ["", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory"]
+PAGES = ["", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory", "meaning"]
 
 
 def docker_context_files() -> list[str]:
