@@ -46,7 +46,8 @@ def test_upload_a_photo_then_a_bad_file(page, tmp_path):
     wait_until_rendered(page)
     screenshot(page, "reconstruct-upload")
     assert_clean(page)
-    assert page.locator("[data-testid=stImage] img").count() == 8 and page.locator(".js-plotly-plot").count() == 2
+    # the framing steps, input, reconstruction, samples, and the reconstruction beside its moved code (issue 26)
+    assert page.locator("[data-testid=stImage] img").count() == 9 and page.locator(".js-plotly-plot").count() == 2
     (tmp_path / "notes.png").write_bytes(b"not a picture at all\n" * 50)
     page.set_input_files("[data-testid=stFileUploader] input[type=file]", str(tmp_path / "notes.png"))
     page.wait_for_selector("[data-testid=stAlertContentError]", timeout=60_000)
