@@ -45,7 +45,6 @@ Morpho-MNIST's measurements are defined for digit strokes: Fashion-MNIST models 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -56,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import METRICS, WEIGHTS, atomic_write, load_checkpoint, write_json
+from .checkpoint import METRICS, atomic_write, load_checkpoint, weights_sha256, write_json
 from .morphometry import MEASUREMENTS, UNITS
 
 ATTRIBUTES_FILE = "attributes.safetensors"
@@ -238,11 +237,6 @@ class Attributes:
     def is_stale(self, folder: str | os.PathLike) -> bool:
         """True when the folder's model.safetensors is not the one these directions were computed on."""
         return weights_sha256(folder) != self.weights_sha256
-
-
-def weights_sha256(folder: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a checkpoint folder's model.safetensors (as ``vae.embeddings.weights_sha256``)."""
-    return hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()
 
 
 def fit_partial_direction(mu, measurements: dict, name: str, labels) -> tuple[np.ndarray, float]:

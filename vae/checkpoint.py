@@ -6,6 +6,7 @@ temporary name in the same folder and renamed into place, so a crash never leave
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -163,3 +164,9 @@ def save_user_model(folder: str | os.PathLike, name: str, root: str | os.PathLik
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return root / name
+
+
+def weights_sha256(folder: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a checkpoint folder's model.safetensors: what stored maps and attribute
+    directions record, to tell whether they are stale."""
+    return hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()

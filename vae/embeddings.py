@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import os
@@ -37,7 +36,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import WEIGHTS, CheckpointError, atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, weights_sha256  # noqa: F401 (re-exported)
 from .data import DatasetNotFoundError, load_test_images, sample_file
 from .latent import encode_images
 from .projection import UMAP_PARAMS, EmbeddingError, pca, project, tsne, umap, warm_up_umap  # noqa: F401 - re-exported
@@ -193,11 +192,6 @@ def embedding_csv(emb: Embedding, positions: list[int] | None = None, extra: dic
                       emb.method, f"{emb.perplexity:g}" if emb.method == "tsne" else "", emb.seed if emb.method != "pca" else "",
                       *(f"{float(v[p]):.4g}" for v in extra.values())])
     return buf.getvalue().encode()
-
-
-def weights_sha256(folder: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a checkpoint folder's model.safetensors, to tell whether a map is stale."""
-    return hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()
 
 
 def save_embedding(emb: Embedding, folder: str | os.PathLike) -> Path:
