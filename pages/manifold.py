@@ -131,7 +131,7 @@ def render(sel: Selection) -> None:
             # Most informative dimensions first: mean KL per dimension on the test split, from metrics.json.
             kl = test_metrics(sel.metrics).get("kl_per_dim")
             order = sorted(range(d), key=lambda i: -kl[i]) if kl else list(range(d))
-            track = {i: meaning.slider_label(sel, i) for i in range(d)}
+            track = meaning.slider_labels(sel)
             label_of = lambda i: f"z[{i}]" + (f" · KL {kl[i]:.2f}" if kl else "") + (f" · {track[i]}" if track[i] else "")
             c1, c2 = st.columns(2)
             dx = c1.selectbox("Horizontal dimension", order, index=0, format_func=label_of,
@@ -183,7 +183,8 @@ def render(sel: Selection) -> None:
         picture = overlay_codes(picture, codes[pick][:, list(dims)], labels[pick], n, cell, span, spacing, centre)
     if means is not None:
         picture = mark_means(picture, means[:, list(dims)], names, centre, n, cell, span, spacing)
-    tracks = tuple(meaning.slider_label(sel, j) for j in dims)  # what each axis tracks (issue 26), or None
+    labels_of_dims = meaning.slider_labels(sel)
+    tracks = tuple(labels_of_dims[j] for j in dims)  # what each axis tracks (issue 26), or None
     picture = with_axes(picture, n, cell, span, spacing, centre, dims, tracks)
     with controls:
         download_png(plain, f"{sel.name}-manifold-{n}x{n}", "manifold_png")

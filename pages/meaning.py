@@ -62,7 +62,7 @@ def per_model(sel: Selection) -> None:
                  f"plug-in mutual information I(z_j; class) on 20 equal-width bins of z_j, in nats (at most "
                  f"log 10 = 2.30). Over {meaning.data_line(n)}. Hover a cell for ρ's sign.")
     with right:
-        labelled = [(j, meaning.slider_label(sel, j)) for j in range(d)]
+        labelled = list(enumerate(meaning.slider_labels(sel)))
         named = [f"- **z[{j}]**: {lab}" for j, lab in labelled if lab]
         st.markdown("**What a slider tracks most**  \n" + (
             "\n".join(named) if named else f"No dimension tracks one measurement with |ρ| ≥ {MIN_LABEL_RHO}."))

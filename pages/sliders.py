@@ -109,7 +109,7 @@ def render(sel: Selection) -> None:
                                      required=True, key=f"{prefix}y")
         ncols = min(d, 2 if d <= 8 else 3)
         cols = st.columns(ncols)
-        tracks = [meaning.slider_label(sel, j) for j in range(d)]  # "slant, rho = 0.81", or None (issue 26)
+        tracks = meaning.slider_labels(sel)  # "slant, rho = 0.81", or None (issue 26)
         z = torch.tensor([
             cols[j % ncols].slider(
                 f"z[{j}]" + (f": {tracks[j]}" if tracks[j] else "") + ("" if j not in inactive else " · inactive"),

@@ -100,10 +100,11 @@ def report(sel: Selection) -> dict | None:
     return _report(sel.folder, weights_mtime(sel.folder), sel)
 
 
-def slider_label(sel: Selection, j: int) -> str | None:
-    """"slant, rho = 0.81" when latent dimension j tracks one measurement clearly (|rho| >= 0.5), else None."""
+def slider_labels(sel: Selection) -> list[str | None]:
+    """For each latent dimension, "slant, rho = 0.81" when it tracks one measurement clearly (|rho| >= 0.5,
+    ``vae.attributes.dimension_label``), else None; all from one read of the cached report."""
     r = report(sel)
-    return None if r is None else dimension_label(r, j)
+    return [None if r is None else dimension_label(r, j) for j in range(sel.config["latent_dim"])]
 
 
 # ------------------------------------------------------------------------------ attribute directions
@@ -153,7 +154,8 @@ class AttributeMove:
     def show_measured(self, before: torch.Tensor, after: torch.Tensor) -> None:
         """Print, beside each slider, the measurement of the decoded image at the moved code (``after``)
         and at the code itself (``before``), each float (1, 1, 28, 28) in [0, 1]."""
-        m0, m1 = measure(before.cpu()), measure(after.cpu())
+        m0 = measure(before.cpu())
+        m1 = m0 if after is before else measure(after.cpu())  # nothing asked: one image, measured once
         for name, slot in self.slots.items():
             v0, v1 = float(m0[name][0]), float(m1[name][0])
             if not np.isfinite(v1):
