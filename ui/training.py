@@ -16,10 +16,11 @@ from vae.data import DATASET_NAMES
 from vae.jobs import BusyError, Job, JobRegistry
 from vae.losses import LIKELIHOODS
 from vae.models import MODELS
-from vae.train import TrainConfig
+from vae.latent import ACTIVE_KL_THRESHOLD
+from vae.train import TrainConfig, active_units_per_epoch, collapse_warning, kl_per_dim_history
 
 from . import PRETRAINED, policy
-from .charts import history_figure
+from .charts import history_figure, kl_heatmap
 from .models import MODEL_KEY, best_val, loss_name, session_models, user_models_dir
 
 JOB_KEY = "train_job_id"  # session state: the id of this session's latest training job
@@ -107,21 +108,42 @@ def panel() -> None:
 
 
 def history_chart(history: list[dict], config: TrainConfig, static: bool = False) -> None:
-    """The run's history chart in the current container, or a line saying when it will appear.
+    """The run's history in the current container, or a line saying when it will appear: a warning
+    when the posterior has collapsed (``vae.train.collapse_warning``), the chart of the loss's parts,
+    then the per-dimension KL (``kl_strip``).
 
-    static: a picture without hover or zoom, for the chart redrawn every second while a job runs
+    static: pictures without hover or zoom, for the charts redrawn every second while a job runs
     (cheaper for the browser, which may share the CPU with the training)."""
     if not history:
         st.caption("The loss's parts appear here after the first epoch.")
         return
+    warning = collapse_warning(history, beta=config.beta)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
     st.space("small")  # room for the chart's full-screen button, which sits above it, clear of the progress bar
     st.plotly_chart(history_figure(history, loss_name(vars(config))), config={"staticPlot": static,
                                                                             "displayModeBar": False})
+    kl_strip(history, config, static)
+
+
+def kl_strip(history: list[dict], config: TrainConfig, static: bool = False) -> None:
+    """The validation KL of each latent dimension per epoch (a heat map, ``ui.charts.kl_heatmap``) under
+    the number of active units per epoch, and a line with the last epoch's count. Nothing for a plain
+    autoencoder (no KL) or a history from before the per-dimension KL was kept (no "val_kl_per_dim")."""
+    kl = kl_per_dim_history(history)
+    if kl is None:
+        return
+    active = active_units_per_epoch(history)
+    st.plotly_chart(kl_heatmap([h["epoch"] for h in history], kl, active, ACTIVE_KL_THRESHOLD),
+                    config={"staticPlot": static, "displayModeBar": False})
+    st.caption(f"Active units after epoch {history[-1]['epoch']}: **{active[-1]} of {len(kl[-1])}**, dimensions with a "
+               f"mean KL of at least {ACTIVE_KL_THRESHOLD:g} nats on the validation split ({config.val_fraction:.0%} of "
+               "the training images; Burda et al., 2016, Sec. 5.2).")
 
 
 @st.fragment(run_every=1)
 def live_progress(job_id: str) -> None:
-    """A running job's progress bar, history chart and Stop button, redrawn every second; when the job
+    """A running job's progress bar, history (``history_chart``) and Stop button, redrawn every second; when the job
     has ended, reruns the whole app so that its model joins the picker."""
     job = job_registry().job(job_id)
     if job is None:

@@ -54,7 +54,8 @@ class Job:
     saved), "killed" (it had not obeyed a stop ``Policy.stop_grace`` seconds later; ``error`` says so;
     nothing is saved) or "failed" (``error`` holds one sentence; nothing is saved). ``progress``: the last
     Progress (after every step). ``history``: one row per finished epoch, as in TrainResult.history
-    (epoch, seconds, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss; nats per image).
+    (epoch, seconds, train_recon, train_kl, train_loss, val_recon, val_kl, val_loss; nats per image; and
+    val_kl_per_dim, latent_dim floats, for a variational model: ``vae.train.history_row``).
     ``folder``: the saved checkpoint, once done or stopped (None again once the registry has deleted
     it: the session ended, or kept newer models). ``note``: why a run was stopped.
     """

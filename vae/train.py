@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .data import BINARIZATIONS, DATASET_NAMES, binarize, load_dataset
 from .device import best_device, describe_device, resolve_device  # noqa: F401 (the app's and benches' import)
 from .evaluate import score
+from .latent import ACTIVE_KL_THRESHOLD
 from .losses import OBJECTIVES, Objective
 from .models import MODELS, ModelConfig, build_model
 
@@ -145,7 +146,9 @@ class Progress:
     """What the callback receives: after every step, and with ``train``/``val`` after every epoch.
 
     ``train`` and ``val`` map "recon", "kl", "loss" to nats per image (train: the epoch's running
-    mean; val: the held-out split after the epoch). ``seconds`` is wall time since training began.
+    mean; val: the held-out split after the epoch). For a variational model ``val`` also holds
+    "kl_per_dim": latent_dim floats, the mean KL of each latent dimension on the held-out split (nats
+    per image; they sum to "kl"). ``seconds`` is wall time since training began.
     """
 
     epoch: int  # 1-based
@@ -160,7 +163,7 @@ class Progress:
 @dataclass
 class TrainResult:
     model: torch.nn.Module  # in eval mode, with the best validation epoch's weights
-    history: list[dict]  # one row per epoch: epoch, seconds, train_*, val_*
+    history: list[dict]  # one row per epoch: epoch, seconds, train_*, val_* (see history_row)
     best_epoch: int
     stopped: bool  # True when the stop event ended the run early
     seconds: float
@@ -181,25 +184,107 @@ def split_train_val(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Te
 
 
 @torch.no_grad()
-def evaluate_loss(model, images, labels, config: TrainConfig, batch_size: int = 1000) -> dict:
+def evaluate_loss(model, images, labels, config: TrainConfig, batch_size: int = 1000, per_dim: bool = False) -> dict:
     """Mean objective parts (nats per image) over ``images`` float (N, 1, 28, 28), ``labels`` int64 (N,):
     "recon" (-log p(x|z) at one z ~ q(z|x) per image), "kl", and "loss", the configured objective as
     training minimizes it after any warm-up: recon + beta * kl, or -L_k for the IWAE objective (k =
     ``iwae_k``), or the reconstruction term of a plain autoencoder. ``vae.evaluate.score`` computes
-    them; the draws come from the global random state, as training's do."""
+    them; the draws come from the global random state, as training's do. per_dim: also "kl_per_dim",
+    the mean KL of each latent dimension over the images (latent_dim floats, nats per image, summing
+    to "kl"; closed form, Kingma & Welling 2014, Appendix B), for a variational model only: a plain
+    autoencoder has no KL and gets no such key."""
     iwae = config.objective == "iwae" and model.variational
     s = score(model, images, labels, config.likelihood, config.sigma, iwae_k=config.iwae_k if iwae else None,
               batch_size=batch_size)
     recon = s["recon"].double().mean().item()
     kl = s["kl_per_dim"].double().sum(1).mean().item() if model.variational else 0.0
     loss = s["iwae_nll"].double().mean().item() if iwae else recon + config.beta * kl
-    return {"recon": recon, "kl": kl, "loss": loss}
+    out = {"recon": recon, "kl": kl, "loss": loss}
+    if per_dim and model.variational:
+        out["kl_per_dim"] = s["kl_per_dim"].double().mean(0).tolist()
+    return out
 
 
 def history_row(epoch: int, seconds: float, train: dict, val: dict) -> dict:
-    """One epoch of a run's history: epoch, seconds since the start, train_* and val_* (recon, kl, loss)."""
-    return {"epoch": epoch, "seconds": round(seconds, 3), **{f"train_{k}": v for k, v in train.items()},
-            **{f"val_{k}": v for k, v in val.items()}}
+    """One epoch of a run's history: epoch, seconds since the start, train_* and val_* (recon, kl, loss;
+    nats per image) and, when ``val`` has "kl_per_dim" (a variational model), "val_kl_per_dim": the
+    validation split's mean KL of each latent dimension, latent_dim floats rounded to 4 decimals
+    (nats per image). Histories of runs from before it was kept, and a plain autoencoder's, lack it."""
+    row = {"epoch": epoch, "seconds": round(seconds, 3), **{f"train_{k}": v for k, v in train.items()},
+           **{f"val_{k}": v for k, v in val.items() if k != "kl_per_dim"}}
+    if val.get("kl_per_dim") is not None:
+        row["val_kl_per_dim"] = [round(float(v), 4) for v in val["kl_per_dim"]]
+    return row
+
+
+# Posterior collapse (Bowman et al., 2016, "Generating Sentences from a Continuous Space", Sec. 3.1;
+# Lucas et al., 2019, "Don't Blame the ELBO!"): q(z|x) falls back to the prior p(z) for every x, the KL
+# term goes to 0 and the decoder models the images without z. The rule of ``collapse_warning``:
+COLLAPSE_KL = 0.5  # nats per image: the total validation KL a collapsing run has fallen below
+COLLAPSE_DROP = 0.8  # ... having lost more than this share of its peak
+COLLAPSE_RECON_GAIN = 0.02  # ... while the validation reconstruction gained less than this share since the peak
+
+
+def kl_per_dim_history(history: list[dict]) -> list[list[float]] | None:
+    """The per-epoch "val_kl_per_dim" of a history (E rows of D floats, nats per image), or None when
+    a row lacks it: a plain autoencoder's run, or one from before the history kept it."""
+    if not history or any(row.get("val_kl_per_dim") is None for row in history):
+        return None
+    return [[float(v) for v in row["val_kl_per_dim"]] for row in history]
+
+
+def active_units_per_epoch(history: list[dict], threshold: float = ACTIVE_KL_THRESHOLD) -> list[int] | None:
+    """How many latent dimensions were active after each epoch: those whose mean validation KL is at
+    least ``threshold`` nats (``vae.latent.ACTIVE_KL_THRESHOLD``, 0.01, after Burda et al., 2016, Sec.
+    5.2). One int in [0, D] per history row; None when the history has no "val_kl_per_dim"
+    (``kl_per_dim_history``)."""
+    kl = kl_per_dim_history(history)
+    return None if kl is None else [sum(v >= threshold for v in row) for row in kl]
+
+
+def collapse_warning(history: list[dict], beta: float | None = None) -> str | None:
+    """A plain-words warning when the run's posterior has collapsed, else None.
+
+    history: rows as in ``history_row``; judged at its last row, and only when every row has
+    "val_kl_per_dim" (a plain autoencoder has no KL, so no warning; nor does a run from before the
+    history kept it). beta: the run's KL weight, named in the advice when given. Two rules:
+
+    1. Collapsed: every latent dimension's mean validation KL is under ``ACTIVE_KL_THRESHOLD``
+       (0.01 nats), i.e. no active unit is left: z carries next to no information about x.
+    2. Collapsing: the total validation KL is under ``COLLAPSE_KL`` (0.5 nats) and more than
+       ``COLLAPSE_DROP`` (80%) below its peak epoch's, while the validation reconstruction term has
+       improved by less than ``COLLAPSE_RECON_GAIN`` (2%) of its value at that peak. Why: the KL
+       bounds what z tells the decoder about x (the mean KL is at least the mutual information
+       I(x; z) under q), so a KL shrinking towards 0 means the encoder is giving z up; when the
+       decoder makes up for it by reconstructing better, that is a trade the objective may make,
+       but when the reconstruction stays where it was, the lost information was never replaced and
+       the run is on its way to rule 1. It needs at least two epochs, since the peak must lie before
+       the last one.
+
+    Returns one short paragraph (it is read in a sidebar): what is seen, what it means, and what to
+    do (lower beta, KL warm-up, a weaker decoder).
+    """
+    kl = kl_per_dim_history(history)
+    if kl is None:
+        return None
+    last, d = history[-1], len(kl[-1])
+    advice = (f"Lower beta{f' (now {beta:g})' if beta is not None else ''}, warm the KL term up "
+              "(vae.train's `--warmup`), or use a weaker decoder (fewer hidden units).")
+    if d and all(v < ACTIVE_KL_THRESHOLD for v in kl[-1]):
+        return (f"Posterior collapse: after epoch {last['epoch']}, all {d} latent dimensions carry under "
+                f"{ACTIVE_KL_THRESHOLD:g} nats of KL on the validation images ({sum(kl[-1]):.3f} in all). q(z|x) "
+                "is the prior for every image, so the decoder ignores z and draws about the same average "
+                f"image whatever z is. {advice}")
+    peak_i = max(range(len(history)), key=lambda i: history[i]["val_kl"])
+    peak, now = history[peak_i], last["val_kl"]
+    recon_gain = peak["val_recon"] - last["val_recon"]
+    if (peak_i < len(history) - 1 and now < COLLAPSE_KL and now < (1 - COLLAPSE_DROP) * peak["val_kl"]
+            and recon_gain < COLLAPSE_RECON_GAIN * abs(peak["val_recon"])):
+        return (f"Posterior collapse under way: the validation KL fell to {now:.2f} nats after epoch "
+                f"{last['epoch']}, {1 - now / peak['val_kl']:.0%} below its peak of {peak['val_kl']:.2f} in epoch "
+                f"{peak['epoch']}, while the reconstruction barely moved ({peak['val_recon']:.1f} to "
+                f"{last['val_recon']:.1f} nats): the decoder is learning to do without z. {advice}")
+    return None
 
 
 def run_metrics(config: TrainConfig, result: "TrainResult") -> dict:
@@ -298,20 +383,24 @@ def train(
         if scheduler is not None:
             scheduler.step()
         sums = torch.cat([sums, torch.tensor([float(seen)], device=device)])
-        val = torch.zeros(3, device=device)
+        # recon, kl, loss, then the KL of each latent dimension (none for a plain autoencoder)
+        val = torch.zeros(3 + (model.latent_dim if model.variational else 0), device=device)
         if rank == 0:
-            val = torch.tensor(list(evaluate_loss(model, x_val, y_val, config).values()), device=device)
+            v = evaluate_loss(model, x_val, y_val, config, per_dim=True)
+            val = torch.tensor([v["recon"], v["kl"], v["loss"], *v.get("kl_per_dim", ())], device=device)
         if world > 1:  # the epoch's sums over every process; process 0's validation for all of them
             import torch.distributed as dist
 
             dist.all_reduce(sums)
             dist.broadcast(val, 0)
         train_m = dict(zip(("recon", "kl", "loss"), (sums[:3] / sums[3]).tolist()))
-        val_m = dict(zip(("recon", "kl", "loss"), val.tolist()))
+        val_m = dict(zip(("recon", "kl", "loss"), val[:3].tolist()))
         if not all(math.isfinite(v) for v in (*train_m.values(), *val_m.values())):
             raise TrainingDiverged(
                 f"the loss became {train_m['loss']} in epoch {epoch}; try a lower learning rate"
             )
+        if val.shape[0] > 3:
+            val_m["kl_per_dim"] = val[3:].tolist()
         seconds = time.perf_counter() - t0
         history.append(history_row(epoch, seconds, train_m, val_m))
         if val_m["loss"] < best_loss:
