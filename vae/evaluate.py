@@ -235,6 +235,9 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     from .attributes import card_section  # what the latent dimensions track (issue 26), once measured
 
     lines += card_section(metrics)
+    from . import health, ood  # the latent space's health and the out-of-distribution thresholds (issue 27)
+
+    lines += health.card_section(metrics) + ood.card_section(metrics)
     return "\n".join(lines) + "\n"
 
 

@@ -220,6 +220,33 @@ def active_units(mu: torch.Tensor, kl_per_dim: torch.Tensor | list[float], thres
 # ---------------------------------------------------------------- the command
 
 
+def card_section(metrics: dict) -> list[str]:
+    """The model card's lines on the ELBO's surgery, active units and holes, from metrics.json; []
+    when none was measured. Called by ``vae.evaluate.model_card``."""
+    s, a, h = metrics.get("elbo_surgery"), metrics.get("active_units"), metrics.get("holes")
+    if not s:
+        return []
+    lines = ["", "## The latent space's health (`python -m vae.health`)", "",
+             f"{s['data']}; nats; ± one Monte Carlo standard error ({s['draws']} draws z ~ q(z|x) per image, "
+             f"{s['seconds']} s). ELBO surgery (Hoffman & Johnson, 2016): the average KL term {s['avg_kl']:.2f} = index-code "
+             f"mutual information I_q(n; z) {s['mutual_information']:.2f} ± {s['mutual_information_se']:.3f} (at most "
+             f"log N = {s['log_n']:.2f}) + marginal KL(q(z) || p(z)) {s['marginal_kl']:.2f} ± {s['marginal_kl_se']:.3f} "
+             f"(their Monte Carlo sum: {s['avg_kl_mc']:.2f} ± {s['avg_kl_mc_se']:.3f})."]
+    if a:
+        agree = "the same dimensions" if not a["disagree"] else f"they disagree on {a['disagree']}"
+        lines += ["", f"Active units (Burda et al., 2016, Sec. 5.2: Var_x of E_q[z_u] above 0.01): {a['count']} of "
+                      f"{len(a['activity'])}; by mean KL >= 0.01 nats: {a['kl_count']} ({agree})."]
+    if h:
+        plane = "the latent plane" if h["latent_dim"] == 2 else f"the two-dimensional marginal of z[{h['dims'][0]}], z[{h['dims'][1]}]"
+        share = (f"{h['share']:.1%} ± {h['se']:.1%}" if h["share"] else
+                 f"none of {h['n_draws']:,} prior draws (below {3 / h['n_draws']:.2%} at 95% confidence)")
+        lines += ["", f"Holes, on {plane}: {share} of the prior's mass lies where q(z)/p(z) < "
+                      f"{h['threshold']:g} inside its central {h['level']:.0%} region ({h['n_draws']:,} prior draws)."]
+    return lines
+
+
+
+
 def measure(folder: str | Path, data_root: str | None = None, draws: int = 4, seed: int = 0) -> dict:
     """"elbo_surgery", "active_units" and "holes" of a shipped model over its whole test split, as
     stored in metrics.json. Raises ValueError for an autoencoder or a class-prior model."""
