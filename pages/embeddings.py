@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from ui import policy
+from ui import health, policy
 from ui.charts import class_color
 from ui.images import png_data_urls, show_image, test_images, thumbnails_url, upload_image
 from ui.maps import new_map
@@ -387,6 +387,7 @@ def render(sel: Selection) -> None:
     if placed is not None:
         where_placed = (f"at ({placed[0, 0]:.1f}, {placed[0, 1]:.1f}) on the {METHODS[emb.method]} map, placed in "
                         f"{placed_ms:.0f} ms without recomputing it" + (" (openTSNE's transform)" if emb.method == "tsne" else ""))
+        health.ood_section(sel, yours, "upload")  # placed anyway: say when the place means little
         neighbours(sel, emb, images, positions, your_mu[0], yours, f"Your image, {where_placed}", None)
     if not picked:
         if placed is None:

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from ui import meaning
+from ui import health, meaning
 from ui.charts import CLASS_COLORS
 from ui.images import download_png, show_image, test_images
 from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
@@ -168,6 +168,14 @@ def render(sel: Selection) -> None:
         overlay = st.toggle("Overlay the test encodings", False, key="manifold_overlay",
                             help=f"The means μ(x) of {N_OVERLAY:,} test images, one dot each in its class's colour, "
                             "where they fall on this plane (the other dimensions are ignored).")
+        holes, threshold = False, None
+        if health.has_standard_prior(sel):
+            holes = st.toggle("Mark the holes", False, key="manifold_holes",
+                              help="Where the prior p(z) = N(0, I) puts mass but the aggregate posterior q(z), the mixture "
+                                   "of the test images' q(z|x), puts almost none: prior draws there decode to images "
+                                   "the model never learned to make (Hoffman & Johnson, 2016).")
+            if holes:
+                threshold = health.threshold_picker("manifold_hole_threshold")
     images = manifold_grid(model, n, span, spacing, dims, base, label)
     # An integer scale by pixel repetition that fits the grid's column (595 px at a 1400 px window, less
     # the ticks' margin), so the browser never resamples it: crisp at every grid size.
@@ -183,6 +191,10 @@ def render(sel: Selection) -> None:
         picture = overlay_codes(picture, codes[pick][:, list(dims)], labels[pick], n, cell, span, spacing, centre)
     if means is not None:
         picture = mark_means(picture, means[:, list(dims)], names, centre, n, cell, span, spacing)
+    hole_cells = None
+    if holes:
+        _, hole_cells = health.grid_holes(sel, grid_coordinates(n, span, spacing), dims, centre, threshold)
+        picture = health.mark_holes(picture, hole_cells, cell, prior_outline(n, cell, span, spacing, centre))
     labels_of_dims = meaning.slider_labels(sel)
     tracks = tuple(labels_of_dims[j] for j in dims)  # what each axis tracks (issue 26), or None
     picture = with_axes(picture, n, cell, span, spacing, centre, dims, tracks)
@@ -206,6 +218,32 @@ def render(sel: Selection) -> None:
         + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw"))
         + (f". Axis names: the Morpho-MNIST measurement ({meaning.SOURCE}) each dimension tracks most over the test "
            "split, when |Spearman ρ| ≥ 0.5 (What the dimensions mean)" if any(tracks) else ""))
+    if hole_cells is not None:
+        show_holes(sel, images, hole_cells, dims, threshold)
+
+
+def prior_outline(n: int, cell: int, span: float, spacing: str, centre: tuple[float, float]) -> list[tuple[float, float] | None]:
+    """The prior's central 95% circle as pixel points on the tiled grid (through ``plane_pixel``, so it
+    bends with quantile spacing as the cells do); None where it runs off the plane shown."""
+    t = torch.linspace(0, 2 * math.pi, 145, dtype=torch.float64)
+    r = health.prior_radius(2)
+    x, y = r * t.cos() - centre[0], r * t.sin() - centre[1]
+    on = ((x.abs() <= span) & (y.abs() <= span)).tolist()
+    size = n * cell
+    px, py = plane_pixel(x, n, cell, span, spacing).tolist(), (size - plane_pixel(y, n, cell, span, spacing)).tolist()
+    return [(a, b) if keep else None for a, b, keep in zip(px, py, on)]
+
+
+def show_holes(sel: Selection, images: torch.Tensor, hole_cells: np.ndarray, dims: tuple[int, int], threshold: float) -> None:
+    """Under the grid: the holes in numbers, and the images decoded in up to 12 hole cells."""
+    n = hole_cells.shape[0]
+    st.caption("Red cells: " + health.hole_caption(sel, dims, threshold, (int(hole_cells.sum()), n * n)))
+    picks = np.flatnonzero(hole_cells.ravel())
+    if picks.size:
+        shown = picks[np.linspace(0, picks.size - 1, min(12, picks.size)).round().astype(int)]
+        strip = tile(images[torch.from_numpy(shown)], nrow=len(shown), padding=2, scale=2)
+        show_image(st, strip, caption=f"Decoded in {len(shown)} of the {picks.size} hole cells: what a prior draw "
+                   "there gives, an image no test digit is encoded near.")
 
 
 def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:

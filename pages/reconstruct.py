@@ -5,7 +5,7 @@ import streamlit as st
 import torch
 from streamlit_drawable_canvas import st_canvas
 
-from ui import meaning, policy
+from ui import health, meaning, policy
 from ui.charts import class_scatter
 from ui.images import max_upload_bytes, pick_test_image, preprocess, test_images, upload_preprocessed
 from ui.models import Selection, loss_name, test_encodings, weights_mtime
@@ -127,11 +127,13 @@ def render(sel: Selection) -> None:
                 "not with published MNIST numbers (those binarize the digits).")
         if test:
             st.caption(f"For comparison, the test split's means: −ELBO {test['neg_elbo']:.1f} nats, IWAE NLL "
-                       f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)}). "
-                       "A much larger value says the image is unlike what the model was trained on." + note)
+                       f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)})." + note)
         elif metrics.get("test_binarized"):
             st.caption("This model was trained and scored on binarized digits (pixels 0 or 1), so its numbers for a "
                        "grey-level image here are not comparable with its test scores." + note)
+
+    # Is it like the training data? (issue 27): the likelihood alone cannot say (Nalisnick et al., 2019).
+    health.ood_section(sel, x, "upload" if how == "Upload" else "drawing" if how == "Draw" else "test image")
 
     d = model.latent_dim
     dims = [f"z[{i}]" for i in range(d)]

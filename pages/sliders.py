@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ui import meaning
+from ui import health, meaning
 from ui.charts import class_scatter, kl_bars
 from ui.images import download_png, pick_test_image, show_image, test_images
 from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
@@ -159,8 +159,23 @@ def render(sel: Selection) -> None:
             codes, _ = test_encodings(sel)
             _, labels, _, _ = test_images(config["dataset"])
             pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:PAD_CODES]
-            st.plotly_chart(pad_figure(lo, hi, z.tolist(), codes[pick], labels[pick], names), key=f"{prefix}pad",
-                            on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+            fig = pad_figure(lo, hi, z.tolist(), codes[pick], labels[pick], names)
+            density = health.has_standard_prior(sel) and st.toggle(
+                "Shade where q(z) lives against p(z), and outline the holes", False, key="sliders_pad_holes",
+                help="Blue: the aggregate posterior q(z) (the mixture of the test images' q(z|x)) puts more mass there "
+                     "than the prior N(0, I); red: less. Red line: the holes, q/p below the threshold inside the prior's 95% circle.")
+            if density:
+                threshold = health.threshold_picker("sliders_pad_threshold")
+                under = fig.data
+                fig.data = ()
+                fig.add_trace(health.contour_trace(sel, lo, hi))
+                health.hole_line(fig, threshold, lo, hi, sel)
+                fig.add_traces(list(under))  # the clickable points on top
+                fig.update_layout(height=420)
+            st.plotly_chart(fig, key=f"{prefix}pad", on_select="rerun", selection_mode="points",
+                            config={"displayModeBar": False})
+            if density:
+                st.caption(health.hole_caption(sel, (0, 1), threshold))
         if model.variational:
             st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
             st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "

@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
+from ui import health
 from ui.charts import CLASS_COLORS
 from ui.images import pick_test_image, show_image
 from ui.models import Selection
@@ -178,6 +179,7 @@ def render(sel: Selection) -> None:
     st.plotly_chart(fig, key="theory_dims", config={"displayModeBar": False})
     st.caption("This image's q(z_j|x) beside the prior" + (" of its class, N(μ_y, 1)," if sel.class_prior else "")
                + f" for the {len(shown)} dimensions with the largest KL: a narrow q far from the prior costs the most.")
+    health.surgery_section(sel)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,279 @@
+"""The latent space's health on the pages (issue 27): where the aggregate posterior q(z) lives against
+the prior p(z), its holes, and whether an input is out of distribution. The numbers come from
+``vae.health`` and ``vae.ood``; this module caches them per model and draws them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image, ImageDraw
+
+from vae.health import HOLE_THRESHOLD, PRIOR_LEVEL, hole_share, log_density_ratio, prior_radius
+from vae.ood import CHOSEN, COMBINED, combined, is_out_of_distribution, ood_scores, percentile
+
+from .models import Selection, test_encodings, weights_mtime
+
+THRESHOLDS = (0.01, 0.03, 0.1, 0.3, 1.0)  # q(z)/p(z) below which a point of the prior's region is a hole
+HOLE_RED = (230, 40, 40)
+SOURCE = "Hoffman & Johnson (2016), ELBO surgery"
+OOD_SOURCE = "Serrà et al. (2020), Sec. 3"
+
+
+def has_standard_prior(sel: Selection) -> bool:
+    """A q(z|x) and the prior N(0, I): a VAE, IWAE or CVAE (not an autoencoder or the class-prior VAE)."""
+    return bool(sel.model.variational) and not sel.class_prior
+
+
+# ---------------------------------------------------------------- the aggregate posterior and its holes
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _ratio(folder: str, version: float, dims: tuple[int, int], points: bytes, _sel: Selection) -> np.ndarray:
+    mu, logvar = test_encodings(_sel)
+    z = torch.frombuffer(bytearray(points), dtype=torch.float64).view(-1, 2)
+    return log_density_ratio(z, mu, logvar, list(dims)).numpy()
+
+
+def log_ratio(sel: Selection, z: torch.Tensor, dims: tuple[int, int]) -> np.ndarray:
+    """log q(z) - log p(z) at the points z (M, 2) of the plane of ``dims``, float64 (M,), q the mixture
+    of the test encodings' posteriors (their two-dimensional marginal when d > 2); cached per model."""
+    return _ratio(sel.folder, weights_mtime(sel.folder), tuple(dims), z.double().contiguous().numpy().tobytes(), sel)
+
+
+@st.cache_data(show_spinner="Counting the holes...", max_entries=32)
+def _share(folder: str, version: float, dims: tuple[int, int], threshold: float, _sel: Selection):
+    mu, logvar = test_encodings(_sel)
+    return hole_share(mu, logvar, list(dims), threshold)
+
+
+def holes_share(sel: Selection, dims: tuple[int, int], threshold: float):
+    """``vae.health.hole_share`` over the test encodings at hand, cached per model, plane and threshold."""
+    return _share(sel.folder, weights_mtime(sel.folder), tuple(dims), float(threshold), sel)
+
+
+def threshold_picker(key: str, container=st) -> float:
+    return container.select_slider(
+        "Hole threshold q(z) / p(z)", THRESHOLDS, value=HOLE_THRESHOLD, key=key,
+        help="Where the encoder puts less than this fraction of the prior's density, inside the prior's "
+             "central 95% region, the plane is marked as a hole: the prior draws z there, but no image is encoded there.")
+
+
+def mark_holes(picture: np.ndarray, holes: np.ndarray, cell: int, outline: list[tuple[float, float] | None] | None) -> np.ndarray:
+    """The tiled grid with each hole cell (``holes`` bool (n, n), row 0 at the top) framed in red and
+    lightly tinted; ``outline``: the prior's central region as pixel points (x, y), None where it leaves
+    the picture, drawn dashed in yellow."""
+    image = Image.fromarray(picture).convert("RGB")
+    mask = Image.new("L", image.size, 0)
+    cells = [(c * cell, r * cell, (c + 1) * cell - 1, (r + 1) * cell - 1) for r, c in zip(*np.nonzero(holes))]
+    for box in cells:
+        ImageDraw.Draw(mask).rectangle(box, fill=70)
+    image = Image.composite(Image.new("RGB", image.size, HOLE_RED), image, mask)
+    draw = ImageDraw.Draw(image)
+    for box in cells:
+        draw.rectangle(box, outline=HOLE_RED, width=max(1, cell // 14))
+    if outline:
+        for a, b in list(zip(outline, outline[1:]))[::2]:  # every other segment: dashed
+            if a is not None and b is not None:
+                draw.line([a, b], fill=(255, 210, 0), width=2)
+    return np.asarray(image)
+
+
+def hole_caption(sel: Selection, dims: tuple[int, int], threshold: float, cells: tuple[int, int] | None = None) -> str:
+    """The holes in words: what they are, ``cells`` = (hole cells, all cells) of a grid if given, and the
+    share of the prior's mass in them with its standard error."""
+    share = holes_share(sel, dims, threshold)
+    d = sel.model.latent_dim
+    mu, _ = test_encodings(sel)
+    counted = "" if cells is None else f": {cells[0]} of {cells[1]} cells"
+    plane = "" if d == 2 else (f" This is the plane of z[{dims[0]}] and z[{dims[1]}] alone: q(z) there is the two-dimensional "
+                               f"marginal of the {d}-dimensional aggregate posterior, and a hole in it is a hole in those two "
+                               "coordinates, whatever the others are.")
+    return (f"Holes: where q(z) / p(z) < {threshold:g} inside the prior's central {PRIOR_LEVEL:.0%} region (dashed "
+            f"circle){counted}. q(z) is the mixture of the posteriors q(z|x) of {mu.shape[0]:,} test images "
+            f"({SOURCE}). Prior mass in holes: {mass(share)}." + plane)
+
+
+def mass(share) -> str:
+    """A HoleShare in words: the share ± its standard error, or, when no draw fell in a hole, the rule of
+    three's 95% upper bound 3 / n."""
+    if share.share == 0:
+        return f"none of {share.n_draws:,} draws from the prior fell in a hole (below {3 / share.n_draws:.2%} at 95% confidence)"
+    return f"{share.share:.1%} ± {share.se:.1%} (Monte Carlo, {share.n_draws:,} draws from the prior, ± one standard error)"
+
+
+def grid_holes(sel: Selection, coords: torch.Tensor, dims: tuple[int, int], centre: tuple[float, float],
+               threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(log ratio, holes) at the n x n cell centres of a manifold grid (``coords`` (n,) relative to
+    ``centre``), each float/bool (n, n) with row 0 at the top, as ``vae.latent.manifold_grid`` tiles them."""
+    n = coords.shape[0]
+    rows, cols = torch.meshgrid(coords.flip(0).double() + centre[1], coords.double() + centre[0], indexing="ij")
+    z = torch.stack([cols.reshape(-1), rows.reshape(-1)], 1)
+    ratio = log_ratio(sel, z, dims)
+    inside = (z.pow(2).sum(1) <= prior_radius(2) ** 2).numpy()
+    return ratio.reshape(n, n), (inside & (ratio < math.log(threshold))).reshape(n, n)
+
+
+def contour_trace(sel: Selection, lo: list[float], hi: list[float], dims: tuple[int, int] = (0, 1), steps: int = 61):
+    """A Plotly contour of log10 q(z)/p(z) over the box [lo, hi], for the latent pad: blue where the
+    encoder puts more mass than the prior, red where less; the zero line is where they agree."""
+    import plotly.graph_objects as go
+
+    xs = np.linspace(lo[0], hi[0], steps)
+    ys = np.linspace(lo[1], hi[1], steps)
+    gx, gy = np.meshgrid(xs, ys)
+    z = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
+    value = (log_ratio(sel, z, dims) / math.log(10)).reshape(steps, steps).clip(-3, 3)
+    return go.Contour(x=xs, y=ys, z=value, zmin=-3, zmax=3, colorscale="RdBu", opacity=0.45, ncontours=12,
+                      contours=dict(coloring="heatmap", showlines=False), name="log10 q(z)/p(z)",
+                      colorbar=dict(title=dict(text="log10 q/p", side="right"), thickness=10, len=0.7),
+                      hovertemplate="z = (%{x:.2f}, %{y:.2f}): log10 q(z)/p(z) = %{z:.2f}<extra></extra>")
+
+
+def hole_line(fig, threshold: float, lo: list[float], hi: list[float], sel: Selection, steps: int = 61) -> None:
+    """Outline, on a Plotly figure, where q(z)/p(z) = threshold inside the prior's 95% circle, and the circle."""
+    import plotly.graph_objects as go
+
+    r = prior_radius(2)
+    t = np.linspace(0, 2 * np.pi, 120)
+    fig.add_trace(go.Scatter(x=r * np.cos(t), y=r * np.sin(t), mode="lines", name=f"prior's {PRIOR_LEVEL:.0%} region",
+                             line=dict(color="#b58900", dash="dash", width=1.5), hoverinfo="name"))
+    xs, ys = np.linspace(lo[0], hi[0], steps), np.linspace(lo[1], hi[1], steps)
+    gx, gy = np.meshgrid(xs, ys)
+    z = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
+    value = log_ratio(sel, z, (0, 1)).reshape(steps, steps)
+    value[(gx**2 + gy**2) > r * r] = np.nan  # a hole is inside the prior's region only
+    fig.add_trace(go.Contour(x=xs, y=ys, z=value, showscale=False, name=f"hole: q/p < {threshold:g}",
+                             contours=dict(start=math.log(threshold), end=math.log(threshold), size=1, coloring="none"),
+                             line=dict(color="rgb(230,40,40)", width=2.5), hoverinfo="skip", showlegend=True))
+
+
+# ---------------------------------------------------------------- out of distribution
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _ood(folder: str, version: float, pixels: bytes, _sel: Selection) -> dict[str, float]:
+    x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
+    device = next(_sel.model.parameters()).device
+    s = ood_scores(_sel.model, x.to(device), _sel.config["likelihood"], _sel.config["sigma"])
+    return {k: float(v[0]) for k, v in s.items()}
+
+
+def ood_verdict(sel: Selection, x: torch.Tensor, framed: bool = True) -> dict | None:
+    """The out-of-distribution scores of one image x (1, 1, 28, 28) and where they fall among the test
+    split's ("ood" in metrics.json; ``framed``: among the test images framed as uploads are, for an
+    upload or a drawing): {"scores": {name: value}, "percentiles": {name: 0-100}, "out": bool by the
+    chosen score, "chosen", "fits": the fitted scores used}; None for a model without fitted thresholds."""
+    fitted = sel.metrics.get("ood")
+    if not fitted:
+        return None
+    fits = fitted["framed" if framed and "framed" in fitted else "scores"]
+    scores = _ood(sel.folder, weights_mtime(sel.folder), x.float().contiguous().numpy().tobytes(), sel)
+    chosen = fitted.get("chosen", CHOSEN)
+    if COMBINED in fits:
+        scores = {**scores, COMBINED: combined(scores, fits)}
+    return {"scores": scores, "chosen": chosen, "fits": fits,
+            "percentiles": {k: percentile(scores[k], f) for k, f in fits.items()},
+            "out": is_out_of_distribution(scores[chosen], fits[chosen])}
+
+
+def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container=st) -> dict | None:
+    """The verdict on one input, in words: its chosen score's percentile among the test images, and an
+    st.warning when it is above the threshold (a share ``fpr`` of test images are). ``what``: "upload",
+    "drawing" (both judged against the test images framed as uploads are) or "test image". Returns the verdict."""
+    v = ood_verdict(sel, x, framed=what != "test image")
+    if v is None:
+        container.caption("No out-of-distribution threshold was fitted for this model "
+                          f"(`python -m vae.ood {sel.folder} --write` fits one on its test split).")
+        return None
+    chosen, p = v["chosen"], v["percentiles"]
+    f = v["fits"][chosen]
+    items = "handwritten digits" if sel.config["dataset"] == "mnist" else "Fashion-MNIST's clothes and shoes"
+    among = f"of the {f['n']:,} test images" + (", framed as uploads are" if what != "test image" else "")
+    if chosen == COMBINED:
+        line = (f"Its −ELBO ({v['scores']['neg_elbo']:.0f} nats) is above {p['neg_elbo']:.0f}% {among}, and its "
+                f"complexity-corrected score ({OOD_SOURCE}: {v['scores']['complexity_corrected']:.0f} bits) above "
+                f"{p['complexity_corrected']:.0f}% of them; the test flags an input when the larger of the two is above "
+                f"{100 * f['threshold']:.1f}%, which leaves {f['fpr']:.0%} of the test images above it.")
+    else:
+        line = (f"Its {chosen} score ({v['scores'][chosen]:.0f}) is above {p[chosen]:.0f}% {among}; the threshold, "
+                f"{f['threshold']:.0f}, leaves {f['fpr']:.0%} of them above it.")
+    if v["out"]:
+        container.warning(
+            f"**This {what} is out of distribution for {sel.name}**: it is unlike the {items} the model was trained "
+            "on. The model still encodes it somewhere and decodes something that looks like its training data, so "
+            "its reconstruction, its place in the latent space and its scores say little about this input: do not "
+            "trust them. " + line, icon=":material/report:")
+    else:
+        container.caption(f"In distribution by this test. {line}")
+    return v
+
+
+# ---------------------------------------------------------------- the ELBO's surgery
+
+
+@st.cache_data(show_spinner=False, max_entries=1)
+def shipped_surgeries() -> dict[str, dict]:
+    """Name -> "elbo_surgery" of every shipped model that has one (metrics.json)."""
+    import json
+    from pathlib import Path
+
+    from vae.checkpoint import METRICS
+
+    from .models import shipped_models
+
+    out = {}
+    for name, folder in shipped_models().items():
+        path = Path(folder) / METRICS
+        s = json.loads(path.read_text()).get("elbo_surgery") if path.exists() else None
+        if s:
+            out[name] = s
+    return out
+
+
+def surgery_section(sel: Selection) -> None:
+    """The Theory page's last part: the average KL split into the index-code mutual information and the
+    marginal KL, for the model picked and for every shipped model (metrics.json, ``vae.health``)."""
+    import plotly.graph_objects as go
+
+    st.subheader("The average KL, carved up: ELBO surgery")
+    st.latex(r"\begin{aligned}\frac{1}{N}\sum_{n=1}^{N}\mathrm{KL}\big(q(z|x_n)\,\|\,p(z)\big)"
+             r"&= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{the prior's mismatch}}\\"
+             r"q(z) &= \frac{1}{N}\sum_{n=1}^{N} q(z|x_n)\end{aligned}")
+    st.caption(f"{SOURCE}: the KL term of the ELBO, averaged over the data, is the information the code keeps "
+               "about which image it came from, plus how far the aggregate posterior q(z) is from the prior. "
+               "Only the second is a cost the model could avoid; where it is large, the prior draws codes where no "
+               "image lives (the holes on the Latent manifold). `vae.health.elbo_surgery` estimates both.")
+    s = sel.metrics.get("elbo_surgery")
+    if not s:
+        st.caption(f"Not measured for {sel.name} (`python -m vae.health {sel.folder} --write`"
+                   + ("; it needs the prior N(0, I), which a class-prior model does not have)." if sel.class_prior else ")."))
+    else:
+        m = st.columns(3)
+        m[0].metric("Average KL", f"{s['avg_kl']:.2f} nats", help="Closed form, over the test split.")
+        m[1].metric("I_q(n; z)", f"{s['mutual_information']:.2f} nats", help=f"± {s['mutual_information_se']:.3f} "
+                    f"(Monte Carlo standard error); at most log N = {s['log_n']:.2f} for N = {s['n']:,} images.")
+        m[2].metric("KL(q(z) ‖ p(z))", f"{s['marginal_kl']:.2f} nats", help=f"± {s['marginal_kl_se']:.3f} (Monte Carlo standard error).")
+        st.caption(f"{sel.name}, {s['data']}: {s['draws']} draws z ~ q(z|x_n) per image, log q(z) as the log-mean-exp over "
+                   f"all {s['n']:,} posteriors. The two parts add up to {s['avg_kl_mc']:.2f} ± {s['avg_kl_mc_se']:.3f} nats, "
+                   f"the closed-form average KL {s['avg_kl']:.2f} within Monte Carlo error.")
+    rows = shipped_surgeries()
+    if rows:
+        names = sorted(rows, key=lambda k: rows[k]["avg_kl"])
+        fig = go.Figure([
+            go.Bar(y=names, x=[rows[k]["mutual_information"] for k in names], orientation="h", name="I_q(n; z)",
+                   marker_color="#4c78a8", hovertemplate="%{y}: I = %{x:.2f} nats<extra></extra>"),
+            go.Bar(y=names, x=[rows[k]["marginal_kl"] for k in names], orientation="h", name="KL(q(z) ‖ p(z))",
+                   marker_color="#e45756", hovertemplate="%{y}: marginal KL = %{x:.2f} nats<extra></extra>")])
+        log_n = next(iter(rows.values()))["log_n"]
+        fig.add_vline(x=log_n, line_dash="dot", line_color="gray", annotation_text=f"log N = {log_n:.2f}",
+                      annotation_position="top")
+        fig.update_layout(barmode="stack", height=60 + 26 * len(names), dragmode=False, xaxis_title="nats",
+                          margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
+                          yaxis=dict(tickfont=dict(size=12)))
+        st.plotly_chart(fig, key="theory_surgery", config={"displayModeBar": False})
+        st.caption("Every shipped model with the prior N(0, I), over its test split: the mutual information stops near "
+                   "log N, and what more KL a larger latent space spends goes to the prior's mismatch (the paper's "
+                   "finding on binarized MNIST). README, \"Is the latent space healthy?\", has the table and the paper's numbers.")
