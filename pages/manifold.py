@@ -193,7 +193,7 @@ def render(sel: Selection) -> None:
         picture = mark_means(picture, means[:, list(dims)], names, centre, n, cell, span, spacing)
     hole_cells = None
     if holes:
-        _, hole_cells = health.grid_holes(sel, grid_coordinates(n, span, spacing), dims, centre, threshold)
+        hole_cells = health.grid_holes(sel, grid_coordinates(n, span, spacing), dims, centre, threshold)
         picture = health.mark_holes(picture, hole_cells, cell, prior_outline(n, cell, span, spacing, centre))
     labels_of_dims = meaning.slider_labels(sel)
     tracks = tuple(labels_of_dims[j] for j in dims)  # what each axis tracks (issue 26), or None
@@ -243,7 +243,7 @@ def show_holes(sel: Selection, images: torch.Tensor, hole_cells: np.ndarray, dim
         shown = picks[np.linspace(0, picks.size - 1, min(12, picks.size)).round().astype(int)]
         strip = tile(images[torch.from_numpy(shown)], nrow=len(shown), padding=2, scale=2)
         show_image(st, strip, caption=f"Decoded in {len(shown)} of the {picks.size} hole cells: what a prior draw "
-                   "there gives, an image no test digit is encoded near.")
+                   "there gives, an image no test image is encoded near.")
 
 
 def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:

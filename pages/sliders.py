@@ -166,11 +166,7 @@ def render(sel: Selection) -> None:
                      "than the prior N(0, I); red: less. Red line: the holes, q/p below the threshold inside the prior's 95% circle.")
             if density:
                 threshold = health.threshold_picker("sliders_pad_threshold")
-                under = fig.data
-                fig.data = ()
-                fig.add_trace(health.contour_trace(sel, lo, hi))
-                health.hole_line(fig, threshold, lo, hi, sel)
-                fig.add_traces(list(under))  # the clickable points on top
+                health.density_layer(fig, sel, lo, hi, threshold)  # under the clickable points
                 fig.update_layout(height=420)
             st.plotly_chart(fig, key=f"{prefix}pad", on_select="rerun", selection_mode="points",
                             config={"displayModeBar": False})

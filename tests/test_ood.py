@@ -37,7 +37,7 @@ def test_png_lengths_grow_with_the_content():
     bar[..., 4:24, 12:16] = 1
     noise = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     bits = complexity_bits(torch.cat([blank, bar, noise]))
-    assert bits[0] < bits[1] < bits[2] and bits.dtype == torch.float64 and (bits % 8 == 0).all()
+    assert bits[0] < bits[1] < bits[2] and bits.dtype == torch.float64
     assert complexity_bits(noise).item() == complexity_bits(binarize(noise)).item()  # binarized first
     assert set(binarize(noise).unique().tolist()) == {0.0, 1.0}
 

@@ -5,6 +5,7 @@ the prior p(z), its holes, and whether an input is out of distribution. The numb
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -86,14 +87,15 @@ def hole_caption(sel: Selection, dims: tuple[int, int], threshold: float, cells:
     share of the prior's mass in them with its standard error."""
     share = holes_share(sel, dims, threshold)
     d = sel.model.latent_dim
-    mu, _ = test_encodings(sel)
     counted = "" if cells is None else f": {cells[0]} of {cells[1]} cells"
+    pooled = (" For this CVAE, q(z) pools the posteriors of every class, while the grid decodes the class picked: "
+              "a region a single class's codes leave empty need not show as a hole." if sel.label_decoder else "")
     plane = "" if d == 2 else (f" This is the plane of z[{dims[0]}] and z[{dims[1]}] alone: q(z) there is the two-dimensional "
                                f"marginal of the {d}-dimensional aggregate posterior, and a hole in it is a hole in those two "
                                "coordinates, whatever the others are.")
     return (f"Holes: where q(z) / p(z) < {threshold:g} inside the prior's central {PRIOR_LEVEL:.0%} region (dashed "
-            f"circle){counted}. q(z) is the mixture of the posteriors q(z|x) of {mu.shape[0]:,} test images "
-            f"({SOURCE}). Prior mass in holes: {mass(share)}." + plane)
+            f"circle){counted}. q(z) is the mixture of the posteriors q(z|x) of {share.n_posteriors:,} test images "
+            f"({SOURCE}). Prior mass in holes: {mass(share)}." + plane + pooled)
 
 
 def mass(share) -> str:
@@ -105,49 +107,47 @@ def mass(share) -> str:
 
 
 def grid_holes(sel: Selection, coords: torch.Tensor, dims: tuple[int, int], centre: tuple[float, float],
-               threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(log ratio, holes) at the n x n cell centres of a manifold grid (``coords`` (n,) relative to
-    ``centre``), each float/bool (n, n) with row 0 at the top, as ``vae.latent.manifold_grid`` tiles them."""
+               threshold: float) -> np.ndarray:
+    """Which of the n x n cell centres of a manifold grid (``coords`` (n,) relative to ``centre``) are
+    holes: bool (n, n) with row 0 at the top, as ``vae.latent.manifold_grid`` tiles them."""
     n = coords.shape[0]
     rows, cols = torch.meshgrid(coords.flip(0).double() + centre[1], coords.double() + centre[0], indexing="ij")
     z = torch.stack([cols.reshape(-1), rows.reshape(-1)], 1)
-    ratio = log_ratio(sel, z, dims)
     inside = (z.pow(2).sum(1) <= prior_radius(2) ** 2).numpy()
-    return ratio.reshape(n, n), (inside & (ratio < math.log(threshold))).reshape(n, n)
+    return (inside & (log_ratio(sel, z, dims) < math.log(threshold))).reshape(n, n)
 
 
-def contour_trace(sel: Selection, lo: list[float], hi: list[float], dims: tuple[int, int] = (0, 1), steps: int = 61):
-    """A Plotly contour of log10 q(z)/p(z) over the box [lo, hi], for the latent pad: blue where the
-    encoder puts more mass than the prior, red where less; the zero line is where they agree."""
-    import plotly.graph_objects as go
-
-    xs = np.linspace(lo[0], hi[0], steps)
-    ys = np.linspace(lo[1], hi[1], steps)
+def _pad_mesh(sel: Selection, lo: list[float], hi: list[float], steps: int = 61):
+    """(xs, ys, log q(z)/p(z) (steps, steps)) over the box [lo, hi] of a 2-d model's plane."""
+    xs, ys = np.linspace(lo[0], hi[0], steps), np.linspace(lo[1], hi[1], steps)
     gx, gy = np.meshgrid(xs, ys)
-    z = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
-    value = (log_ratio(sel, z, dims) / math.log(10)).reshape(steps, steps).clip(-3, 3)
-    return go.Contour(x=xs, y=ys, z=value, zmin=-3, zmax=3, colorscale="RdBu", opacity=0.45, ncontours=12,
-                      contours=dict(coloring="heatmap", showlines=False), name="log10 q(z)/p(z)",
-                      colorbar=dict(title=dict(text="log10 q/p", side="right"), thickness=10, len=0.7),
-                      hovertemplate="z = (%{x:.2f}, %{y:.2f}): log10 q(z)/p(z) = %{z:.2f}<extra></extra>")
+    value = log_ratio(sel, torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)), (0, 1)).reshape(steps, steps)
+    return xs, ys, value
 
 
-def hole_line(fig, threshold: float, lo: list[float], hi: list[float], sel: Selection, steps: int = 61) -> None:
-    """Outline, on a Plotly figure, where q(z)/p(z) = threshold inside the prior's 95% circle, and the circle."""
+def density_layer(fig, sel: Selection, lo: list[float], hi: list[float], threshold: float) -> None:
+    """Under the traces of a latent-pad figure: a Plotly contour of log10 q(z)/p(z) over the box [lo, hi]
+    (blue where the encoder puts more mass than the prior, red where less), the prior's 95% circle, and
+    the line q(z)/p(z) = threshold inside it, around the holes; the figure's own traces stay on top."""
     import plotly.graph_objects as go
 
+    xs, ys, value = _pad_mesh(sel, lo, hi)
+    above = fig.data
+    fig.data = ()
+    fig.add_trace(go.Contour(x=xs, y=ys, z=(value / math.log(10)).clip(-3, 3), zmin=-3, zmax=3, colorscale="RdBu",
+                             opacity=0.45, ncontours=12, contours=dict(coloring="heatmap", showlines=False),
+                             name="log10 q(z)/p(z)", colorbar=dict(title=dict(text="log10 q/p", side="right"), thickness=10, len=0.7),
+                             hovertemplate="z = (%{x:.2f}, %{y:.2f}): log10 q(z)/p(z) = %{z:.2f}<extra></extra>"))
     r = prior_radius(2)
     t = np.linspace(0, 2 * np.pi, 120)
     fig.add_trace(go.Scatter(x=r * np.cos(t), y=r * np.sin(t), mode="lines", name=f"prior's {PRIOR_LEVEL:.0%} region",
                              line=dict(color="#b58900", dash="dash", width=1.5), hoverinfo="name"))
-    xs, ys = np.linspace(lo[0], hi[0], steps), np.linspace(lo[1], hi[1], steps)
     gx, gy = np.meshgrid(xs, ys)
-    z = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
-    value = log_ratio(sel, z, (0, 1)).reshape(steps, steps)
-    value[(gx**2 + gy**2) > r * r] = np.nan  # a hole is inside the prior's region only
-    fig.add_trace(go.Contour(x=xs, y=ys, z=value, showscale=False, name=f"hole: q/p < {threshold:g}",
+    inside = np.where(gx**2 + gy**2 <= r * r, value, np.nan)  # a hole is inside the prior's region only
+    fig.add_trace(go.Contour(x=xs, y=ys, z=inside, showscale=False, name=f"hole: q/p < {threshold:g}",
                              contours=dict(start=math.log(threshold), end=math.log(threshold), size=1, coloring="none"),
                              line=dict(color="rgb(230,40,40)", width=2.5), hoverinfo="skip", showlegend=True))
+    fig.add_traces(list(above))
 
 
 # ---------------------------------------------------------------- out of distribution
@@ -169,12 +169,13 @@ def ood_verdict(sel: Selection, x: torch.Tensor, framed: bool = True) -> dict | 
     fitted = sel.metrics.get("ood")
     if not fitted:
         return None
-    fits = fitted["framed" if framed and "framed" in fitted else "scores"]
+    framed = framed and "framed" in fitted
+    fits = fitted["framed" if framed else "scores"]
     scores = _ood(sel.folder, weights_mtime(sel.folder), x.float().contiguous().numpy().tobytes(), sel)
     chosen = fitted.get("chosen", CHOSEN)
     if COMBINED in fits:
         scores = {**scores, COMBINED: combined(scores, fits)}
-    return {"scores": scores, "chosen": chosen, "fits": fits,
+    return {"scores": scores, "chosen": chosen, "fits": fits, "framed": framed,
             "percentiles": {k: percentile(scores[k], f) for k, f in fits.items()},
             "out": is_out_of_distribution(scores[chosen], fits[chosen])}
 
@@ -191,14 +192,16 @@ def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container
     chosen, p = v["chosen"], v["percentiles"]
     f = v["fits"][chosen]
     items = "handwritten digits" if sel.config["dataset"] == "mnist" else "Fashion-MNIST's clothes and shoes"
-    among = f"of the {f['n']:,} test images" + (", framed as uploads are" if what != "test image" else "")
+    among = f"of the {f['n']:,} test images" + (", framed as uploads are" if v["framed"] else "")
+    code = "−ELBO" if sel.model.variational else "reconstruction term (an autoencoder has no ELBO)"
     if chosen == COMBINED:
-        line = (f"Its −ELBO ({v['scores']['neg_elbo']:.0f} nats) is above {p['neg_elbo']:.0f}% {among}, and its "
+        line = (f"Its {code} ({v['scores']['neg_elbo']:.0f} nats) is above {p['neg_elbo']:.0f}% {among}, and its "
                 f"complexity-corrected score ({OOD_SOURCE}: {v['scores']['complexity_corrected']:.0f} bits) above "
                 f"{p['complexity_corrected']:.0f}% of them; the test flags an input when the larger of the two is above "
                 f"{100 * f['threshold']:.1f}%, which leaves {f['fpr']:.0%} of the test images above it.")
     else:
-        line = (f"Its {chosen} score ({v['scores'][chosen]:.0f}) is above {p[chosen]:.0f}% {among}; the threshold, "
+        words = {"neg_elbo": code, "complexity_corrected": f"complexity-corrected score ({OOD_SOURCE})"}.get(chosen, chosen)
+        line = (f"Its {words} ({v['scores'][chosen]:.0f}) is above {p[chosen]:.0f}% {among}; the threshold, "
                 f"{f['threshold']:.0f}, leaves {f['fpr']:.0%} of them above it.")
     if v["out"]:
         container.warning(
@@ -214,23 +217,26 @@ def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container
 # ---------------------------------------------------------------- the ELBO's surgery
 
 
-@st.cache_data(show_spinner=False, max_entries=1)
-def shipped_surgeries() -> dict[str, dict]:
-    """Name -> "elbo_surgery" of every shipped model that has one (metrics.json)."""
+@st.cache_data(show_spinner=False, max_entries=4)
+def _surgeries(stamps: tuple[tuple[str, str, float], ...]) -> dict[str, dict]:
     import json
-    from pathlib import Path
 
+    out = {}
+    for name, path, _ in stamps:
+        s = json.loads(Path(path).read_text()).get("elbo_surgery")
+        if s:
+            out[name] = s
+    return out
+
+
+def shipped_surgeries() -> dict[str, dict]:
+    """Name -> "elbo_surgery" of every shipped model that has one, read again when a metrics.json changes."""
     from vae.checkpoint import METRICS
 
     from .models import shipped_models
 
-    out = {}
-    for name, folder in shipped_models().items():
-        path = Path(folder) / METRICS
-        s = json.loads(path.read_text()).get("elbo_surgery") if path.exists() else None
-        if s:
-            out[name] = s
-    return out
+    paths = [(name, Path(folder) / METRICS) for name, folder in shipped_models().items()]
+    return _surgeries(tuple((name, str(p), p.stat().st_mtime) for name, p in paths if p.exists()))
 
 
 def surgery_section(sel: Selection) -> None:

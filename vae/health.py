@@ -113,9 +113,7 @@ def hole_share(mu: torch.Tensor, logvar: torch.Tensor, dims: list[int] | None = 
         raise ValueError(f"threshold must be > 0 and level in (0, 1), got {threshold}, {level}")
     dims = list(range(mu.shape[1])) if dims is None else list(dims)
     z = torch.randn(n_draws, len(dims), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    inside = z.pow(2).sum(1) <= prior_radius(len(dims), level) ** 2
-    hole = inside & (log_density_ratio(z, mu, logvar, dims) < math.log(threshold))
-    share = hole.double().mean().item()
+    share = hole_mask(z, mu, logvar, dims, threshold, level).double().mean().item()
     return HoleShare(share, math.sqrt(share * (1 - share) / n_draws), threshold, level, n_draws, dims,
                      mu.shape[1], mu.shape[0], seed)
 
@@ -264,8 +262,8 @@ def measure(folder: str | Path, data_root: str | None = None, draws: int = 4, se
     t_surgery = time.perf_counter() - t0
     kl = (-0.5 * (1 + logvar.double() - mu.double().pow(2) - logvar.double().exp())).mean(0)
     units = active_units(mu, kl)
-    dims = (rank_dimensions(kl.tolist())[0] + list(range(mu.shape[1])))[:2] if mu.shape[1] > 2 else [0, 1]
-    dims = sorted(dict.fromkeys(dims))
+    # the manifold's default plane: the two highest-KL dimensions (repeats removed before cutting to two)
+    dims = sorted(list(dict.fromkeys(rank_dimensions(kl.tolist())[0] + list(range(mu.shape[1]))))[:2])
     t1 = time.perf_counter()
     holes = hole_share(mu, logvar, dims, seed=seed)
     source = f"{config['dataset']} test split, all {mu.shape[0]:,} images"
