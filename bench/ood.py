@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae.checkpoint import load_checkpoint  # noqa: E402
 from vae.data import load_dataset  # noqa: E402
 from vae.ood import COMBINED, SCORES, auroc, combined, fit_all, frame_like_uploads, ood_scores  # noqa: E402
-from vae.preprocess import preprocess_image  # noqa: E402
+from vae.preprocess import ImageError, preprocess_image  # noqa: E402
 
 OTHER = {"mnist": "fashion", "fashion": "mnist"}
 LETTERS = string.ascii_uppercase + string.ascii_lowercase
@@ -65,18 +65,24 @@ def letters(style: str, fonts: list[str]) -> torch.Tensor:
 
 def photos(style: str) -> torch.Tensor:
     """The photographs and scans scikit-image bundles (``skimage.data``: an astronaut, a camera man, a cat,
-    coffee, coins, a page of text, textures...), framed as uploads are: (M, 1, 28, 28)."""
+    coffee, coins, a page of text, textures...), framed as uploads are: (M, 1, 28, 28), M <= 18 (those the
+    upload path refuses are left out)."""
     import numpy as np
     import skimage.data
 
     out = []
     for name in PHOTOS:
         a = getattr(skimage.data, name)()
-        if a.dtype != np.uint8:
+        if a.dtype == bool:
+            a = a.astype(np.uint8) * 255
+        elif a.dtype != np.uint8:
             a = (255 * (a - a.min()) / max(float(np.ptp(a)), 1e-9)).astype(np.uint8)
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, format="PNG")
-        out.append(preprocess_image(buf.getvalue(), style=style).image)
+        try:
+            out.append(preprocess_image(buf.getvalue(), style=style).image)
+        except ImageError:  # refused as an upload would be ("looks blank"): never reaches the model
+            continue
     return torch.cat(out)
 
 

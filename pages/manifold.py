@@ -237,13 +237,14 @@ def prior_outline(n: int, cell: int, span: float, spacing: str, centre: tuple[fl
 def show_holes(sel: Selection, images: torch.Tensor, hole_cells: np.ndarray, dims: tuple[int, int], threshold: float) -> None:
     """Under the grid: the holes in numbers, and the images decoded in up to 12 hole cells."""
     n = hole_cells.shape[0]
-    st.caption("Red cells: " + health.hole_caption(sel, dims, threshold, (int(hole_cells.sum()), n * n)))
+    st.caption("Red cells: holes. " + health.hole_caption(sel, dims, threshold, (int(hole_cells.sum()), n * n)))
     picks = np.flatnonzero(hole_cells.ravel())
     if picks.size:
         shown = picks[np.linspace(0, picks.size - 1, min(12, picks.size)).round().astype(int)]
         strip = tile(images[torch.from_numpy(shown)], nrow=len(shown), padding=2, scale=2)
         show_image(st, strip, caption=f"Decoded in {len(shown)} of the {picks.size} hole cells: what a prior draw "
-                   "there gives, an image no test image is encoded near.")
+                   "there gives. No test image is encoded near them; across a narrow gap the decoder may still draw "
+                   "a plausible image, and deep in a wide hole it draws a blur.")
 
 
 def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:

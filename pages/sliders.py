@@ -161,7 +161,7 @@ def render(sel: Selection) -> None:
             pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:PAD_CODES]
             fig = pad_figure(lo, hi, z.tolist(), codes[pick], labels[pick], names)
             density = health.has_standard_prior(sel) and st.toggle(
-                "Shade where q(z) lives against p(z), and outline the holes", False, key="sliders_pad_holes",
+                "Shade q(z) against p(z); outline the holes", False, key="sliders_pad_holes",
                 help="Blue: the aggregate posterior q(z) (the mixture of the test images' q(z|x)) puts more mass there "
                      "than the prior N(0, I); red: less. Red line: the holes, q/p below the threshold inside the prior's 95% circle.")
             if density:
@@ -171,7 +171,9 @@ def render(sel: Selection) -> None:
             st.plotly_chart(fig, key=f"{prefix}pad", on_select="rerun", selection_mode="points",
                             config={"displayModeBar": False})
             if density:
-                st.caption(health.hole_caption(sel, (0, 1), threshold))
+                st.caption("Shading: log10 q(z)/p(z), blue where the encoder puts more mass than the prior, red where "
+                           "less, saturated at a factor of 1,000; dashed circle: the prior's central 95%; red lines: the "
+                           "holes' edges. " + health.hole_caption(sel, (0, 1), threshold))
         if model.variational:
             st.plotly_chart(kl_bars(kl, ACTIVE_KL_THRESHOLD), config={"displayModeBar": False}, key="sliders_kl")
             st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {len(active)} of {d} "

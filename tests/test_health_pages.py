@@ -62,7 +62,8 @@ def test_a_rendered_letter_is_called_out_of_distribution(page):
     at = upload(page, "letter-K.png", letter("K"))
     [text] = ood_warnings(at)
     assert "This upload is out of distribution for mnist-vae-2d" in text and "do not trust" in text
-    assert "Serrà et al. (2020)" in text and "bits" in text and "complexity-corrected" in text
+    why = next(c.value for c in at.caption if "complexity-corrected score" in c.value)
+    assert "Serrà et al. (2020)" in why and "bits" in why and "framed as uploads are" in why
     assert not any("much larger value" in c.value for c in at.caption)  # the old sentence is gone
 
 
@@ -97,15 +98,15 @@ def test_the_manifold_marks_the_holes_with_their_share():
     before = shown(at)
     at.toggle(key="manifold_holes").set_value(True)
     rerun(at)
-    caption = next(c.value for c in at.caption if c.value.startswith("Red cells: Holes"))
+    caption = next(c.value for c in at.caption if c.value.startswith("Red cells: holes. A hole:"))
     assert "q(z) / p(z) < 0.1" in caption and "Prior mass in holes:" in caption and "±" in caption
     assert shown(at)[0] != before[0]  # the grid is redrawn with the holes marked
     count = lambda text: int(re.search(r"circle\): (\d+) of (\d+) cells", text).group(1))  # noqa: E731
     assert count(caption) > 0  # mnist-vae-2d has holes on its 15 x 15 grid at span 2 (9.7% of the prior's mass)
-    assert any("hole cells" in c for img in at.get("image") for c in (img.caption or []))  # the images decoded there
+    assert any("hole cells" in i.caption for img in at.get("image") for i in img.proto.imgs)  # the images decoded there
     at.select_slider(key="manifold_hole_threshold").set_value(0.01)
     rerun(at)
-    fewer = next(c.value for c in at.caption if c.value.startswith("Red cells: Holes"))
+    fewer = next(c.value for c in at.caption if c.value.startswith("Red cells: holes. A hole:"))
     assert count(fewer) < count(caption)
 
 
@@ -113,7 +114,7 @@ def test_a_20d_manifold_says_its_holes_are_of_a_two_dimensional_marginal():
     at = open_app("manifold", "mnist-vae-20d")
     at.toggle(key="manifold_holes").set_value(True)
     rerun(at)
-    caption = next(c.value for c in at.caption if c.value.startswith("Red cells: Holes"))
+    caption = next(c.value for c in at.caption if c.value.startswith("Red cells: holes. A hole:"))
     assert "two-dimensional marginal of the 20-dimensional aggregate posterior" in caption
 
 
@@ -124,7 +125,7 @@ def test_the_latent_pad_shades_the_density_ratio():
     assert any("Prior mass in holes" in c.value for c in at.caption)
     import json
 
-    pad = next(c for c in at.get("plotly_chart") if "log10 q/p" in c.proto.spec)
+    pad = next(c for c in at.get("plotly_chart") if "log10 q(z)" in c.proto.spec)
     names = [t.get("name") for t in json.loads(pad.proto.spec)["data"]]
     assert names[0] == "log10 q(z)/p(z)" and "pad" in names and names.index("pad") > 0
 

@@ -93,7 +93,7 @@ def hole_caption(sel: Selection, dims: tuple[int, int], threshold: float, cells:
     plane = "" if d == 2 else (f" This is the plane of z[{dims[0]}] and z[{dims[1]}] alone: q(z) there is the two-dimensional "
                                f"marginal of the {d}-dimensional aggregate posterior, and a hole in it is a hole in those two "
                                "coordinates, whatever the others are.")
-    return (f"Holes: where q(z) / p(z) < {threshold:g} inside the prior's central {PRIOR_LEVEL:.0%} region (dashed "
+    return (f"A hole: where q(z) / p(z) < {threshold:g} inside the prior's central {PRIOR_LEVEL:.0%} region (dashed "
             f"circle){counted}. q(z) is the mixture of the posteriors q(z|x) of {share.n_posteriors:,} test images "
             f"({SOURCE}). Prior mass in holes: {mass(share)}." + plane + pooled)
 
@@ -136,17 +136,17 @@ def density_layer(fig, sel: Selection, lo: list[float], hi: list[float], thresho
     fig.data = ()
     fig.add_trace(go.Contour(x=xs, y=ys, z=(value / math.log(10)).clip(-3, 3), zmin=-3, zmax=3, colorscale="RdBu",
                              opacity=0.45, ncontours=12, contours=dict(coloring="heatmap", showlines=False),
-                             name="log10 q(z)/p(z)", colorbar=dict(title=dict(text="log10 q/p", side="right"), thickness=10, len=0.7),
+                             name="log10 q(z)/p(z)", showscale=False,  # the caption says the colours: no bar to crowd a phone
                              hovertemplate="z = (%{x:.2f}, %{y:.2f}): log10 q(z)/p(z) = %{z:.2f}<extra></extra>"))
     r = prior_radius(2)
     t = np.linspace(0, 2 * np.pi, 120)
     fig.add_trace(go.Scatter(x=r * np.cos(t), y=r * np.sin(t), mode="lines", name=f"prior's {PRIOR_LEVEL:.0%} region",
-                             line=dict(color="#b58900", dash="dash", width=1.5), hoverinfo="name"))
+                             line=dict(color="#b58900", dash="dash", width=1.5), hoverinfo="name", showlegend=False))
     gx, gy = np.meshgrid(xs, ys)
     inside = np.where(gx**2 + gy**2 <= r * r, value, np.nan)  # a hole is inside the prior's region only
     fig.add_trace(go.Contour(x=xs, y=ys, z=inside, showscale=False, name=f"hole: q/p < {threshold:g}",
                              contours=dict(start=math.log(threshold), end=math.log(threshold), size=1, coloring="none"),
-                             line=dict(color="rgb(230,40,40)", width=2.5), hoverinfo="skip", showlegend=True))
+                             line=dict(color="rgb(230,40,40)", width=2.5), hoverinfo="skip", showlegend=False))
     fig.add_traces(list(above))
 
 
@@ -208,7 +208,8 @@ def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container
             f"**This {what} is out of distribution for {sel.name}**: it is unlike the {items} the model was trained "
             "on. The model still encodes it somewhere and decodes something that looks like its training data, so "
             "its reconstruction, its place in the latent space and its scores say little about this input: do not "
-            "trust them. " + line, icon=":material/report:")
+            "trust them.", icon=":material/report:")
+        container.caption(line)
     else:
         container.caption(f"In distribution by this test. {line}")
     return v
@@ -250,8 +251,8 @@ def surgery_section(sel: Selection) -> None:
              r"q(z) &= \frac{1}{N}\sum_{n=1}^{N} q(z|x_n)\end{aligned}")
     st.caption(f"{SOURCE}: the KL term of the ELBO, averaged over the data, is the information the code keeps "
                "about which image it came from, plus how far the aggregate posterior q(z) is from the prior. "
-               "Only the second is a cost the model could avoid; where it is large, the prior draws codes where no "
-               "image lives (the holes on the Latent manifold). `vae.health.elbo_surgery` estimates both.")
+               "A prior equal to q(z) would remove the second and keep the first; where the second is large, the prior "
+               "draws codes where no image lives (the holes on the Latent manifold). `vae.health.elbo_surgery` estimates both.")
     s = sel.metrics.get("elbo_surgery")
     if not s:
         st.caption(f"Not measured for {sel.name} (`python -m vae.health {sel.folder} --write`"
