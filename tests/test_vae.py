@@ -172,7 +172,9 @@ def test_dynamic_binarization_and_the_iwae_objective_train(mnist_test):
                          iwae_k=3, schedule="cosine")
     result = train(config, data=(mnist_test[0][:600], mnist_test[1][:600]))
     first, last = result.history[0], result.history[-1]
-    assert last["val_loss"] < first["val_loss"] and all(math.isfinite(v) for v in last.values())
+    assert last["val_loss"] < first["val_loss"]
+    assert all(math.isfinite(v) for v in (*(v for k, v in last.items() if k != "val_kl_per_dim"), *last["val_kl_per_dim"]))
+    assert len(last["val_kl_per_dim"]) == 4 and sum(last["val_kl_per_dim"]) == pytest.approx(last["val_kl"], abs=1e-3)
     # Validation is on one fixed binarization: the same run again gives the same numbers.
     again = train(config, data=(mnist_test[0][:600], mnist_test[1][:600]))
     assert again.history == [{**h, "seconds": a["seconds"]} for h, a in zip(result.history, again.history)]
@@ -389,7 +391,8 @@ def test_training_is_reproducible_and_reports_progress():
     per_step = [e for e in events if e.train is None]
     per_epoch = [e for e in events if e.train is not None]
     assert len(per_step) == 2 * 6 and len(per_epoch) == 2
-    assert set(per_epoch[-1].val) == {"recon", "kl", "loss"}
+    assert set(per_epoch[-1].val) == {"recon", "kl", "loss", "kl_per_dim"}  # each dimension's KL: the panel's heat map
+    assert len(per_epoch[-1].val["kl_per_dim"]) == 2
 
 
 def test_bfloat16_autocast_trains_as_well_as_float32():
