@@ -3,7 +3,9 @@ raises it, test digits and a photo of a handwritten digit do not), the Embedding
 upload, the manifold's holes and the latent pad's density layer."""
 
 import io
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from safetensors.torch import load_file
 from test_reconstruct import upload
 from vae.embeddings import sample_path
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def png(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -123,8 +125,6 @@ def test_the_latent_pad_shades_the_density_ratio():
     at.toggle(key="sliders_pad_holes").set_value(True)
     rerun(at)
     assert any("Prior mass in holes" in c.value for c in at.caption)
-    import json
-
     pad = next(c for c in at.get("plotly_chart") if "log10 q(z)" in c.proto.spec)
     names = [t.get("name") for t in json.loads(pad.proto.spec)["data"]]
     assert names[0] == "log10 q(z)/p(z)" and "pad" in names and names.index("pad") > 0
