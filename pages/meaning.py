@@ -1,19 +1,14 @@
 """What the dimensions mean: each latent dimension against Morpho-MNIST's measurements and the class (a
 heat map), the model's disentanglement and attribute-traversal scores, and the beta sweep's trade-off."""
 
-import json
-from pathlib import Path
-
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from ui import PRETRAINED, meaning
+from ui import meaning
 from ui.charts import CLASS_COLORS
-from ui.models import Selection, shipped_models, test_metrics
+from ui.models import Selection, shipped_metrics, shipped_models, test_metrics
 from vae.attributes import GOAL_OTHERS, MIN_LABEL_RHO, TRAVERSED
-from vae.checkpoint import METRICS
 from vae.morphometry import MeasurementsNotFoundError
 
 SWEEP = [("mnist-vae-10d-beta1", 1), ("mnist-vae-10d-beta2", 2), ("mnist-vae-10d-beta4", 4), ("mnist-vae-10d-beta8", 8)]
@@ -123,17 +118,11 @@ def scores(sel: Selection) -> None:
                   f"{'met' if goal.get('met') else 'not met'}." if goal else ""))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _metrics(path: str, mtime: float) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def sweep_metrics() -> tuple[list[tuple[int, str, dict]], list[str]]:
     """([(beta, name, metrics.json)] of the beta sweep's models that have a test -ELBO, [missing names])."""
-    found, missing = [], []
+    found, missing, shipped = [], [], shipped_metrics()
     for name, beta in SWEEP:
-        path = PRETRAINED / name / METRICS
-        m = _metrics(str(path), path.stat().st_mtime) if path.is_file() else {}
+        m = shipped.get(name, {})
         if "neg_elbo" in test_metrics(m):
             found.append((beta, name, m))
         else:

@@ -5,17 +5,17 @@ the prior p(z), its holes, and whether an input is out of distribution. The numb
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from vae.health import HOLE_THRESHOLD, PRIOR_LEVEL, hole_share, log_density_ratio, prior_radius
+from vae.health import HOLE_THRESHOLD, PRIOR_LEVEL, hole_share, is_hole, log_density_ratio, prior_radius
 from vae.ood import CHOSEN, COMBINED, combined, is_out_of_distribution, ood_scores, percentile
 
-from .models import Selection, test_encodings, weights_mtime
+from .models import Selection, shipped_metrics, test_encodings, weights_mtime
 
 THRESHOLDS = (0.01, 0.03, 0.1, 0.3, 1.0)  # q(z)/p(z) below which a point of the prior's region is a hole
 HOLE_RED = (230, 40, 40)
@@ -113,8 +113,7 @@ def grid_holes(sel: Selection, coords: torch.Tensor, dims: tuple[int, int], cent
     n = coords.shape[0]
     rows, cols = torch.meshgrid(coords.flip(0).double() + centre[1], coords.double() + centre[0], indexing="ij")
     z = torch.stack([cols.reshape(-1), rows.reshape(-1)], 1)
-    inside = (z.pow(2).sum(1) <= prior_radius(2) ** 2).numpy()
-    return (inside & (log_ratio(sel, z, dims) < math.log(threshold))).reshape(n, n)
+    return is_hole(z, torch.from_numpy(log_ratio(sel, z, dims)), threshold).numpy().reshape(n, n)
 
 
 def _pad_mesh(sel: Selection, lo: list[float], hi: list[float], steps: int = 61):
@@ -129,8 +128,6 @@ def density_layer(fig, sel: Selection, lo: list[float], hi: list[float], thresho
     """Under the traces of a latent-pad figure: a Plotly contour of log10 q(z)/p(z) over the box [lo, hi]
     (blue where the encoder puts more mass than the prior, red where less), the prior's 95% circle, and
     the line q(z)/p(z) = threshold inside it, around the holes; the figure's own traces stay on top."""
-    import plotly.graph_objects as go
-
     xs, ys, value = _pad_mesh(sel, lo, hi)
     above = fig.data
     fig.data = ()
@@ -218,33 +215,14 @@ def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container
 # ---------------------------------------------------------------- the ELBO's surgery
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _surgeries(stamps: tuple[tuple[str, str, float], ...]) -> dict[str, dict]:
-    import json
-
-    out = {}
-    for name, path, _ in stamps:
-        s = json.loads(Path(path).read_text()).get("elbo_surgery")
-        if s:
-            out[name] = s
-    return out
-
-
 def shipped_surgeries() -> dict[str, dict]:
-    """Name -> "elbo_surgery" of every shipped model that has one, read again when a metrics.json changes."""
-    from vae.checkpoint import METRICS
-
-    from .models import shipped_models
-
-    paths = [(name, Path(folder) / METRICS) for name, folder in shipped_models().items()]
-    return _surgeries(tuple((name, str(p), p.stat().st_mtime) for name, p in paths if p.exists()))
+    """Name -> "elbo_surgery" of every shipped model that has one (``models.shipped_metrics``)."""
+    return {name: m["elbo_surgery"] for name, m in shipped_metrics().items() if m.get("elbo_surgery")}
 
 
 def surgery_section(sel: Selection) -> None:
     """The Theory page's last part: the average KL split into the index-code mutual information and the
     marginal KL, for the model picked and for every shipped model (metrics.json, ``vae.health``)."""
-    import plotly.graph_objects as go
-
     st.subheader("The average KL, carved up: ELBO surgery")
     st.latex(r"\begin{aligned}\frac{1}{N}\sum_{n=1}^{N}\mathrm{KL}\big(q(z|x_n)\,\|\,p(z)\big)"
              r"&= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{the prior's mismatch}}\\"

@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from vae.checkpoint import CONFIG, NAME_PATTERN, WEIGHTS, CheckpointError, load_checkpoint
+from vae.checkpoint import CONFIG, METRICS, NAME_PATTERN, WEIGHTS, CheckpointError, load_checkpoint
 from vae.data import CLASS_NAMES, DATASET_NAMES
 from vae.latent import encode_images
 from vae.models import MODELS
@@ -217,6 +217,18 @@ def best_val(metrics: dict) -> dict:
 def shipped_configs() -> dict[str, dict]:
     """Name -> config.json of every shipped model."""
     return {name: json.loads((Path(folder) / CONFIG).read_text()) for name, folder in shipped_models().items()}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _read_metrics(path: str, mtime: float) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def shipped_metrics() -> dict[str, dict]:
+    """Name -> metrics.json of every shipped model that has one; each file read once and again only
+    when it changes (keyed by its modification time, so a ``--write`` shows without a restart)."""
+    paths = {name: Path(folder) / METRICS for name, folder in shipped_models().items()}
+    return {name: _read_metrics(str(p), p.stat().st_mtime) for name, p in paths.items() if p.is_file()}
 
 
 def loss_name(config: dict) -> str:

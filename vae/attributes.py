@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import METRICS, atomic_write, load_checkpoint, weights_sha256, write_json
+from .checkpoint import atomic_write, load_checkpoint, weights_sha256
 from .morphometry import MEASUREMENTS, UNITS
 
 ATTRIBUTES_FILE = "attributes.safetensors"
@@ -604,18 +604,15 @@ def analyse(folder: str | os.PathLike, methods=(DEFAULT_METHOD,), n_codes: int =
 def write_results(folder: str | os.PathLike, result: dict) -> None:
     """Store ``analyse``'s result: attributes.safetensors, metrics.json's "attribute_traversal" and
     "disentanglement" keys (the rest of metrics.json kept), and the regenerated README.md card."""
-    from .evaluate import model_card
+    from .evaluate import update_metrics
 
     folder = Path(folder)
     save_attributes(result["attributes"], folder, {"traversal_rho": {
         n: e["rho"] for n, e in result["attribute_traversal"]["per_attribute"].items()}})
-    _, config, metrics = load_checkpoint(folder, "cpu")  # re-read: another tool may have written since
-    metrics["attribute_traversal"] = result["attribute_traversal"]
+    entries = {"attribute_traversal": result["attribute_traversal"]}
     if result["disentanglement"] is not None:
-        metrics["disentanglement"] = result["disentanglement"]
-    write_json(folder / METRICS, metrics)
-    card = model_card(folder.name, config, metrics)
-    atomic_write(folder / "README.md", lambda tmp: Path(tmp).write_text(card))
+        entries["disentanglement"] = result["disentanglement"]
+    update_metrics(folder, entries)
 
 
 def card_section(metrics: dict) -> list[str]:

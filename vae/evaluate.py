@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import METRICS, load_checkpoint, write_json
+from .checkpoint import CONFIG, METRICS, atomic_write, load_checkpoint, write_json
 from .data import DATASET_NAMES, binarized_test_split, load_dataset
 from .device import describe_device, resolve_device
 from .losses import iwae_nll, kl_divergence, reconstruction_nll, reparameterize
@@ -268,11 +268,20 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  -ELBO {result['neg_elbo']:.2f} = reconstruction {result['recon']:.2f} + KL {result['kl']:.2f}")
             print(f"  IWAE NLL (k={result['k']}) {result['iwae_nll']:.2f}   [{result['seconds']} s, {result['device']}]")
     if a.write:
-        folder = Path(a.folder)
-        _, config, metrics = load_checkpoint(folder)
-        metrics[PROTOCOLS[a.protocol]] = result
-        write_json(folder / METRICS, metrics)
-        (folder / "README.md").write_text(model_card(folder.name, config, metrics))
+        update_metrics(a.folder, {PROTOCOLS[a.protocol]: result})
+
+
+def update_metrics(folder: str | Path, entries: dict) -> None:
+    """Merge ``entries`` into a checkpoint folder's metrics.json, the rest kept (read again first:
+    another tool may have written since), and rewrite its README.md card from config and metrics.
+    What every ``--write`` (vae.evaluate, vae.attributes, vae.health, vae.ood) ends with."""
+    folder = Path(folder)
+    config = json.loads((folder / CONFIG).read_text())
+    metrics = json.loads((folder / METRICS).read_text()) if (folder / METRICS).is_file() else {}
+    metrics.update(entries)
+    write_json(folder / METRICS, metrics)
+    card = model_card(folder.name, config, metrics)
+    atomic_write(folder / "README.md", lambda tmp: Path(tmp).write_text(card))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ and is not computed here.
 
     python -m vae.health pretrained/mnist-vae-20d [--draws 4] [--write]
 
-``--write`` stores "elbo_surgery", "active_units" and "holes" in the folder's metrics.json.
+``--write`` stores "elbo_surgery", "active_units" and "holes" in the folder's metrics.json (and rewrites its card).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-LOG_2PI = math.log(2 * math.pi)
+from .losses import LOG_2PI, kl_divergence
+
 HOLE_THRESHOLD = 0.1  # q(z) / p(z) below this, inside the prior's central region: a hole
 PRIOR_LEVEL = 0.95  # the prior's central region: |z|^2 below the chi-square quantile at this level
 ACTIVE_UNIT_THRESHOLD = 1e-2  # Burda et al. (2016, Sec. 5.2)
@@ -118,12 +118,19 @@ def hole_share(mu: torch.Tensor, logvar: torch.Tensor, dims: list[int] | None = 
                      mu.shape[1], mu.shape[0], seed)
 
 
+def is_hole(z: torch.Tensor, log_ratio: torch.Tensor, threshold: float = HOLE_THRESHOLD,
+            level: float = PRIOR_LEVEL) -> torch.Tensor:
+    """The definition of a hole: z (M, D') inside the prior's central ``level`` region with
+    log q(z) - log p(z) (``log_ratio`` (M,), e.g. from ``log_density_ratio``) below log ``threshold``.
+    bool (M,)."""
+    inside = z.double().pow(2).sum(1) <= prior_radius(z.shape[1], level) ** 2
+    return inside & (torch.as_tensor(log_ratio) < math.log(threshold))
+
+
 def hole_mask(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dims: list[int] | None = None,
               threshold: float = HOLE_THRESHOLD, level: float = PRIOR_LEVEL) -> torch.Tensor:
-    """Which rows of z (M, D') are holes: inside the prior's central ``level`` region and with
-    q(z)/p(z) < threshold. bool (M,)."""
-    inside = z.double().pow(2).sum(1) <= prior_radius(z.shape[1], level) ** 2
-    return inside & (log_density_ratio(z, mu, logvar, dims) < math.log(threshold))
+    """Which rows of z (M, D') are holes of the aggregate posterior of (mu, logvar) (``is_hole``). bool (M,)."""
+    return is_hole(z, log_density_ratio(z, mu, logvar, dims), threshold, level)
 
 
 # ---------------------------------------------------------------- the ELBO's surgery
@@ -179,7 +186,7 @@ def elbo_surgery(mu: torch.Tensor, logvar: torch.Tensor, draws: int = 4, seed: i
     def se(t):  # the Monte Carlo error of the mean over n of each image's draws: only the draws vary
         return math.sqrt(t.var(0).sum().item() / draws) / n
 
-    avg_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean().item()
+    avg_kl = kl_divergence(mu, logvar).mean().item()
     return ElboSurgery(avg_kl, (mi + mk).mean().item(), se(mi + mk), mi.mean().item(), se(mi),
                        mk.mean().item(), se(mk), math.log(n), n, draws, seed)
 
@@ -260,7 +267,7 @@ def measure(folder: str | Path, data_root: str | None = None, draws: int = 4, se
     mu, logvar = encode_images(model, images, labels if model.conditional else None)
     surgery = elbo_surgery(mu, logvar, draws, seed)
     t_surgery = time.perf_counter() - t0
-    kl = (-0.5 * (1 + logvar.double() - mu.double().pow(2) - logvar.double().exp())).mean(0)
+    kl = kl_divergence(mu.double(), logvar.double(), per_dim=True).mean(0)
     units = active_units(mu, kl)
     # the manifold's default plane: the two highest-KL dimensions (repeats removed before cutting to two)
     dims = sorted(list(dict.fromkeys(rank_dimensions(kl.tolist())[0] + list(range(mu.shape[1]))))[:2])
@@ -279,7 +286,7 @@ def measure(folder: str | Path, data_root: str | None = None, draws: int = 4, se
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .checkpoint import METRICS, write_json
+    from .evaluate import update_metrics
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+")
@@ -297,10 +304,7 @@ def main(argv: list[str] | None = None) -> None:
               f" (KL count {result['active_units']['kl_count']}); holes {result['holes']['share']:.4f}"
               f" ± {result['holes']['se']:.4f} on {result['holes']['dims']}; {time.perf_counter() - t0:.1f} s")
         if args.write:
-            path = Path(folder) / METRICS
-            metrics = json.loads(path.read_text())
-            metrics.update(result)
-            write_json(path, metrics)
+            update_metrics(folder, result)
 
 
 if __name__ == "__main__":

@@ -41,14 +41,13 @@ framed the way uploads are (``frame_like_uploads``: each written as a PNG and pu
 (told apart from the unframed test images with an AUROC of 0.52 to 0.60 for MNIST models), and an
 upload should be judged against digits framed as it was.
 
-    python -m vae.ood pretrained/mnist-vae-20d [--write]      # "ood" in metrics.json
+    python -m vae.ood pretrained/mnist-vae-20d [--write]      # "ood" in metrics.json, and the card
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import time
 from pathlib import Path
@@ -244,7 +243,7 @@ def card_section(metrics: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .checkpoint import METRICS, write_json
+    from .evaluate import update_metrics
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+")
@@ -256,10 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         print(folder, {k: round(v["threshold"], 2) for k, v in result["scores"].items()},
               "framed:", {k: round(v["threshold"], 2) for k, v in result["framed"].items()}, f"{result['seconds']} s")
         if args.write:
-            path = Path(folder) / METRICS
-            metrics = json.loads(path.read_text())
-            metrics["ood"] = result
-            write_json(path, metrics)
+            update_metrics(folder, {"ood": result})
 
 
 if __name__ == "__main__":
