@@ -6,7 +6,7 @@ page: every script in pages/ defines ``render(selection)`` and ends by calling `
 
 import streamlit as st
 
-from ui import models, training
+from ui import models, state, training
 from vae.train import best_device, describe_device
 
 PAGES = [  # (script, title, icon); a page's URL path is its file name
@@ -29,6 +29,7 @@ def main() -> None:
     # Streamlit's own sidebar menu is off (client.showSidebarNavigation in .streamlit/config.toml), so
     # the pages/-folder mode never shows the files' names; the sidebar links to the pages instead.
     page = st.navigation(pages, position="hidden")
+    state.begin_run()
     # Images are drawn at their own size in pixels (ui.images.show_image): on a narrower column, as on a
     # phone, shrink them to fit instead of letting them overflow. A chart's hover picture (Vega's tooltip,
     # the Embeddings page) is a 28x28 test image: drawn at 3x, its pixels kept sharp.
@@ -43,8 +44,14 @@ def main() -> None:
         selection = models.picker()
         st.caption(f"Device: {describe_device(best_device())}")
         training.panel()
-    with models.selected(selection):
-        page.run()
+    notice = st.empty()  # a link's ignored values, said at the top of the page once it ran
+    try:
+        with models.selected(selection):
+            page.run()
+    finally:
+        ignored = state.end_run(page.url_path)
+        if ignored:
+            notice.warning(state.notice(ignored), icon=":material/link_off:")
 
 
 def run_page(render) -> None:

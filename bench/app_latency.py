@@ -65,9 +65,9 @@ def server_seconds(at: AppTest) -> float:
 
 def open_page(page: str, model: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.sidebar.selectbox(key="model_name").select(model).run()
+    at.sidebar.selectbox[0].select(model).run()
     at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception and at.sidebar.selectbox(key="model_name").value == model
+    assert not at.exception and at.sidebar.selectbox[0].value == model
     return at
 
 
@@ -125,7 +125,7 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
     out["embeddings: colour by -ELBO or by class"] = (
         at, lambda i, at=at: at.get("button_group")[1].set_value("neg_elbo" if i % 2 == 0 else "class"))
     at = open_page("manifold", "mnist-vae-2d")
-    at.toggle(key="manifold_overlay").set_value(True).run()
+    next(t for t in at.toggle if t.label.startswith("Overlay")).set_value(True).run()
     out["manifold: grid size with the encodings overlaid"] = (
         at, lambda i, at=at: at.slider[0].set_value(14 + 2 * (i % 2)))
     at = open_page("sliders", "mnist-vae-2d")
@@ -154,7 +154,7 @@ def first_open_table() -> None:
                         ("cvae", "mnist-cvae"), ("embeddings", "mnist-vae-20d"), ("ae_vs_vae", "mnist-vae-2d"),
                         ("theory", "mnist-vae-2d")):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-        at.sidebar.selectbox(key="model_name").select(model).run()
+        at.sidebar.selectbox[0].select(model).run()
         at.switch_page(f"pages/{page}.py")
         print(f"  {f'{page}, {model}':52s} {server_seconds(at) * 1000:6.0f} ms")
 

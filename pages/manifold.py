@@ -9,10 +9,10 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from ui import health, meaning
+from ui import health, meaning, state
 from ui.charts import CLASS_COLORS
 from ui.images import download_png, show_image, test_images
-from ui.models import Selection, sliders_prefix, start_sliders, test_encodings, test_metrics
+from ui.models import Selection, open_in_sliders_page, test_encodings, test_metrics
 from vae.conditional import class_decode, prior_styles
 from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordinates, manifold_grid, plane_pixel,
                         tile)
@@ -21,6 +21,16 @@ VIEWS = ("Manifold", "Prior samples", "Reconstructions")
 MARGIN = (54, 34)  # pixels left of and under the grid for the z ticks and the axis names (the vertical one turned)
 N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
+OTHERS = ("the prior mean (0)", "a random draw")
+S = state.PageState("manifold", [
+    state.Setting("view", str, VIEWS[0], options=VIEWS), state.Setting("grid", int, 15, 5, 30),
+    state.Setting("span", float, 2.0, 0.5, 4.0), state.Setting("spacing", str, GRID_SPACINGS[0], options=GRID_SPACINGS),
+    state.Setting("x", int, 0, 0), state.Setting("y", int, 1, 0), state.Setting("others", str, OTHERS[0], options=OTHERS),
+    state.Setting("seed", int, 0, 0, 10_000), state.Setting("label", int, 0, 0), state.Setting("centre", int, None, 0),
+    state.Setting("overlay", bool, False), state.Setting("holes", bool, False),
+    state.Setting("samples", int, 64, options=(16, 36, 64, 100)), state.Setting("samples_class", int, None, 0),
+    state.Setting("pairs", int, 4, options=(1, 2, 4, 6)),
+])
 
 
 def mark_means(picture: np.ndarray, means: torch.Tensor, names: list[str], centre: tuple[float, float], n: int,
@@ -97,7 +107,7 @@ def overlay_codes(picture: np.ndarray, codes: torch.Tensor, labels: torch.Tensor
 def render(sel: Selection) -> None:
     model, d = sel.model, sel.model.latent_dim
     st.title("Latent manifold")
-    kind = st.segmented_control("Show", VIEWS, default=VIEWS[0], required=True, key="manifold_view",
+    kind = st.segmented_control("Show", VIEWS, required=True, key=S.bind("view"),
                                 help="The decoded plane; samples from the prior; test images beside their "
                                 "reconstructions (the two figures pytorch/examples' VAE saves).")
     if kind == VIEWS[1]:
@@ -115,14 +125,16 @@ def render(sel: Selection) -> None:
 
     controls, view = st.columns([1, 2], gap="large")
     with controls:
-        n = st.slider("Grid size (cells per side)", 5, 30, 15)
+        n = st.slider("Grid size (cells per side)", 5, 30, key=S.bind("grid"))
         if model.variational:
-            span = st.slider("Span (± standard deviations)", 0.5, 4.0, 2.0, 0.25)
+            span = st.slider("Span (± standard deviations)", 0.5, 4.0, step=0.25, key=S.bind("span"))
         else:  # an AE's codes are not on the prior's scale: span them
             reach = float(test_encodings(sel)[0].abs().quantile(0.95))
-            span = st.slider("Span (± z)", 0.5, float(max(4, math.ceil(reach * 2))), round(reach * 2) / 2, 0.5)
+            top = float(max(4, math.ceil(reach * 2)))
+            span = st.slider("Span (± z)", 0.5, top, step=0.5, key=S.bind("span", default=round(reach * 2) / 2, hi=top))
         spacing = st.radio(
-            "Spacing", GRID_SPACINGS, horizontal=True, index=0 if model.variational else 1,
+            "Spacing", GRID_SPACINGS, horizontal=True,
+            key=S.bind("spacing", default=GRID_SPACINGS[0] if model.variational else GRID_SPACINGS[1]),
             help="quantile: equal prior mass per cell (through the normal's inverse CDF, as in the VAE "
             "paper's figures); linear: equal steps in z.",
         )
@@ -134,25 +146,28 @@ def render(sel: Selection) -> None:
             track = meaning.slider_labels(sel)
             label_of = lambda i: f"z[{i}]" + (f" · KL {kl[i]:.2f}" if kl else "") + (f" · {track[i]}" if track[i] else "")
             c1, c2 = st.columns(2)
-            dx = c1.selectbox("Horizontal dimension", order, index=0, format_func=label_of,
+            dx = c1.selectbox("Horizontal dimension", order, format_func=label_of,
+                              key=S.bind("x", default=order[0], hi=d - 1),
                               help="Ordered by mean KL on the test split (nats): near 0 means inactive.")
-            dy = c2.selectbox("Vertical dimension", order, index=1, format_func=label_of)
-            others = st.radio("Other dimensions held at", ["the prior mean (0)", "a random draw"], horizontal=True)
+            dy = c2.selectbox("Vertical dimension", order, format_func=label_of, key=S.bind("y", default=order[1], hi=d - 1))
+            others = st.radio("Other dimensions held at", OTHERS, horizontal=True, key=S.bind("others"))
             if dx == dy:
                 st.warning("Pick two different dimensions.")
                 st.stop()
             dims = (dx, dy)
-            if others == "a random draw":
-                seed = st.number_input("Seed of the draw", 0, 10_000, 0)
+            if others == OTHERS[1]:
+                seed = st.number_input("Seed of the draw", 0, 10_000, key=S.bind("seed"))
                 base = torch.randn(d, generator=torch.Generator().manual_seed(int(seed)))
         if sel.label_decoder:
             names = sel.class_names
-            label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), default=0, wrap=True,
-                                         format_func=lambda i: names[i], required=True)
+            label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), wrap=True,
+                                         format_func=lambda i: names[i], required=True,
+                                         key=S.bind("label", hi=len(names) - 1))
         means = None
         if sel.class_prior:  # the prior's ten means, marked on the plane; the grid can centre on one
             names, means = sel.class_names, model.class_means.detach().cpu()
-            centre = st.selectbox("Centre the plane on", [None, *range(len(names))], key="manifold_centre",
+            centre = st.selectbox("Centre the plane on", [None, *range(len(names))],
+                                  key=S.bind("centre", hi=len(names) - 1),
                                   format_func=lambda i: "the origin" if i is None else f"μ of class {names[i]}",
                                   help="Each class's prior is N(μ_y, I): centre on μ_y to see that class's cloud.")
             if base is not None:  # a random draw: the other dimensions' offsets from the centre
@@ -165,12 +180,12 @@ def render(sel: Selection) -> None:
     if base is not None and not sel.class_prior:
         base[list(dims)] = 0.0  # the plane through the origin; the draw holds the other dimensions
     with controls:
-        overlay = st.toggle("Overlay the test encodings", False, key="manifold_overlay",
+        overlay = st.toggle("Overlay the test encodings", key=S.bind("overlay"),
                             help=f"The means μ(x) of {N_OVERLAY:,} test images, one dot each in its class's colour, "
                             "where they fall on this plane (the other dimensions are ignored).")
         holes, threshold = False, None
         if health.has_standard_prior(sel):
-            holes = st.toggle("Mark the holes", False, key="manifold_holes",
+            holes = st.toggle("Mark the holes", key=S.bind("holes"),
                               help="Where the prior p(z) = N(0, I) puts mass but the aggregate posterior q(z), the mixture "
                                    "of the test images' q(z|x), puts almost none: prior draws there decode to images "
                                    "the model never learned to make (Hoffman & Johnson, 2016).")
@@ -249,8 +264,7 @@ def show_holes(sel: Selection, images: torch.Tensor, hole_cells: np.ndarray, dim
 
 def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:
     """Hand z (and a CVAE's label) to the Latent sliders page's state, then open that page."""
-    start_sliders(sliders_prefix(name), z, f"the {how}", label)
-    st.switch_page("pages/sliders.py")
+    open_in_sliders_page(name, z, f"the {how}", label)
 
 
 def prior_samples(sel: Selection) -> None:
@@ -265,11 +279,12 @@ def prior_samples(sel: Selection) -> None:
                 + (" For the class-prior VAE, z = μ_y + ε, ε ~ N(0, I), for the class picked (or any class)."
                    if sel.class_prior else ""))
     c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
-    count = c1.select_slider("Samples", [16, 36, 64, 100], value=64, key="manifold_samples")
+    count = c1.select_slider("Samples", [16, 36, 64, 100], key=S.bind("samples"))
     label = None
     if sel.conditional:
         options = [None, *range(len(names))] if sel.class_prior else list(range(len(names)))
-        label = c2.selectbox("Class", options, key="manifold_samples_class",
+        label = c2.selectbox("Class", options, key=S.bind("samples_class", hi=len(names) - 1,
+                                                         default=None if sel.class_prior else 0),
                              format_func=lambda i: "any class (the prior's mixture)" if i is None else names[i])
     seed = st.session_state.setdefault("manifold_samples_seed", 0)
     c3.button("New samples", icon=":material/casino:", key="manifold_new_samples",
@@ -297,7 +312,7 @@ def reconstructions(sel: Selection) -> None:
                 "mean code z = μ(x)" + (" (z = f(x) for this autoencoder)." if not model.variational else "."))
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     per_row = 8
-    rows = c1.select_slider("Pairs of rows", [1, 2, 4, 6], value=4, key="manifold_recon_rows")
+    rows = c1.select_slider("Pairs of rows", [1, 2, 4, 6], key=S.bind("pairs"))
     start = st.session_state.setdefault("manifold_recon_start", 0)
     c2.button("Other test images", icon=":material/casino:", key="manifold_recon_new",
               on_click=lambda: st.session_state.update(

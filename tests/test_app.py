@@ -78,7 +78,7 @@ def test_manifold_views_ticks_overlay_and_png_download():
     grid = at.get("image")[0]
     assert "z[0]" in grid.proto.imgs[0].caption and at.get("download_button")
     before = shown(at)[0]
-    at.toggle(key="manifold_overlay").set_value(True).run()
+    at.toggle(key="manifold/overlay").set_value(True).run()
     assert not at.exception and shown(at)[0] != before and "dots: test encodings" in at.get("image")[0].proto.imgs[0].caption
     view = at.get("button_group")[0]
     view.set_value("Prior samples").run()

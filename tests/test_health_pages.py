@@ -98,7 +98,7 @@ def test_the_embeddings_page_says_so_for_a_placed_letter():
 def test_the_manifold_marks_the_holes_with_their_share():
     at = open_app("manifold")
     before = shown(at)
-    at.toggle(key="manifold_holes").set_value(True)
+    at.toggle(key="manifold/holes").set_value(True)
     rerun(at)
     caption = next(c.value for c in at.caption if c.value.startswith("Red cells: holes. A hole:"))
     assert "q(z) / p(z) < 0.1" in caption and "Prior mass in holes:" in caption and "±" in caption
@@ -114,7 +114,7 @@ def test_the_manifold_marks_the_holes_with_their_share():
 
 def test_a_20d_manifold_says_its_holes_are_of_a_two_dimensional_marginal():
     at = open_app("manifold", "mnist-vae-20d")
-    at.toggle(key="manifold_holes").set_value(True)
+    at.toggle(key="manifold/holes").set_value(True)
     rerun(at)
     caption = next(c.value for c in at.caption if c.value.startswith("Red cells: holes. A hole:"))
     assert "two-dimensional marginal of the 20-dimensional aggregate posterior" in caption
@@ -132,7 +132,7 @@ def test_the_latent_pad_shades_the_density_ratio():
 
 def test_no_hole_toggle_for_an_autoencoder():
     at = open_app("manifold", "mnist-ae-2d")
-    assert not [t for t in at.toggle if t.key == "manifold_holes"]
+    assert not [t for t in at.toggle if t.key == "manifold/holes"]
 
 
 def test_the_theory_page_carves_up_the_kl_term():

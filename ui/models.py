@@ -18,10 +18,12 @@ from vae.latent import encode_images
 from vae.models import MODELS
 from vae.train import best_device
 
-from . import PRETRAINED
+from . import PRETRAINED, state
 from .images import test_images
 
-MODEL_KEY = "model_name"  # session state: the picker's value
+APP_STATE = state.PageState(state.APP, [  # in every page's URL
+    state.Setting("model", str, "mnist-vae-2d", unknown="no such model"), state.Setting("projector", bool, False)])
+MODEL_KEY = APP_STATE.key("model")  # session state: the picker's value
 SESSION_MODELS_KEY = "session_models"  # session state: name -> folder of the models trained in this session
 USER_MODELS_ENV = "VAE_USER_MODELS"
 DEFAULT_MODEL = "mnist-vae-2d"
@@ -82,6 +84,14 @@ def start_sliders(prefix: str, z: list[float], how: str, y: int | None = None) -
     if y is not None:
         st.session_state[f"{prefix}y"] = int(y)
     st.session_state[f"{prefix}start"] = (list(z), how, y)
+
+
+def open_in_sliders_page(name: str, z: list[float], how: str, y: int | None = None) -> None:
+    """Open the Latent sliders page at z (and a CVAE's label y) for model ``name``: the one hand-off
+    every page uses ("Open in the sliders")."""
+    start_sliders(sliders_prefix(name), z, how, y)
+    APP_STATE.set("model", name)
+    st.switch_page("pages/sliders.py", query_params={"model": name})
 
 
 _run = threading.local()  # each session's script runs in a thread of its own
@@ -177,9 +187,9 @@ def picker() -> Selection:
     if not folders:
         st.error("No models found in pretrained/. Train one with `python -m vae.train ... --out pretrained/NAME`.")
         st.stop()
-    if st.session_state.get(MODEL_KEY) not in folders:  # first visit, or the model is gone
-        st.session_state[MODEL_KEY] = DEFAULT_MODEL if DEFAULT_MODEL in folders else next(iter(folders))
-    name = st.selectbox("Model", list(folders), key=MODEL_KEY, format_func=labels.get)
+    default = DEFAULT_MODEL if DEFAULT_MODEL in folders else next(iter(folders))
+    key = APP_STATE.bind("model", default=default, options=tuple(folders))  # the link's, else the session's
+    name = st.selectbox("Model", list(folders), key=key, format_func=labels.get)
     try:
         model, config, metrics = load_model(folders[name])
     except CheckpointError as err:

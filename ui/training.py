@@ -21,7 +21,7 @@ from vae.train import TrainConfig, active_units_per_epoch, collapse_warning, kl_
 
 from . import PRETRAINED, policy
 from .charts import history_figure, kl_heatmap
-from .models import MODEL_KEY, best_val, loss_name, session_models, user_models_dir
+from .models import APP_STATE, best_val, loss_name, session_models, user_models_dir
 
 JOB_KEY = "train_job_id"  # session state: the id of this session's latest training job
 BATCH_SIZES = (32, 64, 128, 256, 512)
@@ -84,7 +84,7 @@ def adopt_finished_job() -> None:
     job = job_registry().job(st.session_state.get(JOB_KEY))
     if job is not None and not job.running and job.folder is not None and job.name not in session_models():
         session_models()[job.name] = str(job.folder)
-        st.session_state[MODEL_KEY] = job.name
+        APP_STATE.set("model", job.name)
 
 
 def _file_stem(name: str) -> str:

@@ -1,0 +1,231 @@
+"""Each page's settings, kept for the session and shown in the URL, so that a link reopens a view.
+
+Streamlit drops the state of a widget that a run does not draw: leave a page, or switch the manifold
+to "Prior samples", and its sliders come back at their defaults. Here each setting lives in a store
+of its own in the session (a key no widget owns, so Streamlit keeps it), and the widget is bound to
+it on every run: ``st.slider(..., key=state.bind("grid"))``. ``bind`` puts the setting's value under
+the widget's key when the widget has none (a page revisited, a link opened), copies the widget's
+value back to the store when it has one, and writes it to the URL (``st.query_params``: only values
+other than the default, so a link stays short).
+
+The URL is read once per page and session: on the first run that draws the page (a link opened, a
+reload, a hand-off from another page through ``open_page``). A value there that is unknown or out of
+range is ignored, and ``notice()`` says which. After that the session's store wins, so a parameter
+left in the URL from another model never overrides what the visitor set.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import streamlit as st
+
+STORE = "state/"  # session-state keys of the stores: state/<page>/<scope>/<name>
+READ = "state-url-read/"  # state-url-read/<page>: the page has read its URL in this session
+APP = "app"  # the settings every page has (the model)
+
+_run = threading.local()  # this script run's page state and what its URL held that was ignored
+_EVERY_PAGE: list[PageState] = []  # the app's own settings (the model), on every page
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a page: its URL parameter ``name``, type, default and the values it may take.
+
+    kind: int, float, str or bool; lo and hi bound a number (inclusive); options list the values a
+    choice may take (None: any); length, for a list of numbers (``many``), the count it must have.
+    """
+
+    name: str
+    kind: type = int
+    default: Any = None
+    lo: float | None = None
+    hi: float | None = None
+    options: tuple | None = None
+    many: bool = False
+    length: int | None = None
+    unknown: str = "not one of the choices"  # the reason given for a value not among the options
+
+    def parse(self, text: str) -> Any:
+        """A URL parameter's text as a value; raises ValueError when it is not one this setting may take."""
+        if self.many:
+            values = tuple(self._one(part) for part in text.split(",")) if text else ()
+            if self.length is not None and len(values) != self.length:
+                raise ValueError(f"needs {self.length} values")
+            return values
+        return self._one(text)
+
+    def _one(self, text: str) -> Any:
+        if self.kind is bool:
+            if text not in ("0", "1", "true", "false"):
+                raise ValueError("not on or off")
+            return text in ("1", "true")
+        if self.kind is str:
+            value = text
+        else:
+            value = self.kind(float(text)) if self.kind is int and float(text).is_integer() else self.kind(text)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError("not a number")
+        self.check(value)
+        return value
+
+    def check(self, value: Any) -> None:
+        """Raises ValueError (with the reason in a visitor's words) when ``value`` is not allowed."""
+        if self.many:
+            if not isinstance(value, (tuple, list)) or (self.length is not None and len(value) != self.length):
+                raise ValueError(f"needs {self.length} values")
+            for v in value:
+                self._check_one(v)
+        else:
+            self._check_one(value)
+
+    def _check_one(self, value: Any) -> None:
+        if self.options is not None and value not in self.options:
+            raise ValueError(self.unknown)
+        if isinstance(value, bool) != (self.kind is bool) and self.options is None:
+            raise ValueError("of the wrong type")
+        if self.lo is not None and not value >= self.lo:
+            raise ValueError(f"below {self.lo:g}")
+        if self.hi is not None and not value <= self.hi:
+            raise ValueError(f"above {self.hi:g}")
+
+    def format(self, value: Any) -> str:
+        if self.many:
+            return ",".join(self._format_one(v) for v in value)
+        return self._format_one(value)
+
+    def _format_one(self, value: Any) -> str:
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+    def valid(self, value: Any) -> bool:
+        try:
+            self.check(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+
+class PageState:
+    """The settings of one page (``page``: its URL path, "" for the default page), optionally per
+    ``scope`` (a model's name, where the values only make sense for that model: the sliders' z)."""
+
+    def __init__(self, page: str, settings: list[Setting], scope: str | None = None):
+        self.page, self.scope = page, scope
+        self.settings = {s.name: s for s in settings}
+        pages = _EVERY_PAGE if page == APP else getattr(_run, "pages", None)
+        if pages is not None:
+            pages.append(self)
+
+    def key(self, name: str) -> str:
+        """The session-state key of the widget bound to setting ``name``."""
+        return "/".join(p for p in (self.page or "manifold", self.scope, name) if p is not None)
+
+    def _store(self, name: str) -> str:
+        return STORE + self.key(name)
+
+    def bind(self, name: str, **changes) -> str:
+        """The widget key for setting ``name``, with its value in place: call it in the widget's
+        ``key=`` argument and give the widget no value of its own. ``changes`` replace fields of the
+        Setting for this run (a default or a range that depends on the model)."""
+        setting = replace(self.settings[name], **changes) if changes else self.settings[name]
+        key, state = self.key(name), st.session_state
+        if key in state and setting.valid(_plain(state[key])):
+            value = _plain(state[key])
+        else:
+            value = self._initial(setting)
+            state[key] = list(value) if setting.many else value
+        state[self._store(name)] = value
+        _write_url(setting, value)
+        return key
+
+    def get(self, name: str, **changes) -> Any:
+        """The setting's value without a widget (one the page keeps itself: a list, a seed)."""
+        setting = replace(self.settings[name], **changes) if changes else self.settings[name]
+        value = self._initial(setting)
+        st.session_state[self._store(name)] = value
+        _write_url(setting, value)
+        return value
+
+    def set(self, name: str, value: Any) -> None:
+        """Change a setting from code (a button, a click on a chart): the widget shows it on the next
+        run. Call it from a callback, or before ``st.rerun``, not after its widget was drawn."""
+        st.session_state[self._store(name)] = value
+        st.session_state.pop(self.key(name), None)
+
+    def _initial(self, setting: Setting) -> Any:
+        """The value a setting starts a run with when its widget has none: the URL's (read once per
+        page and session), else the store's, else the default."""
+        if not st.session_state.get(READ + self.page):
+            text = st.query_params.get(setting.name)
+            if text is not None:
+                try:
+                    return setting.parse(text)
+                except (TypeError, ValueError) as err:
+                    _ignore(setting.name, text, str(err))
+        stored = st.session_state.get(self._store(setting.name))
+        return stored if stored is not None and setting.valid(stored) else setting.default
+
+
+def _plain(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _write_url(setting: Setting, value: Any) -> None:
+    """The value in the URL: set when it is not the default, removed when it is."""
+    params = st.query_params
+    if value == setting.default or value is None:
+        if setting.name in params:
+            del params[setting.name]
+    else:
+        text = setting.format(value)
+        if params.get(setting.name) != text:
+            params[setting.name] = text
+
+
+def _ignore(name: str, text: str, reason: str) -> None:
+    ignored = getattr(_run, "ignored", None)
+    if ignored is not None and (name, text, reason) not in ignored:
+        ignored.append((name, text, reason))
+    if name in st.query_params:
+        del st.query_params[name]
+
+
+def zoom() -> int:
+    """2 in projector mode (the sidebar's toggle: images, their ticks and the page's fonts larger), else 1.
+    Pages multiply the pixel scale of what they draw by it."""
+    return 2 if st.session_state.get(STORE + APP + "/projector") else 1
+
+
+def begin_run() -> None:
+    """Start collecting this run's page states and ignored URL values (app.py, before the page)."""
+    _run.pages, _run.ignored = [], []
+
+
+def end_run(page: str) -> list[tuple[str, str, str]]:
+    """After the page ran: drop the URL's parameters no setting of this page knows (once per page and
+    session, on the run that read its URL), mark the URL read, and return every ignored
+    (parameter, text, reason)."""
+    ignored = list(getattr(_run, "ignored", None) or [])
+    states = [*_EVERY_PAGE, *(getattr(_run, "pages", None) or [])]
+    if not st.session_state.get(READ + page):
+        known = {name for p in states for name in p.settings}
+        for name in [n for n in st.query_params if n not in known]:
+            ignored.append((name, st.query_params[name], "not a setting of this page"))
+            del st.query_params[name]
+    for name in {page, *(p.page for p in states)}:
+        st.session_state[READ + name] = True
+    _run.pages, _run.ignored = None, None
+    return ignored
+
+
+def notice(ignored: list[tuple[str, str, str]]) -> str:
+    """One line on what a link held that was ignored: 'Ignored from the link: grid=9999 (above 30).'"""
+    parts = [f"{name}={text if len(text) <= 24 else text[:21] + '...'} ({reason})" for name, text, reason in ignored]
+    return "Ignored from the link, showing the defaults instead: " + "; ".join(parts) + "."
