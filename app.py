@@ -9,7 +9,8 @@ import streamlit as st
 from ui import models, state, training
 from vae.train import best_device, describe_device
 
-PAGES = [  # (script, title, icon); a page's URL path is its file name
+PAGES = [  # (script, title, icon); a page's URL path is its file name, the first page's the bare root
+    ("pages/home.py", "Start here", ":material/home:"),
     ("pages/manifold.py", "Latent manifold", ":material/grid_on:"),
     ("pages/reconstruct.py", "Reconstruct an image", ":material/image_search:"),
     ("pages/sliders.py", "Latent sliders", ":material/tune:"),
@@ -20,6 +21,21 @@ PAGES = [  # (script, title, icon); a page's URL path is its file name
     ("pages/ae_vs_vae.py", "AE vs VAE", ":material/compare:"),
     ("pages/theory.py", "Theory: KL and ELBO", ":material/functions:"),
 ]
+
+
+# On a phone the sidebar covers most of the page, and Streamlit closes it after a tap on its own page menu
+# but not after one on an st.page_link: close it the same way (its collapse button) when a link is tapped on
+# a narrow screen (Streamlit's mobile breakpoint, 768 px). Installed once per browser tab.
+CLOSE_SIDEBAR_ON_PHONE = """<script>
+if (!window.vaeCloseSidebar) {
+  window.vaeCloseSidebar = true;
+  document.addEventListener("click", (e) => {
+    if (window.innerWidth >= 768 || !e.target.closest("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]")) return;
+    const close = document.querySelector("[data-testid=stSidebarCollapseButton] button");
+    if (close) setTimeout(() => close.click(), 0);
+  }, true);
+}
+</script>"""
 
 
 def main() -> None:
@@ -39,6 +55,7 @@ def main() -> None:
     with st.sidebar:
         for p in pages:
             st.page_link(p)
+        st.html(CLOSE_SIDEBAR_ON_PHONE, unsafe_allow_javascript=True)
         st.divider()
         training.adopt_finished_job()  # a model this session just trained joins the picker, picked
         selection = models.picker()
@@ -49,7 +66,7 @@ def main() -> None:
         with models.selected(selection):
             page.run()
     finally:
-        ignored = state.end_run(page.url_path)
+        ignored = state.end_run(page.url_path or "home")
         if ignored:
             notice.warning(state.notice(ignored), icon=":material/link_off:")
 

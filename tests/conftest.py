@@ -36,9 +36,9 @@ def rerun(at: AppTest) -> AppTest:
     return at
 
 
-def open_app(page: str | None = None, model: str | None = None, timeout: float = 60) -> AppTest:
+def open_app(page: str | None = "manifold", model: str | None = None, timeout: float = 60) -> AppTest:
     """app.py under AppTest, with ``model`` picked in the sidebar (else the default), on pages/PAGE.py
-    (else the default page); no exception allowed."""
+    (None: the landing page, where the app opens); no exception allowed."""
     at = rerun(AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout))
     if model:
         at.sidebar.selectbox[0].select(model)

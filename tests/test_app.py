@@ -11,7 +11,17 @@ def test_shipped_models_are_there():
     assert {"mnist-vae-2d", "mnist-vae-20d", "mnist-cvae", "fashion-vae-2d"} <= set(SHIPPED)
 
 
-def test_app_opens_on_the_manifold_of_the_2d_model():
+def test_app_opens_on_the_landing_page():
+    """Issue 25: the app says what it is, where to start, which data it uses and what each model is for."""
+    at = open_app(None)
+    assert at.title[0].value == "VAE Latent Space Explorer" and not at.error
+    assert "variational autoencoder" in at.markdown[0].value
+    assert any(m.value.startswith("**Data:**") for m in at.markdown)
+    table = at.dataframe[0].value
+    assert set(SHIPPED) <= set(table["Model"]) and table["What it is for"].str.len().min() > 0
+
+
+def test_the_manifold_of_the_2d_model():
     at = open_app()
     assert at.sidebar.selectbox[0].value == "mnist-vae-2d"
     assert at.title[0].value == "Latent manifold"

@@ -44,7 +44,7 @@ def registry(tmp_path):
 def test_a_short_run_reports_progress_and_saves_a_loadable_model(registry):
     seen = []
     job = registry.start("session-a", TrainConfig(epochs=2, **SMALL))  # the training split, as the button does
-    assert job.running and registry.running() == [job] and job.name == "mnist-vae-2d · run 1"
+    assert job.running and registry.running() == [job] and job.name == "run 1 · mnist vae 2-d"
     while job.running:
         if job.progress is not None:
             seen.append((job.progress.epoch, job.progress.step))
@@ -100,7 +100,7 @@ def test_the_global_limit_and_one_job_per_session(registry, test_split):
     a = registry.start("session-a", long, data=data)
     with pytest.raises(BusyError, match="busy: 1 training job running"):
         registry.start("session-b", long, data=data)
-    with pytest.raises(BusyError, match="This session is already training mnist-vae-2d · run 1"):
+    with pytest.raises(BusyError, match="This session is already training run 1 · mnist vae 2-d"):
         registry.start("session-a", long, data=data)
     assert registry.running() == [a]
     a.stop()

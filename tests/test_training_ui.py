@@ -90,7 +90,7 @@ def test_train_button_trains_and_the_model_joins_the_picker(tmp_path):
     picker = at.sidebar.selectbox[0]
     assert picker.value == job.name and f"session: {job.name}" in picker.options
     assert manifold_caption(at).startswith(f"{job.name}: horizontal z[0]")  # the page uses the new model
-    assert "Trained **mnist-vae-2d · run 1**: 1 epoch in" in at.sidebar.success[0].value
+    assert "Trained **run 1 · mnist vae 2-d**: 1 epoch in" in at.sidebar.success[0].value
     assert any("validation -ELBO" in c.value for c in at.sidebar.caption)
     download = next(b for b in at.get("download_button") if b.proto.label.endswith(".zip"))
     assert download.label == "Download mnist-vae-2d-run-1.zip"

@@ -12,7 +12,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae.checkpoint import ModelNameError, save_user_model, zip_folder
-from vae.data import DATASET_NAMES
+from vae.data import DATASET_NAMES, data_root, has_split
 from vae.jobs import BusyError, Job, JobRegistry
 from vae.losses import LIKELIHOODS
 from vae.models import MODELS
@@ -236,10 +236,29 @@ def _start_job() -> None:
         state[JOB_KEY] = job.id
 
 
+def missing_data() -> str | None:
+    """What the panel says when a dataset's training images are not on this machine, in a visitor's
+    words (``vae.data.has_split``); None when both are there."""
+    missing = [DATASET_NAMES[n] for n in DATASET_NAMES if not has_split(n, "train")]
+    if not missing:
+        return None
+    which = " and ".join(missing)
+    return (f"Training needs the {which} training images, which are not on this machine "
+            f"(looked in {data_root().resolve()}). The app's pages work from the shipped models and a bundled "
+            "sample of test images; to train, put the datasets there (`python -m vae.data` downloads them) "
+            "or set VAE_DATA_DIR to where they are, then restart the app.")
+
+
 def _train_form(running: bool) -> None:
     """The training settings and the Train button, which starts a job through the registry."""
+    offline = missing_data()
+    if offline:
+        st.info(offline, icon=":material/cloud_off:")
+    usable = [n for n in DATASET_NAMES if has_split(n, "train")]
+    if not usable:
+        return
     with st.form("train_form", border=False):
-        st.radio("Dataset", list(DATASET_NAMES), format_func=DATASET_NAMES.get, horizontal=True, key="train_dataset")
+        st.radio("Dataset", usable, format_func=DATASET_NAMES.get, horizontal=True, key="train_dataset")
         st.radio("Model type", list(MODELS), format_func=lambda kind: MODELS[kind].short_name, horizontal=True, key="train_model",
                  help="VAE: MLP encoder and decoder (784-400-latent); ConvVAE: convolutional; CVAE: the MLP VAE "
                  "told the class, for the CVAE page; class-prior VAE: the MLP VAE with a learned prior mean per "

@@ -58,6 +58,13 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get("VAE_DATA_DIR") or "data")
 
 
+def has_split(name: str, split: str = "train", root: str | os.PathLike | None = None) -> bool:
+    """Whether ``load_dataset(name, split, root)`` would find the split's files (torchvision's raw
+    layout, decompressed: what its MNIST class checks), without reading them."""
+    folder = data_root(root) / DATASETS[name].__name__ / "raw"
+    return all((folder / f).is_file() for f in RAW_FILES[split])
+
+
 def load_dataset(
     name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -283,7 +283,7 @@ class JobRegistry:
             self._runs += 1
             device = resolve_device(config.device)
             job = Job(uuid.uuid4().hex[:12], session,
-                      f"{config.dataset}-{config.model}-{config.latent_dim}d · run {self._runs}",
+                      f"run {self._runs} · {config.dataset} {config.model} {config.latent_dim}-d",
                       config, describe_device(device))
             self._jobs[job.id] = job
         job._thread = threading.Thread(target=self._supervise, args=(job, folder / session / job.id, alive, data, policy),

@@ -17,9 +17,9 @@ def test_every_page_renders(app, open_page):
     page = open_page()
     links = page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]")
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-    assert len(hrefs) == 9, hrefs
-    # Named by URL path; the default page's URL is the bare root.
-    pages = {href.strip("/").rsplit("/", 1)[-1] or "manifold": urljoin(f"{app}/", href) for href in hrefs}
+    assert len(hrefs) == 10, hrefs
+    # Named by URL path; the landing page's URL is the bare root.
+    pages = {href.strip("/").rsplit("/", 1)[-1] or "home": urljoin(f"{app}/", href) for href in hrefs}
     for name, href in pages.items():
         page.goto(href)
         wait_until_rendered(page)
@@ -31,7 +31,7 @@ def test_every_page_renders(app, open_page):
 
 
 def test_moving_a_slider_redraws_the_manifold(open_page):
-    page = open_page()
+    page = open_page("manifold")
     image = page.locator("[data-testid=stImage] img").first
     before = image.get_attribute("src")
     page.get_by_role("slider").first.focus()
@@ -46,7 +46,7 @@ def test_moving_a_slider_redraws_the_manifold(open_page):
     assert page.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "18"  # 15 + 3 steps
 
 
-TITLES = {"Latent manifold", "Reconstruct an image", "Latent sliders", "What the dimensions mean", "Interpolation",
+TITLES = {"Start here", "Latent manifold", "Reconstruct an image", "Latent sliders", "What the dimensions mean", "Interpolation",
           "CVAE: class and style",
           "Embeddings (t-SNE, UMAP, PCA)", "AE vs VAE", "Theory: KL and ELBO"}
 # Every navigation label the page ever shows, recorded from the first byte on.
@@ -116,7 +116,7 @@ def pick_model(page, name: str) -> None:
 
 def test_every_class_button_is_visible_at_1400_px(open_page):
     """Issue 14, item 4: class pickers wrap instead of hiding classes past the column's edge."""
-    page = open_page()
+    page = open_page("manifold")
     for model, path, label in (("mnist-cvae", "", "Class (the CVAE's label y)"),
                                ("fashion-cvae", "cvae", "Pick the item (the label y)")):
         if path:
@@ -168,7 +168,7 @@ def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
     1.31x, style transfer 1.3x. Every image is shown at its own size (integer scales that fit)."""
     page = open_page()
     base = page.url.rstrip("/")
-    for path, setup in (("", None), ("sliders", None), ("interpolate", None), ("cvae", "Switch to mnist-cvae"),
+    for path, setup in (("manifold", None), ("sliders", None), ("interpolate", None), ("cvae", "Switch to mnist-cvae"),
                         ("reconstruct", None), ("ae_vs_vae", None), ("theory", None)):
         page.goto(f"{base}/{path}")
         wait_until_rendered(page)

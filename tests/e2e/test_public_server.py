@@ -165,7 +165,7 @@ def test_the_image_serves_every_page_and_a_visitor_keeps_nothing_behind(image, b
             epochs.fill("1")
             epochs.press("Tab")
             sidebar.get_by_role("button", name="Train", exact=True).click()
-            sidebar.get_by_text(re.compile(r"Trained mnist-vae-2d · run \d+: 1 epoch in")).wait_for(timeout=120_000)
+            sidebar.get_by_text(re.compile(r"Trained run \d+ · mnist vae 2-d: 1 epoch in")).wait_for(timeout=120_000)
             wait_until_rendered(page)
             screenshot(sidebar, "public-trained")
             assert_clean(page)

@@ -38,12 +38,12 @@ def start_training(page, epochs: int, dataset: str | None = None) -> None:
 def test_a_one_epoch_run_finishes_and_its_model_is_drawn(page):
     start_training(page, epochs=1)
     sidebar = page.locator("[data-testid=stSidebar]")
-    done = sidebar.get_by_text(re.compile(r"Trained mnist-vae-2d · run \d+: 1 epoch in"))
+    done = sidebar.get_by_text(re.compile(r"Trained run \d+ · mnist vae 2-d: 1 epoch in"))
     done.wait_for(timeout=120_000)
     wait_until_rendered(page)
     shoot(page, "one-epoch-done")
     assert_clean(page)
-    name = re.search(r"Trained (mnist-vae-2d · run \d+)", done.inner_text()).group(1)
+    name = re.search(r"Trained (run \d+ · mnist vae 2-d)", done.inner_text()).group(1)
     assert sidebar.get_by_label("Model", exact=True).input_value() == f"session: {name}"
     caption = page.locator("[data-testid=stMain] [data-testid=stImage]").first.inner_text()
     assert caption.startswith(f"{name}: horizontal z[0]")  # the page draws the new model
@@ -72,4 +72,4 @@ def test_a_longer_run_is_shown_live_and_stops_on_request(page):
     wait_until_rendered(page)
     shoot(page, "stopped")
     assert_clean(page)
-    assert sidebar.get_by_label("Model", exact=True).input_value().startswith("session: fashion-vae-2d · run ")
+    assert sidebar.get_by_label("Model", exact=True).input_value().startswith("session: run ")
