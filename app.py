@@ -36,6 +36,31 @@ if (!window.vaeCloseSidebar) {
   }, true);
 }
 </script>"""
+# "Copy link": the address bar holds the view's settings (ui.state writes them to the URL), so the button
+# copies location.href; where the Clipboard API is missing (a plain-http address other than localhost) it
+# falls back to a selected text field and the browser's copy command.
+COPY_LINK = """<button class="vae-copy-link" type="button">🔗 Copy link to this view</button>
+<style>.vae-copy-link {width: 100%; padding: 0.4rem 0.75rem; border-radius: 0.5rem; cursor: pointer;
+  border: 1px solid rgba(49, 51, 63, 0.2); background: white; color: inherit; font: inherit;}</style>
+<script>
+if (!window.vaeCopyLink) {
+  window.vaeCopyLink = true;
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest(".vae-copy-link");
+    if (!button) return;
+    const url = window.location.href;
+    try { await navigator.clipboard.writeText(url); }
+    catch (err) {
+      const field = document.createElement("textarea");
+      field.value = url; document.body.appendChild(field); field.select();
+      document.execCommand("copy"); field.remove();
+    }
+    button.textContent = "✓ Link copied";
+    setTimeout(() => { button.textContent = "🔗 Copy link to this view"; }, 2000);
+  });
+}
+</script>"""
+PROJECTOR_CSS = "<style>html {font-size: 24px;}</style>"  # Streamlit sizes its text in rem: all of it grows
 
 
 def main() -> None:
@@ -60,6 +85,11 @@ def main() -> None:
         training.adopt_finished_job()  # a model this session just trained joins the picker, picked
         selection = models.picker()
         st.caption(f"Device: {describe_device(best_device())}")
+        st.toggle("Projector mode", key=models.APP_STATE.bind("projector"),
+                  help="Larger text, images, ticks and labels, for a room: images and their downloads at twice the size.")
+        if state.zoom() > 1:
+            st.html(PROJECTOR_CSS)
+        st.html(COPY_LINK, unsafe_allow_javascript=True)
         training.panel()
     notice = st.empty()  # a link's ignored values, said at the top of the page once it ran
     try:

@@ -3,6 +3,7 @@ away, a grid of samples from the prior and test images beside their reconstructi
 of PyTorch's VAE example)."""
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -18,7 +19,8 @@ from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordi
                         tile)
 
 VIEWS = ("Manifold", "Prior samples", "Reconstructions")
-MARGIN = (54, 34)  # pixels left of and under the grid for the z ticks and the axis names (the vertical one turned)
+MARGIN = (58, 40)  # pixels left of and under the grid for the z ticks and the axis names (the vertical one turned)
+TICK_FONT_PX = 13  # the ticks' and axis names' size (times state.zoom() in projector mode)
 N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
 OTHERS = ("the prior mean (0)", "a random draw")
@@ -44,19 +46,22 @@ def mark_means(picture: np.ndarray, means: torch.Tensor, names: list[str], centr
             continue  # off the plane shown
         px = plane_pixel(mx - centre[0], n, cell, span, spacing)
         py = size - plane_pixel(my - centre[1], n, cell, span, spacing)  # z grows upwards, pixels downwards
-        r = max(6, cell // 4)
+        r = max(6, int(cell // 4))
         for width, colour in ((5, (0, 0, 0)), (3, (255, 60, 60))):  # a dark outline: readable on any cell
             draw.line([(px - r, py - r), (px + r, py + r)], fill=colour, width=width)
             draw.line([(px - r, py + r), (px + r, py - r)], fill=colour, width=width)
-        draw.text((px + r + 1, py - r), name, fill=(255, 60, 60), font_size=max(16, cell // 2), anchor="lm",
+        draw.text((px + r + 1, py - r), name, fill=(255, 60, 60), font_size=max(16, int(cell // 2)), anchor="lm",
                   stroke_width=2, stroke_fill=(0, 0, 0))
     return np.asarray(image)
 
 
 def ticks(span: float) -> list[float]:
-    """Round z values to label within ±span: whole numbers, or halves for a small span."""
-    step = 1.0 if span >= 1.5 else 0.5
-    k = int(span / step)
+    """Round z values to label within ±span, at most 9 of them: whole numbers, or halves for a small span,
+    or a step of 2, 5, 10, ... for a wide one (an autoencoder's plane may span ±14: ticks one apart ran
+    together)."""
+    least = 1.0 if span >= 1.5 else 0.5
+    step = next(s * 10**e for e in range(-1, 6) for s in (1, 2, 5) if s * 10**e >= least and 2 * span / (s * 10**e) <= 8)
+    k = int(span / step + 1e-9)
     return [i * step for i in range(-k, k + 1)]
 
 
@@ -67,7 +72,9 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
     is named "z[j]", with what the dimension tracks when ``tracks`` says ("z[3]: slant, rho = 0.81");
     the vertical name runs up the left edge."""
     h, w = picture.shape[:2]
-    left, bottom = MARGIN
+    zoom = state.zoom()
+    left, bottom = MARGIN[0] * zoom, MARGIN[1] * zoom
+    font = TICK_FONT_PX * zoom
     image = Image.new("RGB", (w + left, h + bottom), (255, 255, 255))
     image.paste(Image.fromarray(picture).convert("RGB"), (left, 0))
     draw = ImageDraw.Draw(image)
@@ -75,14 +82,14 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
     for t in ticks(span):
         x = left + plane_pixel(t, n, cell, span, spacing)
         y = h - plane_pixel(t, n, cell, span, spacing)
-        draw.line([(x, h), (x, h + 4)], fill=grey)
-        draw.text((x, h + 6), f"{round(t + centre[0], 2):g}", fill=grey, anchor="ma", font_size=11)
-        draw.line([(left - 4, y), (left, y)], fill=grey)
-        draw.text((left - 6, y), f"{round(t + centre[1], 2):g}", fill=grey, anchor="rm", font_size=11)
+        draw.line([(x, h), (x, h + 4 * zoom)], fill=grey, width=zoom)
+        draw.text((x, h + 6 * zoom), f"{round(t + centre[0], 2):g}", fill=grey, anchor="ma", font_size=font)
+        draw.line([(left - 4 * zoom, y), (left, y)], fill=grey, width=zoom)
+        draw.text((left - 6 * zoom, y), f"{round(t + centre[1], 2):g}", fill=grey, anchor="rm", font_size=font)
     names = [f"z[{j}]" + (f": {t}" if t else "") for j, t in zip(dims, tracks)]
-    draw.text((left + w // 2, h + bottom - 1), names[0], fill=grey, anchor="md", font_size=11)
-    turned = Image.new("RGB", (max(h, 1), 14), (255, 255, 255))  # the vertical name, drawn flat, then turned
-    ImageDraw.Draw(turned).text((h // 2, 7), names[1], fill=grey, anchor="mm", font_size=11)
+    draw.text((left + w // 2, h + bottom - 1), names[0], fill=grey, anchor="md", font_size=font)
+    turned = Image.new("RGB", (max(h, 1), font + 4), (255, 255, 255))  # the vertical name, drawn flat, then turned
+    ImageDraw.Draw(turned).text((h // 2, (font + 4) // 2), names[1], fill=grey, anchor="mm", font_size=font)
     image.paste(turned.rotate(90, expand=True), (1, 0))
     return np.asarray(image)
 
@@ -98,14 +105,59 @@ def overlay_codes(picture: np.ndarray, codes: torch.Tensor, labels: torch.Tensor
     codes, labels = codes[on], labels[on]
     xs = plane_pixel(codes[:, 0], n, cell, span, spacing).tolist()  # all at once
     ys = (size - plane_pixel(codes[:, 1], n, cell, span, spacing)).tolist()
+    r = 2 * state.zoom()
     for px, py, c in zip(xs, ys, labels.tolist()):
         if 0 <= px < size and 0 <= py < size:
-            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=CLASS_COLORS[c % len(CLASS_COLORS)])
+            draw.ellipse([px - r, py - r, px + r, py + r], fill=CLASS_COLORS[c % len(CLASS_COLORS)])
     return np.asarray(image)
 
 
+def with_legend(picture: np.ndarray, names: list[str]) -> np.ndarray:
+    """A row of the overlay's classes (a dot in each class's colour and its name) under the picture,
+    wrapped to its width."""
+    zoom = state.zoom()
+    font, r, gap = TICK_FONT_PX * zoom, 4 * zoom, 14 * zoom
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widths = [2 * r + 4 * zoom + int(probe.textlength(name, font_size=font)) + gap for name in names]
+    h, w = picture.shape[:2]
+    rows, x = [[]], 0
+    for i, width in enumerate(widths):
+        if rows[-1] and x + width > w:
+            rows.append([])
+            x = 0
+        rows[-1].append((i, x))
+        x += width
+    line = font + 8 * zoom
+    image = Image.new("RGB", (w, h + line * len(rows) + 4 * zoom), (255, 255, 255))
+    image.paste(Image.fromarray(picture).convert("RGB"), (0, 0))
+    draw = ImageDraw.Draw(image)
+    for k, row in enumerate(rows):
+        y = h + 4 * zoom + line * k + line // 2
+        for i, x in row:
+            draw.ellipse([x, y - r, x + 2 * r, y + r], fill=CLASS_COLORS[i % len(CLASS_COLORS)])
+            draw.text((x + 2 * r + 4 * zoom, y), names[i], fill=(60, 60, 60), anchor="lm", font_size=font)
+    return np.asarray(image)
+
+
+@dataclass
+class Plane:
+    """The plane the grid shows: n cells per side over ±span around ``centre`` in dimensions ``dims``,
+    the other dimensions at ``base`` (None: 0); a CVAE's label; a class-prior model's means (C, 2 dims)."""
+
+    n: int
+    span: float
+    spacing: str
+    dims: tuple[int, int] = (0, 1)
+    base: torch.Tensor | None = None
+    label: int | None = None
+    means: torch.Tensor | None = None
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (0.0, 0.0) if self.base is None else (float(self.base[self.dims[0]]), float(self.base[self.dims[1]]))
+
+
 def render(sel: Selection) -> None:
-    model, d = sel.model, sel.model.latent_dim
     st.title("Latent manifold")
     kind = st.segmented_control("Show", VIEWS, required=True, key=S.bind("view"),
                                 help="The decoded plane; samples from the prior; test images beside their "
@@ -114,6 +166,13 @@ def render(sel: Selection) -> None:
         return prior_samples(sel)
     if kind == VIEWS[2]:
         return reconstructions(sel)
+    manifold_view(sel)
+
+
+def manifold_view(sel: Selection) -> None:
+    """The decoded plane with its controls on the left: grid, span, spacing, the plane's dimensions,
+    the overlay and the holes, the download and the hand-off to the sliders."""
+    model = sel.model
     st.markdown(
         "Each cell is the decoder's mean image p(x|z) for one point z of the latent plane; the prior "
         "p(z) = N(0, I) puts most of its mass within two standard deviations of the centre. "
@@ -122,64 +181,9 @@ def render(sel: Selection) -> None:
         "prior and no KL term: the plane spans its test codes (95% of their coordinates by default), evenly "
         "spaced, and nothing keeps it smooth or free of gaps (see the AE vs VAE page)."
     )
-
     controls, view = st.columns([1, 2], gap="large")
     with controls:
-        n = st.slider("Grid size (cells per side)", 5, 30, key=S.bind("grid"))
-        if model.variational:
-            span = st.slider("Span (± standard deviations)", 0.5, 4.0, step=0.25, key=S.bind("span"))
-        else:  # an AE's codes are not on the prior's scale: span them
-            reach = float(test_encodings(sel)[0].abs().quantile(0.95))
-            top = float(max(4, math.ceil(reach * 2)))
-            span = st.slider("Span (± z)", 0.5, top, step=0.5, key=S.bind("span", default=round(reach * 2) / 2, hi=top))
-        spacing = st.radio(
-            "Spacing", GRID_SPACINGS, horizontal=True,
-            key=S.bind("spacing", default=GRID_SPACINGS[0] if model.variational else GRID_SPACINGS[1]),
-            help="quantile: equal prior mass per cell (through the normal's inverse CDF, as in the VAE "
-            "paper's figures); linear: equal steps in z.",
-        )
-        dims, base, label = (0, 1), None, None
-        if d > 2:
-            # Most informative dimensions first: mean KL per dimension on the test split, from metrics.json.
-            kl = test_metrics(sel.metrics).get("kl_per_dim")
-            order = sorted(range(d), key=lambda i: -kl[i]) if kl else list(range(d))
-            track = meaning.slider_labels(sel)
-            label_of = lambda i: f"z[{i}]" + (f" · KL {kl[i]:.2f}" if kl else "") + (f" · {track[i]}" if track[i] else "")
-            c1, c2 = st.columns(2)
-            dx = c1.selectbox("Horizontal dimension", order, format_func=label_of,
-                              key=S.bind("x", default=order[0], hi=d - 1),
-                              help="Ordered by mean KL on the test split (nats): near 0 means inactive.")
-            dy = c2.selectbox("Vertical dimension", order, format_func=label_of, key=S.bind("y", default=order[1], hi=d - 1))
-            others = st.radio("Other dimensions held at", OTHERS, horizontal=True, key=S.bind("others"))
-            if dx == dy:
-                st.warning("Pick two different dimensions.")
-                st.stop()
-            dims = (dx, dy)
-            if others == OTHERS[1]:
-                seed = st.number_input("Seed of the draw", 0, 10_000, key=S.bind("seed"))
-                base = torch.randn(d, generator=torch.Generator().manual_seed(int(seed)))
-        if sel.label_decoder:
-            names = sel.class_names
-            label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), wrap=True,
-                                         format_func=lambda i: names[i], required=True,
-                                         key=S.bind("label", hi=len(names) - 1))
-        means = None
-        if sel.class_prior:  # the prior's ten means, marked on the plane; the grid can centre on one
-            names, means = sel.class_names, model.class_means.detach().cpu()
-            centre = st.selectbox("Centre the plane on", [None, *range(len(names))],
-                                  key=S.bind("centre", hi=len(names) - 1),
-                                  format_func=lambda i: "the origin" if i is None else f"μ of class {names[i]}",
-                                  help="Each class's prior is N(μ_y, I): centre on μ_y to see that class's cloud.")
-            if base is not None:  # a random draw: the other dimensions' offsets from the centre
-                base[list(dims)] = 0.0
-            if centre is not None:  # the plane through μ_y, in every dimension
-                base = means[centre].clone() + (0.0 if base is None else base)
-            elif base is None:
-                base = torch.zeros(d)
-
-    if base is not None and not sel.class_prior:
-        base[list(dims)] = 0.0  # the plane through the origin; the draw holds the other dimensions
-    with controls:
+        plane = plane_controls(sel)
         overlay = st.toggle("Overlay the test encodings", key=S.bind("overlay"),
                             help=f"The means μ(x) of {N_OVERLAY:,} test images, one dot each in its class's colour, "
                             "where they fall on this plane (the other dimensions are ignored).")
@@ -191,50 +195,139 @@ def render(sel: Selection) -> None:
                                    "the model never learned to make (Hoffman & Johnson, 2016).")
             if holes:
                 threshold = health.threshold_picker("manifold_hole_threshold")
-    images = manifold_grid(model, n, span, spacing, dims, base, label)
-    # An integer scale by pixel repetition that fits the grid's column (595 px at a 1400 px window, less
-    # the ticks' margin), so the browser never resamples it: crisp at every grid size.
-    scale = max(1, (GRID_COLUMN_PX - MARGIN[0]) // (n * 28))
-    plain = tile(images, nrow=n)
-    picture = plain.repeat(scale, 0).repeat(scale, 1)
-    centre = (0.0, 0.0) if base is None else (float(base[dims[0]]), float(base[dims[1]]))
-    cell = 28 * scale
+    images = manifold_grid(model, plane.n, plane.span, plane.spacing, plane.dims, plane.base, plane.label)
+    plain = tile(images, nrow=plane.n)
+    picture, cell = fit_grid(plain, plane.n)
     if overlay:
         codes, _ = test_encodings(sel)
         _, labels, _, _ = test_images(sel.config["dataset"])
         pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:N_OVERLAY]
-        picture = overlay_codes(picture, codes[pick][:, list(dims)], labels[pick], n, cell, span, spacing, centre)
-    if means is not None:
-        picture = mark_means(picture, means[:, list(dims)], names, centre, n, cell, span, spacing)
+        picture = overlay_codes(picture, codes[pick][:, list(plane.dims)], labels[pick], plane.n, cell, plane.span,
+                                plane.spacing, plane.centre)
+    if plane.means is not None:
+        picture = mark_means(picture, plane.means[:, list(plane.dims)], sel.class_names, plane.centre, plane.n, cell,
+                             plane.span, plane.spacing)
     hole_cells = None
     if holes:
-        hole_cells = health.grid_holes(sel, grid_coordinates(n, span, spacing), dims, centre, threshold)
-        picture = health.mark_holes(picture, hole_cells, cell, prior_outline(n, cell, span, spacing, centre))
+        hole_cells = health.grid_holes(sel, grid_coordinates(plane.n, plane.span, plane.spacing), plane.dims,
+                                       plane.centre, threshold)
+        picture = health.mark_holes(picture, hole_cells, cell,
+                                    prior_outline(plane.n, cell, plane.span, plane.spacing, plane.centre))
     labels_of_dims = meaning.slider_labels(sel)
-    tracks = tuple(labels_of_dims[j] for j in dims)  # what each axis tracks (issue 26), or None
-    picture = with_axes(picture, n, cell, span, spacing, centre, dims, tracks)
+    tracks = tuple(labels_of_dims[j] for j in plane.dims)  # what each axis tracks (issue 26), or None
+    picture = with_axes(picture, plane.n, cell, plane.span, plane.spacing, plane.centre, plane.dims, tracks)
+    if overlay:
+        picture = with_legend(picture, sel.class_names)
     with controls:
-        download_png(plain, f"{sel.name}-manifold-{n}x{n}", "manifold_png")
-        with st.popover("Open a cell in the sliders", icon=":material/tune:", width="stretch"):
-            c1, c2 = st.columns(2)
-            column = c1.number_input("Column (from the left)", 1, n, (n + 1) // 2, key="manifold_cell_col")
-            row = c2.number_input("Row (from the top)", 1, n, (n + 1) // 2, key="manifold_cell_row")
-            if st.button("Open in the sliders", key="manifold_cell_open", type="primary"):
-                coords = grid_coordinates(n, span, spacing)
-                z = torch.zeros(d) if base is None else base.clone()
-                z[dims[0]] = z[dims[0]] + coords[int(column) - 1]
-                z[dims[1]] = z[dims[1]] + coords[n - int(row)]  # the top row holds the largest value
-                open_in_sliders(sel.name, z.tolist(), label, f"manifold cell ({int(column)}, {int(row)})")
-    show_image(view, picture,
-               caption=f"{sel.name}: horizontal z[{dims[0]}] from {round(centre[0] - span, 2):g} (left) to {round(centre[0] + span, 2):g} (right); "
-        f"vertical z[{dims[1]}] from {round(centre[1] - span, 2):g} (bottom) to {round(centre[1] + span, 2):g} (top)"
-        + ("; the crosses mark each class's prior mean μ_y" if means is not None else "")
-        + ("; dots: test encodings by class" if overlay else "")
-        + ("" if d == 2 else "; other dimensions " + ("0" if base is None else "from a random draw"))
-        + (f". Axis names: the Morpho-MNIST measurement ({meaning.SOURCE}) each dimension tracks most over the test "
-           "split, when |Spearman ρ| ≥ 0.5 (What the dimensions mean)" if any(tracks) else ""))
+        download_png(plain, f"{sel.name}-manifold-{plane.n}x{plane.n}", "manifold_png")
+        cell_to_sliders(sel, plane)
+    show_image(view, picture, caption=grid_caption(sel, plane, overlay, tracks))
     if hole_cells is not None:
-        show_holes(sel, images, hole_cells, dims, threshold)
+        show_holes(sel, images, hole_cells, plane.dims, threshold)
+
+
+def plane_controls(sel: Selection) -> Plane:
+    """Grid size, span and spacing; for d > 2 the two dimensions (by KL) and what holds the others; a
+    CVAE's class; a class-prior model's centre. Stops the page when the two dimensions are the same."""
+    model, d = sel.model, sel.model.latent_dim
+    n = st.slider("Grid size (cells per side)", 5, 30, key=S.bind("grid"))
+    if model.variational:
+        span = st.slider("Span (± standard deviations)", 0.5, 4.0, step=0.25, key=S.bind("span"))
+    else:  # an AE's codes are not on the prior's scale: span them
+        reach = float(test_encodings(sel)[0].abs().quantile(0.95))
+        top = float(max(4, math.ceil(reach * 2)))
+        span = st.slider("Span (± z)", 0.5, top, step=0.5, key=S.bind("span", default=round(reach * 2) / 2, hi=top))
+    spacing = st.radio(
+        "Spacing", GRID_SPACINGS, horizontal=True,
+        key=S.bind("spacing", default=GRID_SPACINGS[0] if model.variational else GRID_SPACINGS[1]),
+        help="quantile: equal prior mass per cell (through the normal's inverse CDF, as in the VAE "
+        "paper's figures); linear: equal steps in z.",
+    )
+    plane = Plane(n, span, spacing)
+    if d > 2:
+        dimension_controls(sel, plane)
+    if sel.label_decoder:
+        names = sel.class_names
+        plane.label = st.segmented_control("Class (the CVAE's label y)", range(len(names)), wrap=True,
+                                           format_func=lambda i: names[i], required=True,
+                                           key=S.bind("label", hi=len(names) - 1))
+    if sel.class_prior:  # the prior's ten means, marked on the plane; the grid can centre on one
+        names, plane.means = sel.class_names, model.class_means.detach().cpu()
+        centre = st.selectbox("Centre the plane on", [None, *range(len(names))],
+                              key=S.bind("centre", hi=len(names) - 1),
+                              format_func=lambda i: "the origin" if i is None else f"μ of class {names[i]}",
+                              help="Each class's prior is N(μ_y, I): centre on μ_y to see that class's cloud.")
+        if plane.base is not None:  # a random draw: the other dimensions' offsets from the centre
+            plane.base[list(plane.dims)] = 0.0
+        if centre is not None:  # the plane through μ_y, in every dimension
+            plane.base = plane.means[centre].clone() + (0.0 if plane.base is None else plane.base)
+        elif plane.base is None:
+            plane.base = torch.zeros(d)
+    elif plane.base is not None:
+        plane.base[list(plane.dims)] = 0.0  # the plane through the origin; the draw holds the other dimensions
+    return plane
+
+
+def dimension_controls(sel: Selection, plane: Plane) -> None:
+    """The plane's two dimensions, most informative first (mean KL per dimension on the test split, from
+    metrics.json), and the other dimensions' values: 0, or a seeded draw from the prior (into ``plane``)."""
+    d = sel.model.latent_dim
+    kl = test_metrics(sel.metrics).get("kl_per_dim")
+    order = sorted(range(d), key=lambda i: -kl[i]) if kl else list(range(d))
+    track = meaning.slider_labels(sel)
+    label_of = lambda i: f"z[{i}]" + (f" · KL {kl[i]:.2f}" if kl else "") + (f" · {track[i]}" if track[i] else "")
+    c1, c2 = st.columns(2)
+    dx = c1.selectbox("Horizontal dimension", order, format_func=label_of, key=S.bind("x", default=order[0], hi=d - 1),
+                      help="Ordered by mean KL on the test split (nats): near 0 means inactive.")
+    dy = c2.selectbox("Vertical dimension", order, format_func=label_of, key=S.bind("y", default=order[1], hi=d - 1))
+    others = st.radio("Other dimensions held at", OTHERS, horizontal=True, key=S.bind("others"))
+    if dx == dy:
+        st.warning("Pick two different dimensions.")
+        st.stop()
+    plane.dims = (dx, dy)
+    if others == OTHERS[1]:
+        seed = st.number_input("Seed of the draw", 0, 10_000, key=S.bind("seed"))
+        plane.base = torch.randn(d, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def fit_grid(plain: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """The tiled grid (n * 28 pixels a side) at the size of its column, and a cell's size in pixels.
+
+    Enlarged by an integer pixel repetition where it fits (the browser never resamples it: crisp); a grid
+    wider than the column (30 cells are 840 px) is reduced by box averaging here instead, so that it fits
+    the column and a 900 px window. Projector mode (``state.zoom``) doubles the room."""
+    side = (GRID_COLUMN_PX - MARGIN[0]) * state.zoom()
+    if n * 28 <= side:
+        scale = side // (n * 28)
+        return plain.repeat(scale, 0).repeat(scale, 1), 28.0 * scale
+    image = Image.fromarray(plain).resize((side, side), Image.Resampling.BOX)
+    return np.asarray(image), side / n
+
+
+def cell_to_sliders(sel: Selection, plane: Plane) -> None:
+    """A popover that opens one cell's z in the Latent sliders (``ui.models.open_in_sliders_page``)."""
+    n, dims = plane.n, plane.dims
+    with st.popover("Open a cell in the sliders", icon=":material/tune:", width="stretch"):
+        c1, c2 = st.columns(2)
+        column = c1.number_input("Column (from the left)", 1, n, (n + 1) // 2, key="manifold_cell_col")
+        row = c2.number_input("Row (from the top)", 1, n, (n + 1) // 2, key="manifold_cell_row")
+        if st.button("Open in the sliders", key="manifold_cell_open", type="primary"):
+            coords = grid_coordinates(n, plane.span, plane.spacing)
+            z = torch.zeros(sel.model.latent_dim) if plane.base is None else plane.base.clone()
+            z[dims[0]] = z[dims[0]] + coords[int(column) - 1]
+            z[dims[1]] = z[dims[1]] + coords[n - int(row)]  # the top row holds the largest value
+            open_in_sliders_page(sel.name, z.tolist(), f"the manifold cell ({int(column)}, {int(row)})", plane.label)
+
+
+def grid_caption(sel: Selection, plane: Plane, overlay: bool, tracks: tuple) -> str:
+    (cx, cy), span, dims = plane.centre, plane.span, plane.dims
+    return (f"{sel.name}: horizontal z[{dims[0]}] from {round(cx - span, 2):g} (left) to {round(cx + span, 2):g} (right); "
+            f"vertical z[{dims[1]}] from {round(cy - span, 2):g} (bottom) to {round(cy + span, 2):g} (top)"
+            + ("; the crosses mark each class's prior mean μ_y" if plane.means is not None else "")
+            + ("; dots: test encodings, coloured by class (legend under the grid)" if overlay else "")
+            + ("" if sel.model.latent_dim == 2 else "; other dimensions " + ("0" if plane.base is None else "from a random draw"))
+            + (f". Axis names: the Morpho-MNIST measurement ({meaning.SOURCE}) each dimension tracks most over the test "
+               "split, when |Spearman ρ| ≥ 0.5 (What the dimensions mean)" if any(tracks) else ""))
 
 
 def prior_outline(n: int, cell: int, span: float, spacing: str, centre: tuple[float, float]) -> list[tuple[float, float] | None]:
@@ -260,11 +353,6 @@ def show_holes(sel: Selection, images: torch.Tensor, hole_cells: np.ndarray, dim
         show_image(st, strip, caption=f"Decoded in {len(shown)} of the {picks.size} hole cells: what a prior draw "
                    "there gives. No test image is encoded near them; across a narrow gap the decoder may still draw "
                    "a plausible image, and deep in a wide hole it draws a blur.")
-
-
-def open_in_sliders(name: str, z: list[float], label: int | None, how: str) -> None:
-    """Hand z (and a CVAE's label) to the Latent sliders page's state, then open that page."""
-    open_in_sliders_page(name, z, f"the {how}", label)
 
 
 def prior_samples(sel: Selection) -> None:
@@ -304,6 +392,15 @@ def prior_samples(sel: Selection) -> None:
     download_png(plain, f"{sel.name}-samples-{count}", "manifold_samples_png")
 
 
+def pairs_caption(indices: torch.Tensor, source: str) -> str:
+    """Which test images the pairs show: their count and numbers in the test split (a bundled sample holds
+    every tenth or so image, so the numbers of its consecutive images are not consecutive)."""
+    first, last, count = int(indices[0]), int(indices[-1]), len(indices)
+    numbers = (f"numbers {first:,} to {last:,}" if last - first + 1 == count
+               else f"{count} images numbered between {first:,} and {last:,} in the full test split")
+    return f"{count} test images from {source} ({numbers}), each over its reconstruction"
+
+
 def reconstructions(sel: Selection) -> None:
     """Test images beside their reconstructions, row by row (PyTorch's example saves 8 pairs)."""
     model = sel.model
@@ -323,10 +420,8 @@ def reconstructions(sel: Selection) -> None:
     pairs = torch.cat([torch.stack([x[r * per_row:(r + 1) * per_row], recon[r * per_row:(r + 1) * per_row]])
                        for r in range(rows)]).reshape(-1, 1, 28, 28)
     plain = tile(pairs, nrow=per_row, padding=2)
-    scale = max(1, 600 // plain.shape[1])
-    first, last = int(indices[start]), int(indices[start + per_row * rows - 1])
-    show_image(st, plain.repeat(scale, 0).repeat(scale, 1),
-               caption=f"{sel.name}: test images {first:,} to {last:,} of {source}, each over its reconstruction")
+    scale = max(1, 600 * state.zoom() // plain.shape[1])
+    show_image(st, plain.repeat(scale, 0).repeat(scale, 1), caption=f"{sel.name}: " + pairs_caption(indices[start : start + len(x)], source))
     download_png(plain, f"{sel.name}-reconstructions", "manifold_recon_png")
 
 

@@ -62,7 +62,7 @@ def threshold_picker(key: str, container=st) -> float:
              "central 95% region, the plane is marked as a hole: the prior draws z there, but no image is encoded there.")
 
 
-def mark_holes(picture: np.ndarray, holes: np.ndarray, cell: int, outline: list[tuple[float, float] | None] | None) -> np.ndarray:
+def mark_holes(picture: np.ndarray, holes: np.ndarray, cell: float, outline: list[tuple[float, float] | None] | None) -> np.ndarray:
     """The tiled grid with each hole cell (``holes`` bool (n, n), row 0 at the top) framed in red and
     lightly tinted; ``outline``: the prior's central region as pixel points (x, y), None where it leaves
     the picture, drawn dashed in yellow."""
@@ -74,7 +74,7 @@ def mark_holes(picture: np.ndarray, holes: np.ndarray, cell: int, outline: list[
     image = Image.composite(Image.new("RGB", image.size, HOLE_RED), image, mask)
     draw = ImageDraw.Draw(image)
     for box in cells:
-        draw.rectangle(box, outline=HOLE_RED, width=max(1, cell // 14))
+        draw.rectangle(box, outline=HOLE_RED, width=max(1, int(cell // 14)))
     if outline:
         for a, b in list(zip(outline, outline[1:]))[::2]:  # every other segment: dashed
             if a is not None and b is not None:

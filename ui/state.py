@@ -69,7 +69,7 @@ class Setting:
             value = self.kind(float(text)) if self.kind is int and float(text).is_integer() else self.kind(text)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError("not a number")
-        self.check(value)
+        self._check_one(value)
         return value
 
     def check(self, value: Any) -> None:
