@@ -1,0 +1,90 @@
+"""Issue 25 in Chromium: a view survives a tour of other pages and travels as a link; on a phone the
+sidebar gets out of the way after a tap on a page link."""
+
+from streamlit_server import assert_clean, open_in_browser, screenshot, wait_until_rendered
+
+GRID = "[data-testid=stMain] [data-testid=stImage] img"
+
+
+def grid_bytes(page) -> bytes:
+    """The manifold's picture as the browser fetched it (the PNG's bytes)."""
+    page.locator(GRID).first.wait_for(timeout=30_000)
+    return page.request.get(page.locator(GRID).first.get_attribute("src")).body()
+
+
+def go_to(page, title: str) -> None:
+    page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]").filter(has_text=title).first.click()
+    page.wait_for_function("t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
+                           arg=title.split(":")[0], timeout=60_000)
+    wait_until_rendered(page)
+
+
+def pick(page, label: str, option_prefix: str) -> None:
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option").filter(has_text=option_prefix).first.click()
+    wait_until_rendered(page)
+
+
+def set_manifold(page) -> None:
+    """30 cells, span 4, linear, the overlay on, dimensions (3, 7), each through its widget."""
+    pick(page, "Model", "mnist-vae-20d")
+    for n, key in ((0, "End"), (1, "End")):  # the grid size to 30, the span to 4
+        page.get_by_role("slider").nth(n).focus()
+        page.keyboard.press(key)
+        wait_until_rendered(page)
+    page.get_by_text("linear", exact=True).click()
+    wait_until_rendered(page)
+    page.get_by_text("Overlay the test encodings", exact=True).click()
+    wait_until_rendered(page)
+    pick(page, "Horizontal dimension", "z[3] ")
+    pick(page, "Vertical dimension", "z[7] ")
+
+
+def test_a_view_survives_other_pages_and_opens_again_from_its_link(app, browser):
+    context, page = open_in_browser(browser, f"{app}/manifold", 900)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    set_manifold(page)
+    assert page.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "30"
+    before = grid_bytes(page)
+    for title in ("Theory: KL and ELBO", "Latent sliders", "Reconstruct an image", "Latent manifold"):
+        go_to(page, title)
+    assert_clean(page)
+    assert grid_bytes(page) == before
+    page.locator(".vae-copy-link").click()
+    page.get_by_text("✓ Link copied").wait_for(timeout=5_000)
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert "model=mnist-vae-20d" in link and "grid=30" in link and "x=3" in link and "y=7" in link
+    screenshot(page, "state-manifold-before-link")
+    context.close()
+    fresh, other = open_in_browser(browser, link, 900)
+    assert grid_bytes(other) == before
+    assert_clean(other)
+    fresh.close()
+
+
+def test_a_bad_link_opens_with_the_defaults_and_a_notice(app, browser):
+    context, page = open_in_browser(browser, f"{app}/?model=does-not-exist&grid=9999", 900)
+    notice = page.get_by_text("Ignored from the link")
+    notice.wait_for(timeout=10_000)
+    assert "model=does-not-exist (no such model)" in notice.inner_text()
+    assert_clean(page)
+    context.close()
+
+
+def test_on_a_phone_the_sidebar_closes_after_a_tap_on_a_page_link(app, browser):
+    """Item 6: the sidebar stayed open over three quarters of the page after a page link was tapped."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(app)
+    wait_until_rendered(page)
+    page.locator("[data-testid=stExpandSidebarButton]").tap()
+    link = page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]").filter(has_text="Latent sliders")
+    link.wait_for(state="visible", timeout=10_000)
+    link.tap()
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain] h1')?.innerText === 'Latent sliders'",
+                           timeout=60_000)
+    page.locator("[data-testid=stExpandSidebarButton]").wait_for(state="visible", timeout=5_000)
+    box = page.locator("[data-testid=stSidebar]").bounding_box()
+    assert box is None or box["x"] + box["width"] <= 1, box  # slid out of view
+    screenshot(page, "phone-after-page-link")
+    context.close()
