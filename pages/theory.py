@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from ui import health
+from ui import health, state
 from ui.charts import CLASS_COLORS
 from ui.images import pick_test_image, show_image
 from ui.models import Selection
@@ -15,6 +15,7 @@ from vae.losses import kl_divergence
 from vae.posterior import posterior
 
 MU_RANGE, SIGMA_RANGE = (-3.0, 3.0), (0.05, 3.0)
+S = state.PageState("theory", [state.Setting("mu", float, 1.0, *MU_RANGE), state.Setting("sigma", float, 0.5, *SIGMA_RANGE)])
 
 
 def kl_normal(mu, sigma):
@@ -30,24 +31,24 @@ def normal_pdf(x, mu, sigma):
     return np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
 
 
-def kl_figures(mu: float, sigma: float) -> tuple[go.Figure, go.Figure]:
-    """(the two slices through the current point, the heat map over mu and sigma with the point)."""
+def kl_figures(mu: float, sigma: float) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """(the KL as μ varies, as σ varies, through the current point: two figures, side by side on a wide
+    screen and one above the other on a phone; the heat map over μ and σ with the point)."""
     mus = np.linspace(*MU_RANGE, 241)
     sigmas = np.linspace(*SIGMA_RANGE, 240)
     here = float(kl_normal(mu, sigma))
-    curves = make_subplots(rows=1, cols=2, subplot_titles=(f"KL as μ varies (σ = {sigma:.2f})",
-                                                           f"KL as σ varies (μ = {mu:.2f})"))
-    curves.add_trace(go.Scatter(x=mus, y=kl_normal(mus, sigma), mode="lines", line=dict(color=CLASS_COLORS[0]),
-                                hovertemplate="μ %{x:.2f}: %{y:.3f} nats<extra></extra>"), row=1, col=1)
-    curves.add_trace(go.Scatter(x=sigmas, y=kl_normal(mu, sigmas), mode="lines", line=dict(color=CLASS_COLORS[1]),
-                                hovertemplate="σ %{x:.2f}: %{y:.3f} nats<extra></extra>"), row=1, col=2)
-    for col, x in ((1, mu), (2, sigma)):
-        curves.add_trace(go.Scatter(x=[x], y=[here], mode="markers", marker=dict(size=11, color="black"),
-                                    hovertemplate=f"here: {here:.3f} nats<extra></extra>"), row=1, col=col)
-    curves.update_xaxes(title_text="μ", row=1, col=1)
-    curves.update_xaxes(title_text="σ", row=1, col=2)
-    curves.update_yaxes(title_text="nats", rangemode="tozero")
-    curves.update_layout(height=300, dragmode=False, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    curves = []
+    for xs, ys, x, name, title, colour in ((mus, kl_normal(mus, sigma), mu, "μ", f"KL as μ varies (σ = {sigma:.2f})", 0),
+                                           (sigmas, kl_normal(mu, sigmas), sigma, "σ", f"KL as σ varies (μ = {mu:.2f})", 1)):
+        fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=CLASS_COLORS[colour]),
+                                   hovertemplate=name + " %{x:.2f}: %{y:.3f} nats<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[x], y=[here], mode="markers", marker=dict(size=11, color="black"),
+                                 hovertemplate=f"here: {here:.3f} nats<extra></extra>"))
+        fig.update_xaxes(title_text=name)
+        fig.update_yaxes(title_text="nats", rangemode="tozero")
+        fig.update_layout(height=280, dragmode=False, showlegend=False, margin=dict(l=10, r=10, t=40, b=10),
+                          title=dict(text=title, font_size=14))
+        curves.append(fig)
 
     grid = kl_normal(mus[None, :], sigmas[:, None])
     heat = go.Figure(go.Heatmap(
@@ -62,7 +63,7 @@ def kl_figures(mu: float, sigma: float) -> tuple[go.Figure, go.Figure]:
     heat.update_layout(height=380, dragmode=False, xaxis_title="μ", yaxis_title="σ", margin=dict(l=10, r=10, t=30, b=10),
                        legend=dict(orientation="h", y=-0.2), title=dict(text="KL over μ and σ (log colour scale)",
                                                                       font_size=14))
-    return curves, heat
+    return curves[0], curves[1], heat
 
 
 def reparameterization_figure(mu: float, sigma: float, n: int, seed: int) -> tuple[go.Figure, np.ndarray]:
@@ -98,11 +99,13 @@ def render(sel: Selection) -> None:
                "there as −½ Σ (1 + log σ² − μ² − σ²); `vae.losses.kl_divergence` computes it.")
 
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    mu = c1.slider("μ", *MU_RANGE, 1.0, 0.05, key="theory_mu")
-    sigma = c2.slider("σ", *SIGMA_RANGE, 0.5, 0.05, key="theory_sigma")
+    mu = c1.slider("μ", *MU_RANGE, step=0.05, key=S.bind("mu"))
+    sigma = c2.slider("σ", *SIGMA_RANGE, step=0.05, key=S.bind("sigma"))
     c3.metric("KL", f"{kl_normal(mu, sigma):.3f} nats")
-    curves, heat = kl_figures(mu, sigma)
-    st.plotly_chart(curves, key="theory_curves", config={"displayModeBar": False})
+    by_mu, by_sigma, heat = kl_figures(mu, sigma)
+    a, b = st.columns(2)
+    a.plotly_chart(by_mu, key="theory_curve_mu", config={"displayModeBar": False})
+    b.plotly_chart(by_sigma, key="theory_curve_sigma", config={"displayModeBar": False})
     left, right = st.columns([3, 2], gap="large")
     left.plotly_chart(heat, key="theory_heat", config={"displayModeBar": False})
     right.markdown(
@@ -132,8 +135,9 @@ def render(sel: Selection) -> None:
     )
 
     st.subheader(f"One image's ELBO, with {sel.name}")
-    st.latex(r"\begin{aligned}\log p(x) \;\ge\; \mathrm{ELBO}(x) &= \mathbb{E}_{q(z|x)}\big[\log p(x|z)\big]\\"
-             r"&\quad - \mathrm{KL}\big(q(z|x)\,\|\,p(z)\big)\end{aligned}")
+    st.latex(r"\begin{aligned}&\log p(x) \;\ge\; \mathrm{ELBO}(x)\\"  # 3 short lines: a phone shows them whole
+             r"&\quad= \mathbb{E}_{q(z|x)}\big[\log p(x|z)\big]\\"
+             r"&\quad\phantom{=}\;{} - \mathrm{KL}\big(q(z|x)\,\|\,p(z)\big)\end{aligned}")
     st.caption("Kingma & Welling (2014), Eq. 3; the first term is estimated with draws z = μ + σ ε, the second is "
                "the closed form above summed over the latent dimensions.")
     if not sel.model.variational:
@@ -165,17 +169,20 @@ def render(sel: Selection) -> None:
     prior_mean = None
     if sel.class_prior:
         prior_mean = sel.model.class_means[label].detach().cpu().numpy()
-    fig = make_subplots(rows=1, cols=len(shown), subplot_titles=[
+    cols = min(len(shown), 2)  # two per row: four titles side by side ran together on a phone
+    rows = -(-len(shown) // cols)
+    fig = make_subplots(rows=rows, cols=cols, vertical_spacing=0.25, subplot_titles=[
         f"z[{j}]: KL {float(post.kl_per_dim[j]):.2f} nats" for j in shown])
-    for c, j in enumerate(shown, start=1):
+    for i, j in enumerate(shown):
+        r, c = i // cols + 1, i % cols + 1
         m0 = 0.0 if prior_mean is None else float(prior_mean[j])
         fig.add_trace(go.Scatter(x=xs + m0, y=normal_pdf(xs, 0, 1), mode="lines", name="prior",
-                                 line=dict(color="black", dash="dot"), showlegend=c == 1), row=1, col=c)
+                                 line=dict(color="black", dash="dot"), showlegend=i == 0), row=r, col=c)
         m, s = float(post.mu[j]), float(post.sigma[j])
         qx = np.linspace(m - 5 * s, m + 5 * s, 300)
         fig.add_trace(go.Scatter(x=qx, y=normal_pdf(qx, m, s), mode="lines", name="q(z|x)",
-                                 line=dict(color=CLASS_COLORS[0]), showlegend=c == 1), row=1, col=c)
-    fig.update_layout(height=260, dragmode=False, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+                                 line=dict(color=CLASS_COLORS[0]), showlegend=i == 0), row=r, col=c)
+    fig.update_layout(height=60 + 200 * rows, dragmode=False, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
     st.plotly_chart(fig, key="theory_dims", config={"displayModeBar": False})
     st.caption("This image's q(z_j|x) beside the prior" + (" of its class, N(μ_y, 1)," if sel.class_prior else "")
                + f" for the {len(shown)} dimensions with the largest KL: a narrow q far from the prior costs the most.")

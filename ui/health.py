@@ -224,9 +224,9 @@ def surgery_section(sel: Selection) -> None:
     """The Theory page's last part: the average KL split into the index-code mutual information and the
     marginal KL, for the model picked and for every shipped model (metrics.json, ``vae.health``)."""
     st.subheader("The average KL, carved up: ELBO surgery")
-    st.latex(r"\begin{aligned}\frac{1}{N}\sum_{n=1}^{N}\mathrm{KL}\big(q(z|x_n)\,\|\,p(z)\big)"
-             r"&= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{the prior's mismatch}}\\"
-             r"q(z) &= \frac{1}{N}\sum_{n=1}^{N} q(z|x_n)\end{aligned}")
+    st.latex(r"\begin{aligned}&\frac{1}{N}\sum_{n=1}^{N}\mathrm{KL}\big(q(z|x_n)\,\|\,p(z)\big)\\"  # short lines: a phone
+             r"&\quad= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{the prior's mismatch}},\\"
+             r"&q(z) = \frac{1}{N}\sum_{n=1}^{N} q(z|x_n)\end{aligned}")
     st.caption(f"{SOURCE}: the KL term of the ELBO, averaged over the data, is the information the code keeps "
                "about which image it came from, plus how far the aggregate posterior q(z) is from the prior. "
                "A prior equal to q(z) would remove the second and keep the first; where the second is large, the prior "
