@@ -8,8 +8,9 @@ import zlib
 
 import numpy as np
 import pytest
+import streamlit as st
 from PIL import Image, ImageDraw
-from conftest import SHIPPED, open_app, rerun, shown
+from conftest import SHIPPED, labelled, open_app, rerun, shown
 from streamlit.testing.v1 import AppTest
 
 
@@ -108,7 +109,7 @@ def test_bad_uploads_show_one_error_and_the_page_keeps_working(page, name, data,
 def test_the_gallery_picks_test_images():
     at = open_page()
     assert not at.error
-    assert "Test image #0" in at.caption[0].value
+    assert "Example 0 is test image #0, a 7." in at.caption[0].value
     first, elbo = shown(at), nats(at)["−ELBO"]
     assert len(first) == 3 + 1  # input, reconstruction, samples; the attribute pair (issue 26)
     at.number_input[0].set_value(5)
@@ -130,7 +131,7 @@ def test_a_larger_latent_space_shows_mu_and_sigma_without_the_plane():
 def test_the_cvae_asks_for_the_class_and_it_changes_the_reconstruction():
     at = upload(open_page("mnist-cvae"), "seven.png", seven_photo("PNG"))
     def label():
-        return next(s for s in at.selectbox if s.key == "rec_label")
+        return next(s for s in at.selectbox if s.key == "reconstruct/label")
 
     assert "label y" in label().label
     label().select(7)
@@ -148,7 +149,8 @@ def test_a_fashion_model_frames_uploads_as_fashion_mnist_was_made():
     b = io.BytesIO()
     shoe.save(b, "PNG")
     at = upload(open_page("fashion-vae-2d"), "shoe.png", b.getvalue())
-    assert not at.error and "Fashion-MNIST" in at.markdown[0].value
+    receives = next(m.value for m in at.markdown if "What the model receives" in m.value)
+    assert not at.error and "framed as Fashion-MNIST's images were" in receives
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
     assert any(c.startswith("longer side 28 px: 28×") for c in captions) and "box centred" in captions[4]
 
@@ -164,3 +166,89 @@ def test_a_doubtful_ink_box_is_said_beside_the_steps(page):
     assert not at.error and any("reaches the left edge" in w.value for w in at.warning)
     at = upload(at, "seven.jpg", seven_photo(), "image/jpeg")
     assert not at.warning
+
+
+# ---------------------------------------------------------------- kept when the page is left (issue 25, item 2)
+
+
+def leave_and_come_back(at: AppTest) -> AppTest:
+    at.switch_page("pages/manifold.py")
+    rerun(at)
+    at.switch_page("pages/reconstruct.py")
+    return rerun(at)
+
+
+def test_the_input_the_test_image_and_k_are_kept_and_in_the_url():
+    at = open_page()
+    at.selectbox(key="reconstruct/class").select(3)
+    rerun(at)
+    at.number_input(key="reconstruct/example").set_value(5)
+    rerun(at)
+    at.select_slider(key="reconstruct/k").set_value(1000)
+    rerun(at)
+    before, caption = shown(at), at.caption[0].value
+    assert "Example 5 is test image #" in caption and "a 3" in caption
+    at = leave_and_come_back(at)
+    assert at.selectbox(key="reconstruct/class").value == 3 and at.number_input(key="reconstruct/example").value == 5
+    assert at.select_slider(key="reconstruct/k").value == 1000 and "IWAE NLL (k = 1000)" in nats(at)
+    assert shown(at) == before and at.caption[0].value == caption
+    at.switch_page("pages/manifold.py")
+    rerun(at)
+    at.switch_page("pages/reconstruct.py")
+    at.query_params.clear()  # the settings come from the session store, not only from the URL
+    rerun(at)
+    assert at.select_slider(key="reconstruct/k").value == 1000
+    assert {k: at.query_params[k] for k in ("class", "example", "k")} == {"class": "3", "example": "5", "k": "1000"}
+
+
+def test_the_any_class_choice_comes_back_after_a_class():
+    """'any class' (None) chosen after a class is not replaced by the class kept before."""
+    at = open_page()
+    at.selectbox(key="reconstruct/class").select(3)
+    rerun(at)
+    at.selectbox(key="reconstruct/class").select(None)
+    rerun(at)
+    assert at.selectbox(key="reconstruct/class").value is None and "Example (of 10,000)" in at.number_input[0].label
+
+
+def test_an_upload_survives_leaving_the_page_and_can_be_removed():
+    at = upload(open_page(), "seven.png", seven_photo("PNG"))
+    first = shown(at)
+    assert len(at.metric) == 4
+    at.get("button_group")[0].set_value("Test image")
+    rerun(at)
+    at.get("button_group")[0].set_value("Upload")
+    rerun(at)
+    assert shown(at) == first and len(at.metric) == 4  # the uploader is empty again, the kept file is used
+    at = leave_and_come_back(at)
+    assert at.get("button_group")[0].value == "Upload" and at.query_params["input"] == "Upload"
+    assert shown(at) == first and len(at.metric) == 4
+    assert any("Current image: **seven.png**" in m.value for m in at.markdown)
+    labelled(at.button, "Remove").click()
+    rerun(at)
+    assert not at.metric and not shown(at) and "appear here" in at.info[0].value
+
+
+def test_an_unusable_upload_names_its_file():
+    """Issue 25, item 11: the error says which file it is about (a larger file the browser refuses never
+    reaches the server, which keeps the previous one and its error)."""
+    white = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(white, "PNG")
+    at = upload(open_page(), "white.png", white.getvalue())
+    assert len(at.error) == 1 and at.error[0].value.startswith("**white.png**: The image looks blank")
+
+
+def test_offline_the_example_number_and_the_test_image_number_agree(monkeypatch, tmp_path):
+    """Issue 25, item 11: offline, "Example 0" was captioned "Test image #14" with nothing between them."""
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))  # no dataset here: the bundled sample
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = open_page()
+        assert at.number_input(key="reconstruct/example").value == 0
+        assert at.caption[0].value.startswith("Example 0 is test image #14, a ")
+        assert at.caption[0].value.endswith("; the examples are a bundled sample of 2,000 MNIST test images "
+                                            "(the dataset is not on disk).")
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

@@ -24,7 +24,7 @@ from vae.data import CLASS_NAMES, DatasetNotFoundError, load_test_images, sample
 from vae.latent import tile
 from vae.preprocess import EXTENSIONS, ImageError, Preprocessed, preprocess_image
 
-from . import PRETRAINED
+from . import PRETRAINED, state
 
 # Streamlit serves the app folder's static/ at app/static/ (server.enableStaticServing, .streamlit/config.toml).
 STATIC = PRETRAINED.parent / "static"
@@ -49,25 +49,58 @@ def test_images(dataset: str):
         st.stop()
 
 
-def pick_test_image(dataset: str, key: str, container=st):
+def shown_bind(page_state: state.PageState, name: str, **changes) -> str:
+    """``page_state.bind``, with the value written again under the widget's key: a widget that a run did
+    not draw keeps its key in the session, and drawn again it showed its default in the browser while the
+    page used the kept value (Streamlit 1.67 sends a value only when the key was written in this run)."""
+    key = page_state.bind(name, **changes)
+    st.session_state[key] = st.session_state[key]
+    return key
+
+
+def picker_settings(prefix: str = "") -> list[state.Setting]:
+    """The two settings of a ``pick_test_image`` bound to a page's state: PREFIX + "class" (None: any)
+    and PREFIX + "example" (its number among that class's test images); put them in the page's
+    ``state.PageState``. Their ranges depend on the dataset: ``pick_test_image`` sets them."""
+    return [state.Setting(prefix + "class", int, None, options=(None,)), state.Setting(prefix + "example", int, 0, 0)]
+
+
+def pick_test_image(dataset: str, key: str, container=st, page_state: state.PageState | None = None,
+                    caption: bool = False):
     """Widgets to choose one test image: a class (or any) and an example number, with a dice button.
 
-    ``key`` keeps several pickers on one page apart. Returns (image float (1, 1, 28, 28) in [0, 1],
-    label int, index into the full test split int). Stops the page when no test images exist.
+    ``key`` keeps several pickers on one page apart; with ``page_state`` (a page's state holding
+    ``picker_settings(key)``), the choice is kept there instead (the page left and revisited, a link),
+    and ``key`` is the settings' prefix. ``caption``: say under it which test image the example is
+    (offline, example 0 of the bundled sample is test image #14). Returns (image float (1, 1, 28, 28)
+    in [0, 1], label int, index into the full test split int). Stops the page when no test images exist.
     """
     images, labels, indices, source = test_images(dataset)
     names = CLASS_NAMES[dataset]
     c1, c2, c3 = container.columns([3, 2, 1], vertical_alignment="bottom")
-    cls = c1.selectbox("Class", [None, *range(len(names))], key=f"{key}_class",
+    if page_state is None:
+        class_key = f"{key}_class"
+    else:
+        class_key = shown_bind(page_state, key + "class", options=(None, *range(len(names))))
+    cls = c1.selectbox("Class", [None, *range(len(names))], key=class_key,
                        format_func=lambda c: "any class" if c is None else names[c])
     pool = torch.arange(len(labels)) if cls is None else torch.nonzero(labels == cls).flatten()
-    number_key = f"{key}_number"
-    if c3.button("", icon=":material/casino:", key=f"{key}_dice", help="A random example"):
-        st.session_state[number_key] = int(torch.randint(len(pool), ()).item())
-    if st.session_state.get(number_key, 0) >= len(pool):
-        st.session_state[number_key] = 0
+    if page_state is None:
+        number_key = f"{key}_number"
+        if c3.button("", icon=":material/casino:", key=f"{key}_dice", help="A random example"):
+            st.session_state[number_key] = int(torch.randint(len(pool), ()).item())
+        if st.session_state.get(number_key, 0) >= len(pool):
+            st.session_state[number_key] = 0
+    else:
+        number_key = shown_bind(page_state, key + "example", hi=len(pool) - 1)
+        c3.button("", icon=":material/casino:", key=f"{page_state.key(key + 'example')}-dice", help="A random example",
+                  on_click=lambda: page_state.set(key + "example", int(torch.randint(len(pool), ()).item())))
     n = c2.number_input(f"Example (of {len(pool):,})", 0, len(pool) - 1, key=number_key)
     i = int(pool[n])
+    if caption:
+        full = torch.equal(indices, torch.arange(len(indices)))
+        container.caption(f"Example {n:,} is test image #{int(indices[i]):,}, a {names[int(labels[i])]}"
+                          + ("." if full else f"; the examples are {source}."))
     return images[i : i + 1], int(labels[i]), int(indices[i])
 
 
@@ -87,25 +120,57 @@ def preprocess(data: bytes, style: str = "mnist") -> Preprocessed:
     return _preprocess(data, max_upload_bytes(), style)
 
 
+KEPT = state.STORE + "uploads/"  # + the uploader's key: {"name", "data"}, the file it last received
+
+
+def kept_upload(key: str) -> dict | None:
+    """The file the uploader ``key`` last received, kept in the session after the uploader forgets it (a
+    run that does not draw it: the page left, another input picked): {"name": str, "data": bytes}, or None."""
+    return st.session_state.get(KEPT + key)
+
+
+def _forget(key: str) -> None:
+    """The uploader's on_change: its file removed (its "x"), the kept file goes too."""
+    if st.session_state.get(key) is None:
+        st.session_state.pop(KEPT + key, None)
+
+
 def upload_preprocessed(key: str, container=st, label: str = "Upload an image", style: str = "mnist"):
     """A file uploader whose file goes through ``vae.preprocess.preprocess_image``.
 
-    Returns the Preprocessed (its ``image`` float (1, 1, 28, 28) in [0, 1], and the steps), or None
-    when no file is chosen or the file is unusable; then its reason shows as one st.error sentence.
+    The file's bytes are kept in the session (``kept_upload``): a page left and revisited still has it,
+    said under the uploader as the current image, with a button that removes it. Returns the
+    Preprocessed (its ``image`` float (1, 1, 28, 28) in [0, 1], and the steps), or None when no file is
+    chosen or the file is unusable; then its reason shows as one st.error sentence that names the file
+    (a larger file that the browser refuses never reaches the server, which keeps the previous one).
     ``style``: "mnist", or "fashion" for a Fashion-MNIST model (``Selection.preprocess_style``).
     """
+    limit = max_upload_bytes() // 2**20
     file = container.file_uploader(
-        label, type=list(EXTENSIONS), key=key,
-        help=f"PNG, JPEG, BMP, GIF, WebP or TIFF, up to {max_upload_bytes() // 2**20} MB (the browser refuses "
-        "larger files); a photo of one digit on paper works. Read in memory only, never saved.",
+        label, type=list(EXTENSIONS), key=key, on_change=_forget, args=(key,),
+        help=f"PNG, JPEG, BMP, GIF, WebP or TIFF, up to {limit} MB: the browser refuses a larger file (it is "
+        "listed in red and never sent, and the page keeps the file it had); a photo of one digit on paper works. "
+        "Kept in memory for this session only, never saved.",
     )
-    if file is None:
+    if file is not None:
+        st.session_state[KEPT + key] = {"name": file.name, "data": file.getvalue()}
+    kept = kept_upload(key)
+    if file is None and kept is not None:  # the uploader was drawn afresh: the page was left, or the input changed
+        row = container.container(horizontal=True, vertical_alignment="center")
+        row.markdown(f"Current image: **{kept['name']}** ({_size(len(kept['data']))}), uploaded earlier in this session")
+        row.button("Remove", icon=":material/close:", key=f"{key}-remove",
+                   on_click=lambda: st.session_state.pop(KEPT + key, None))
+    if kept is None:
         return None
     try:
-        return preprocess(file.getvalue(), style)
+        return preprocess(kept["data"], style)
     except ImageError as err:
-        container.error(str(err))
+        container.error(f"**{kept['name']}**: {err}")
         return None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB" if n >= 1024 else f"{n} bytes"
 
 
 def upload_image(key: str, container=st, label: str = "Upload an image", style: str = "mnist"):
