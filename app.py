@@ -39,7 +39,7 @@ if (!window.vaeCloseSidebar) {
 # "Copy link": the address bar holds the view's settings (ui.state writes them to the URL), so the button
 # copies location.href; where the Clipboard API is missing (a plain-http address other than localhost) it
 # falls back to a selected text field and the browser's copy command.
-COPY_LINK = """<button class="vae-copy-link" type="button">🔗 Copy link to this view</button>
+COPY_LINK = """<button class="vae-copy-link" type="button">Copy link to this view</button>
 <style>.vae-copy-link {width: 100%; padding: 0.4rem 0.75rem; border-radius: 0.5rem; cursor: pointer;
   border: 1px solid rgba(49, 51, 63, 0.2); background: white; color: inherit; font: inherit;}</style>
 <script>
@@ -55,12 +55,14 @@ if (!window.vaeCopyLink) {
       field.value = url; document.body.appendChild(field); field.select();
       document.execCommand("copy"); field.remove();
     }
-    button.textContent = "✓ Link copied";
-    setTimeout(() => { button.textContent = "🔗 Copy link to this view"; }, 2000);
+    button.textContent = "Link copied";
+    setTimeout(() => { button.textContent = "Copy link to this view"; }, 2000);
   });
 }
 </script>"""
-PROJECTOR_CSS = "<style>html {font-size: 24px;}</style>"  # Streamlit sizes its text in rem: all of it grows
+# Projector mode: Streamlit sizes its text in rem, so all of it grows with the root's size; the sidebar,
+# sized in px, widens with it so that the page names stay whole.
+PROJECTOR_CSS = "<style>html {font-size: 24px;} [data-testid=stSidebar] {min-width: 440px;}</style>"
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ shipped models in one table."""
 import pandas as pd
 import streamlit as st
 
+from app import PAGES
 from ui.models import Selection, describe, score_line, shipped_configs, shipped_metrics
 from vae.data import DATASET_NAMES, data_root, has_split
 
@@ -46,7 +47,8 @@ def models_table() -> pd.DataFrame:
     """One row per shipped model: name, what it is, its test score, and what it is for."""
     configs, metrics = shipped_configs(), shipped_metrics()
     rows = []
-    for name, config in configs.items():
+    order = list(PURPOSE)  # the default model first, then as PURPOSE lists them, then the rest by name
+    for name, config in sorted(configs.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
         if config.get("dataset") not in DATASET_NAMES:
             continue
         rows.append({"Model": name, "What it is": describe(config),
@@ -65,10 +67,13 @@ def render(sel: Selection) -> None:
         "what they learned: walk the latent space, move one coordinate at a time, encode your own drawing.")
     st.subheader("Where to start")
     st.caption("A tour for a class, one page after the other; the sidebar has every page and the model picker.")
-    for path, what in TOUR:
-        c1, c2 = st.columns([2, 5], vertical_alignment="center")
-        c1.page_link(path)
-        c2.markdown(what)
+    titles = {path: (title, icon) for path, title, icon in PAGES}
+    columns = st.columns(3)
+    for i, (path, what) in enumerate(TOUR):
+        with columns[i % 3]:
+            title, icon = titles[path]
+            st.page_link(path, label=f"{i + 1}. {title}", icon=icon)
+            st.caption(what)
     st.markdown(data_line())
     st.subheader("The shipped models")
     st.dataframe(models_table(), hide_index=True, width="stretch")

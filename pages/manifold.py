@@ -24,6 +24,10 @@ TICK_FONT_PX = 13  # the ticks' and axis names' size (times state.zoom() in proj
 N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
 OTHERS = ("the prior mean (0)", "a random draw")
+# Where the columns stack (a phone), the grid's column comes before the controls' column: the picture is on
+# the first screen, the controls under it.
+GRID_FIRST_ON_A_PHONE = ("<style>@media (max-width: 640px) {[data-testid=stColumn]:has(.st-key-manifold_picture) "
+                         "{order: -1;}}</style>")
 S = state.PageState("manifold", [
     state.Setting("view", str, VIEWS[0], options=VIEWS), state.Setting("grid", int, 15, 5, 30),
     state.Setting("span", float, 2.0, 0.5, 4.0), state.Setting("spacing", str, GRID_SPACINGS[0], options=GRID_SPACINGS),
@@ -221,7 +225,8 @@ def manifold_view(sel: Selection) -> None:
     with controls:
         download_png(plain, f"{sel.name}-manifold-{plane.n}x{plane.n}", "manifold_png")
         cell_to_sliders(sel, plane)
-    show_image(view, picture, caption=grid_caption(sel, plane, overlay, tracks))
+    show_image(view.container(key="manifold_picture"), picture, caption=grid_caption(sel, plane, overlay, tracks))
+    st.html(GRID_FIRST_ON_A_PHONE)
     if hole_cells is not None:
         show_holes(sel, images, hole_cells, plane.dims, threshold)
 

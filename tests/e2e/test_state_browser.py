@@ -38,6 +38,8 @@ def set_manifold(page) -> None:
     wait_until_rendered(page)
     pick(page, "Horizontal dimension", "z[3] ")
     pick(page, "Vertical dimension", "z[7] ")
+    page.wait_for_function("() => location.search.includes('y=7')", timeout=30_000)
+    wait_until_rendered(page)
 
 
 def test_a_view_survives_other_pages_and_opens_again_from_its_link(app, browser):
@@ -46,12 +48,13 @@ def test_a_view_survives_other_pages_and_opens_again_from_its_link(app, browser)
     set_manifold(page)
     assert page.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "30"
     before = grid_bytes(page)
+    assert "z[7]" in page.locator("[data-testid=stMain] [data-testid=stImageCaption]").first.inner_text()
     for title in ("Theory: KL and ELBO", "Latent sliders", "Reconstruct an image", "Latent manifold"):
         go_to(page, title)
     assert_clean(page)
     assert grid_bytes(page) == before
     page.locator(".vae-copy-link").click()
-    page.get_by_text("✓ Link copied").wait_for(timeout=5_000)
+    page.get_by_text("Link copied", exact=True).wait_for(timeout=5_000)
     link = page.evaluate("navigator.clipboard.readText()")
     assert "model=mnist-vae-20d" in link and "grid=30" in link and "x=3" in link and "y=7" in link
     screenshot(page, "state-manifold-before-link")
@@ -87,4 +90,17 @@ def test_on_a_phone_the_sidebar_closes_after_a_tap_on_a_page_link(app, browser):
     box = page.locator("[data-testid=stSidebar]").bounding_box()
     assert box is None or box["x"] + box["width"] <= 1, box  # slid out of view
     screenshot(page, "phone-after-page-link")
+    context.close()
+
+
+def test_on_a_phone_the_manifold_is_on_the_first_screen(app, browser):
+    """The landing issue's last line: on a phone the grid started below the first screen (its column came
+    after the controls'); it now comes first where the columns stack."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{app}/manifold")
+    wait_until_rendered(page)
+    grid = page.locator("[data-testid=stMain] [data-testid=stImage] img").first
+    grid.wait_for(timeout=30_000)
+    assert grid.bounding_box()["y"] < 844 - 100, grid.bounding_box()
     context.close()
