@@ -183,7 +183,7 @@ def test_style_transfer_from_a_test_image_and_its_label():
     at = open_page("mnist-cvae")
     before = pictures(at)
     assert any(i.proto.imgs[0].caption.startswith("test image #0, encoded as 7") for i in at.get("image"))
-    at.number_input(key="cvae_transfer_number").set_value(3).run()
+    at.number_input(key="cvae/transfer_example").set_value(3).run()
     check(at)
     moved = pictures(at)
     assert moved["transfer"] != before["transfer"] and moved["source"] != before["source"]
@@ -196,7 +196,7 @@ def test_style_transfer_from_a_test_image_and_its_label():
 
 def test_style_transfer_from_an_upload_waits_for_its_label(mnist_test):
     at = open_page("mnist-cvae")
-    at.radio(key="cvae_source").set_value("Your own image").run()
+    at.radio(key="cvae/source").set_value("Your own image").run()
     check(at)
     assert "transfer" not in pictures(at) and "Upload an image" in at.info[0].value
     png = io.BytesIO()

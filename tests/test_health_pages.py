@@ -122,7 +122,7 @@ def test_a_20d_manifold_says_its_holes_are_of_a_two_dimensional_marginal():
 
 def test_the_latent_pad_shades_the_density_ratio():
     at = open_app("sliders")
-    at.toggle(key="sliders_pad_holes").set_value(True)
+    at.toggle(key="sliders/holes").set_value(True)
     rerun(at)
     assert any("Prior mass in holes" in c.value for c in at.caption)
     pad = next(c for c in at.get("plotly_chart") if "log10 q(z)" in c.proto.spec)

@@ -61,9 +61,9 @@ def test_starting_points_and_reset_set_the_sliders():
     assert z_values(at, model, 20) == [0.0] * 20 and shown(at)[0] == start
 
     # The encoding of the 6th test image of class 3 (index 5 among the threes).
-    at.selectbox(key="sliders_pick_class").select(3)
+    at.selectbox(key="sliders/class").select(3)
     rerun(at)
-    at.number_input(key="sliders_pick_number").set_value(5)
+    at.number_input(key="sliders/example").set_value(5)
     rerun(at)
     labelled(at.button, "Start from its encoding (mu)").click()
     rerun(at)
@@ -152,7 +152,7 @@ def test_cvae_label_joins_the_sliders():
     label.set_value(7)
     rerun(at)
     assert shown(at)[0] != before and "y = 7" in at.get("image")[0].proto.imgs[0].caption
-    at.selectbox(key="sliders_pick_class").select(4)
+    at.selectbox(key="sliders/class").select(4)
     rerun(at)
     labelled(at.button, "Start from its encoding (mu)").click()
     rerun(at)
@@ -169,39 +169,47 @@ def test_every_shipped_model_runs_both_pages(name):
 # ---------------------------------------------------------------- interpolation
 
 
+def strip(at: AppTest) -> tuple[str, ...]:
+    """The path's images (one st.image of every frame, the last image element on the page)."""
+    return tuple(at.get("image")[-1].value)
+
+
+def strip_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Left to right"))
+
+
 def test_interpolation_strip_follows_method_and_count():
     at = open_page("interpolate")
     assert at.title[0].value == "Interpolation" and not at.error
-    assert len(shown(at)) == 3 and len(at.get("plotly_chart")) == 1  # the path over the 2-D plane
-    strip = at.get("image")[-1]
-    assert "test image 0 (a 7)" in strip.proto.imgs[0].caption and "test image 1 (a 2)" in strip.proto.imgs[0].caption
-    seen = {shown(at)[-1]}
+    assert len(at.get("image")) == 3 and len(strip(at)) == 8 + 4 and len(at.get("plotly_chart")) == 1
+    assert "test image 0 (a 7)" in strip_caption(at) and "test image 1 (a 2)" in strip_caption(at)
+    seen = {strip(at)}
     labelled(at.radio, "Interpolation").set_value("slerp")
     rerun(at)
-    seen.add(shown(at)[-1])
+    seen.add(strip(at))
     labelled(at.slider, "Images between the ends").set_value(12)
     rerun(at)
-    seen.add(shown(at)[-1])
-    assert "12 images decoded" in at.get("image")[-1].proto.imgs[0].caption
-    at.number_input(key="interp_end_number").set_value(42)
+    seen.add(strip(at))
+    assert "12 images decoded" in strip_caption(at) and len(strip(at)) == 16
+    at.number_input(key="interpolate/end_example").set_value(42)
     rerun(at)
-    seen.add(shown(at)[-1])
+    seen.add(strip(at))
     assert len(seen) == 4 and not at.error
 
 
 def test_cvae_path_is_decoded_with_the_class_of_either_end():
     at = open_page("interpolate", "mnist-cvae")
-    assert len(shown(at)) == 3 and len(at.get("plotly_chart")) == 1
-    assert "path decoded with y = 7" in at.get("image")[-1].proto.imgs[0].caption  # test image 0 is a 7
-    before = shown(at)[-1]
+    assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 1
+    assert "path decoded with y = 7" in strip_caption(at)  # test image 0 is a 7
+    before = strip(at)
     labelled(at.radio, "Decode the path with the class of").set_value("the end")
     rerun(at)
-    assert "path decoded with y = 2" in at.get("image")[-1].proto.imgs[0].caption and shown(at)[-1] != before
+    assert "path decoded with y = 2" in strip_caption(at) and strip(at) != before
 
 
 def test_larger_latent_space_has_no_plane():
     at = open_page("interpolate", "mnist-vae-20d")
-    assert len(shown(at)) == 3 and not at.get("plotly_chart")
+    assert len(at.get("image")) == 3 and not at.get("plotly_chart")
 
 
 def png(array: np.ndarray) -> bytes:
@@ -212,47 +220,79 @@ def png(array: np.ndarray) -> bytes:
 
 def test_an_upload_can_be_an_end_and_a_bad_one_says_why():
     at = open_page("interpolate")
-    before = shown(at)[-1]
-    at.radio(key="interp_end_source").set_value("an upload")
+    before = strip(at)
+    at.radio(key="interpolate/end_from").set_value("an upload")
     rerun(at)
     assert len(shown(at)) == 1 and at.info  # the start's thumbnail; waits for the end's file
     digit = np.zeros((140, 140), np.uint8)
     digit[30:110, 60:80] = 255  # a thick white "1" on black
     at.file_uploader[0].set_value(("one.png", png(digit), "image/png"))
     rerun(at)
-    assert len(shown(at)) == 3 and shown(at)[-1] != before and not at.error
-    assert "your upload" in at.get("image")[-1].proto.imgs[0].caption
+    assert len(at.get("image")) == 3 and strip(at) != before and not at.error
+    assert "your upload" in strip_caption(at)
     at.file_uploader[0].set_value(("broken.png", b"not an image at all", "image/png"))
     rerun(at)
     assert len(at.error) == 1 and len(shown(at)) == 1  # the start's thumbnail, no strip
 
 
+def test_interpolation_labels_t_and_offers_a_png_and_a_gif(monkeypatch):
+    """Issue 14: the ends' thumbnails, the frames labelled with t, a PNG and an animated GIF. Issue 25: the GIF
+    was interpolation.gif at 112 x 112 px; it is named after the model, the ends and the method, and larger."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
 
-def test_interpolation_labels_t_and_offers_a_png_and_a_gif():
-    """Issue 14: the ends' thumbnails, the frames labelled with t, a PNG and an animated GIF."""
-    from ui.images import label_tiles, path_gif
+    from ui.images import label_tiles
 
+    made = {}  # file name -> the callable a download button runs when clicked
+    add_deferred = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        made[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
     at = open_page("interpolate")
     assert [b.proto.label for b in at.get("download_button")] == ["Download PNG", "Download GIF"]
-    ends, path = torch.rand(2, 1, 28, 28), torch.rand(5, 1, 28, 28)
-    gif = Image.open(io.BytesIO(path_gif(ends, path)))
-    assert gif.n_frames == 2 * 7 - 2 and gif.size == (112, 112)  # there and back; each frame 4x
-    strip = np.full((29, 4 * 29), 128, np.uint8)
-    labelled_strip = label_tiles(strip, ["image", "t = 0", "t = 1", "image"], 4, 29, font=9)
+    captions = [i.caption for i in at.get("image")[-1].proto.imgs]
+    assert captions == ["image", "t = 0", *[f"t = {i / 9:.2f}" for i in range(1, 9)], "t = 1", "image"]
+    gif = Image.open(io.BytesIO(made["mnist-vae-2d-test-image-0-to-test-image-1-linear.gif"]()))
+    assert gif.n_frames == 2 * 10 - 2 and gif.size == (224, 224)  # there and back; each frame 8x
+    assert "mnist-vae-2d-test-image-0-to-test-image-1-linear-x4.png" in made
+    strip_png = np.full((29, 4 * 29), 128, np.uint8)
+    labelled_strip = label_tiles(strip_png, ["image", "t = 0", "t = 1", "image"], 4, 29, font=9)
     assert labelled_strip.shape == (29 + 15, 4 * 29) and (labelled_strip[29:] < 128).any()  # text in the band
 
 
-def test_a_click_on_the_latent_pad_sets_the_sliders():
-    """Issue 14: for a 2-d model, a click on the plane decodes that z (the sliders follow)."""
-    at = open_page("sliders")
-    key = "sliders/mnist-vae-2d/pad"
-    assert key in [c.key for c in at.get("plotly_chart")]
-    before = shown(at)[0]
-    point = {"x": 1.5, "y": -0.75, "curve_number": 10, "point_number": 0, "point_index": 0}
-    at.session_state[key] = {"selection": {"points": [point], "point_indices": [0], "box": [], "lasso": []}}
+def test_interpolation_says_the_prior_norm_of_the_models_dimension():
+    """Issue 25, item 11: for d = 2 it said |z| is near 1.41; the chi distribution's mean is 1.25, its median 1.18."""
+    at = open_page("interpolate")
+    caption = next(c.value for c in at.caption if c.value.startswith("|z| along the path"))
+    assert "mean 1.25, median 1.18" in caption and "90% of draws from 0.32 to 2.45" in caption
+    at = open_page("interpolate", "mnist-vae-20d")
+    caption = next(c.value for c in at.caption if c.value.startswith("|z| along the path"))
+    assert "chi distribution with 20 degrees of freedom, mean 4.42" in caption  # sqrt(2) G(10.5) / G(10)
+
+
+def pad_key(at: AppTest, model: str = "mnist-vae-2d") -> str:
+    return next(c.key for c in at.get("plotly_chart") if c.key.startswith(f"sliders/{model}/pad"))
+
+
+def click_pad(at: AppTest, x: float, y: float) -> None:
+    point = {"x": x, "y": y, "curve_number": 10, "point_number": 0, "point_index": 0}
+    at.session_state[pad_key(at)] = {"selection": {"points": [point], "point_indices": [0], "box": [], "lasso": []}}
     rerun(at)
+
+
+def test_a_click_on_the_latent_pad_sets_the_sliders():
+    """Issue 14: for a 2-d model, a click on the plane decodes that z (the sliders follow). Issue 25: a
+    click on the point clicked before, after a slider moved, sets the sliders again (it was ignored: the
+    chart's selection had not changed, and to Plotly a second click on a selected point deselects it)."""
+    at = open_page("sliders")
+    before = shown(at)[0]
+    click_pad(at, 1.5, -0.75)
     assert z_values(at, "mnist-vae-2d", 2) == [1.5, -0.75] and shown(at)[0] != before
     assert "a click on the latent pad at (1.5, -0.75)" in at.get("image")[0].proto.imgs[0].caption
-    at.slider(key="sliders/mnist-vae-2d/z0").set_value(0.25)  # the same selection again does not undo a slider's move
+    at.slider(key="sliders/mnist-vae-2d/z0").set_value(0.25)  # the click is not applied again: the slider's move stays
     rerun(at)
     assert z_values(at, "mnist-vae-2d", 2) == [0.25, -0.75]
+    click_pad(at, 1.5, -0.75)  # the same point again
+    assert z_values(at, "mnist-vae-2d", 2) == [1.5, -0.75]

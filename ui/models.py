@@ -68,28 +68,33 @@ class Selection:
         return "fashion" if self.config["dataset"] == "fashion" else "mnist"
 
 
-def sliders_prefix(name: str) -> str:
-    """The Latent sliders page's session-state keys for one model: per model, so switching models
-    never carries stale values."""
-    return f"sliders/{name}/"
+def sliders_state(name: str) -> state.PageState:
+    """The Latent sliders page's settings for model ``name`` (scoped by it, so that switching models never
+    carries stale values): ``z``, the sliders' values, one URL parameter (``z=1.5,-0.75``: the page sets
+    its length and default from the model), and ``y``, a CVAE's label. Its ``key("start")`` holds the
+    last start (z, how, y) for the page's Reset button and caption."""
+    return state.PageState("sliders", [state.Setting("z", float, None, many=True), state.Setting("y", int, 0, 0)],
+                           scope=name)
 
 
-def start_sliders(prefix: str, z: list[float], how: str, y: int | None = None) -> None:
-    """Set every slider of the Latent sliders page (and a CVAE's label) before a rerun draws them, and
-    remember the start for its Reset button; any page may call it (a button callback, or before
-    ``st.switch_page``). Values beyond a slider's range are clipped by the page."""
-    z = [float(v) for v in z]
-    for j, v in enumerate(z):
-        st.session_state[f"{prefix}z{j}"] = round(v, 2)
+def start_sliders(name: str, z: list[float], how: str, y: int | None = None) -> None:
+    """Set every slider of model ``name`` on the Latent sliders page (and a CVAE's label y) before a run
+    draws them, and remember the start (``how``: "the manifold cell (3, 4)") for the page's Reset button.
+    Call it from a button's callback, or before ``st.switch_page``. z: latent_dim floats, rounded to the
+    sliders' 0.01 step; values beyond a slider's range are clipped by the page."""
+    sliders, z = sliders_state(name), [round(float(v), 2) for v in z]
+    sliders.set("z", tuple(z))
+    for j in range(len(z)):  # the sliders' widgets take the new values from the store
+        st.session_state.pop(f"{sliders.key('z')}{j}", None)
     if y is not None:
-        st.session_state[f"{prefix}y"] = int(y)
-    st.session_state[f"{prefix}start"] = (list(z), how, y)
+        sliders.set("y", int(y))
+    st.session_state[sliders.key("start")] = (z, how, y)
 
 
 def open_in_sliders_page(name: str, z: list[float], how: str, y: int | None = None) -> None:
     """Open the Latent sliders page at z (and a CVAE's label y) for model ``name``: the one hand-off
     every page uses ("Open in the sliders")."""
-    start_sliders(sliders_prefix(name), z, how, y)
+    start_sliders(name, z, how, y)
     APP_STATE.set("model", name)
     st.switch_page("pages/sliders.py", query_params={"model": name})
 
