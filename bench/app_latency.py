@@ -12,19 +12,26 @@ First visits: server time of each page's first run in this fresh process, its ca
 
 Memory: the server's peak resident set after opening every page once (the default models).
 
-Cold start: seconds from starting `streamlit run app.py` until its first page has rendered its
-manifold image in headless Chromium, against the same for a one-line app (a title), i.e. the cost
+Cold start: seconds from starting `streamlit run app.py` until its first page (the landing page) has
+rendered its table of models in headless Chromium, against the same for a one-line app (a title), i.e. the cost
 of Streamlit itself; the median of --cold-runs starts each.
 
+Against a commit (``--against REV``): the reruns of the manifold, sliders and Theory pages here and at
+commit REV, in processes that alternate, so that what the change between them costs a rerun is measured
+in one run (the state layer of issue 25 against the commit before it).
+
     VAE_DATA_DIR=../shared/data .venv/bin/python bench/app_latency.py [--runs 20] [--cold-runs 3]
+    VAE_DATA_DIR=../shared/data .venv/bin/python bench/app_latency.py --against 828fbea [--runs 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +43,7 @@ from PIL import Image, ImageDraw
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("VAE_BENCH_ROOT") or Path(__file__).resolve().parents[1])  # the tree whose app.py is timed
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
@@ -204,7 +211,7 @@ def cold_start_table(runs: int) -> None:
         proc, url = start_app(log)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for path in ("", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory"):
+            for path in ("", "manifold", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory"):
                 page.goto(f"{url}/{path}")
                 wait_until_rendered(page)
             page.close()
@@ -221,7 +228,7 @@ def cold_start_table(runs: int) -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for _ in range(runs):
             times["one-line app (baseline)"].append(cold_start(browser, tmp / "hello.py", tmp, tmp / "h.log", "h1"))
-            times["app.py"].append(cold_start(browser, ROOT / "app.py", ROOT, tmp / "a.log", "[data-testid=stImage] img"))
+            times["app.py"].append(cold_start(browser, ROOT / "app.py", ROOT, tmp / "a.log", "[data-testid=stDataFrame]"))
         peak = peak_memory_after_every_page(browser, tmp / "m.log")
         browser.close()
     base, ours = (statistics.median(v) for v in times.values())
@@ -232,11 +239,98 @@ def cold_start_table(runs: int) -> None:
     print(f"  ratio app.py / baseline: {ours / base:.2f}")
 
 
+COMPARED = ("manifold", "sliders", "theory")  # pages whose first widgets are the same on both sides of a comparison
+
+
+_STATE_SECONDS: list[float] = []  # time spent in the state layer (ui.state), where the tree has one
+
+
+def time_the_state_layer() -> bool:
+    """Wrap ui.state's entry points so that their time is added to _STATE_SECONDS; False where the tree
+    has no state layer (a commit before issue 25)."""
+    try:
+        from ui import state
+    except ImportError:
+        return False
+
+    def timed(f):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                _STATE_SECONDS.append(time.perf_counter() - t0)
+        return wrapper
+
+    for name in ("bind", "get", "set"):
+        setattr(state.PageState, name, timed(getattr(state.PageState, name)))
+    for name in ("begin_run", "end_run", "zoom"):
+        setattr(state, name, timed(getattr(state, name)))
+    return True
+
+
+def compared_reruns(runs: int) -> dict[str, float]:
+    """Median server time in seconds of ``runs`` reruns per page of COMPARED on mnist-vae-2d, after 3
+    warm-up rounds: its first slider moved ("PAGE: change") and nothing changed ("PAGE: no change").
+    Widgets are found by their place, not their keys, so that any commit of the app can be timed."""
+    layered = time_the_state_layer()
+    pages = {page: open_page(page, "mnist-vae-2d") for page in COMPARED}
+    times = {f"{page}: {kind}": [] for page in COMPARED for kind in ("change", "no change", "state layer")}
+    for i in range(3 + runs):
+        for page, at in pages.items():
+            slider = at.main.slider[0]
+            value = slider.min + (slider.max - slider.min) * (0.25 + 0.5 * (i % 2))
+            slider.set_value(round(value) if isinstance(slider.min, int) else round(value, 2))
+            _STATE_SECONDS.clear()
+            changed, unchanged = server_seconds(at), server_seconds(at)
+            if i >= 3:
+                times[f"{page}: change"].append(changed)
+                times[f"{page}: no change"].append(unchanged)
+                times[f"{page}: state layer"].append(sum(_STATE_SECONDS) / 2)  # per rerun
+    return {name: statistics.median(v) for name, v in times.items() if layered or not name.endswith("state layer")}
+
+
+def against_table(rev: str, runs: int, rounds: int = 3) -> None:
+    """This tree's reruns against those of commit ``rev`` (a git worktree), timed in the same run: the two
+    alternate, one process each per round, ``rounds`` rounds; the medians of the rounds' medians."""
+    base = Path(tempfile.mkdtemp()) / "base"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), rev], check=True,
+                   capture_output=True)
+    trees = {"this tree": ROOT, rev: base}
+    results = {name: [] for name in trees}
+    try:
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                out = subprocess.run([sys.executable, __file__, "--compared-json", str(runs)], check=True, text=True,
+                                     capture_output=True, env={**os.environ, "VAE_BENCH_ROOT": str(tree)})
+                results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
+    ours, theirs = ({k: statistics.median(r[k] for r in rounds_) for k in rounds_[0]} for rounds_ in results.values())
+    print(f"Server time per rerun, this tree against {rev}: the median over {rounds} alternating rounds of each "
+          f"round's median of {runs} reruns (mnist-vae-2d).")
+    print(f"  {'page: rerun':24s} {'this tree':>10s} {rev[:9]:>10s} {'added':>9s} {'ratio':>6s}")
+    for k in ours:
+        if k in theirs:
+            print(f"  {k:24s} {ours[k] * 1000:7.1f} ms {theirs[k] * 1000:7.1f} ms {(ours[k] - theirs[k]) * 1000:+6.1f} ms "
+                  f"{ours[k] / theirs[k]:6.2f}")
+        else:  # the time inside ui.state's functions, of this tree's rerun
+            print(f"  {k:24s} {ours[k] * 1000:7.2f} ms   (inside ui.state, per rerun: bind, get, set, begin/end_run)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=20, help="timed reruns per page")
     p.add_argument("--cold-runs", type=int, default=3, help="cold starts of each app (0: skip; needs Chromium)")
+    p.add_argument("--against", metavar="REV", help="only: time the reruns of COMPARED pages here and at commit REV")
+    p.add_argument("--compared-json", type=int, metavar="RUNS", help=argparse.SUPPRESS)  # one side of --against
     a = p.parse_args()
+    if a.compared_json:
+        print(json.dumps(compared_reruns(a.compared_json)))
+        return
+    if a.against:
+        against_table(a.against, a.runs)
+        return
     first_open_table()
     rerun_table(a.runs)
     if a.cold_runs:
