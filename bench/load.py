@@ -117,13 +117,13 @@ async def visitor(browser, url: str, times: dict, errors: list) -> None:
     try:
         tab = Tab(await context.new_page())
         t0 = time.perf_counter()
-        await tab.page.goto(url)
+        await tab.page.goto(f"{url}/manifold")
         await tab.page.wait_for_function(RENDERED, timeout=TIMEOUT_S * 1000)
         times["first load"].append(time.perf_counter() - t0)
         await tab.check("first load", errors)
         await interact(tab, "manifold", times, errors)
         links = tab.page.locator("[data-testid=stSidebar] [data-testid=stPageLink-NavLink]")
-        for i in range(1, await links.count()):
+        for i in range(2, await links.count()):  # 0: the landing page, 1: the manifold, open already
             link = links.nth(i)
             name = (await link.get_attribute("href")).rstrip("/").rsplit("/", 1)[-1]
             took = await tab.timed(link.click, name, errors)
@@ -148,10 +148,10 @@ async def trainer(browser, url: str, errors: list):
     await epochs.fill("1")
     await epochs.press("Tab")
     await sidebar.get_by_role("button", name="Train", exact=True).click()
-    await sidebar.get_by_text(re.compile(r"Trained mnist-vae-2d · run \d+: 1 epoch in")).wait_for(timeout=300_000)
+    await sidebar.get_by_text(re.compile(r"Trained run \d+ · mnist vae 2-d: 1 epoch in")).wait_for(timeout=300_000)
     links = sidebar.locator("[data-testid=stPageLink-NavLink]")
     count = await links.count()
-    for i in [*range(1, count), 0]:  # the manifold (page 0) is already open: it comes last
+    for i in [*range(1, count), 0]:  # the landing page (page 0) is already open: it comes last
         await tab.timed(links.nth(i).click, f"trained model, page {i + 1}", errors)
     return context
 
