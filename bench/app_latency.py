@@ -145,7 +145,7 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
     out["sliders: a click on the latent pad, mnist-vae-2d"] = (at, pad)
     at = open_page("ae_vs_vae", "mnist-vae-2d")
     out["ae_vs_vae: span of the grids"] = (
-        at, lambda i, at=at: at.slider(key="aevae_span").set_value(1.5 + 0.5 * (i % 4)))
+        at, lambda i, at=at: at.main.slider[0].set_value(1.5 + 0.5 * (i % 4)))
     at = open_page("theory", "mnist-vae-2d")
     out["theory: the mu slider"] = (at, lambda i, at=at: at.slider[0].set_value(round(-2 + 0.05 * i, 2)))
     return out

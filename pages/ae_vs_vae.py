@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from ui import state
 from ui.charts import class_scatter
 from ui.images import download_png, pick_test_image, show_image, test_images
 from ui.models import Selection, available_models, selection_of, shipped_configs, test_encodings
@@ -18,6 +19,8 @@ from vae.latent import decode_images, encode_images, grid_coordinates, interpola
 
 N_CODES = 2000  # test images on each plane
 N_DRAWS = 36  # prior draws decoded by each model
+S = state.PageState("ae_vs_vae", [state.Setting("ae", str), state.Setting("vae", str),
+                                  state.Setting("span", float, 2.0, 0.5, 6.0)])
 
 
 def candidates() -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
@@ -58,7 +61,8 @@ def render(sel: Selection) -> None:
         st.stop()
     c1, c2 = st.columns(2)
     ae_default = sel.name if sel.name in aes else ("mnist-ae-2d" if "mnist-ae-2d" in aes else aes[0])
-    ae_name = c1.selectbox("Autoencoder", aes, index=aes.index(ae_default), format_func=labels.get, key="aevae_ae")
+    ae_name = c1.selectbox("Autoencoder", aes, format_func=labels.get,
+                           key=S.bind("ae", default=ae_default, options=tuple(aes)))
     ae_config = configs[ae_name]
     vaes = [n for n, c in configs.items() if c.get("model") in ("vae", "conv") and c["dataset"] == ae_config["dataset"]
             and c["latent_dim"] == ae_config["latent_dim"] and c.get("binarize", "none") == "none"]
@@ -67,7 +71,7 @@ def render(sel: Selection) -> None:
                 f"{DATASET_NAMES[ae_config['dataset']]} to compare with: train one in the sidebar.")
         st.stop()
     vae_default = sel.name if sel.name in vaes else ("mnist-vae-2d" if "mnist-vae-2d" in vaes else vaes[0])
-    vae_name = c2.selectbox("VAE", vaes, index=vaes.index(vae_default), format_func=labels.get, key="aevae_vae",
+    vae_name = c2.selectbox("VAE", vaes, format_func=labels.get, key=S.bind("vae", default=vae_default, options=tuple(vaes)),
                             help="Unconditional VAEs on the same data with the same latent size.")
     try:
         ae, vae = selection_of(ae_name, folders[ae_name]), selection_of(vae_name, folders[vae_name])
@@ -107,7 +111,7 @@ def render(sel: Selection) -> None:
         st.info("The grids and plots need at least 2 latent dimensions.")
         st.stop()
     st.subheader("The decoded grid over the same span")
-    span = st.slider("Span of the grid (± z)", 0.5, 6.0, 2.0, 0.5, key="aevae_span",
+    span = st.slider("Span of the grid (± z)", 0.5, 6.0, step=0.5, key=S.bind("span"),
                      help="Both grids decode the same evenly spaced points of the plane z[0], z[1] (others 0).")
     n = 12
     coords = grid_coordinates(n, span, "linear")
