@@ -29,7 +29,6 @@ CANVAS = S.key("canvas")  # + "-N" after N clearings: a new key draws an empty c
 CLEARINGS = state.STORE + "reconstruct/clearings"
 DRAWING = state.STORE + "reconstruct/drawing"  # the last drawing: {"json": Fabric.js JSON, "png": bytes}
 DRAWN_AT_MOUNT = state.STORE + "reconstruct/drawing-at-mount"  # what the canvas was last mounted with
-METRIC_PX = 165  # a metric's width: two fit side by side on a 390 px phone
 STEP_PX = 96  # the framing steps' longer side, times state.zoom()
 IMAGE_PX = 168  # the input's and the reconstruction's side (6x): two fit side by side on a 390 px phone
 PLOT = {"displayModeBar": False}  # Plotly's toolbar covered the charts' titles on a phone (nothing to zoom: dragmode off)
@@ -123,8 +122,8 @@ def drawing(sel: Selection, thing: str):
         st.session_state[DRAWING] = kept
     row = st.container(horizontal=True, vertical_alignment="center")
     row.button("Clear drawing", icon=":material/ink_eraser:", on_click=clear_drawing, disabled=kept is None)
-    row.caption("With a finger or the mouse: it is read when you lift it. With a mouse, the toolbar over the "
-                "canvas also undoes a stroke (a touch screen may never show it).")
+    row.caption("With a finger or the mouse, read when you lift it. A mouse also finds a toolbar over the canvas "
+                "(undo), which touch does not show.")
     if kept is None:
         return None
     try:
@@ -180,19 +179,19 @@ def reconstruction(sel: Selection, x: torch.Tensor, label: int | None):
 def scores(sel: Selection, post, k: int) -> None:
     """The reconstruction term, KL, -ELBO and IWAE estimate of this image, and what to compare them with."""
     config, test = sel.config, sel.metrics.get("test")
-    m = st.container(horizontal=True)
+    m = st.container(horizontal=True)  # four in a row, or two by two on a phone
     if not sel.model.variational:
-        m.metric("Reconstruction", f"{post.recon_nll:.1f} nats", width=METRIC_PX,
+        m.metric("Reconstruction", f"{post.recon_nll:.1f} nats",
                  help=f"−log p(x|z) at the code z = f(x): the {config['likelihood']} decoder's negative log-likelihood of x.")
         st.caption("A plain autoencoder maps x to one point z = f(x) and has no prior: it defines no likelihood "
                    "p(x), so there is no KL, ELBO or IWAE estimate to show. The AE vs VAE page shows what that costs."
                    + (f" Test split mean: {test['recon']:.1f} nats." if test else ""))
         return
     prior = "N(μ_y, I), the prior of its class" if sel.class_prior else "the prior N(0, I)"
-    m.metric("Reconstruction", f"{post.recon_nll:.1f} nats", width=METRIC_PX, help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
-    m.metric("KL", f"{post.kl:.2f} nats", width=METRIC_PX, help=f"KL(q(z|x) ‖ p(z)), in closed form against {prior}, summed over the latent dimensions.")
-    m.metric("−ELBO", f"{post.neg_elbo:.1f} nats", width=METRIC_PX, help=f"Reconstruction + KL, for this one image (the model was trained on {loss_name(config)}).")
-    m.metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", width=METRIC_PX, help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
+    m.metric("Reconstruction", f"{post.recon_nll:.1f} nats", help=f"−E_q[log p(x|z)]: the {config['likelihood']} decoder's negative log-likelihood of x, averaged over {k} draws z ~ q(z|x).")
+    m.metric("KL", f"{post.kl:.2f} nats", help=f"KL(q(z|x) ‖ p(z)), in closed form against {prior}, summed over the latent dimensions.")
+    m.metric("−ELBO", f"{post.neg_elbo:.1f} nats", help=f"Reconstruction + KL, for this one image (the model was trained on {loss_name(config)}).")
+    m.metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
     kind = "differential nats of a Gaussian decoder" if config["likelihood"] == "gaussian" else "grey levels scored as Bernoulli targets"
     note = (f" These are {kind}, not a normalized likelihood of the image: compare them with each other, "
             "not with published MNIST numbers (those binarize the digits).")
@@ -229,9 +228,12 @@ def mu_sigma_figure(post, d: int) -> go.Figure:
         hovertemplate="%{x}: μ %{y:.2f}, σ %{customdata[0]:.2f}, KL %{customdata[1]:.2f} nats<extra></extra>",
     ))
     bars.add_hrect(y0=-1, y1=1, line_width=0, fillcolor="gray", opacity=0.15)
-    bars.update_layout(height=340, dragmode=False, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="z", showlegend=False,
-                       title=dict(text="μ ± σ of q(z|x) per dimension; grey: prior ±1", font_size=14 * state.zoom()),
-                       font_size=12 * state.zoom())
+    zoom = state.zoom()
+    lines = 2 if zoom > 1 else 1  # the title's lines: two in projector mode, in a column of 2/5 of the page
+    bars.update_layout(height=340 * zoom, dragmode=False, margin=dict(l=10, r=10, t=30 * zoom * lines, b=10), yaxis_title="z",
+                       showlegend=False, font_size=12 * zoom,
+                       title=dict(text="μ ± σ of q(z|x) per dimension" + ("<br>" if zoom > 1 else "; ") + "grey: prior ±1",
+                                  font_size=14 * zoom))
     return bars
 
 
@@ -258,9 +260,10 @@ def plane_figure(sel: Selection, post):
                                    text=names, textposition="top center", customdata=names,
                                    marker=dict(symbol="x", size=12, color="black"),
                                    hovertemplate="prior mean of %{customdata}: (%{x:.2f}, %{y:.2f})<extra></extra>"))
-    fig.update_layout(height=460, dragmode=False, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
-                      title=dict(text="Where it lands among the test encodings (μ of each)", font_size=14 * state.zoom()),
-                      font_size=12 * state.zoom(), legend=dict(itemsizing="constant"))
+    zoom = state.zoom()
+    fig.update_layout(height=460 * zoom, dragmode=False, margin=dict(l=10, r=10, t=30 * zoom, b=10), xaxis_title="z[0]",
+                      yaxis_title="z[1]", title=dict(text="Where it lands among the test encodings (μ of each)", font_size=14 * zoom),
+                      font_size=12 * zoom, legend=dict(itemsizing="constant"))
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig, len(pick), source
 

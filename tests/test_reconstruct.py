@@ -13,6 +13,8 @@ from PIL import Image, ImageDraw
 from conftest import SHIPPED, labelled, open_app, rerun, shown
 from streamlit.testing.v1 import AppTest
 
+from ui.images import ANY_CLASS
+
 
 def seven_photo(fmt: str = "JPEG", size=(600, 450)) -> bytes:
     """A dark "7" on light, unevenly lit paper, off-centre."""
@@ -202,13 +204,13 @@ def test_the_input_the_test_image_and_k_are_kept_and_in_the_url():
 
 
 def test_the_any_class_choice_comes_back_after_a_class():
-    """'any class' (None) chosen after a class is not replaced by the class kept before."""
+    """'any class' chosen after a class is not replaced by the class kept before."""
     at = open_page()
     at.selectbox(key="reconstruct/class").select(3)
     rerun(at)
-    at.selectbox(key="reconstruct/class").select(None)
+    at.selectbox(key="reconstruct/class").select(ANY_CLASS)
     rerun(at)
-    assert at.selectbox(key="reconstruct/class").value is None and "Example (of 10,000)" in at.number_input[0].label
+    assert at.selectbox(key="reconstruct/class").value == ANY_CLASS and "Example (of 10,000)" in at.number_input(key="reconstruct/example").label
 
 
 def test_an_upload_survives_leaving_the_page_and_can_be_removed():
@@ -252,3 +254,43 @@ def test_offline_the_example_number_and_the_test_image_number_agree(monkeypatch,
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+# ---------------------------------------------------------------- projector mode (issue 25)
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """The bytes of every media file the runs store, by file id (AppTest's storage is gone after a run)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    saved, store = {}, MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        file_id = store(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            saved[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return saved
+
+
+def sizes(at: AppTest, media: dict) -> dict[str, tuple[int, int]]:
+    """Each image's caption -> its (width, height) in pixels."""
+    return {img.proto.imgs[0].caption: Image.open(io.BytesIO(media[img.proto.imgs[0].url.rsplit("/", 1)[-1].split(".")[0]])).size
+            for img in at.get("image")}
+
+
+def test_projector_mode_doubles_the_images_and_the_chart_fonts(media):
+    at = upload(open_page(), "seven.png", seven_photo("PNG"))
+    plain = sizes(at, media)
+    assert plain["input x, 28×28"] == (168, 168) and plain["reconstruction: the decoder's mean at z = μ"] == (168, 168)
+    labelled(at.sidebar.toggle, "Projector mode").set_value(True)
+    rerun(at)
+    big = sizes(at, media)
+    for caption in ("input x, 28×28", "reconstruction: the decoder's mean at z = μ", "28×28, centre of mass at the centre",
+                    f"8 draws z ~ q(z|x), each decoded to its mean image"):
+        assert big[caption] == (2 * plain[caption][0], 2 * plain[caption][1]), caption
+    fonts = [json.loads(c.proto.spec)["layout"]["font"]["size"] for c in at.get("plotly_chart")]
+    assert fonts == [24, 24]

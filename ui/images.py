@@ -58,11 +58,14 @@ def shown_bind(page_state: state.PageState, name: str, **changes) -> str:
     return key
 
 
+ANY_CLASS = -1  # the picker's "any class" (None would show as no choice at all: "Choose an option")
+
+
 def picker_settings(prefix: str = "") -> list[state.Setting]:
-    """The two settings of a ``pick_test_image`` bound to a page's state: PREFIX + "class" (None: any)
-    and PREFIX + "example" (its number among that class's test images); put them in the page's
+    """The two settings of a ``pick_test_image`` bound to a page's state: PREFIX + "class" (``ANY_CLASS``:
+    any) and PREFIX + "example" (its number among that class's test images); put them in the page's
     ``state.PageState``. Their ranges depend on the dataset: ``pick_test_image`` sets them."""
-    return [state.Setting(prefix + "class", int, None, options=(None,)), state.Setting(prefix + "example", int, 0, 0)]
+    return [state.Setting(prefix + "class", int, ANY_CLASS, ANY_CLASS), state.Setting(prefix + "example", int, 0, 0)]
 
 
 def pick_test_image(dataset: str, key: str, container=st, page_state: state.PageState | None = None,
@@ -78,13 +81,10 @@ def pick_test_image(dataset: str, key: str, container=st, page_state: state.Page
     images, labels, indices, source = test_images(dataset)
     names = CLASS_NAMES[dataset]
     c1, c2, c3 = container.columns([3, 2, 1], vertical_alignment="bottom")
-    if page_state is None:
-        class_key = f"{key}_class"
-    else:
-        class_key = shown_bind(page_state, key + "class", options=(None, *range(len(names))))
-    cls = c1.selectbox("Class", [None, *range(len(names))], key=class_key,
-                       format_func=lambda c: "any class" if c is None else names[c])
-    pool = torch.arange(len(labels)) if cls is None else torch.nonzero(labels == cls).flatten()
+    class_key = f"{key}_class" if page_state is None else shown_bind(page_state, key + "class", hi=len(names) - 1)
+    cls = c1.selectbox("Class", [ANY_CLASS, *range(len(names))], key=class_key,
+                       format_func=lambda c: "any class" if c == ANY_CLASS else names[c])
+    pool = torch.arange(len(labels)) if cls == ANY_CLASS else torch.nonzero(labels == cls).flatten()
     if page_state is None:
         number_key = f"{key}_number"
         if c3.button("", icon=":material/casino:", key=f"{key}_dice", help="A random example"):
