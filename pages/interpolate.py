@@ -17,6 +17,7 @@ SOURCES = ("a test image", "an upload")
 ENDS = ("start", "end")
 OF = ("the start", "the end")
 STRIP_PX = 928  # the main column at a 1400 px window with the sidebar open (measured in Chromium)
+PROJECTOR_STRIP_PX = 1230  # the same at 1920 x 1080 in projector mode (its wider sidebar; measured in Chromium)
 GIF_SCALE = 8  # the GIF's pixel repetition: 224 x 224 px frames (times the projector's zoom)
 S = state.PageState("interpolate", [
     state.Setting("start_from", str, SOURCES[0], options=SOURCES), state.Setting("end_from", str, SOURCES[0], options=SOURCES),
@@ -88,9 +89,11 @@ def path_settings(sel: Selection, ends: list[End]) -> tuple[str, int, int | None
 
 def show_strip(sel: Selection, ends: list[End], strip: torch.Tensor, method: str, n: int, y_path: int | None) -> None:
     """The images of the path, each captioned with its t in the page's own text (readable on a phone,
-    where a row of images wraps), at an integer scale: one row of 56 px images or more at a 1400 px
-    window while they fit, else wrapped; never resampled."""
-    scale = max(2, min(4, STRIP_PX // ((n + 4) * 36))) * state.zoom()
+    where a row of images wraps), at the largest integer scale (2 to 4, to 8 in projector mode) that
+    keeps them in one row of the main column, else at 2, wrapped; never resampled."""
+    zoom = state.zoom()
+    column = STRIP_PX if zoom == 1 else PROJECTOR_STRIP_PX
+    scale = max(2, min(4 * zoom, column // ((n + 4) * 28)))
     labels = ["image", "t = 0", *[f"t = {i / (n + 1):.2f}" for i in range(1, n + 1)], "t = 1", "image"]
     frames = [tile(f[None], nrow=1, scale=scale) for f in strip]
     st.image(frames, caption=labels, width=28 * scale, output_format="PNG")
@@ -138,8 +141,11 @@ def path_plane(sel: Selection, path: torch.Tensor, method: str) -> None:
                                textposition="top center", textfont={"size": 14 * zoom, "color": "black"},
                                showlegend=False, marker={"size": 16 * zoom, "symbol": ["star", "square"], "color": "black",
                                                          "line": {"color": "white", "width": 2}}))
-    fig.update_layout(height=560, dragmode=False, margin={"l": 0, "r": 0, "t": 30, "b": 0}, xaxis_title="z[0]",
-                      yaxis_title="z[1]", yaxis={"scaleanchor": "x"}, font={"size": 12 * zoom})
+    fig.update_layout(height=560 if zoom == 1 else 760, dragmode=False, margin={"l": 0, "r": 0, "t": 30, "b": 0}, xaxis_title="z[0]",
+                      yaxis_title="z[1]", xaxis={"constrain": "domain"}, yaxis={"scaleanchor": "x", "constrain": "domain"},
+                      font={"size": 12 * zoom})
+    fig.update_xaxes(tickfont_size=12 * zoom, title_font_size=14 * zoom)  # over the theme's own sizes
+    fig.update_yaxes(tickfont_size=12 * zoom, title_font_size=14 * zoom)
     st.plotly_chart(fig)
     st.caption(f"The path over the encodings mu of {source}, coloured by class"
                + (", each encoded with its own label y." if sel.label_decoder else "."))
@@ -152,9 +158,10 @@ def render(sel: Selection) -> None:
     for col, end in zip(st.columns(2, gap="large"), ENDS):
         with col:
             ends.append(choose_end(sel, end))
-    if any(e is None for e in ends):
+    if any(e is None for e in ends):  # return, not st.stop(): a stopped run keeps the state of the widgets it did not
+        # draw on the server while the browser drops them, and they came back showing their defaults
         st.info("Upload an image for each end set to an upload, or pick a test image.")
-        st.stop()
+        return
     method, n, y_path = path_settings(sel, ends)
 
     x = torch.cat([e.x for e in ends])

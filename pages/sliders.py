@@ -147,7 +147,7 @@ def z_sliders(sel: Selection, sliders: state.PageState, dims: Dimensions) -> tup
 
     def rows(js: list[int]) -> None:
         for start in range(0, len(js), ncols):
-            for col, j in zip(st.columns(ncols), js[start:start + ncols]):
+            for col, j in zip(st.columns(ncols, vertical_alignment="bottom"), js[start:start + ncols]):
                 one_slider(col, sel, sliders, dims, j, tracks[j])
 
     rows(order)
@@ -223,11 +223,13 @@ def pad_figure(lo: list[float], hi: list[float], z: list[float], codes, labels, 
     fig.add_trace(go.Scatter(x=[z[0]], y=[z[1]], mode="markers", name="z of the sliders", showlegend=False,
                              marker=dict(symbol="star", size=18 * zoom, color="gold", line=dict(color="black", width=1.5)),
                              hovertemplate="the sliders' z: (%{x:.2f}, %{y:.2f})<extra></extra>"))
-    fig.update_layout(height=380 * zoom, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
+    fig.update_layout(height=420 if zoom == 1 else 640, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
                       legend=dict(orientation="h", y=-0.18, title=None, entrywidth=32 * zoom, font=dict(size=12 * zoom)),
                       clickmode="event+select", font=dict(size=12 * zoom))
     fig.update_xaxes(range=[lo[0], hi[0]], constrain="domain", fixedrange=True)
     fig.update_yaxes(range=[lo[1], hi[1]], scaleanchor="x", scaleratio=1, constrain="domain", fixedrange=True)
+    fig.update_xaxes(tickfont_size=12 * zoom, title_font_size=14 * zoom)  # over the theme's own sizes
+    fig.update_yaxes(tickfont_size=12 * zoom, title_font_size=14 * zoom)
     return fig
 
 
@@ -261,7 +263,9 @@ def kl_summary(sel: Selection, dims: Dimensions) -> None:
         return
     fig = kl_bars(dims.kl, ACTIVE_KL_THRESHOLD)
     if state.zoom() > 1:
-        fig.update_layout(font=dict(size=12 * state.zoom()), height=170 * state.zoom())
+        fig.update_layout(height=170 * state.zoom())
+        fig.update_xaxes(tickfont_size=12 * state.zoom())
+        fig.update_yaxes(tickfont_size=12 * state.zoom(), title_font_size=14 * state.zoom())
     st.plotly_chart(fig, config={"displayModeBar": False}, key="sliders_kl")
     st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {dims.source}: {len(dims.active)} of {d} "
                f"dimensions active, {len(dims.inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")

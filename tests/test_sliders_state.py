@@ -1,9 +1,11 @@
 """Issue 25 on the Latent sliders, Interpolation and CVAE pages: their settings kept across pages and in
 the URL, the manifold's hand-off for every kind of model, the sliders ordered by KL."""
 
+import io
+
 import pytest
-import torch
 from conftest import ROOT, open_app, rerun, shown
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from vae.checkpoint import load_checkpoint
@@ -146,3 +148,37 @@ def test_the_sliders_of_a_large_model_are_ordered_by_kl_with_the_inactive_folded
     folded = next(e for e in at.expander if e.label.startswith("26 inactive dimensions"))
     assert [s.key for s in folded.slider] == [f"sliders/{model}/z{j}" for j in inactive]
     assert all(s.label.endswith("inactive") for s in folded.slider)
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """The bytes of every media file the runs store, by file id (AppTest's storage is gone after a run)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    saved, store = {}, MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        file_id = store(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            saved[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return saved
+
+
+def width(media: dict, url: str) -> int:
+    return Image.open(io.BytesIO(media[url.rsplit("/", 1)[-1].split(".")[0]])).size[0]
+
+
+@pytest.mark.parametrize("page, model", [("sliders", "mnist-vae-2d"), ("interpolate", "mnist-vae-2d"), ("cvae", "mnist-cvae")])
+def test_projector_mode_enlarges_the_images(media, page, model):
+    """Projector mode: the decoded image, the start's thumbnail, the CVAE's style at twice the scale;
+    the path's frames as large as one row of the wider column allows (3x instead of 2x for 12 frames)."""
+    at = open_app(page, model)
+    before, frame = width(media, shown(at)[0]), width(media, shown(at)[-1])
+    at.sidebar.toggle(key="app/projector").set_value(True)
+    rerun(at)
+    assert width(media, shown(at)[0]) == 2 * before
+    if page == "interpolate":
+        assert (frame, width(media, shown(at)[-1])) == (56, 84)

@@ -183,8 +183,7 @@ def test_no_image_is_resampled_by_the_browser_at_1400_px(open_page):
     slider.focus()
     for _ in range(12):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stImage]')]"
-                           ".some(e => e.innerText.includes('20 images decoded'))", timeout=30_000)
+    page.get_by_text("20 images decoded").wait_for(timeout=30_000)
     wait_until_rendered(page)
     page.wait_for_function(LOADED, timeout=30_000)
     assert page.evaluate(RESAMPLED) == []
