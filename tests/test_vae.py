@@ -568,7 +568,7 @@ def test_the_command_line_is_built_from_the_config_fields():
         assert (f.name in dests) == f.metadata.get("cli", True), f.name
     assert config_from_arguments(p.parse_args([])) == TrainConfig()
     a = p.parse_args(["--model", "cvae_class_prior", "--k", "7", "--objective", "iwae", "--amp", "--hidden", "64",
-                      "32", "--channels", "8", "16", "--beta", "1"])
+                      "32", "--conv-channels", "8", "16", "--beta", "1"])
     c = config_from_arguments(a)
     assert (c.model, c.iwae_k, c.objective, c.amp, c.hidden, c.channels) == ("cvae_class_prior", 7, "iwae", True,
                                                                               [64, 32], [8, 16])

@@ -18,7 +18,7 @@ def decode_images(model, z: torch.Tensor, y: torch.Tensor | int | None = None) -
     """Decoder means for a batch of latent vectors.
 
     z: float (B, latent_dim); y: a class index or int64 (B,), needed by a CVAE, ignored otherwise.
-    Returns float (B, 1, 28, 28) in [0, 1], on z's device moved to the model's device.
+    Returns float (B, C, H, W) in [0, 1], on z's device moved to the model's device.
     """
     device = next(model.parameters()).device
     z = z.to(device)
@@ -59,7 +59,7 @@ def manifold_grid(
     prior's mean): the plane's centre, so dims[0] runs from base[dims[0]] - span to base[dims[0]] + span;
     y: the class for a CVAE. Row-major order for ``tile``: the top row has the largest
     value of dims[1], the left column the smallest of dims[0], as in a plot of the plane.
-    Returns float (n * n, 1, 28, 28) in [0, 1]. Raises ValueError for equal or out-of-range dims.
+    Returns float (n * n, C, H, W) in [0, 1]. Raises ValueError for equal or out-of-range dims.
     """
     d = model.latent_dim
     i, j = dims
@@ -120,7 +120,7 @@ def encode_images(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The encoder's q(z|x) = N(mu, diag(exp(logvar))) for every image, in batches.
 
-    images: float (N, 1, 28, 28) in [0, 1]; y: int64 (N,), needed by a CVAE, ignored otherwise.
+    images: float (N, C, H, W) in [0, 1]; y: int64 (N,), needed by a CVAE, ignored otherwise.
     Returns (mu, logvar), float32 (N, latent_dim) each, on the CPU; for a plain autoencoder (no
     q(z|x)) mu is its code z = f(x) and logvar is None. ``batch_size`` bounds memory and does not
     change the result. Raises ValueError for a CVAE without labels (from the model).
@@ -148,7 +148,7 @@ def kl_per_dimension(
     Per image and dimension, -1/2 (1 + logvar_j - (mu_j - prior_mu_j)^2 - exp(logvar_j)) (Kingma & Welling, 2014,
     Appendix B), averaged over the N images. Returns float64 (latent_dim,), each entry >= 0; the
     entries sum to the mean total KL term of the ELBO over the same images. images: float
-    (N, 1, 28, 28) in [0, 1]; y: int64 (N,) for a CVAE. Raises ValueError when N = 0 or for a plain
+    (N, C, H, W) in [0, 1]; y: int64 (N,) for a CVAE. Raises ValueError when N = 0 or for a plain
     autoencoder, which has no KL term.
     """
     if images.shape[0] == 0:
@@ -200,8 +200,8 @@ def traversal_grid(
 
     z: float (latent_dim,); dims: dimension indices, one row each, in the order given; n: images per
     row, at ``grid_coordinates(n, span, spacing)`` (increasing left to right); y: the class for a
-    CVAE. Returns float (len(dims) * n, 1, 28, 28) in [0, 1], row-major for ``tile(..., nrow=n)``;
-    (0, 1, 28, 28) when dims is empty. Raises ValueError for a dimension out of range, or bad n/span.
+    CVAE. Returns float (len(dims) * n, C, H, W) in [0, 1] (the model's ``image_shape``), row-major for
+    ``tile(..., nrow=n)``; (0, C, H, W) when dims is empty. Raises ValueError for a dimension out of range, or bad n/span.
     """
     d = model.latent_dim
     dims = [int(j) for j in dims]
@@ -209,7 +209,7 @@ def traversal_grid(
         raise ValueError(f"traversal dimensions must be below latent_dim={d}, got {dims}")
     values = grid_coordinates(n, span, spacing)
     if not dims:
-        return torch.empty(0, 1, 28, 28)
+        return torch.empty(0, *model.image_shape)
     zs = z.detach().float().cpu().reshape(1, 1, d).repeat(len(dims), n, 1)  # (rows, n, d)
     for row, j in enumerate(dims):
         zs[row, :, j] = values

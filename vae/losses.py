@@ -3,9 +3,10 @@
     log p(x) >= ELBO = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))     (Kingma & Welling, 2014, Eq. 3)
 
 The loss minimized is recon + beta * KL (Higgins et al., 2017, beta-VAE, Eq. 4), where recon is
--log p(x|z) summed over the 784 pixels for one z ~ q(z|x), and KL is the closed form for a diagonal
-Gaussian against N(0, I) summed over latent dimensions; both are averaged over the batch.
-With beta = 1 the loss is the negative ELBO.
+-log p(x|z) summed over the C * H * W pixel values (784 for MNIST; a colour image's three channels
+each count) for one z ~ q(z|x), and KL is the closed form for a diagonal Gaussian against N(0, I)
+summed over latent dimensions; both are averaged over the batch. With beta = 1 the loss is the
+negative ELBO.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ class LossParts(NamedTuple):
 def reconstruction_nll(
     logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli", sigma: float = 0.1
 ) -> torch.Tensor:
-    """-log p(x|z) per image, in nats, summed over pixels. Returns float (B,).
+    """-log p(x|z) per image, in nats, summed over pixels and channels. Returns float (B,).
 
-    logits: decoder output (B, 1, 28, 28); x: targets (B, 1, 28, 28) in [0, 1].
-    - "bernoulli": binary cross-entropy on logits, p(x|z) = prod Bern(x; sigmoid(logits)). Grey
-      levels in (0, 1) are used as soft targets, as pytorch/examples' VAE does.
+    logits: decoder output (B, C, H, W); x: targets (B, C, H, W) in [0, 1]; C = 1 (grey) or 3 (RGB).
+    - "bernoulli": binary cross-entropy on logits, p(x|z) = prod Bern(x; sigmoid(logits)), one
+      independent Bernoulli per pixel and channel. Grey (or colour) levels in (0, 1) are used as soft
+      targets, as pytorch/examples' VAE does.
     - "gaussian": N(x; sigmoid(logits), sigma^2) with fixed sigma, i.e. squared error / (2 sigma^2)
       plus the normalizer 0.5 * log(2 pi sigma^2) per pixel (a density: the value can be negative).
     Raises ValueError for another likelihood.
@@ -80,7 +82,7 @@ def elbo(
 ) -> LossParts:
     """The ELBO's parts as batch means in nats per image, from one forward pass.
 
-    logits (B, 1, 28, 28) decoded from one z ~ q(z|x); x (B, 1, 28, 28) in [0, 1]; mu, logvar (B, D);
+    logits (B, C, H, W) decoded from one z ~ q(z|x); x (B, C, H, W) in [0, 1]; mu, logvar (B, D);
     prior_mu (B, D): the prior's mean for each image (a class-prior model), None for N(0, I).
     ``loss`` = recon + beta * kl is what training minimizes; for beta = 1 it is -ELBO.
     """
@@ -139,7 +141,7 @@ def iwae_log_weights(
 ) -> torch.Tensor:
     """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x), i = 1..k. Returns float (k, B).
 
-    Differentiable (reparameterized draws). x: (B, 1, 28, 28) in [0, 1]; y: int64 (B,) for a CVAE,
+    Differentiable (reparameterized draws). x: (B, C, H, W) in [0, 1]; y: int64 (B,) for a CVAE,
     else None; mu, logvar (B, D): the encoder's output if already computed; generator as in
     ``reparameterize``.
     """
@@ -183,8 +185,8 @@ def iwae_nll(
     -log p(x) ~= -log (1/k) sum_i w_i,  w_i = p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)
     (Burda, Grosse & Salakhutdinov, 2016, Eq. 8), computed with logsumexp. It is an upper bound on
     -log p(x) in expectation, equal to -ELBO in expectation for k = 1, and non-increasing in k.
-    x: (B, 1, 28, 28) in [0, 1]; y: (B,) for a CVAE (then it estimates -log p(x|y)). ``chunk``
-    bounds the number of images decoded at once (memory: about chunk * 784 * 4 bytes per tensor);
+    x: (B, C, H, W) in [0, 1]; y: (B,) for a CVAE (then it estimates -log p(x|y)). ``chunk``
+    bounds the number of images decoded at once (memory: about chunk * C * H * W * 4 bytes per tensor);
     it changes which random draws go where, not the estimator. mu, logvar (B, D): the encoder's output
     if already computed; generator as in ``reparameterize``. Raises ValueError for k < 1.
     """
@@ -218,7 +220,7 @@ class Objective(nn.Module):
     - "iwae": -L_k with ``k`` draws (Burda et al., 2016, Eq. 8; ``iwae_loss``).
 
     ``beta`` is a buffer, so a KL warm-up sets it in place (``objective.beta.fill_(b)``) without a
-    recompilation or a host sync. x: float (B, 1, 28, 28) in [0, 1]; y: int64 (B,) or None. Raises
+    recompilation or a host sync. x: float (B, C, H, W) in [0, 1]; y: int64 (B,) or None. Raises
     ValueError for another objective or likelihood, or k < 1.
     """
 

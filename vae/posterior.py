@@ -22,8 +22,8 @@ class Posterior:
     mu, sigma, kl_per_dim: float (latent_dim,): q(z|x)'s mean, standard deviation exp(logvar / 2),
       and each dimension's KL to the prior, N(0, 1), or N(mu_y, 1) for the class-prior VAE (they sum
       to ``kl``).
-    recon_image: float (1, 1, 28, 28) in [0, 1], the reconstruction: the decoder's mean image at z = mu.
-    samples: float (n, 1, 28, 28) in [0, 1], decoder means at n draws z ~ q(z|x); ``z``: those draws (n, latent_dim).
+    recon_image: float (1, C, H, W) in [0, 1], the reconstruction: the decoder's mean image at z = mu.
+    samples: float (n, C, H, W) in [0, 1], decoder means at n draws z ~ q(z|x); ``z``: those draws (n, latent_dim).
     recon_nll: -E_q[log p(x|z)] in nats, averaged over k draws; kl: KL(q(z|x) || p(z[|y])), closed form;
     neg_elbo: -ELBO = recon_nll + kl (the loss at beta = 1, as in metrics.json); iwae_nll: the k-sample
     IWAE estimate of -log p(x) (of -log p(x|y) for a CVAE); k: the number of draws behind recon_nll and iwae_nll.
@@ -58,15 +58,16 @@ def posterior(
 ) -> Posterior:
     """Encode one image and measure it.
 
-    x: float (1, 1, 28, 28) in [0, 1]; y: its class, required by a CVAE (ValueError without it),
+    x: float (1, C, H, W) in [0, 1], (C, H, W) the model's ``image_shape`` ((1, 28, 28) for MNIST); y: its
+    class, required by a CVAE (ValueError without it),
     ignored otherwise; likelihood and sigma: the decoder's, as in the model's config.json. k >= 1
     draws estimate recon_nll, k more the IWAE bound (``vae.losses.iwae_nll``); the first n_samples
     (at most k) of the former are the images for display. Cost: 2k decodes. Seeded with
     ``seed`` without touching the global random state, so the same image always gives the same
     numbers. Returns a Posterior.
     """
-    if x.shape != (1, 1, 28, 28):
-        raise ValueError(f"x must be one image of shape (1, 1, 28, 28), got {tuple(x.shape)}")
+    if tuple(x.shape) != (1, *model.image_shape):
+        raise ValueError(f"x must be one image of shape {(1, *model.image_shape)}, got {tuple(x.shape)}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     model.eval()
