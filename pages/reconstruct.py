@@ -7,7 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from ui import health, meaning, policy, state
 from ui.charts import class_scatter
-from ui.images import (max_upload_bytes, pick_test_image, picker_settings, preprocess, shown_bind, test_images,
+from ui.images import (max_upload_bytes, pick_test_image, picker_settings, preprocess, test_images,
                        upload_preprocessed)
 from ui.models import Selection, loss_name, test_encodings, weights_mtime
 from vae.latent import tile
@@ -84,7 +84,7 @@ def intro(sel: Selection) -> None:
 def choose_input(sel: Selection):
     """The input picker and the chosen input's widgets. Returns (how, Preprocessed or None, x float
     (1, 1, 28, 28) in [0, 1] or None, label or None)."""
-    how = st.segmented_control("Input", INPUTS, required=True, key=shown_bind(S, "input"),
+    how = st.segmented_control("Input", INPUTS, required=True, key=S.bind("input"),
                                help="A test image works offline; an upload or a drawing is framed as MNIST was.")
     if how == "Test image":
         x, label, _ = pick_test_image(sel.config["dataset"], "", page_state=S, caption=True)
@@ -102,7 +102,7 @@ def choose_input(sel: Selection):
         names = sel.class_names
         label = st.selectbox("Which class is it? (the label y: " + ("the CVAE's encoder and decoder take it)" if sel.label_decoder
                              else "its prior mean μ_y enters the KL)"), range(len(names)),
-                             format_func=lambda c: names[c], key=shown_bind(S, "label", hi=len(names) - 1))
+                             format_func=lambda c: names[c], key=S.bind("label", hi=len(names) - 1))
     return how, done, done.image, label
 
 
@@ -165,7 +165,7 @@ def reconstruction(sel: Selection, x: torch.Tensor, label: int | None):
     if model.variational:
         choices = [c for c in K_CHOICES if c <= policy().iwae_max_k]
         k = st.select_slider("Draws z ~ q(z|x) behind the estimates (k)", choices, width=320,
-                             key=shown_bind(S, "k", options=tuple(choices), default=min(choices, key=lambda c: abs(c - 100))),
+                             key=S.bind("k", options=tuple(choices), default=min(choices, key=lambda c: abs(c - 100))),
                              help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
     post = measure(sel.folder, weights_mtime(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
     show(x, "input x, 28×28", IMAGE_PX, row)

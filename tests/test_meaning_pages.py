@@ -138,7 +138,7 @@ def test_the_manifold_names_its_axes():
 
 def test_reconstruct_measures_a_test_image_and_places_it_in_its_class():
     at = open_app("reconstruct", "mnist-vae-20d")
-    at.selectbox(key="rec_gallery_class").select(7)
+    at.selectbox(key="reconstruct/class").select(7)
     rerun(at)
     images, labels, measured = at_hand()
     i = int(torch.nonzero(labels == 7).flatten()[0])

@@ -49,15 +49,6 @@ def test_images(dataset: str):
         st.stop()
 
 
-def shown_bind(page_state: state.PageState, name: str, **changes) -> str:
-    """``page_state.bind``, with the value written again under the widget's key: a widget that a run did
-    not draw keeps its key in the session, and drawn again it showed its default in the browser while the
-    page used the kept value (Streamlit 1.67 sends a value only when the key was written in this run)."""
-    key = page_state.bind(name, **changes)
-    st.session_state[key] = st.session_state[key]
-    return key
-
-
 ANY_CLASS = -1  # the picker's "any class" (None would show as no choice at all: "Choose an option")
 
 
@@ -81,7 +72,7 @@ def pick_test_image(dataset: str, key: str, container=st, page_state: state.Page
     images, labels, indices, source = test_images(dataset)
     names = CLASS_NAMES[dataset]
     c1, c2, c3 = container.columns([3, 2, 1], vertical_alignment="bottom")
-    class_key = f"{key}_class" if page_state is None else shown_bind(page_state, key + "class", hi=len(names) - 1)
+    class_key = f"{key}_class" if page_state is None else page_state.bind(key + "class", hi=len(names) - 1)
     cls = c1.selectbox("Class", [ANY_CLASS, *range(len(names))], key=class_key,
                        format_func=lambda c: "any class" if c == ANY_CLASS else names[c])
     pool = torch.arange(len(labels)) if cls == ANY_CLASS else torch.nonzero(labels == cls).flatten()
@@ -92,7 +83,7 @@ def pick_test_image(dataset: str, key: str, container=st, page_state: state.Page
         if st.session_state.get(number_key, 0) >= len(pool):
             st.session_state[number_key] = 0
     else:
-        number_key = shown_bind(page_state, key + "example", hi=len(pool) - 1)
+        number_key = page_state.bind(key + "example", hi=len(pool) - 1)
         c3.button("", icon=":material/casino:", key=f"{page_state.key(key + 'example')}-dice", help="A random example",
                   on_click=lambda: page_state.set(key + "example", int(torch.randint(len(pool), ()).item())))
     n = c2.number_input(f"Example (of {len(pool):,})", 0, len(pool) - 1, key=number_key)

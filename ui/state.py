@@ -83,6 +83,8 @@ class Setting:
             self._check_one(value)
 
     def _check_one(self, value: Any) -> None:
+        if value is None and self.default is None:
+            return  # a setting whose default is "none of them" (the manifold's centre: the origin)
         if self.options is not None and value not in self.options:
             raise ValueError(self.unknown)
         if isinstance(value, bool) != (self.kind is bool) and self.options is None:
@@ -138,6 +140,12 @@ class PageState:
         key, state = self.key(name), st.session_state
         if key in state and setting.valid(_plain(state[key])):
             value = _plain(state[key])
+            # Written again on every run: a widget that a run did not draw (a run that stopped before it)
+            # keeps its key in the session, and Streamlit sends the browser its value only when the key
+            # was written in the run that draws it again; else the widget showed its own default while
+            # the page used the kept value. (Only after a run that skipped the widget would do, but a
+            # record of what a stopped run drew is not kept reliably.)
+            state[key] = state[key]
         else:
             value = self._initial(setting)
             state[key] = list(value) if setting.many else value

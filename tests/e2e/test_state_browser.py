@@ -104,3 +104,20 @@ def test_on_a_phone_the_manifold_is_on_the_first_screen(app, browser):
     grid.wait_for(timeout=30_000)
     assert grid.bounding_box()["y"] < 844 - 100, grid.bounding_box()
     context.close()
+
+
+def test_a_control_drawn_again_shows_its_kept_value(open_page):
+    """A widget that a run did not draw because the run stopped before it (the manifold's overlay
+    toggle while the two dimensions are the same) kept its value in the session, but drawn again it
+    showed its default (off) in the browser while the page drew the overlay: Streamlit sends a value
+    only when its key was written in that run."""
+    page = open_page("manifold?model=mnist-vae-20d&overlay=1&x=3&y=7")
+    toggle = page.locator("[data-testid=stCheckbox]").filter(has_text="Overlay the test encodings").locator("input")
+    assert toggle.is_checked()
+    pick(page, "Vertical dimension", "z[3] ")
+    page.get_by_text("Pick two different dimensions.").wait_for(timeout=30_000)
+    pick(page, "Vertical dimension", "z[7] ")
+    toggle.wait_for(timeout=30_000)
+    wait_until_rendered(page)
+    assert toggle.is_checked() and "dots: test encodings" in page.locator("[data-testid=stImageCaption]").first.inner_text()
+    assert_clean(page)
