@@ -7,6 +7,7 @@ Without Chromium they are skipped, except under CI, where they fail instead. One
 a second one under tests/e2e would shadow this module for ``from conftest import ...``.
 """
 
+import io
 import os
 import sys
 import time
@@ -52,6 +53,31 @@ def open_app(page: str | None = "manifold", model: str | None = None, timeout: f
 def shown(at: AppTest) -> list[str]:
     """The media URLs of the images on the page; Streamlit names each by a hash of its bytes."""
     return [url for img in at.get("image") for url in img.value]
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """The bytes of every media file the runs store, by file id: AppTest's media storage is gone once a
+    run has ended, so they are recorded as they are stored. Read an image's size with ``image_size``."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    saved, store = {}, MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        file_id = store(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            saved[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return saved
+
+
+def image_size(media: dict, url: str) -> tuple[int, int]:
+    """(width, height) in pixels of the image at a media ``url`` on the page (``shown``), from ``media``."""
+    from PIL import Image
+
+    return Image.open(io.BytesIO(media[url.rsplit("/", 1)[-1].split(".")[0]])).size
 
 
 def labelled(widgets, label: str):

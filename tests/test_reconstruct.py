@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image, ImageDraw
-from conftest import SHIPPED, labelled, open_app, rerun, shown
+from conftest import SHIPPED, image_size, labelled, open_app, rerun, shown
 from streamlit.testing.v1 import AppTest
 
 from ui.images import ANY_CLASS
@@ -259,27 +259,9 @@ def test_offline_the_example_number_and_the_test_image_number_agree(monkeypatch,
 # ---------------------------------------------------------------- projector mode (issue 25)
 
 
-@pytest.fixture
-def media(monkeypatch):
-    """The bytes of every media file the runs store, by file id (AppTest's storage is gone after a run)."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    saved, store = {}, MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        file_id = store(self, path_or_data, mimetype, kind, filename)
-        if isinstance(path_or_data, bytes):
-            saved[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    return saved
-
-
 def sizes(at: AppTest, media: dict) -> dict[str, tuple[int, int]]:
     """Each image's caption -> its (width, height) in pixels."""
-    return {img.proto.imgs[0].caption: Image.open(io.BytesIO(media[img.proto.imgs[0].url.rsplit("/", 1)[-1].split(".")[0]])).size
-            for img in at.get("image")}
+    return {img.proto.imgs[0].caption: image_size(media, img.proto.imgs[0].url) for img in at.get("image")}
 
 
 def test_projector_mode_doubles_the_images_and_the_chart_fonts(media):
@@ -290,7 +272,7 @@ def test_projector_mode_doubles_the_images_and_the_chart_fonts(media):
     rerun(at)
     big = sizes(at, media)
     for caption in ("input x, 28×28", "reconstruction: the decoder's mean at z = μ", "28×28, centre of mass at the centre",
-                    f"8 draws z ~ q(z|x), each decoded to its mean image"):
+                    "8 draws z ~ q(z|x), each decoded to its mean image"):
         assert big[caption] == (2 * plain[caption][0], 2 * plain[caption][1]), caption
     fonts = [json.loads(c.proto.spec)["layout"]["font"]["size"] for c in at.get("plotly_chart")]
     assert fonts == [24, 24]

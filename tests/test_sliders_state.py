@@ -1,11 +1,9 @@
 """Issue 25 on the Latent sliders, Interpolation and CVAE pages: their settings kept across pages and in
 the URL, the manifold's hand-off for every kind of model, the sliders ordered by KL."""
 
-import io
 
 import pytest
-from conftest import ROOT, open_app, rerun, shown
-from PIL import Image
+from conftest import ROOT, image_size, open_app, rerun, shown
 from streamlit.testing.v1 import AppTest
 
 from vae.checkpoint import load_checkpoint
@@ -150,25 +148,8 @@ def test_the_sliders_of_a_large_model_are_ordered_by_kl_with_the_inactive_folded
     assert all(s.label.endswith("inactive") for s in folded.slider)
 
 
-@pytest.fixture
-def media(monkeypatch):
-    """The bytes of every media file the runs store, by file id (AppTest's storage is gone after a run)."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    saved, store = {}, MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        file_id = store(self, path_or_data, mimetype, kind, filename)
-        if isinstance(path_or_data, bytes):
-            saved[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    return saved
-
-
 def width(media: dict, url: str) -> int:
-    return Image.open(io.BytesIO(media[url.rsplit("/", 1)[-1].split(".")[0]])).size[0]
+    return image_size(media, url)[0]
 
 
 @pytest.mark.parametrize("page, model", [("sliders", "mnist-vae-2d"), ("interpolate", "mnist-vae-2d"), ("cvae", "mnist-cvae")])

@@ -1,12 +1,10 @@
 """Issue 25: pages keep their settings (the state layer, ui/state.py), a link reopens a view, bad links
 are said and ignored; the manifold's and the app frame's fixes from the same issue."""
 
-import io
 
 import pytest
 import torch
-from conftest import ROOT, open_app, rerun, shown
-from PIL import Image
+from conftest import ROOT, image_size, open_app, rerun, shown
 from streamlit.testing.v1 import AppTest
 
 from ui.state import Setting
@@ -102,48 +100,25 @@ def test_an_autoencoders_ticks_do_not_run_together():
     assert ticks(2.0) == [-2.0, -1.0, 0.0, 1.0, 2.0] and ticks(1.0) == [-1.0, -0.5, 0.0, 0.5, 1.0]
 
 
-@pytest.fixture
-def media(monkeypatch):
-    """The bytes of every media file the runs create, by file id: AppTest's media storage is gone once a
-    run has ended, so record them as they are stored."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    saved, store = {}, MemoryMediaFileStorage.load_and_get_id
-
-    def record(self, path_or_data, mimetype, kind, filename=None):
-        file_id = store(self, path_or_data, mimetype, kind, filename)
-        if isinstance(path_or_data, bytes):
-            saved[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    return saved
-
-
-def png_size(media: dict, url: str) -> tuple[int, int]:
-    """(width, height) of an image on the page, from its recorded PNG bytes."""
-    return Image.open(io.BytesIO(media[url.rsplit("/", 1)[-1].split(".")[0]])).size
-
-
 def test_a_30_cell_grid_fits_its_column_and_the_overlay_has_a_legend(media):
     """Items 8 and 9: 30 cells were drawn 840 px tall (a 900 px window shows less); the overlay's
     colours had no legend. The grid now fits the 595 px column, and the overlay adds a legend row."""
     at = open_app("manifold")
     at.slider(key="manifold/grid").set_value(30)
     rerun(at)
-    width, height = png_size(media, shown(at)[0])
+    width, height = image_size(media, shown(at)[0])
     assert width <= 595 and height <= 595
     at.toggle(key="manifold/overlay").set_value(True)
     rerun(at)
-    assert png_size(media, shown(at)[0])[1] > height and "legend under the grid" in at.get("image")[0].proto.imgs[0].caption
+    assert image_size(media, shown(at)[0])[1] > height and "legend under the grid" in at.get("image")[0].proto.imgs[0].caption
 
 
 def test_projector_mode_doubles_the_images_and_is_in_the_link(media):
     at = open_app("manifold")
-    width = png_size(media, shown(at)[0])[0]
+    width = image_size(media, shown(at)[0])[0]
     at.sidebar.toggle(key="app/projector").set_value(True)
     rerun(at)
-    assert png_size(media, shown(at)[0])[0] >= 2 * width - 2 and at.query_params["projector"] == "1"
+    assert image_size(media, shown(at)[0])[0] >= 2 * width - 2 and at.query_params["projector"] == "1"
 
 
 def test_the_reconstructions_caption_counts_a_samples_images():
