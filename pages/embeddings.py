@@ -1,27 +1,84 @@
-"""Embeddings: a t-SNE, UMAP or PCA map of the encoder's means for test images; hover, select, compare."""
+"""Embeddings: a t-SNE, UMAP or PCA map of the encoder's means (an autoencoder's codes) for test images;
+hover or tap, select, compare."""
 
 import os
 import threading
 import time
+from dataclasses import dataclass
 
-import altair as alt
-import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
-from ui import health, policy
-from ui.charts import class_color
+from ui import health, policy, state
+from ui.charts import FEW, map_chart
 from ui.images import png_data_urls, show_image, test_images, thumbnails_url, upload_image
 from ui.maps import new_map
 from ui.models import Selection, test_encodings, weights_mtime
-from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, EmbeddingError, Placer, compute_embedding, embedding_csv,
-                            embedding_file, load_embedding, match_positions, restrict, sample_indices, sample_path,
+from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, Embedding, EmbeddingError, Placer, choose_map,
+                            compute_embedding, default_n, embedding_csv, embedding_file, load_embedding,
+                            match_positions, points_in_rect, positions_of, restrict, sample_indices, sample_path,
                             weights_sha256)
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
+from vae.map_jobs import MapKey
 
-MAX_SHOWN = 40  # selected images shown with their reconstructions
+MAX_SHOWN = FEW  # selected images shown with their reconstructions, a page of them at a time
+PARTS = {"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL"}  # each image's ELBO parts, to colour by
+CHARTS = ("map", "plane")  # the method's map, and a 2-d model's raw latent plane
+S = state.PageState("embeddings", [
+    state.Setting("method", str, "tsne", options=tuple(METHODS)), state.Setting("perplexity", int, 30, 5, 100),
+    state.Setting("seed", int, 0, 0, 10_000), state.Setting("colour", str, "class", options=("class", *PARTS)),
+    state.Setting("box", bool, False), state.Setting("k", int, 8, 4, 24), state.Setting("k_upload", int, 8, 4, 24),
+])
+SEEN = "embeddings-seen"  # session state: chart key -> the selection it reported last
+GENERATION = "embeddings-generation"  # session state: bumped by "Clear selection", so the charts start afresh
+
+
+def model_state(name: str) -> state.PageState:
+    """The page's settings that belong to model ``name``: N (its default depends on the model's stored
+    maps) and the selection, kept as test indices ("picked", from clicks and taps) or as a rectangle
+    ("rect": x0, x1, y0, y1, from Box select) on one chart ("on"), and the page of selected images shown."""
+    return state.PageState("embeddings", [
+        state.Setting("n", int, 2000, 2), state.Setting("picked", int, (), 0, many=True),
+        state.Setting("rect", float, None, many=True, length=4), state.Setting("on", str, "map", options=CHARTS),
+        state.Setting("page", int, 1, 1),
+    ], scope=name)
+
+
+@dataclass(frozen=True)
+class Words:
+    """How the page names a model's encodings: a VAE's means of q(z|x), a plain autoencoder's codes."""
+
+    codes: str  # "means" or "codes"
+    z: str  # the encoding of x: "mu(x)" or "f(x)"
+    plane: str  # what the latent plane's caption says it is, and of the prior
+
+    @staticmethod
+    def of(sel: Selection) -> "Words":
+        if not sel.model.variational:
+            return Words("codes", "f(x)", "the codes z = f(x) themselves, no projection. A plain autoencoder has "
+                         "no prior: nothing pulls its codes towards the origin or sets their scale.")
+        prior = ("Each class's prior N(mu_y, I) is centred on that class's own mean." if sel.class_prior
+                 else "The prior N(0, I) is centred at the origin.")
+        return Words("means", "mu(x)", f"mu(x) itself, no projection. {prior}")
+
+
+@dataclass
+class Shown:
+    """The map on the page: ``emb``, the positions of its images among the test images at hand, and how it
+    came (precomputed, computed, or the stored map while a new one is computed)."""
+
+    emb: Embedding
+    positions: torch.Tensor
+    how: str
+
+    def key(self, sel: Selection) -> MapKey:
+        """The map's cache key (its placer, the images placed on it)."""
+        e = self.emb
+        return MapKey(sel.folder, weights_mtime(sel.folder), e.method, e.n, e.perplexity, e.seed)
+
+
+# ---------------------------------------------------------------- cached work
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -34,6 +91,14 @@ def precomputed(folder: str, mtime: float, version: float, method: str = "tsne")
     if emb is not None and emb.weights_sha256 != weights_sha256(folder):
         return None, "The stored map is from other weights; computing instead."
     return emb, ""
+
+
+def stored_map(folder: str, method: str):
+    """The model folder's stored map for ``method`` if its weights still match (else None), and a note."""
+    if method not in STORED:
+        return None, ""
+    path = os.path.join(folder, embedding_file(method))
+    return precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0, weights_mtime(folder), method)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -80,24 +145,20 @@ class BuildingPlacer:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def placer(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, _emb) -> BuildingPlacer:
+def placer(key: MapKey, _emb) -> BuildingPlacer:
     """The map's Placer, once per map, its building started now (``BuildingPlacer``)."""
     return BuildingPlacer(_emb)
 
 
 @st.cache_data(show_spinner="Placing your image...", max_entries=32)
-def place_image(folder: str, version: float, method: str, n: int, perplexity: float, seed: int, pixels: bytes,
-                label: int | None, _sel: Selection, _emb):
+def place_image(key: MapKey, pixels: bytes, label: int | None, _sel: Selection, _emb):
     """(mu (1, latent_dim), map position (1, 2), milliseconds it took) of one 28x28 image, once per map
     and image."""
     t0 = time.perf_counter()
     x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
     mu, _ = encode_images(_sel.model, x, None if label is None else torch.tensor([label]))
-    where = placer(folder, version, method, n, perplexity, seed, _emb).get().place(mu)
+    where = placer(key, _emb).get().place(mu)
     return mu, where, 1000 * (time.perf_counter() - t0)
-
-
-STAR = "M0,-1L0.24,-0.31L0.95,-0.31L0.38,0.12L0.59,0.81L0,0.4L-0.59,0.81L-0.38,0.12L-0.95,-0.31L-0.24,-0.31Z"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -107,330 +168,344 @@ def thumbnails(dataset: str, test_indices: bytes, _images) -> list[str]:
     return png_data_urls(_images)
 
 
-def scatter(xy, emb, names: list[str], images: list[str] | str, axes: tuple[str, str], *, square: bool = False,
-            values=None, value_name: str = "", highlight: list[int] | None = None, box: bool = False,
-            placed=None) -> alt.LayerChart:
-    """The map's points as a Vega-Lite chart (Altair): hover shows the test image, its index and class
-    (and the value it is coloured by); a click selects a point, shift-click adds one, a click on empty
-    space clears, and with ``box`` a drag selects a rectangle (off by default: a swipe over the chart
-    then scrolls the page on a phone). Coloured by class, or by ``values`` (N,) with a colour bar over
-    their 1st to 99th percentile (so a few outliers do not wash out the rest).
-
-    xy: (N, 2) positions; images: each point's PNG data URL, or the URL of a folder of PNGs named by
-    test index (``ui.images.thumbnails_url``), fetched by the browser when a point is first hovered
-    (the field "image" either way); highlight: map positions selected in the other chart, drawn bright and the
-    rest faded, so both charts show the same images; placed: (2,) your image's position, a gold star.
-    The selection parameter is "points" (fields: pos, the map position) or "box" (fields: x, y)."""
-    xy = np.asarray(xy, dtype=np.float64)
-    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow (0.7 MB with
-    # their pictures' URLs), sent again with every change of the chart
-    data = pd.DataFrame({"pos": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0].astype(np.float32),
-                         "y": xy[:, 1].astype(np.float32), "test image": emb.indices.numpy().astype(np.int32),
-                         "class": pd.Categorical([names[c] for c in emb.labels.tolist()], categories=names)})
-    # The picture's URL, FOLDER/TEST_INDEX.png, sent with the chart (about 50 bytes a point): made in the
-    # browser by a Vega expression instead, it cost 0.4 to 0.9 s a redraw of 10,000 points, as Streamlit
-    # interprets Vega's expressions (bench/embeddings_browser.py).
-    data["image"] = [f"{images}{i}.png" for i in emb.indices.tolist()] if isinstance(images, str) else images
-    tooltip = ["image:N", "test image:Q", "class:N"]
-    if values is None:
-        palette = [class_color(c) for c in range(len(names))]
-        color = alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
-                          legend=alt.Legend(title=None, orient="right"))
-    else:
-        data["value"] = np.asarray(values, dtype=np.float32)
-        lo, hi = np.percentile(data["value"], [1, 99])
-        color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
-                          legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
-        tooltip.append(alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f"))
-    selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"]) if box
-                 else alt.selection_point(name="points", fields=["pos"], on="click", clear="dblclick"))
-    # A few selected points are drawn larger too: one point among 10,000 at full opacity is hard to find.
-    small = 28 if len(xy) <= 3000 else 10
-    if highlight:
-        data["picked"] = data["pos"].isin(highlight)
-        data = data.sort_values("picked", kind="stable")  # drawn last, over the others
-        opacity = alt.condition("datum.picked", alt.value(0.95), alt.value(0.1))
-        size = alt.condition("datum.picked", alt.value(90 if len(highlight) <= MAX_SHOWN else small), alt.value(small))
-    else:
-        opacity = alt.condition(selection, alt.value(0.8), alt.value(0.12))
-        size = alt.value(small) if box else alt.when(selection, empty=False).then(alt.value(90)).otherwise(alt.value(small))
-    extent = xy if placed is None else np.vstack([xy, np.asarray(placed, dtype=np.float64).reshape(1, 2)])
-    lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
-    x_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
-    y_scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
-    points = alt.Chart(data).mark_circle().encode(
-        x=alt.X("x:Q", title=axes[0], scale=x_scale), y=alt.Y("y:Q", title=axes[1], scale=y_scale),
-        color=color, opacity=opacity, size=size, tooltip=tooltip,
-    ).add_params(selection)
-    layers = [points]
-    if placed is not None:
-        star = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
-        layers.append(alt.Chart(star).mark_point(shape=STAR, size=500, filled=True, fill="gold", stroke="black",
-                                                 strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"]))
-    # The plane's plot is about as tall as it is wide at a 1400 px window (its column leaves about 340 px
-    # of plot beside the axis and legend); Vega-Lite has no fixed aspect ratio for a chart that
-    # stretches, so on other widths, a phone's included, a unit of z[0] and of z[1] differ on screen.
-    # Drawn on a canvas: as SVG each point is a DOM element, and 10,000 of them made a click's redraw
-    # take about 2 s in Chromium (bench/embeddings_browser.py). Streamlit picks the canvas itself only
-    # for data it counts in the spec, not for the Arrow table this chart is sent with.
-    return alt.layer(*layers).properties(height=420 if square else 560,
-                                         usermeta={"embedOptions": {"renderer": "canvas"}})
-
-
-def selected(event, xy) -> list[int]:
-    """Map positions of the points selected in one chart (``scatter``'s "points" or "box"), in the order
-    given; an empty list when nothing is selected. xy: that chart's (N, 2) positions."""
-    chosen = (event or {}).get("selection", {})
-    seen: dict[int, None] = {}
-    for point in chosen.get("points") or []:
-        p = point.get("pos") if isinstance(point, dict) else None
-        if isinstance(p, (int, float)) and 0 <= int(p) < len(xy):
-            seen[int(p)] = None
-    box = chosen.get("box") or {}
-    if isinstance(box.get("x"), list) and isinstance(box.get("y"), list) and len(box["x"]) == len(box["y"]) == 2:
-        xy = torch.as_tensor(np.asarray(xy, dtype=np.float64))
-        (x0, x1), (y0, y1) = sorted(map(float, box["x"])), sorted(map(float, box["y"]))
-        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-        seen.update(dict.fromkeys(inside.nonzero().flatten().tolist()))
-    return list(seen)
-
-
-def latest_selection(events: dict) -> str | None:
-    """The key of the chart whose selection changed last (a new selection replaces the other chart's),
-    or None when it was cleared. events: chart key -> its selection event, this run."""
-    seen = st.session_state.setdefault("emb_seen", {})
-    for key, event in events.items():
-        chosen = (event or {}).get("selection", {})
-        state = repr(sorted((k, repr(v)) for k, v in chosen.items() if v))
-        if seen.get(key) != state:
-            seen[key] = state
-            st.session_state.pop("emb_page", None)  # a new selection opens on its first page
-            if any(chosen.values()):
-                st.session_state["emb_source"] = key
-            elif st.session_state.get("emb_source") == key:
-                st.session_state["emb_source"] = None
-    source = st.session_state.get("emb_source")
-    return source if source in events else None
+# ---------------------------------------------------------------- the page, section by section
 
 
 def render(sel: Selection) -> None:
-    model, config, folder, names = sel.model, sel.config, sel.folder, sel.class_names
-    images, labels, indices, source = test_images(config["dataset"])
+    images, labels, indices, source = test_images(sel.config["dataset"])
+    words, m = Words.of(sel), model_state(sel.name)
+    intro(sel, words, source)
+    key = map_settings(sel, m, len(indices))
+    shown = shown_map(sel, key, indices)
+    two_d = sel.model.latent_dim == 2
+    coords = {"map": shown.emb.coords, "plane": shown.emb.mu.numpy()} if two_d else {"map": shown.emb.coords}
+    keys = chart_keys(coords)
+    take_chart_selection(m, keys, shown.emb)  # before the controls: Clear selection knows if there is one
+    picked, on = current_selection(m, shown.emb, coords)
+    colour, values, extra = colour_controls(sel, shown, images, m)
+    yours, your_label = upload_section(sel)
+    placed = place_upload(sel, shown, yours, your_label)
+    draw_charts(sel, shown, words, keys, images, picked, on, PARTS.get(colour, ""), values, placed)
+    if placed is not None:
+        your_mu, where, ms = placed
+        said = (f"at ({where[0, 0]:.1f}, {where[0, 1]:.1f}) on the {METHODS[shown.emb.method]} map, placed in "
+                f"{ms:.0f} ms without recomputing it" + (" (openTSNE's transform)" if shown.emb.method == "tsne" else ""))
+        health.ood_section(sel, yours, "upload")  # placed anyway: say when the place means little
+        neighbours(sel, shown, images, words, your_mu[0], yours, f"Your image, {said}", None, "k_upload")
+    if not picked:
+        if placed is None:
+            st.info("Hover a point to see its image (on a phone, tap it). Click or tap one to see it, its "
+                    "reconstruction and the test images nearest to it; shift-click to add more, or turn on Box select and "
+                    "drag, to see those test images and their reconstructions.")
+        return
+    show_selection(sel, shown, images, words, picked, where_name(shown.emb, on), m, extra)
 
+
+def intro(sel: Selection, words: Words, source: str) -> None:
+    """The title and what the page shows, in this model's words (a VAE's q(z|x), an autoencoder's codes)."""
     st.title("Embeddings")
+    placed_by = ("placed by the encoder's mean mu(x) of q(z|x)" if sel.model.variational else
+                 "placed by its code z = f(x), the encoder's output (a plain autoencoder: one code per image, "
+                 "no distribution over z and no prior)")
+    coloured = "its -ELBO, reconstruction term or KL" if sel.model.variational else "its reconstruction error"
     st.markdown(
-        "Each point is one test image x, placed by the encoder's mean mu(x) of q(z|x) and coloured by its "
-        "class (or by its -ELBO, reconstruction term or KL). Hover a point to see the image; click points to see "
-        "them, or one to see its nearest neighbours in the latent space. t-SNE (van der Maaten & Hinton, 2008) "
-        "and UMAP (McInnes et al., 2018) keep near neighbours near and say little about distances between "
-        "clusters; PCA is the linear projection on the two directions of largest variance."
+        f"Each point is one test image x, {placed_by}, and coloured by its class (or by {coloured}). Hover a "
+        "point (or tap it) to see the image; click or tap points to see them, or one to see the test images "
+        "nearest to it in the latent space. t-SNE (van der Maaten & Hinton, 2008) and UMAP (McInnes et al., 2018) keep near "
+        "neighbours near and say little about distances between clusters; PCA is the linear projection on the "
+        "two directions of largest variance."
     )
     if "sample" in source:
         st.info(f"Using {source}.")
     if sel.label_decoder:
         st.caption("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the classes.")
 
+
+def map_changed(m: state.PageState) -> None:
+    """The map's settings changed (a callback): a rectangle drawn on the old map no longer means anything
+    there (the latent plane's does, as does a selection of test images)."""
+    if m.get("on") == "map" and m.get("rect") is not None:
+        m.set("rect", None)
+
+
+def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
+    """Method, N, perplexity (t-SNE) and seed (t-SNE and UMAP), bound to the page's state; the map they name.
+    N defaults to every test image the stored t-SNE map holds at hand (a shipped model's: all 10,000, or
+    offline the bundled sample's 2,000), else 2,000, per model, so a model without maps never inherits a
+    shipped model's 10,000 (t-SNE takes 8 s at 2,000 and 60 s at 10,000)."""
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
-    method = c1.segmented_control("Method", list(METHODS), default="tsne", format_func=METHODS.get,
-                                  required=True, key="emb_method")
-    n_max = len(indices)
-
-    def stored_map(m: str):
-        """The model folder's stored map for method m if its weights still match (else None), and a note."""
-        path = os.path.join(folder, embedding_file(m))
-        return precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0, weights_mtime(folder), m)
-
-    # N: every image the stored maps hold (all at hand, for a shipped model), else 2,000, a map to compute
-    # (t-SNE takes 8 s at 2,000 and 60 s at 10,000); a slider each, so a model without maps never
-    # inherits a shipped model's 10,000.
-    stored_tsne = stored_map("tsne")
-    maps = None if stored_tsne[0] is None else restrict(stored_tsne[0], indices)
-    n_top = n_max if maps is not None or policy().map_max_n is None else min(n_max, policy().map_max_n)
-    n = c2.slider("Test images (N)", min(500, n_max), n_top, min(2000, n_max) if maps is None else maps.n,
-                  500 if n_max >= 1000 else 1, key="emb_n" if maps is not None else "emb_n_new",
+    changed = {"on_change": map_changed, "args": (m,)}
+    method = c1.segmented_control("Method", list(METHODS), format_func=METHODS.get, required=True,
+                                  key=S.bind("method"), **changed)
+    stored = stored_map(sel.folder, "tsne")[0]
+    stored = None if stored is None else restrict(stored, test_images(sel.config["dataset"])[2])
+    bound = policy().map_max_n
+    n_top = n_max if stored is not None or bound is None else min(n_max, bound)
+    lo = min(500, n_max)
+    n = c2.slider("Test images (N)", lo, n_top, step=500 if n_max >= 1000 else 1,
+                  key=m.bind("n", default=default_n(stored, n_max), lo=lo, hi=n_top), **changed,
                   help="By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
                   "or offline the bundled sample's 2,000), else 2,000. Another N computes a new map of the "
                   "bundled sample's images first, then the rest of the test split in order (so online N = 2,000 "
                   "is a map of its own, not the offline part of the stored one); t-SNE time grows a little "
-                  "faster than N." + (f" This public server computes new maps of at most {policy().map_max_n:,} "
-                                      "images." if policy().map_max_n is not None else ""))
+                  "faster than N." + (f" This public server computes new maps of at most {bound:,} images."
+                                      if bound is not None else ""))
     perplexity, seed = 30.0, 0
     if method == "tsne":
-        perplexity = float(c3.slider("Perplexity", 5, 100, 30, key="emb_perplexity",
+        perplexity = float(c3.slider("Perplexity", 5, 100, key=S.bind("perplexity"), **changed,
                                      help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
     elif method == "umap":
         c3.caption(f"UMAP with umap-learn's defaults: {UMAP_SETTINGS}.")
     if method != "pca":
-        seed = int(c4.number_input("Seed", 0, 10_000, 0, key="emb_seed"))
+        seed = int(c4.number_input("Seed", 0, 10_000, key=S.bind("seed"), **changed))
+    return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n), perplexity, seed)
 
-    emb, note, positions = None, "", None
-    if method in STORED:
-        emb, note = stored_tsne if method == "tsne" else stored_map(method)
-    if emb is not None and emb.seed == seed and (method != "tsne" or emb.perplexity == perplexity):
-        part = restrict(emb, indices)  # offline: the bundled sample's part of a map of the whole test split
-        if part is not None and part.n == n:
-            emb, positions = part, match_positions(part, indices)
-    if positions is not None:
-        how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with "
-               + (f"umap-learn {emb.info.get('umap_version', '')}" if method == "umap"
-                  else f"scikit-learn {emb.sklearn_version}"))
-        if "of" in emb.info:
-            how = (f"the {emb.n:,} images at hand of a map of {int(emb.info['of']):,} test images " + how
-                   + " (its places on the whole map)")
-    elif method == "pca":  # milliseconds: on the script thread
-        emb, positions = computed(folder, weights_mtime(folder), n, sel)
-        how = f"computed in {emb.seconds:g} s, cached for this model and N"
-    else:  # a new t-SNE or UMAP map: a background job (ui.maps), the stored map meanwhile
-        if note:
-            st.caption(note)
-        stored = None if emb is None else restrict(emb, indices)  # the method's stored map, if any
-        ready = new_map(sel, method, n, perplexity, seed)
-        if ready is not None:
-            emb, positions = ready
-            how = f"computed in {emb.seconds:g} s in the background, kept for this model and these settings"
-        elif stored is not None:
-            emb, positions = stored, match_positions(stored, indices)
-            st.caption(f"Meanwhile, the stored {METHODS[method]} map ({stored.n:,} images, perplexity "
-                       f"{stored.perplexity:g}, seed {stored.seed}):" if method == "tsne" else
-                       f"Meanwhile, the stored {METHODS[method]} map ({stored.n:,} images, seed {stored.seed}):")
-            how = "the stored map, shown until the new one is ready"
-        else:
-            st.stop()
 
-    if method == "tsne":
-        axes, detail = ("t-SNE 1", "t-SNE 2"), f"perplexity {emb.perplexity:g}, seed {emb.seed}"
-        if "kl_divergence" in emb.info:
-            detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
-    elif method == "umap":
-        axes, detail = ("UMAP 1", "UMAP 2"), f"{UMAP_SETTINGS}, seed {emb.seed}"
-    else:
-        ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
-        axes = (f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)")
-        detail = f"the two axes hold {100 * sum(ratios):.0f}% of the variance of mu"
+def shown_map(sel: Selection, key: MapKey, indices: torch.Tensor) -> Shown:
+    """The map for these settings (``vae.embeddings.choose_map``): the stored one (or its part at hand),
+    a PCA map computed now, or a new t-SNE or UMAP map from a background job, with the stored map shown
+    meanwhile. Stops the page while there is none to show."""
+    stored, note = stored_map(sel.folder, key.method)
+    choice = choose_map(stored, indices, key.method, key.n, key.perplexity, key.seed)
+    if choice.stored is not None:
+        return Shown(choice.stored, match_positions(choice.stored, indices), stored_how(choice.stored))
+    if key.method == "pca":  # milliseconds: on the script thread
+        emb, positions = computed(sel.folder, key.version, key.n, sel)
+        return Shown(emb, positions, f"computed in {emb.seconds:g} s, cached for this model and N")
+    if note:
+        st.caption(note)
+    ready = new_map(sel, key)
+    if ready is not None:
+        return Shown(*ready, f"computed in {ready[0].seconds:g} s in the background, kept for this model and these "
+                     "settings")
+    old = choice.meanwhile
+    if old is None:
+        st.stop()
+    st.caption(f"Meanwhile, the stored {METHODS[key.method]} map ({old.n:,} images, "
+               + (f"perplexity {old.perplexity:g}, " if key.method == "tsne" else "") + f"seed {old.seed}):")
+    return Shown(old, match_positions(old, indices), "the stored map, shown until the new one is ready")
 
-    # Colour by class, or by each image's ELBO parts: the images a model finds hard stand out.
-    parts_names = {"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL"}
-    if not model.variational:  # an autoencoder: no KL, no ELBO
-        parts_names = {"recon": "reconstruction"}
+
+def stored_how(emb: Embedding) -> str:
+    """How a stored map was made, for the map's caption."""
+    how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with "
+           + (f"umap-learn {emb.info.get('umap_version', '')}" if emb.method == "umap"
+              else f"scikit-learn {emb.sklearn_version}"))
+    if "of" in emb.info:  # offline: the bundled sample's part of a map of the whole test split
+        how = (f"the {emb.n:,} images at hand of a map of {int(emb.info['of']):,} test images " + how
+               + " (its places on the whole map)")
+    return how
+
+
+def colour_controls(sel: Selection, shown: Shown, images, m: state.PageState):
+    """Colour by class or by an ELBO part; Box select; Clear selection; the map's CSV. Returns (the
+    colouring's key, each point's value (N,) or None, a function giving the CSV's per-image columns)."""
+    folder, emb = sel.folder, shown.emb
+    names = PARTS if sel.model.variational else {"recon": PARTS["recon"]}  # an autoencoder: no KL, no ELBO
 
     def parts() -> dict:  # computed (and cached) only when a colouring or a CSV asks for them
-        return image_parts(folder, weights_mtime(folder), emb.indices.numpy().tobytes(), sel,
-                           images[positions], emb.labels)
-
-    options = ["class", *parts_names]
-    c1, c2, c3 = st.columns([3, 1, 2], vertical_alignment="bottom")
-    colour = c1.segmented_control("Colour by", options, default="class", required=True, key="emb_colour",
-                                  format_func=lambda k: "class" if k == "class" else parts_names[k],
-                                  help="Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
-                                  "q(z|x) each): the outliers a model finds hard stand out.")
-    values = None if colour == "class" else parts()[colour].numpy()
+        return image_parts(folder, weights_mtime(folder), emb.indices.numpy().tobytes(), sel, images[shown.positions],
+                           emb.labels)
 
     def extra() -> dict:  # each image's ELBO parts, as CSV columns
-        return {name: parts()[k] for k, name in parts_names.items()}
+        return {name: parts()[k] for k, name in names.items()}
 
-    c3.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
-                       file_name=f"{sel.name}-{method}-map.csv", mime="text/csv", key="emb_csv", icon=":material/download:",
+    c1, c2, c3, c4 = st.columns([4, 2, 2, 3], vertical_alignment="bottom")
+    colour = c1.segmented_control("Colour by", ["class", *names], required=True,
+                                  key=S.bind("colour", options=("class", *names)),
+                                  format_func=lambda k: "class" if k == "class" else names[k],
+                                  help=("Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
+                                        "q(z|x) each)" if sel.model.variational else "Each image's reconstruction "
+                                        "term in nats") + ": the outliers a model finds hard stand out.")
+    c2.toggle("Box select", key=S.bind("box"), help="Drag a rectangle to select (on a phone a swipe then draws "
+              "one instead of scrolling). Off: click or tap a point, shift-click to add.")
+    c3.button("Clear selection", key="embeddings/clear", icon=":material/deselect:", on_click=clear_selection,
+              args=(m,), disabled=not (m.get("picked") or m.get("rect")), help="Select nothing (as does a "
+              "double-click on a chart).")
+    c4.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
+                       file_name=f"{sel.name}-{emb.method}-map.csv", mime="text/csv", key="embeddings/csv",
+                       icon=":material/download:",
                        help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
+    return colour, None if colour == "class" else parts()[colour].numpy(), extra
 
-    two_d = model.latent_dim == 2
-    box = c2.toggle("Box select", key="emb_box", help="Drag a rectangle to select (on a phone a swipe then "
-                    "draws one instead of scrolling). Off: click a point, shift-click to add, double-click to clear.")
-    # The charts' keys change with the selection tool (its state has another shape); a colouring keeps
-    # the selection, which names points by their map position.
-    suffix = "_box" if box else ""
-    keys = {"map": f"emb_map{suffix}", "plane": f"emb_plane{suffix}"}
-    where = {keys["map"]: f"the {METHODS[method]} map", keys["plane"]: "the latent plane"}
-    coords = {keys["map"]: emb.coords, keys["plane"]: emb.mu}
-    # The last selection is known before the charts are drawn (a chart's state arrives with the rerun),
-    # so the other chart can show the same images (linked views).
-    source = latest_selection({k: st.session_state.get(k) for k in keys.values() if two_d or k == keys["map"]})
-    picked = selected(st.session_state.get(source), coords[source]) if source else []
-    # Your own image, placed on the stored map without recomputing it (and on the plane: its mu).
+
+def clear_selection(m: state.PageState) -> None:
+    """The Clear selection button's callback: nothing selected, and the charts drawn afresh (a chart
+    keeps its own selection in the browser: without a new key, a click on the same point again would
+    change nothing there, and so not select it)."""
+    m.set("picked", ())
+    m.set("rect", None)
+    m.set("page", 1)
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+
+
+def chart_keys(coords: dict) -> dict[str, str]:
+    """Chart ("map", "plane") -> its widget key. The keys change with the selection tool (its state has
+    another shape) and with each Clear selection."""
+    tool = "box" if st.session_state[S.bind("box")] else "points"  # the toggle's value, before it is drawn
+    return {which: f"embeddings/{which}-{tool}-{st.session_state.get(GENERATION, 0)}" for which in coords}
+
+
+def chart_choice(event) -> tuple[list[int], tuple[float, float, float, float] | None]:
+    """What one chart's selection event holds: (map positions of the points clicked, in order; the
+    rectangle (x0, x1, y0, y1) of a box, or None). Malformed entries are left out."""
+    chosen = (event or {}).get("selection") or {}
+    points = [int(p["pos"]) for p in chosen.get("points") or []
+              if isinstance(p, dict) and isinstance(p.get("pos"), (int, float))]
+    box = chosen.get("box") or {}
+    xs, ys = box.get("x"), box.get("y")
+    if isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys) == 2:
+        return points, (*sorted(map(float, xs)), *sorted(map(float, ys)))
+    return points, None
+
+
+def take_chart_selection(m: state.PageState, keys: dict[str, str], emb: Embedding) -> None:
+    """A chart whose selection changed since the last run (a click, a tap, a box, a click on empty space
+    that clears) replaces the stored selection. A chart that has no state yet (the page revisited, a
+    link opened) changes nothing: the stored selection is drawn on it instead."""
+    seen = st.session_state.setdefault(SEEN, {})
+    for which, key in keys.items():
+        points, rect = chart_choice(st.session_state.get(key))
+        mark = repr((points, rect))
+        if key not in st.session_state or seen.get(key, repr(([], None))) == mark:
+            seen[key] = mark
+            continue
+        seen[key] = mark
+        n = len(emb.indices)
+        m.set("picked", tuple(dict.fromkeys(int(emb.indices[p]) for p in points if 0 <= p < n)))
+        m.set("rect", rect)
+        m.set("on", which)
+        m.set("page", 1)  # a new selection opens on its first page of images
+
+
+def current_selection(m: state.PageState, emb: Embedding, coords: dict) -> tuple[list[int], str]:
+    """(map positions of the stored selection, in order; the chart it was made on). A rectangle selects
+    the points inside it on its chart; one on a chart this model has not (a link) selects nothing."""
+    on, rect = m.get("on"), m.get("rect")
+    if on not in coords:
+        return [], "map"
+    if rect is not None:
+        return points_in_rect(coords[on], rect), on
+    return positions_of(emb, m.get("picked")), on
+
+
+def where_name(emb: Embedding, on: str) -> str:
+    return f"the {METHODS[emb.method]} map" if on == "map" else "the latent plane"
+
+
+def upload_section(sel: Selection):
+    """Your own image, to place on the map: (float (1, 1, 28, 28) in [0, 1] or None, a CVAE's label)."""
+    kind = "item" if sel.preprocess_style == "fashion" else "digit"
     with st.expander("Place your own image on the map", icon=":material/add_location_alt:",
                      expanded=st.session_state.get("emb_upload") is not None):
-        yours = upload_image("emb_upload", label="An image of one " + ("item" if sel.preprocess_style == "fashion"
-                                                                        else "digit"), style=sel.preprocess_style)
-        your_label = None
+        yours = upload_image("emb_upload", label=f"An image of one {kind}", style=sel.preprocess_style)
+        label = None
         if yours is not None and sel.conditional:
-            your_label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
-                                      format_func=lambda c: names[c], key="emb_upload_label")
-    if emb.method != "umap":  # the map's placer is built in the background now: a first upload need not wait
-        placer(folder, weights_mtime(folder), emb.method, emb.n, emb.perplexity, emb.seed, emb)
-    placed = None
-    if yours is not None and emb.method == "umap":
+            names = sel.class_names
+            label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
+                                 format_func=lambda c: names[c], key="emb_upload_label")
+    return yours, label
+
+
+def place_upload(sel: Selection, shown: Shown, yours, label):
+    """Your image on the map without recomputing it: (its encoding (1, latent_dim), its map position (1, 2),
+    the milliseconds it took), or None. The map's placer is built in the background as soon as the map is
+    shown, so a first upload need not wait."""
+    emb = shown.emb
+    if emb.method != "umap":
+        placer(shown.key(sel), emb)
+    if yours is None:
+        return None
+    if emb.method == "umap":
         st.caption("Your image is placed on t-SNE and PCA maps (a stored UMAP map keeps no model to place it "
                    "with); pick one of those above.")
-        yours = None
-    if yours is not None:
-        your_mu, placed, placed_ms = place_image(folder, weights_mtime(folder), emb.method, emb.n, emb.perplexity,
-                                                 emb.seed, yours.numpy().tobytes(), your_label, sel, emb)
+        return None
+    return place_image(shown.key(sel), yours.numpy().tobytes(), label, sel, emb)
+
+
+def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, picked: list[int], on: str,
+                value_name: str, values, placed) -> None:
+    """The map and, for a 2-d model, the raw latent plane beside it (stacked on a phone), each with the
+    selection drawn, your image as a star, and a caption."""
+    emb, names, zoom = shown.emb, sel.class_names, state.zoom()
+    pictures = thumbnails_url(sel.config["dataset"]) or thumbnails(sel.config["dataset"], emb.indices.numpy().tobytes(),
+                                                                   images[shown.positions])
+    box = bool(st.session_state[S.key("box")])  # the Box select toggle's
+    common = dict(values=values, value_name=value_name, picked=picked, box=box, zoom=zoom)
+    two_d = "plane" in keys
     left, right = st.columns(2) if two_d else (st.container(), None)
-    label = "" if values is None else parts_names[colour]
-    pictures = thumbnails_url(config["dataset"]) or thumbnails(config["dataset"], emb.indices.numpy().tobytes(),
-                                                               images[positions])
+    axes, detail = map_axes(emb, words)
     with left:
-        chart = scatter(emb.coords, emb, names, pictures, axes, values=values, value_name=label, box=box,
-                        highlight=picked if source != keys["map"] else None,
-                        placed=None if placed is None else placed[0])
+        chart = map_chart(emb.coords, emb.indices, emb.labels, names, pictures, axes,
+                          placed=None if placed is None else placed[1][0], **common)
         st.altair_chart(chart, key=keys["map"], on_select="rerun", width="stretch")
-        st.caption(f"{METHODS[method]} of the means of {emb.n:,} test images ({detail}); {how}. Hover a point to "
-                   "see its image.")
+        st.caption(f"{METHODS[emb.method]} of the {words.codes} of {emb.n:,} test images ({detail}); {shown.how}. "
+                   "Hover a point (or tap it) to see its image.")
     if two_d:
         with right:
-            chart = scatter(emb.mu.numpy(), emb, names, pictures, ("z[0]", "z[1]"), square=True, values=values,
-                            value_name=label, box=box, highlight=picked if source != keys["plane"] else None,
-                            placed=None if placed is None else your_mu[0].numpy())
+            chart = map_chart(emb.mu.numpy(), emb.indices, emb.labels, names, pictures, ("z[0]", "z[1]"), square=True,
+                              placed=None if placed is None else placed[0][0].numpy(), **common)
             st.altair_chart(chart, key=keys["plane"], on_select="rerun", width="stretch")
-            st.caption("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is centred at the origin."
-                       + (" The images selected on the map are drawn bright here." if picked and source == keys["map"]
-                          else ""))
-    if placed is not None:
-        where_placed = (f"at ({placed[0, 0]:.1f}, {placed[0, 1]:.1f}) on the {METHODS[emb.method]} map, placed in "
-                        f"{placed_ms:.0f} ms without recomputing it" + (" (openTSNE's transform)" if emb.method == "tsne" else ""))
-        health.ood_section(sel, yours, "upload")  # placed anyway: say when the place means little
-        neighbours(sel, emb, images, positions, your_mu[0], yours, f"Your image, {where_placed}", None)
-    if not picked:
-        if placed is None:
-            st.info("Hover a point to see its image; click one (shift-click to add more, or turn on Box select "
-                    "and drag) to see those test images and their reconstructions, or one's nearest neighbours.")
-        st.stop()
-    # A fair sample of the selection, page by page: the selection in a seeded random order.
-    order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]
-    pages = (len(order) + MAX_SHOWN - 1) // MAX_SHOWN
+            st.caption(f"The raw latent plane: {words.plane}"
+                       + (" The images selected on the map are drawn bright here." if picked and on == "map" else ""))
+
+
+def map_axes(emb: Embedding, words: Words) -> tuple[tuple[str, str], str]:
+    """The map's axis titles and the caption's detail (its settings, t-SNE's final KL, PCA's variance)."""
+    if emb.method == "tsne":
+        detail = f"perplexity {emb.perplexity:g}, seed {emb.seed}"
+        if "kl_divergence" in emb.info:
+            detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
+        return ("t-SNE 1", "t-SNE 2"), detail
+    if emb.method == "umap":
+        return ("UMAP 1", "UMAP 2"), f"{UMAP_SETTINGS}, seed {emb.seed}"
+    ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
+    return ((f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)"),
+            f"the two axes hold {100 * sum(ratios):.0f}% of the variance of {words.z}")
+
+
+def show_selection(sel: Selection, shown: Shown, images, words: Words, picked: list[int], where: str,
+                   m: state.PageState, extra) -> None:
+    """One point: its image and its nearest neighbours. More: their classes, a CSV, and a fair sample of
+    them page by page (the selection in a seeded random order) beside their reconstructions."""
+    emb, names = shown.emb, sel.class_names
     if len(picked) == 1:
         p = picked[0]
-        return neighbours(sel, emb, images, positions, emb.mu[p], images[positions[[p]]],
-                          f"Test image #{int(emb.indices[p]):,} ({names[int(emb.labels[p])]}), picked on {where[source]}",
-                          p, label=int(emb.labels[p]))
-    st.subheader(f"{len(picked):,} selected on {where[source]}")
+        return neighbours(sel, shown, images, words, emb.mu[p], images[shown.positions[[p]]],
+                          f"Test image #{int(emb.indices[p]):,} ({names[int(emb.labels[p])]}), picked on {where}",
+                          p, "k", label=int(emb.labels[p]))
+    st.subheader(f"{len(picked):,} selected on {where}")
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
     st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
     st.download_button("Download the selection (CSV)", lambda: embedding_csv(emb, picked, extra()), f"{sel.name}-selection.csv",
-                       "text/csv", key="emb_selection_csv", icon=":material/download:")
+                       "text/csv", key="embeddings/selection-csv", icon=":material/download:")
+    order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]
+    pages = (len(order) + MAX_SHOWN - 1) // MAX_SHOWN
     page = 1
     if pages > 1:
-        page = st.number_input(f"Page (of {pages}; {MAX_SHOWN} images each, in a random order)", 1, pages, 1,
-                               key="emb_page", width=280)
-    shown = torch.tensor(order[(page - 1) * MAX_SHOWN : page * MAX_SHOWN])
-    x, y = images[positions[shown]], emb.labels[shown]
-    recon = decode_images(model, emb.mu[shown], y if sel.label_decoder else None).cpu()
+        page = st.number_input(f"Page (of {pages}; {MAX_SHOWN} images each, in a random order)", 1, pages,
+                               key=m.bind("page", hi=pages), width=280)
+    shown_now = torch.tensor(order[(page - 1) * MAX_SHOWN : page * MAX_SHOWN])
+    x, y = images[shown.positions[shown_now]], emb.labels[shown_now]
+    recon = decode_images(sel.model, emb.mu[shown_now], y if sel.label_decoder else None).cpu()
     here = torch.bincount(y, minlength=len(names))
-    nrow = min(len(shown), 7)  # 7 images at scale 2 fit half the page (450 px at a 1400 px window)
+    nrow, scale = min(len(shown_now), 7), 2 * state.zoom()  # 7 images at scale 2 fit half the page (450 px at 1400 px)
     o, r = st.columns(2)
-    show_image(o, tile(x, nrow, padding=2, scale=2),
-               caption=f"Test images: {len(shown)} of the selection (" + ", ".join(
-                f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k) + ")")
-    show_image(r, tile(recon, nrow, padding=2, scale=2), caption="Reconstructions: the decoder's mean at z = mu(x)")
+    show_image(o, tile(x, nrow, padding=2, scale=scale), caption=f"Test images: {len(shown_now)} of the selection ("
+               + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k) + ")")
+    decoder = "the decoder's mean" if sel.model.variational else "the decoder's output"
+    show_image(r, tile(recon, nrow, padding=2, scale=scale), caption=f"Reconstructions: {decoder} at z = {words.z}")
 
 
-def neighbours(sel: Selection, emb, images, positions, query_mu, query_image, title: str, exclude: int | None,
-               label: int | None = None) -> None:
-    """An image's k nearest neighbours among the map's images, Euclidean on mu (the encoder's means,
-    in the latent space itself, not on the 2-D map), with their distances, and its reconstruction.
-    exclude: the image's own map position, when it is one of the map's."""
-    names = sel.class_names
+def neighbours(sel: Selection, shown: Shown, images, words: Words, query_mu, query_image, title: str,
+               exclude: int | None, k_name: str, label: int | None = None) -> None:
+    """An image's k nearest neighbours among the map's images, Euclidean on the encodings (the encoder's
+    means, an autoencoder's codes: in the latent space itself, not on the 2-D map), with their distances,
+    and its reconstruction. exclude: the image's own map position, when it is one of the map's; k_name:
+    the setting that holds k ("k" for a picked point, "k_upload" for your image)."""
+    emb, names, zoom = shown.emb, sel.class_names, state.zoom()
     st.subheader(f"{title}: its nearest neighbours")
-    k = st.slider("Neighbours (k)", 4, 24, 8, key=f"emb_k_{'picked' if exclude is not None else 'yours'}")
+    k = st.slider("Neighbours (k)", 4, 24, key=S.bind(k_name))
     distance = torch.cdist(torch.as_tensor(query_mu).double().reshape(1, -1), emb.mu.double())[0]
     if exclude is not None:
         distance[exclude] = float("inf")
@@ -438,11 +513,11 @@ def neighbours(sel: Selection, emb, images, positions, query_mu, query_image, ti
     y = None if label is None or not sel.label_decoder else torch.tensor([label])
     recon = decode_images(sel.model, torch.as_tensor(query_mu).float().reshape(1, -1), y).cpu()
     c1, c2 = st.columns([1, 4])
-    show_image(c1, tile(torch.cat([query_image.cpu(), recon]), nrow=1, padding=2, scale=3),
-               caption="the image, over its reconstruction at z = mu(x)")
-    show_image(c2, tile(images[positions[near]], nrow=min(len(near), 8), padding=2, scale=2),
+    show_image(c1, tile(torch.cat([query_image.cpu(), recon]), nrow=1, padding=2, scale=3 * zoom),
+               caption=f"the image, over its reconstruction at z = {words.z}")
+    show_image(c2, tile(images[shown.positions[near]], nrow=min(len(near), 8), padding=2, scale=2 * zoom),
                caption=f"its {len(near)} nearest of the {emb.n:,} map images, by Euclidean distance between the "
-               f"encoder's means mu in the {sel.model.latent_dim}-d latent space (not on the 2-D map): "
+               f"encoder's {words.codes} in the {sel.model.latent_dim}-d latent space (not on the 2-D map): "
                + ", ".join(f"#{int(emb.indices[q])} ({names[int(emb.labels[q])]}) {float(distance[q]):.2f}"
                            for q in near))
 

@@ -16,9 +16,9 @@ import ui
 from ui.maps import map_jobs
 from vae.checkpoint import load_checkpoint, save_checkpoint
 from vae.data import load_test_images
-from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, Placer, compute_embedding, image_order,
-                            load_embedding, main, match_positions, pca, restrict, sample_path, save_embedding, tsne,
-                            weights_sha256)
+from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, MapChoice, Placer, choose_map, compute_embedding,
+                            default_n, image_order, load_embedding, main, match_positions, pca, points_in_rect,
+                            positions_of, restrict, sample_path, save_embedding, tsne, weights_sha256)
 from vae.latent import encode_images
 from vae.models import CVAE, VAE
 from vae.policy import Policy
@@ -116,6 +116,37 @@ def test_restrict_keeps_the_points_at_hand_where_the_whole_map_put_them():
     assert restrict(emb, torch.arange(10)) is emb and restrict(emb, torch.tensor([2, 3])) is None
 
 
+def test_choose_map_takes_the_stored_map_its_part_at_hand_or_asks_for_a_new_one():
+    """Issue 25: the page's "stored, restricted or computed map", as one function of vae.embeddings."""
+    x, labels = clusters(n_per=2)
+    stored = Embedding(np.arange(12, dtype=np.float32).reshape(6, 2), torch.tensor([5, 2, 8, 1, 9, 4]), labels,
+                       x.float(), "tsne", 30.0, 0, 1.0)
+    everything, some = torch.arange(10), torch.tensor([9, 2, 4, 77])
+    assert choose_map(stored, everything, "tsne", 6, 30.0, 0) == MapChoice(stored, None)  # the whole stored map
+    part = choose_map(stored, some, "tsne", 3, 30.0, 0).stored  # offline: the part at hand, at its places
+    assert part.indices.tolist() == [2, 9, 4] and part.info["of"] == 6
+    for settings in ((5, 30.0, 0), (6, 10.0, 0), (6, 30.0, 1)):  # another N, perplexity or seed: computed
+        choice = choose_map(stored, everything, "tsne", *settings)
+        assert choice.stored is None and choice.meanwhile is stored  # the stored map meanwhile
+    assert choose_map(stored, some, "tsne", 6, 30.0, 0).meanwhile.n == 3  # N = 6, but only 3 at hand
+    umap_map = Embedding(stored.coords, stored.indices, labels, stored.mu, "umap", 30.0, 0, 1.0)
+    assert choose_map(umap_map, everything, "umap", 6, 12.0, 0).stored is umap_map  # UMAP has no perplexity
+    assert choose_map(stored, everything, "umap", 6, 30.0, 0) == MapChoice(None, None)  # not that method's map
+    assert choose_map(None, everything, "pca", 6, 30.0, 0) == MapChoice(None, None)
+    assert choose_map(stored, torch.tensor([5, 77]), "tsne", 1, 30.0, 0) == MapChoice(None, None)  # < 2 at hand
+    assert default_n(stored, 10_000) == 6 and default_n(None, 10_000) == 2000 and default_n(None, 700) == 700
+
+
+def test_a_selection_of_test_images_and_a_rectangle_name_map_positions():
+    x, labels = clusters(n_per=2)
+    emb = Embedding(np.array([[0, 0], [1, 1], [2, -1], [-1, 3], [0.5, 0.5], [3, 3]], dtype=np.float32),
+                    torch.tensor([5, 2, 8, 1, 9, 4]), labels, x.float(), "tsne", 30.0, 0, 1.0)
+    assert positions_of(emb, [9, 5, 77, 9, 1]) == [4, 0, 3]  # in the order given, repeats and strangers dropped
+    assert positions_of(emb, ()) == []
+    assert points_in_rect(emb.coords, (1.0, 0.0, -0.5, 1.0)) == [0, 1, 4]  # edges included, corners in any order
+    assert points_in_rect(emb.coords, (10, 11, 10, 11)) == []
+
+
 def test_compute_embedding_picks_the_first_n_and_checks_its_arguments():
     images, labels = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
     indices = torch.arange(1000, 1300)
@@ -178,15 +209,15 @@ def test_umap_opens_from_the_stored_map_and_computes_other_settings(monkeypatch)
     caption = next(c.value for c in at.caption if c.value.startswith("UMAP of the means"))
     assert caption.startswith(f"UMAP of the means of {AT_HAND:,} test images (15 neighbours, min_dist 0.1, seed 0); ")
     assert "precomputed by `python -m vae.embeddings`" in caption
-    assert list(charts(at)) == ["emb_map"]
+    assert list(charts(at)) == ["map-points-0"]
     assert not map_jobs().running() and not map_jobs().waiting()
-    at.slider(key="emb_n").set_value(500)
-    at.number_input(key="emb_seed").set_value(1).run()
+    at.slider(key="embeddings/mnist-vae-20d/n").set_value(500)
+    at.number_input(key="embeddings/seed").set_value(1).run()
     assert not at.exception and not at.error
     assert at.info[0].value.startswith("Computing a UMAP map of 500 test images in the background")
-    assert [b.label for b in at.button if b.key == "emb_cancel"] == ["Cancel"]
+    assert [b.label for b in at.button if b.key == "embeddings/cancel"] == ["Cancel"]
     assert "Meanwhile, the stored UMAP map" in captions(at) and "the stored map, shown until" in captions(at)
-    assert list(charts(at)) == ["emb_map"]
+    assert list(charts(at)) == ["map-points-0"]
     finish_maps(at)
     assert "UMAP of the means of 500 test images (15 neighbours, min_dist 0.1, seed 1); computed in" in captions(at)
 
@@ -213,15 +244,19 @@ def finish_maps(at: AppTest) -> AppTest:
     return rerun(at)
 
 
-def select(at: AppTest, key: str, positions: list[int]) -> AppTest:
-    """Store what st.altair_chart stores under its key when points are clicked (shift-click for more):
-    the chart's point selection "points" names each point by its map position, "pos"."""
+def select(at: AppTest, chart: str, positions: list[int]) -> AppTest:
+    """Store what st.altair_chart stores under its key when points are clicked (shift-click for more) on
+    ``chart`` ("map" or "plane"): the chart's point selection "points" names each point by its map
+    position, "pos"."""
+    (key,) = [c.key for c in at.get("vega_lite_chart") if c.key.startswith(f"embeddings/{chart}-")]
     at.session_state[key] = {"selection": {"points": [{"pos": int(p)} for p in positions]}}
     return at.run()
 
 
 def charts(at: AppTest) -> dict:
-    """Chart key -> (Vega-Lite spec, [its datasets as DataFrames]) of the page's Altair charts."""
+    """Chart -> (Vega-Lite spec, [its datasets as DataFrames]) of the page's Altair charts; a chart is named
+    by its key after "embeddings/": map-points-0 (the map, clicked on, before any Clear selection),
+    plane-box-0 (the latent plane, with Box select)."""
     import json
 
     import pyarrow as pa
@@ -229,7 +264,7 @@ def charts(at: AppTest) -> dict:
     out = {}
     for chart in at.get("vega_lite_chart"):
         frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
-        out[chart.key] = (json.loads(chart.proto.spec), frames)
+        out[chart.key.removeprefix("embeddings/")] = (json.loads(chart.proto.spec), frames)
     return out
 
 
@@ -240,29 +275,29 @@ def captions(at: AppTest) -> str:
 def test_page_opens_on_the_stored_map_then_switches_method_and_selects():
     at = open_page("mnist-vae-20d")
     assert at.title[0].value == "Embeddings" and not at.error
-    assert list(charts(at)) == ["emb_map"]  # a 20-d model: no raw plane
+    assert list(charts(at)) == ["map-points-0"]  # a 20-d model: no raw plane
     assert f"t-SNE of the means of {AT_HAND:,} test images" in captions(at) and "precomputed" in captions(at)
     assert not at.get("image") and "Hover a point to see its image" in at.info[-1].value
     emb = load_embedding(PRETRAINED / "mnist-vae-20d")
-    select(at, "emb_map", [3, 5, 3, 1999])
+    select(at, "map", [3, 5, 3, 1999])
     assert at.subheader[0].value == "3 selected on the t-SNE map" and len(at.get("image")) == 2
     counts = torch.bincount(emb.labels[[3, 5, 1999]], minlength=10)
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(counts) if k) in captions(at)
     at.get("button_group")[0].set_value("pca").run()
     assert not at.exception and not at.error
     assert f"PCA of the means of {AT_HAND:,} test images" in captions(at) and "computed in" in captions(at)
-    assert "emb_perplexity" not in [s.key for s in at.slider]  # PCA has no t-SNE settings
+    assert "embeddings/perplexity" not in [s.key for s in at.slider]  # PCA has no t-SNE settings
 
 
 def test_2d_model_shows_the_raw_plane_and_new_settings_are_computed():
     at = open_page("mnist-vae-2d")
-    assert list(charts(at)) == ["emb_map", "emb_plane"]
+    assert list(charts(at)) == ["map-points-0", "plane-points-0"]
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
-    select(at, "emb_plane", [0, 1, 2])
+    select(at, "plane", [0, 1, 2])
     assert at.subheader[0].value == "3 selected on the latent plane"
     assert all(f"{int(emb.labels[p])} ×" in captions(at) for p in (0, 1, 2))
-    at.slider(key="emb_n").set_value(500)
-    at.slider(key="emb_perplexity").set_value(10).run()
+    at.slider(key="embeddings/mnist-vae-2d/n").set_value(500)
+    at.slider(key="embeddings/perplexity").set_value(10).run()
     finish_maps(at)
     assert not at.exception and not at.error
     assert "t-SNE of the means of 500 test images (perplexity 10, seed 0" in captions(at)
@@ -276,12 +311,12 @@ def test_offline_page_uses_the_bundled_sample_and_says_so(monkeypatch, tmp_path)
     try:
         at = open_page("mnist-vae-20d")
         assert any("bundled sample of 2,000 MNIST test images" in i.value for i in at.info)
-        assert at.slider(key="emb_n").value == at.slider(key="emb_n").max == 2000
+        assert at.slider(key="embeddings/mnist-vae-20d/n").value == at.slider(key="embeddings/mnist-vae-20d/n").max == 2000
         # the stored map of the whole test split, shown for the sample's images: nothing computed
         assert ("t-SNE of the means of 2,000 test images (perplexity 30, seed 0, final KL" in captions(at)
                 and "the 2,000 images at hand of a map of 10,000 test images precomputed" in captions(at))
         emb = load_embedding(PRETRAINED / "mnist-vae-20d")
-        (data,) = charts(at)["emb_map"][1]
+        (data,) = charts(at)["map-points-0"][1]
         np.testing.assert_array_equal(data[["x", "y"]].to_numpy(), emb.coords[:2000])  # the sample comes first
     finally:
         st.cache_resource.clear()
@@ -295,19 +330,19 @@ def test_a_new_selection_replaces_the_old_one_and_the_images_are_a_fair_sample()
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
     zeros = (emb.labels == 0).nonzero().flatten()[:60].tolist()
     sixes = (emb.labels == 6).nonzero().flatten()[:60].tolist()
-    select(at, "emb_map", zeros + sixes)  # in class order, 60 zeros come first
+    select(at, "map", zeros + sixes)  # in class order, 60 zeros come first
     assert at.subheader[0].value == "120 selected on the t-SNE map"
     first_page = at.get("image")[0].proto.imgs[0].caption
     assert "0 × " in first_page and "6 × " in first_page  # a random sample of the selection, not 40 zeros
-    assert at.number_input(key="emb_page").max == 3
-    at.number_input(key="emb_page").set_value(3).run()
+    assert at.number_input(key="embeddings/mnist-vae-2d/page").max == 3
+    at.number_input(key="embeddings/mnist-vae-2d/page").set_value(3).run()
     assert "Test images: 40 of the selection" in at.get("image")[0].proto.imgs[0].caption
     before = shown(at)
-    select(at, "emb_plane", [1, 2, 3])  # a new selection on the other chart replaces it
+    select(at, "plane", [1, 2, 3])  # a new selection on the other chart replaces it
     assert at.subheader[0].value == "3 selected on the latent plane" and shown(at) != before
     assert "Classes: " + ", ".join(f"{c} × {int(k)}" for c, k in enumerate(torch.bincount(emb.labels[[1, 2, 3]],
                                                                                           minlength=10)) if k) in captions(at)
-    select(at, "emb_map", [5, 6])  # and back: the map's new selection wins
+    select(at, "map", [5, 6])  # and back: the map's new selection wins
     assert at.subheader[0].value == "2 selected on the t-SNE map"
 
 
@@ -321,10 +356,10 @@ def test_colour_by_elbo_neighbours_of_one_point_and_csv():
 
     at = open_page("mnist-vae-20d")
     emb = load_embedding(PRETRAINED / "mnist-vae-20d")
-    select(at, "emb_map", [7])  # a point clicked before the colouring changes stays picked after
+    select(at, "map", [7])  # a point clicked before the colouring changes stays picked after
     at.get("button_group")[1].set_value("neg_elbo").run()  # after the method picker
     assert not at.exception
-    spec, frames = charts(at)["emb_map"]
+    spec, frames = charts(at)["map-points-0"]
     layer = spec["layer"][0]
     assert layer["encoding"]["color"]["legend"]["title"].startswith("-ELBO")
     (data,) = [f for f in frames if "value" in f]
@@ -348,12 +383,13 @@ def test_a_selection_in_one_chart_is_shown_in_the_other():
 
     at = open_page("mnist-vae-2d")
     chosen = [3, 40, 41, 500]
-    select(at, "emb_map", chosen)
+    select(at, "map", chosen)
     shown_charts = charts(at)
-    (plane,) = [f for f in shown_charts["emb_plane"][1] if "picked" in f]
+    (plane,) = [f for f in shown_charts["plane-points-0"][1] if "picked" in f]
     assert sorted(plane.loc[plane["picked"], "pos"].tolist()) == sorted(chosen)
     assert "drawn bright here" in captions(at)
-    assert not any("picked" in f for f in shown_charts["emb_map"][1])  # the source keeps its own selection
+    (source,) = [f for f in shown_charts["map-points-0"][1] if "picked" in f]  # drawn from the page's state too
+    assert sorted(source.loc[source["picked"], "pos"].tolist()) == sorted(chosen)
 
 
 def png_pixels(picture) -> np.ndarray:
@@ -375,7 +411,7 @@ def assert_hover_pictures(at: AppTest, emb) -> str:
     names, or a data URL carried in the chart itself. Returns "file" or "inline"."""
     images, _, indices, _ = load_test_images("mnist", sample=SAMPLE)
     shown_charts = charts(at)
-    assert list(shown_charts) == ["emb_map", "emb_plane"]
+    assert list(shown_charts) == ["map-points-0", "plane-points-0"]
     how = set()
     for key, (spec, frames) in shown_charts.items():
         tooltip = [t["field"] for t in spec["layer"][0]["encoding"]["tooltip"]]
@@ -450,7 +486,7 @@ def test_a_fashion_model_shows_class_names_and_its_own_pictures():
 
     at = open_page("fashion-vae-2d")
     emb = restrict(load_embedding(PRETRAINED / "fashion-vae-2d"), load_test_images("fashion", sample=SAMPLE)[2])
-    spec, (data,) = charts(at)["emb_map"]
+    spec, (data,) = charts(at)["map-points-0"]
     names = CLASS_NAMES["fashion"]
     assert data["class"].astype(str).tolist() == [names[c] for c in emb.labels.tolist()]
     assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == names
@@ -460,10 +496,10 @@ def test_a_fashion_model_shows_class_names_and_its_own_pictures():
 def test_box_select_takes_the_points_inside_the_rectangle():
     at = open_page("mnist-vae-2d")
     emb = load_embedding(PRETRAINED / "mnist-vae-2d")
-    at.toggle(key="emb_box").set_value(True).run()
-    assert list(charts(at)) == ["emb_map_box", "emb_plane_box"]
+    at.toggle(key="embeddings/box").set_value(True).run()
+    assert list(charts(at)) == ["map-box-0", "plane-box-0"]
     x0, x1, y0, y1 = -1.0, 0.5, -0.5, 1.0
-    at.session_state["emb_plane_box"] = {"selection": {"box": {"x": [x1, x0], "y": [y0, y1]}}}
+    at.session_state["embeddings/plane-box-0"] = {"selection": {"box": {"x": [x1, x0], "y": [y0, y1]}}}
     at.run()
     mu = emb.mu
     inside = ((mu[:, 0] >= x0) & (mu[:, 0] <= x1) & (mu[:, 1] >= y0) & (mu[:, 1] <= y1)).sum()
@@ -520,8 +556,8 @@ def test_an_upload_is_placed_on_the_stored_map_without_recomputing_it():
     assert "precomputed" in captions(at)  # the stored map, not a new one
     shown_charts = charts(at)
     stars = {key: next(f for f in frames if "what" in f) for key, (_, frames) in shown_charts.items()}
-    assert stars["emb_map"]["what"].tolist() == ["your image"] == stars["emb_plane"]["what"].tolist()
-    star = stars["emb_map"].iloc[0]
+    assert stars["map-points-0"]["what"].tolist() == ["your image"] == stars["plane-points-0"]["what"].tolist()
+    star = stars["map-points-0"].iloc[0]
     extent = float(np.ptp(emb.coords, axis=0).max())
     assert float(np.hypot(star["x"] - emb.coords[p, 0], star["y"] - emb.coords[p, 1])) < 0.1 * extent
     assert at.subheader[0].value.startswith("Your image, at (") and "without recomputing it" in at.subheader[0].value
@@ -567,8 +603,8 @@ def test_public_mode_computes_one_new_map_at_a_time_and_the_server_stays_respons
     other = open_app("sliders", "mnist-vae-20d")
     try:
         for i, at in enumerate(sessions):
-            at.slider(key="emb_n").set_value(2000)
-            at.slider(key="emb_perplexity").set_value(11 + i)
+            at.slider(key="embeddings/mnist-vae-2d/n").set_value(2000)
+            at.slider(key="embeddings/perplexity").set_value(11 + i)
             rerun(at)
         jobs = map_jobs()
         assert len(jobs.running()) == 1 and len(jobs.waiting()) == 7
@@ -576,7 +612,7 @@ def test_public_mode_computes_one_new_map_at_a_time_and_the_server_stays_respons
         assert infos[0].startswith("Computing a t-SNE map of 2,000 test images in the background")
         assert all(i.startswith("Waiting for the map another visitor asked for") for i in infos[1:])
         assert "6 more are ahead of yours" in infos[7] and "1 more is ahead of yours" in infos[2]
-        assert all(at.button(key="emb_cancel").label == "Cancel" for at in sessions)
+        assert all(at.button(key="embeddings/cancel").label == "Cancel" for at in sessions)
         assert all("Meanwhile, the stored t-SNE map" in captions(at) for at in sessions)
         wait_for(lambda: jobs.running()[0].elapsed() > 3, timeout=30)  # the child is busy by now
         took = []
@@ -589,11 +625,11 @@ def test_public_mode_computes_one_new_map_at_a_time_and_the_server_stays_respons
         print(f"slider reruns on the Latent sliders page while a map computes: {[round(t, 3) for t in took]} s")
 
         first = jobs.running()[0]
-        sessions[3].button(key="emb_cancel").click()  # a waiting one gives up
+        sessions[3].button(key="embeddings/cancel").click()  # a waiting one gives up
         rerun(sessions[3])
         assert "The new map was cancelled (cancelled)" in sessions[3].info[0].value
-        assert sessions[3].button(key="emb_compute").label == "Compute it" and len(jobs.waiting()) == 6
-        sessions[0].button(key="emb_cancel").click()  # the running one: killed, the next one starts
+        assert sessions[3].button(key="embeddings/compute").label == "Compute it" and len(jobs.waiting()) == 6
+        sessions[0].button(key="embeddings/cancel").click()  # the running one: killed, the next one starts
         rerun(sessions[0])
         assert first.state == "cancelled" and first.elapsed() < 60
         assert [j.key.perplexity for j in jobs.running()] == [12.0] and len(jobs.waiting()) == 5

@@ -1,9 +1,12 @@
-"""The charts the pages share, all Plotly: one class palette, the latent-plane scatter, the training
-history and the per-dimension KL bars."""
+"""The charts the pages share: one class palette; in Plotly the latent-plane scatter, the training history
+and the per-dimension KL bars; in Altair (Vega-Lite) the Embeddings page's map, selectable by mouse and
+by touch."""
 
 from __future__ import annotations
 
+import altair as alt
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
@@ -117,3 +120,110 @@ def kl_heatmap(epochs: list[int], kl_per_dim: list[list[float]], active: list[in
                       margin=dict(l=0, r=0, t=top_px, b=bottom_px), showlegend=False)
     fig.update_annotations(font_size=11)
     return fig
+
+
+# ---------------------------------------------------------------- the Embeddings page's map (Altair)
+
+# A tap selects a point. Vega's canvas handler knows which point is under the pointer from pointermove
+# events alone, and a tap sends none: its click went to no point (or to the last one hovered), and so
+# selected nothing on a phone. Touch events carry their own point (picked at touchstart), so a tap is a
+# touchend; one that follows a pointercancel (the browser took the touch for a scroll) selects nothing,
+# and the click that follows a tap (pointerType "touch") is left out, as it would clear the selection.
+SELECT_ON = "click[event.pointerType !== 'touch'], [touchstart, pointercancel] > touchend"
+# Vega calls preventDefault on every event it listens to, save "wheel" (its default config): a listened
+# touchstart would stop a swipe over the map from scrolling the page, so touches are let through too.
+TOUCH_EVENTS = {"defaults": {"allow": ["wheel", "touchstart", "touchmove", "touchend"]}}
+STAR = "M0,-1L0.24,-0.31L0.95,-0.31L0.38,0.12L0.59,0.81L0,0.4L-0.59,0.81L-0.38,0.12L-0.95,-0.31L-0.24,-0.31Z"
+FEW = 40  # a selection of at most this many points is drawn large (the page shows that many images at once)
+
+
+class TouchLayer(alt.LayerChart):
+    """A layered chart whose Vega view lets touches through (``TOUCH_EVENTS``). Vega-Lite passes a config's
+    "events" on to Vega, but Altair's schema has no such field, so it is added to the finished spec."""
+
+    def to_dict(self, *args, **kwargs) -> dict:
+        spec = super().to_dict(*args, **kwargs)
+        spec.setdefault("config", {})["events"] = TOUCH_EVENTS
+        return spec
+
+
+def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, axes: tuple[str, str], *,
+              square: bool = False, values=None, value_name: str = "", picked=(), box: bool = False,
+              placed=None, zoom: int = 1) -> TouchLayer:
+    """A map's points as a Vega-Lite chart: hover shows the test image, its index and class (and the value
+    it is coloured by); a click or a tap selects a point, shift-click adds one, a click on empty space
+    (or a double-click) clears; with ``box`` a drag selects a rectangle (off by default: a swipe over
+    the chart then scrolls the page on a phone). Coloured by class, or by ``values`` (N,) with a colour
+    bar over their 1st to 99th percentile (so a few outliers do not wash out the rest).
+
+    xy: (N, 2) positions; indices, labels: int (N,) test indices and classes; images: each point's PNG
+    data URL, or the URL of a folder of PNGs named by test index, fetched by the browser when a point is
+    first hovered (the field "image" either way); picked: the map positions selected (on this chart or
+    the other one), drawn over the rest with a dark outline, the others fainter: much fainter when
+    coloured by class, a little when coloured by a value, so that the colour bar still reads; placed:
+    (2,) your image's position, a gold star; zoom: 2 in projector mode (larger fonts and points).
+    The selection parameter is "points" (field: pos, the map position) or "box" (fields: x, y). The
+    spec does not change with the selection (only the data), so the browser keeps the chart's view.
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow (0.7 MB with
+    # their pictures' URLs), sent again with every change of the chart
+    data = pd.DataFrame({"pos": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0].astype(np.float32),
+                         "y": xy[:, 1].astype(np.float32), "test image": np.asarray(indices, dtype=np.int32),
+                         "class": pd.Categorical([names[c] for c in np.asarray(labels).tolist()], categories=names)})
+    # The picture's URL, FOLDER/TEST_INDEX.png, sent with the chart (about 50 bytes a point): made in the
+    # browser by a Vega expression instead, it cost 0.4 to 0.9 s a redraw of 10,000 points, as Streamlit
+    # interprets Vega's expressions (bench/embeddings_browser.py).
+    data["image"] = [f"{images}{i}.png" for i in data["test image"].tolist()] if isinstance(images, str) else images
+    tooltip = ["image:N", "test image:Q", "class:N"]
+    if values is None:
+        palette = [class_color(c) for c in range(len(names))]
+        color = alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
+                          legend=alt.Legend(title=None, orient="right"))
+    else:
+        data["value"] = np.asarray(values, dtype=np.float32)
+        lo, hi = np.percentile(data["value"], [1, 99])
+        color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
+                          legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
+        tooltip.append(alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f"))
+    data = with_picked(data, picked, faded=0.12 if values is None else 0.55, small=(28 if len(xy) <= 3000 else 10) * zoom,
+                       large=90 * zoom)
+    selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"]) if box
+                 else alt.selection_point(name="points", fields=["pos"], on=SELECT_ON, clear="dblclick"))
+    extent = xy if placed is None else np.vstack([xy, np.asarray(placed, dtype=np.float64).reshape(1, 2)])
+    lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
+    scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
+    points = alt.Chart(data).mark_circle(strokeWidth=2 * zoom).encode(
+        x=alt.X("x:Q", title=axes[0], scale=scale), y=alt.Y("y:Q", title=axes[1], scale=scale), color=color,
+        opacity=alt.Opacity("alpha:Q", scale=None), size=alt.Size("size:Q", scale=None),
+        stroke=alt.when("datum.picked").then(alt.value("black")).otherwise(alt.value(None)), tooltip=tooltip,
+    ).add_params(selection)
+    layers = [points]
+    if placed is not None:
+        star = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
+        layers.append(alt.Chart(star).mark_point(shape=STAR, size=500 * zoom, filled=True, fill="gold", stroke="black",
+                                                 strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"]))
+    # The plane's plot is about as tall as it is wide at a 1400 px window (its column leaves about 340 px
+    # of plot beside the axis and legend); Vega-Lite has no fixed aspect ratio for a chart that
+    # stretches, so on other widths, a phone's included, a unit of z[0] and of z[1] differ on screen.
+    # Drawn on a canvas: as SVG each point is a DOM element, and 10,000 of them made a click's redraw
+    # take about 2 s in Chromium (bench/embeddings_browser.py). Streamlit picks the canvas itself only
+    # for data it counts in the spec, not for the Arrow table this chart is sent with.
+    chart = TouchLayer(layer=layers).properties(height=(420 if square else 560) * zoom,
+                                                usermeta={"embedOptions": {"renderer": "canvas"}})
+    if zoom > 1:
+        chart = chart.configure_axis(labelFontSize=11 * zoom, titleFontSize=12 * zoom).configure_legend(
+            labelFontSize=11 * zoom, titleFontSize=12 * zoom, symbolSize=60 * zoom)
+    return chart
+
+
+def with_picked(data: pd.DataFrame, picked, faded: float, small: float, large: float) -> pd.DataFrame:
+    """The map's rows with each point's look: "picked" (bool), "alpha" (its opacity: 0.8 with nothing
+    picked, else 0.95 picked and ``faded`` not) and "size" (in square pixels: ``large`` for a few picked
+    points, at most ``FEW``, else ``small``), the picked rows last, so drawn over the others."""
+    data["picked"] = data["pos"].isin(list(picked))
+    some = bool(data["picked"].any())
+    data["alpha"] = np.where(data["picked"], 0.95, faded if some else 0.8).astype(np.float32)
+    few = some and int(data["picked"].sum()) <= FEW
+    data["size"] = np.where(data["picked"] & few, large, small).astype(np.float32)
+    return data.sort_values("picked", kind="stable")

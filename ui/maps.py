@@ -9,10 +9,10 @@ from vae.map_jobs import MapJob, MapJobs, MapKey
 
 from . import policy
 from .images import test_images
-from .models import Selection, test_encodings, weights_mtime
+from .models import Selection, test_encodings
 from .training import format_seconds, session_key
 
-JOB_KEY = "emb_map_job"  # session state: the MapJob of this session's latest new map
+JOB_KEY = "embeddings-map-job"  # session state: the MapJob of this session's latest new map
 
 
 @st.cache_resource
@@ -22,8 +22,9 @@ def map_jobs() -> MapJobs:
     return MapJobs(policy())
 
 
-def new_map(sel: Selection, method: str, n: int, perplexity: float, seed: int):
-    """(map, its positions into the test images at hand) for settings no folder stores, when a job has
+def new_map(sel: Selection, key: MapKey):
+    """(map, its positions into the test images at hand) for settings no folder stores (``key``: the
+    model's folder and weights' version, the method, N, perplexity and seed), when a job has
     computed it; else None, with the job's status drawn here: its progress or its place in the queue
     and a Cancel button (redrawn every second; the page reruns when the map is ready), or why it
     failed or was cancelled, with a button to ask again.
@@ -31,8 +32,7 @@ def new_map(sel: Selection, method: str, n: int, perplexity: float, seed: int):
     Asks ``map_jobs()`` for it the first time: its images are the first n of ``image_order`` (the
     bundled sample's first), their means from ``test_encodings``. Shows a warning and returns None when
     n is more than this server computes (``Policy.map_max_n``)."""
-    folder = sel.folder
-    key = MapKey(folder, weights_mtime(folder), method, n, float(perplexity), int(seed))
+    folder, method, n = sel.folder, key.method, key.n
     images, labels, indices, _ = test_images(sel.config["dataset"])
     emb = map_jobs().result(key)
     if emb is not None:
@@ -48,7 +48,7 @@ def new_map(sel: Selection, method: str, n: int, perplexity: float, seed: int):
             st.error(f"Cannot compute this map: {job.error}.")
         else:
             st.info(f"The new map was cancelled ({job.error}).", icon=":material/cancel:")
-        st.button("Compute it", key="emb_compute", icon=":material/play_arrow:", on_click=st.session_state.pop,
+        st.button("Compute it", key="embeddings/compute", icon=":material/play_arrow:", on_click=st.session_state.pop,
                   args=(JOB_KEY,))
         return None
     if job is None or job.key != key:
@@ -86,4 +86,4 @@ def status(job: MapJob, method: str, n: int) -> None:
                 f"{format_seconds(job.elapsed())} so far. On a 2-core CPU t-SNE takes about 8 s for 2,000 images "
                 "and 60 s for 10,000, UMAP 4 s and 33 s plus 10 to 19 s to compile (bench/tsne_speed.py). "
                 "The page stays usable; the map appears when it is ready.", icon=":material/hourglass_top:")
-    st.button("Cancel", key="emb_cancel", icon=":material/cancel:", on_click=_cancel, args=(job,))
+    st.button("Cancel", key="embeddings/cancel", icon=":material/cancel:", on_click=_cancel, args=(job,))

@@ -264,6 +264,55 @@ def restrict(emb: Embedding, indices: torch.Tensor) -> Embedding | None:
                      {**emb.info, "of": emb.n})
 
 
+DEFAULT_N = 2000  # the images of a map no folder stores (t-SNE: 8 s on a 2-core CPU, 60 s for 10,000)
+
+
+def default_n(stored: Embedding | None, at_hand: int) -> int:
+    """The N a map opens with: every image of the model's stored map that is at hand (``stored``, its
+    part from ``restrict``), else ``DEFAULT_N`` (or all ``at_hand`` images when there are fewer)."""
+    return stored.n if stored is not None else min(DEFAULT_N, at_hand)
+
+
+@dataclass(frozen=True)
+class MapChoice:
+    """Which map to show for a method's settings. ``stored``: the stored map, or its part whose images are
+    at hand, when it was made with these settings and holds N of them; else None, and a map must be
+    computed, with ``meanwhile`` (the method's stored map at hand, if any) to show until it is."""
+
+    stored: Embedding | None
+    meanwhile: Embedding | None
+
+
+def choose_map(stored: Embedding | None, indices: torch.Tensor, method: str, n: int, perplexity: float,
+               seed: int) -> MapChoice:
+    """Resolve settings to a stored, restricted or computed map. stored: the model folder's map for
+    ``method`` (``load_embedding``; None when there is none, or it is from other weights); indices
+    int64 (M,): the test indices at hand. The stored map is used when its seed, its perplexity (t-SNE
+    only: UMAP and PCA have none) and the N of its images at hand (``restrict``) match. PCA maps are
+    never stored (milliseconds to compute): ``stored`` is None for them."""
+    part = None if stored is None else restrict(stored, indices)
+    if (part is not None and part.method == method and part.seed == seed and part.n == n
+            and (method != "tsne" or part.perplexity == perplexity)):
+        return MapChoice(part, None)
+    return MapChoice(None, part if part is not None and part.method == method else None)
+
+
+def positions_of(emb: Embedding, test_indices) -> list[int]:
+    """Map positions of the test images ``test_indices`` (ints, in their order, repeats dropped); those
+    the map does not hold are left out."""
+    where = {int(i): p for p, i in enumerate(emb.indices.tolist())}
+    return list(dict.fromkeys(where[int(i)] for i in test_indices if int(i) in where))
+
+
+def points_in_rect(xy, rect) -> list[int]:
+    """Positions (in order) of the points of ``xy`` (N, 2) inside ``rect`` = (x0, x1, y0, y1), edges
+    included; the corners may come in either order."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    (x0, x1), (y0, y1) = sorted(map(float, rect[:2])), sorted(map(float, rect[2:]))
+    inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    return np.flatnonzero(inside).tolist()
+
+
 def sample_path(folder: str | os.PathLike, dataset: str) -> Path:
     """Where the bundled offline sample of ``dataset`` lies for a model folder under pretrained/."""
     return sample_file(Path(folder).resolve().parent / "samples", dataset)
