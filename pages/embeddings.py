@@ -194,9 +194,9 @@ def render(sel: Selection) -> None:
         neighbours(sel, shown, images, words, your_mu[0], yours, f"Your image, {said}", None, "k_upload")
     if not picked:
         if placed is None:
-            st.info("Hover a point to see its image (on a phone, tap it). Click or tap one to see it, its "
-                    "reconstruction and the test images nearest to it; shift-click to add more, or turn on Box select and "
-                    "drag, to see those test images and their reconstructions.")
+            st.info("Hover a point to see its image; click or tap one to pick it: its picture, its reconstruction and "
+                    "the test images nearest to it then show. Shift-click to add more, or turn on Box select and drag "
+                    "(a finger too), to see those test images and their reconstructions.")
         return
     show_selection(sel, shown, images, words, picked, where_name(shown.emb, on), m, extra)
 
@@ -426,28 +426,54 @@ def place_upload(sel: Selection, shown: Shown, yours, label):
 def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, picked: list[int], on: str,
                 value_name: str, values, placed) -> None:
     """The map and, for a 2-d model, the raw latent plane beside it (stacked on a phone), each with the
-    selection drawn, your image as a star, and a caption."""
+    selection drawn, your image as a star, and a caption; right under the chart a point was picked on, its
+    picture and its nearest neighbours (on a phone the section below the charts is two screens further)."""
     emb, names, zoom = shown.emb, sel.class_names, state.zoom()
     pictures = thumbnails_url(sel.config["dataset"]) or thumbnails(sel.config["dataset"], emb.indices.numpy().tobytes(),
                                                                    images[shown.positions])
     box = bool(st.session_state[S.key("box")])  # the Box select toggle's
     common = dict(values=values, value_name=value_name, picked=picked, box=box, zoom=zoom)
+    if box:  # a finger's drag draws the box instead of scrolling the page (Vega-Lite's box follows pointer moves)
+        st.html("<style>.st-key-embeddings-charts canvas {touch-action: none;}</style>")
     two_d = "plane" in keys
-    left, right = st.columns(2) if two_d else (st.container(), None)
+    with st.container(key="embeddings-charts"):
+        left, right = st.columns(2) if two_d else (st.container(), None)
     axes, detail = map_axes(emb, words)
     with left:
         chart = map_chart(emb.coords, emb.indices, emb.labels, names, pictures, axes,
                           placed=None if placed is None else placed[1][0], **common)
         st.altair_chart(chart, key=keys["map"], on_select="rerun", width="stretch")
+        if len(picked) == 1 and (on == "map" or not two_d):
+            picked_preview(sel, shown, images, picked[0])
         st.caption(f"{METHODS[emb.method]} of the {words.codes} of {emb.n:,} test images ({detail}); {shown.how}. "
-                   "Hover a point (or tap it) to see its image.")
+                   "Hover a point to see its image; click or tap it to pick it.")
     if two_d:
         with right:
             chart = map_chart(emb.mu.numpy(), emb.indices, emb.labels, names, pictures, ("z[0]", "z[1]"), square=True,
                               placed=None if placed is None else placed[0][0].numpy(), **common)
             st.altair_chart(chart, key=keys["plane"], on_select="rerun", width="stretch")
+            if len(picked) == 1 and on == "plane":
+                picked_preview(sel, shown, images, picked[0])
             st.caption(f"The raw latent plane: {words.plane}"
-                       + (" The images selected on the map are drawn bright here." if picked and on == "map" else ""))
+                       + (" The images selected on the map are outlined here." if picked and on == "map" else ""))
+
+
+def picked_preview(sel: Selection, shown: Shown, images, p: int) -> None:
+    """The picked point's test image, then its k nearest neighbours in the latent space, in one strip."""
+    emb, names = shown.emb, sel.class_names
+    near, _ = nearest(emb, emb.mu[p], st.session_state[S.bind("k")], p)
+    strip = tile(images[shown.positions[torch.cat([torch.tensor([p]), near])]], nrow=9, padding=2, scale=2 * state.zoom())
+    show_image(st, strip, caption=f"Picked: test image #{int(emb.indices[p]):,} ({names[int(emb.labels[p])]}), then "
+               f"its {len(near)} nearest neighbours; their distances and its reconstruction are below.")
+
+
+def nearest(emb: Embedding, query_mu, k: int, exclude: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(map positions of the k map images nearest to ``query_mu`` (latent_dim,), nearest first; every map
+    image's Euclidean distance to it, float64 (N,)), in the latent space; ``exclude``: a position left out."""
+    distance = torch.cdist(torch.as_tensor(query_mu).double().reshape(1, -1), emb.mu.double())[0]
+    if exclude is not None:
+        distance[exclude] = float("inf")
+    return torch.topk(distance, min(k, emb.n - (exclude is not None)), largest=False).indices, distance
 
 
 def map_axes(emb: Embedding, words: Words) -> tuple[tuple[str, str], str]:
@@ -506,10 +532,7 @@ def neighbours(sel: Selection, shown: Shown, images, words: Words, query_mu, que
     emb, names, zoom = shown.emb, sel.class_names, state.zoom()
     st.subheader(f"{title}: its nearest neighbours")
     k = st.slider("Neighbours (k)", 4, 24, key=S.bind(k_name))
-    distance = torch.cdist(torch.as_tensor(query_mu).double().reshape(1, -1), emb.mu.double())[0]
-    if exclude is not None:
-        distance[exclude] = float("inf")
-    near = torch.topk(distance, min(k, emb.n - (exclude is not None)), largest=False).indices
+    near, distance = nearest(emb, query_mu, k, exclude)
     y = None if label is None or not sel.label_decoder else torch.tensor([label])
     recon = decode_images(sel.model, torch.as_tensor(query_mu).float().reshape(1, -1), y).cpu()
     c1, c2 = st.columns([1, 4])

@@ -387,7 +387,7 @@ def test_a_selection_in_one_chart_is_shown_in_the_other():
     shown_charts = charts(at)
     (plane,) = [f for f in shown_charts["plane-points-0"][1] if "picked" in f]
     assert sorted(plane.loc[plane["picked"], "pos"].tolist()) == sorted(chosen)
-    assert "drawn bright here" in captions(at)
+    assert "outlined here" in captions(at)
     (source,) = [f for f in shown_charts["map-points-0"][1] if "picked" in f]  # drawn from the page's state too
     assert sorted(source.loc[source["picked"], "pos"].tolist()) == sorted(chosen)
 

@@ -130,6 +130,10 @@ def kl_heatmap(epochs: list[int], kl_per_dim: list[list[float]], active: list[in
 # touchend; one that follows a pointercancel (the browser took the touch for a scroll) selects nothing,
 # and the click that follows a tap (pointerType "touch") is left out, as it would clear the selection.
 SELECT_ON = "click[event.pointerType !== 'touch'], [touchstart, pointercancel] > touchend"
+# A box is drawn by a drag of the mouse, or of a finger (Vega-Lite's default follows the pointer events,
+# whose start, like a tap's click, has no point under it for a finger, so the box never began); a finger's
+# drag scrolls the page unless the chart's CSS says touch-action: none (the page does, with Box select on).
+BOX_ON = "[pointerdown, window:pointerup] > window:pointermove!, [touchstart, touchend] > touchmove"
 # Vega calls preventDefault on every event it listens to, save "wheel" (its default config): a listened
 # touchstart would stop a swipe over the map from scrolling the page, so touches are let through too.
 TOUCH_EVENTS = {"defaults": {"allow": ["wheel", "touchstart", "touchmove", "touchend"]}}
@@ -166,29 +170,11 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     spec does not change with the selection (only the data), so the browser keeps the chart's view.
     """
     xy = np.asarray(xy, dtype=np.float64)
-    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow (0.7 MB with
-    # their pictures' URLs), sent again with every change of the chart
-    data = pd.DataFrame({"pos": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0].astype(np.float32),
-                         "y": xy[:, 1].astype(np.float32), "test image": np.asarray(indices, dtype=np.int32),
-                         "class": pd.Categorical([names[c] for c in np.asarray(labels).tolist()], categories=names)})
-    # The picture's URL, FOLDER/TEST_INDEX.png, sent with the chart (about 50 bytes a point): made in the
-    # browser by a Vega expression instead, it cost 0.4 to 0.9 s a redraw of 10,000 points, as Streamlit
-    # interprets Vega's expressions (bench/embeddings_browser.py).
-    data["image"] = [f"{images}{i}.png" for i in data["test image"].tolist()] if isinstance(images, str) else images
-    tooltip = ["image:N", "test image:Q", "class:N"]
-    if values is None:
-        palette = [class_color(c) for c in range(len(names))]
-        color = alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
-                          legend=alt.Legend(title=None, orient="right"))
-    else:
-        data["value"] = np.asarray(values, dtype=np.float32)
-        lo, hi = np.percentile(data["value"], [1, 99])
-        color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
-                          legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
-        tooltip.append(alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f"))
+    data = map_points(xy, indices, labels, names, images)
+    color, tooltip = map_colour(data, names, values, value_name)
     data = with_picked(data, picked, faded=0.12 if values is None else 0.55, small=(28 if len(xy) <= 3000 else 10) * zoom,
                        large=90 * zoom)
-    selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"]) if box
+    selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"], on=BOX_ON) if box
                  else alt.selection_point(name="points", fields=["pos"], on=SELECT_ON, clear="dblclick"))
     extent = xy if placed is None else np.vstack([xy, np.asarray(placed, dtype=np.float64).reshape(1, 2)])
     lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
@@ -198,11 +184,7 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
         opacity=alt.Opacity("alpha:Q", scale=None), size=alt.Size("size:Q", scale=None),
         stroke=alt.when("datum.picked").then(alt.value("black")).otherwise(alt.value(None)), tooltip=tooltip,
     ).add_params(selection)
-    layers = [points]
-    if placed is not None:
-        star = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
-        layers.append(alt.Chart(star).mark_point(shape=STAR, size=500 * zoom, filled=True, fill="gold", stroke="black",
-                                                 strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"]))
+    layers = [points] if placed is None else [points, star(placed, zoom)]
     # The plane's plot is about as tall as it is wide at a 1400 px window (its column leaves about 340 px
     # of plot beside the axis and legend); Vega-Lite has no fixed aspect ratio for a chart that
     # stretches, so on other widths, a phone's included, a unit of z[0] and of z[1] differ on screen.
@@ -215,6 +197,42 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
         chart = chart.configure_axis(labelFontSize=11 * zoom, titleFontSize=12 * zoom).configure_legend(
             labelFontSize=11 * zoom, titleFontSize=12 * zoom, symbolSize=60 * zoom)
     return chart
+
+
+def map_points(xy: np.ndarray, indices, labels, names: list[str], images: list[str] | str) -> pd.DataFrame:
+    """The chart's rows: pos (the map position), x, y, test image, class (a category) and image (its URL)."""
+    # 32-bit numbers and the class as a category: 10,000 points are about 0.2 MB of Arrow (0.7 MB with
+    # their pictures' URLs), sent again with every change of the chart
+    data = pd.DataFrame({"pos": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0].astype(np.float32),
+                         "y": xy[:, 1].astype(np.float32), "test image": np.asarray(indices, dtype=np.int32),
+                         "class": pd.Categorical([names[c] for c in np.asarray(labels).tolist()], categories=names)})
+    # The picture's URL, FOLDER/TEST_INDEX.png, sent with the chart (about 50 bytes a point): made in the
+    # browser by a Vega expression instead, it cost 0.4 to 0.9 s a redraw of 10,000 points, as Streamlit
+    # interprets Vega's expressions (bench/embeddings_browser.py).
+    data["image"] = [f"{images}{i}.png" for i in data["test image"].tolist()] if isinstance(images, str) else images
+    return data
+
+
+def map_colour(data: pd.DataFrame, names: list[str], values, value_name: str):
+    """(colour encoding, tooltip fields): by class in the class palette, or by ``values`` (N,) (added to
+    ``data`` as "value") on viridis over their 1st to 99th percentile, with a colour bar."""
+    tooltip = ["image:N", "test image:Q", "class:N"]
+    if values is None:
+        palette = [class_color(c) for c in range(len(names))]
+        return alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
+                         legend=alt.Legend(title=None, orient="right")), tooltip
+    data["value"] = np.asarray(values, dtype=np.float32)
+    lo, hi = np.percentile(data["value"], [1, 99])
+    color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
+                      legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
+    return color, [*tooltip, alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f")]
+
+
+def star(placed, zoom: int = 1) -> alt.Chart:
+    """Your image at ``placed`` (2,): a gold star."""
+    where = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
+    return alt.Chart(where).mark_point(shape=STAR, size=500 * zoom, filled=True, fill="gold", stroke="black",
+                                       strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"])
 
 
 def with_picked(data: pd.DataFrame, picked, faded: float, small: float, large: float) -> pd.DataFrame:

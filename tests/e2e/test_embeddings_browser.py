@@ -32,17 +32,6 @@ def picked_heading(page):
     return page.locator(HEADINGS).filter(has_text="its nearest neighbours")
 
 
-def swipe_up(page, x: float, y: float, distance: float = 300) -> None:
-    """A finger put down at (x, y) and moved up by ``distance`` CSS pixels, then lifted."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-    for i in range(1, 16):
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y - distance * i / 15}]})
-        page.wait_for_timeout(16)
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    page.wait_for_timeout(1000)
-
-
 def test_on_a_phone_a_tap_on_a_map_point_selects_it_and_a_swipe_still_scrolls(app, browser):
     """Item 3: taps showed no picture and selected nothing (Vega knew the point under the pointer only
     from pointer moves, which a tap has none of). Now a tap shows the point's image, reconstruction and
@@ -62,13 +51,16 @@ def test_on_a_phone_a_tap_on_a_map_point_selects_it_and_a_swipe_still_scrolls(ap
         heading = picked_heading(page).inner_text()
         assert "picked on the t-SNE map" in heading and "picked=" in page.url
         pictures = page.locator("[data-testid=stMain] [data-testid=stImage] img")
-        assert pictures.count() >= 2 and pictures.first.evaluate("i => i.complete && i.naturalWidth > 0")
+        assert pictures.count() >= 3 and pictures.first.evaluate("i => i.complete && i.naturalWidth > 0")
+        below = pictures.first.bounding_box()["y"] - (chart.bounding_box()["y"] + chart.bounding_box()["height"])
+        assert 0 <= below < 40, below  # the picture and its neighbours right under the map, not two screens down
         page.screenshot(path=SHOTS / "embeddings-phone-tapped.png")
         chart.scroll_into_view_if_needed()
         screenshot(page, "embeddings-phone-tapped-full")
         x, y = on_screen(chart, a_point(page, chart))
         url, before = page.url, page.evaluate(SCROLLED)
-        swipe_up(page, x, y)
+        drag(page, (x, y), (x, y - 300))
+        page.wait_for_timeout(1000)
         wait_until_rendered(page)
         assert page.evaluate(SCROLLED) > before + 100  # the page scrolled
         assert page.url == url and picked_heading(page).inner_text() == heading  # the same selection
@@ -134,3 +126,45 @@ def clear_selection(page) -> None:
     wait_until_rendered(page)
     page.locator(CHARTS).first.locator("canvas").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1000)  # the charts drawn afresh (new keys)
+
+
+def test_on_a_phone_a_finger_draws_a_box(app, browser):
+    """Item 3: with Box select on, a swipe over the map selected nothing (its start, like a tap's, had no
+    point under it, and the page scrolled instead)."""
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    try:
+        page.goto(f"{app}/embeddings")
+        wait_until_rendered(page)
+        page.get_by_text("Box select", exact=True).tap()
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stCheckbox] input')].some(i => "
+                               "i.checked && i.closest('label').innerText.includes('Box select'))", timeout=30_000)
+        wait_until_rendered(page)
+        plane = page.locator(CHARTS).nth(1)
+        plane.locator("canvas").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)  # the charts drawn with their box selections
+        x, y = on_screen(plane, (0.35, 0.55))
+        before = page.evaluate(SCROLLED)
+        drag(page, (x, y), (x + 90, y - 90))
+        heading = page.locator(HEADINGS).filter(has_text="selected on the latent plane")
+        heading.wait_for(timeout=30_000)
+        wait_until_rendered(page)
+        assert page.evaluate(SCROLLED) == before and "rect=" in page.url  # drawn, not scrolled
+        assert int(heading.inner_text().split()[0].replace(",", "")) > 10
+        screenshot(page, "embeddings-phone-box")
+        assert_clean(page)
+    finally:
+        context.close()
+
+
+def drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 15) -> None:
+    """A finger put down at ``start``, moved to ``end`` in ``steps`` steps, then lifted."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start[0], "y": start[1]}]})
+    for i in range(1, steps + 1):
+        x, y = (start[k] + (end[k] - start[k]) * i / steps for k in (0, 1))
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        page.wait_for_timeout(16)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
