@@ -1,8 +1,12 @@
-"""MNIST and Fashion-MNIST as tensors, read through torchvision.
+"""MNIST and Fashion-MNIST as tensors, read through torchvision; and the one entry point,
+``load_split``, that also reads a folder or a .zip of the user's own images (``vae.folders``).
 
 The data root is, in order: the ``root`` argument, the ``VAE_DATA_DIR`` environment variable, or
 ``./data``; the layout is torchvision's (``ROOT/MNIST/raw/train-images-idx3-ubyte`` and so on).
 Nothing is downloaded unless the caller asks (``download=True``).
+
+A config's ``dataset`` is "mnist", "fashion", or the absolute path of a folder or zip of images; its
+``image_shape`` (C, H, W) says how that folder's images were made (``vae.models.ModelConfig``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ BINARIZATIONS = ("none", "dynamic")  # how training treats grey levels: as targe
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Every pixel an independent Bernoulli draw with its grey level as the probability.
 
-    images: float (B, 1, 28, 28) in [0, 1]; returns float of the same shape in {0, 1}, with mean
+    images: float (B, C, H, W) in [0, 1]; returns float of the same shape in {0, 1}, with mean
     equal to the grey level. Drawn anew at each call ("dynamic binarization", Burda et al., 2016,
     Sec. 5.1) unless ``generator`` is seeded the same way, which makes a fixed binarization.
     """
@@ -47,6 +51,14 @@ def binarized_test_split(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     the CPU; returns float (N, 1, 28, 28) in {0, 1}.
     """
     return binarize(images.cpu(), torch.Generator().manual_seed(seed))
+
+
+def split_train_val(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed (seed 0) random split of range(n) into train and validation indices: vae.train's
+    validation split (also ``vae.train.split_train_val``), which a folder's data card counts ahead."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_val = max(1, int(round(n * val_fraction)))
+    return perm[n_val:], perm[:n_val]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -121,14 +133,21 @@ def sample_file(samples_dir: str | os.PathLike, name: str) -> Path:
 
 
 def load_test_images(
-    name: str, root: str | os.PathLike | None = None, sample: str | os.PathLike | None = None
+    name: str, root: str | os.PathLike | None = None, sample: str | os.PathLike | None = None,
+    image_shape=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """The test split from the data root, or else the bundled sample at ``sample``.
 
-    Returns (images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,), indices int64 (N,) into
-    the full test split, source) where source says in words which one was used. Raises
-    DatasetNotFoundError when neither is there.
+    Returns (images float32 (N, C, H, W) in [0, 1], labels int64 (N,), indices int64 (N,) into
+    the full test split, source) where source says in words which one was used. For a folder or zip
+    of images (``name`` not "mnist" or "fashion") it is the folder's test split as ``load_split``
+    reads it with ``image_shape`` (the model config's), indices 0..N-1, and no sample. Raises
+    DatasetNotFoundError when neither is there, ``vae.folders.FolderDatasetError`` for a folder that
+    is gone or cannot be read.
     """
+    if not is_builtin(name):
+        images, labels = load_split(name, "test", root, image_shape)
+        return images, labels, torch.arange(len(labels)), f"the test split of the images in {Path(name).name} ({len(labels):,} images)"
     try:
         images, labels = load_dataset(name, "test", root)
         return images, labels, torch.arange(len(labels)), f"the {DATASET_NAMES.get(name, name)} test split ({len(labels):,} images)"
@@ -141,6 +160,55 @@ def load_test_images(
     images = t["images"].unsqueeze(1).to(torch.float32).div_(255)
     n = len(t["labels"])
     return images, t["labels"], t["indices"], f"a bundled sample of {n:,} {DATASET_NAMES.get(name, name)} test images (the dataset is not on disk)"
+
+
+def is_builtin(dataset: str) -> bool:
+    """Whether ``dataset`` names MNIST or Fashion-MNIST ("mnist", "fashion") rather than a folder or zip."""
+    return dataset in DATASETS
+
+
+def dataset_title(dataset: str) -> str:
+    """A dataset in words for cards and captions: "MNIST", "Fashion-MNIST", or "the images in NAME"
+    (a folder's or zip's name)."""
+    return DATASET_NAMES.get(dataset) or f"the images in {Path(dataset).name}"
+
+
+def class_names(config: dict, metrics: dict | None = None) -> list[str]:
+    """The class names of a model's dataset, in label order: MNIST's digits, Fashion-MNIST's items, or a
+    folder's class folders (from the data card ``metrics["data"]`` its training wrote; without it the
+    folder is read again, from the cache). An unlabelled folder has one class, named after it."""
+    if is_builtin(config["dataset"]):
+        return list(CLASS_NAMES[config["dataset"]])
+    card = (metrics or {}).get("data")
+    if card is None:
+        from .folders import load_folder
+
+        shape = config.get("image_shape")
+        card = load_folder(config["dataset"], *(None, None) if shape is None else (int(shape[1]), int(shape[0]))).card
+    return list(card["classes"])
+
+
+def load_split(dataset: str, split: str = "train", root: str | os.PathLike | None = None,
+               image_shape=None, cache_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split of any dataset a config can name: (images float32 (N, C, H, W) in [0, 1], labels int64 (N,)).
+
+    dataset: "mnist" or "fashion" (read from the data root ``root``; image_shape must then be None or
+    (1, 28, 28)), or a folder or .zip of images (``vae.folders.load_folder`` with the size and channels
+    of image_shape (C, S, S), None for its defaults; decoded once, then read from ``cache_dir``).
+    split: "train" (for a folder: its training and validation images) or "test". Raises ValueError
+    for an unknown split or a shape MNIST does not have, DatasetNotFoundError as ``load_dataset``,
+    and ``vae.folders.FolderDatasetError`` for a folder or zip that cannot be a dataset.
+    """
+    if is_builtin(dataset):
+        if image_shape is not None and tuple(image_shape) != (1, 28, 28):
+            raise ValueError(f"{DATASET_NAMES[dataset]} is 28 x 28 grey, (1, 28, 28); got image_shape {list(image_shape)}")
+        return load_dataset(dataset, split, root)
+    if split not in RAW_FILES:
+        raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+    from .folders import load_folder
+
+    c, s = (None, None) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
+    return load_folder(dataset, s, c, cache_dir).split(split)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CONFIG, METRICS, atomic_write, load_checkpoint, write_json
-from .data import DATASET_NAMES, binarized_test_split, load_dataset
+from .data import binarized_test_split, dataset_title, load_split
 from .device import describe_device, resolve_device
 from .losses import iwae_nll, kl_divergence, reconstruction_nll, reparameterize
 from .models import MODELS
@@ -129,8 +129,10 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
     """Load ``folder`` and evaluate it on its dataset's test split; returns the JSON-ready dict.
 
     protocol: "grey" or "binarized" (see the module's docstring); binarization_seed fixes the
-    binarized split. Raises ValueError for an unknown protocol, or "binarized" with a likelihood
-    other than Bernoulli; CheckpointError and DatasetNotFoundError as their loaders do.
+    binarized split. The test split is the dataset's (``vae.data.load_split``; for a folder of images,
+    its test/ folder or the images held out from it, with the config's image_shape). Raises
+    ValueError for an unknown protocol, or "binarized" with a likelihood other than Bernoulli;
+    CheckpointError, DatasetNotFoundError and FolderDatasetError as their loaders do.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
@@ -138,7 +140,7 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
     model, config, _ = load_checkpoint(folder, device)
     if protocol == "binarized" and config["likelihood"] != "bernoulli":
         raise ValueError("the binarized protocol scores binary images: it needs a bernoulli-likelihood model")
-    images, labels = load_dataset(config["dataset"], "test", data_root)
+    images, labels = load_split(config["dataset"], "test", data_root, config.get("image_shape"))
     if n_images:
         images, labels = images[:n_images], labels[:n_images]
     binarization = "none"
@@ -158,6 +160,17 @@ def evaluate_checkpoint(folder, k=1000, data_root=None, device=None, n_images=No
             "iwae_nll": round(m["iwae_nll"], 3), "k": k, "units": "nats per image",
             "kl_per_dim": [round(v, 4) for v in m["kl_per_dim"]],
             "seconds": round(time.perf_counter() - t0, 2), "device": describe_device(device)}
+
+
+def _image_shape_words(config: dict, metrics: dict) -> str:
+    """What the card says of a model trained on a folder of images (its size, channels and source); "" for MNIST."""
+    c, h, w = config.get("image_shape", (1, 28, 28))
+    if (c, h, w) == (1, 28, 28) and "data" not in metrics:
+        return ""
+    data = metrics.get("data", {})
+    skipped = f", {data['n_skipped']:,} files skipped" if data.get("n_skipped") else ""
+    return (f", {h} x {w} {'grey' if c == 1 else 'RGB'} images decoded from the {data.get('kind', 'folder')} "
+            f"`{config['dataset']}`{skipped} (its data card is metrics.json's \"data\")")
 
 
 _PROTOCOL_TEXT = {
@@ -188,13 +201,14 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         "",
         f"{MODELS[config['model']].description[0].upper()}{MODELS[config['model']].description[1:]} with a "
         f"{config['latent_dim']}-dimensional latent space, {shape}, "
-        f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {DATASET_NAMES[config['dataset']]} "
+        f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {dataset_title(config['dataset'])} "
         f"({data}), minimizing {objective}.",
         "",
         "## Training",
         "",
         f"- Data: {tr.get('n_train', 0):,} training images, {tr.get('n_val', 0):,} held out for validation "
-        f"(the {DATASET_NAMES[config['dataset']]} training split as found on the training machine).",
+        f"(the {dataset_title(config['dataset'])} training split as found on the training machine)"
+        + _image_shape_words(config, metrics) + ".",
         f"- {tr.get('epochs')} epochs, batch {config['batch_size']}, Adam lr {config['lr']}, seed "
         f"{config['seed']}{warmup}; the saved weights are from epoch {tr.get('best_epoch')}, the best on validation.",
         f"- Cost: wall time {tr.get('seconds')} s ({tr.get('seconds_per_epoch')} s per epoch) on "
@@ -212,7 +226,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         if "neg_elbo" not in te:  # a plain autoencoder
             lines += [
                 "", f"### Protocol `{protocol}`", "", _PROTOCOL_TEXT[protocol].format(binarization=te.get("binarization")),
-                "", f"{DATASET_NAMES[te['dataset']]} {te['split']} split, {te['n_images']:,} images: the reconstruction "
+                "", f"{dataset_title(te['dataset'])} {te['split']} split, {te['n_images']:,} images: the reconstruction "
                 f"term -log p(x|z) at the code z = f(x) is {te['recon']:.2f} nats per image ({te.get('seconds')} s on "
                 f"{te.get('device')}). An autoencoder defines no likelihood p(x), so there is no ELBO or IWAE NLL to give.",
             ]
@@ -223,7 +237,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
             "",
             _PROTOCOL_TEXT[protocol].format(binarization=te.get("binarization")),
             "",
-            f"{DATASET_NAMES[te['dataset']]} {te['split']} split, {te['n_images']:,} images, nats per image; the IWAE "
+            f"{dataset_title(te['dataset'])} {te['split']} split, {te['n_images']:,} images, nats per image; the IWAE "
             f"NLL estimates {what} ({te.get('seconds')} s on {te.get('device')}):",
             "",
             "| -ELBO | reconstruction | KL | IWAE NLL (k = %d) |" % te["k"],

@@ -1,6 +1,11 @@
 """Training: one function for every model, and the command line.
 
     python -m vae.train --dataset mnist --model vae --latent-dim 2 --epochs 50 --out pretrained/NAME
+    python -m vae.train --dataset photos.zip [--image-size 28|32|64] [--channels 1|3] --model conv --out runs/NAME
+
+``--dataset`` is mnist, fashion, or a folder of images or a .zip of one (``vae.folders``: one subfolder
+per class; decoded once and cached); a folder's images set the model's ``image_shape`` (C, S, S),
+from ``--image-size`` and ``--channels`` or their defaults. Bad input there exits 1 with one line.
 
 The whole training split lives on the device as one tensor and batches are drawn by index, so there
 are no DataLoader workers and no per-step host sync; losses are accumulated on the device and read
@@ -34,7 +39,8 @@ import torch
 
 from torch.nn.parallel import DistributedDataParallel
 
-from .data import BINARIZATIONS, DATASET_NAMES, binarize, load_dataset
+from .data import (BINARIZATIONS, DATASET_NAMES, DatasetNotFoundError, binarize, is_builtin, load_dataset, load_split,
+                   split_train_val)
 from .device import best_device, describe_device, resolve_device  # noqa: F401 (the app's and benches' import)
 from .evaluate import score
 from .latent import ACTIVE_KL_THRESHOLD
@@ -76,7 +82,8 @@ class TrainConfig(ModelConfig):
     its parser from them (``add_config_arguments``), so the options and the fields cannot drift.
     """
 
-    dataset: str = _run("mnist", "the training data", choices=tuple(DATASET_NAMES))
+    dataset: str = _run("mnist", "the training data: mnist, fashion, or a folder of images (one subfolder per "
+                        "class) or a .zip of one")
     epochs: int = _run(10, "passes over the training split")
     batch_size: int = _run(128, "images per step (the global batch under torchrun)")
     lr: float = _run(1e-3, "Adam's learning rate")
@@ -97,8 +104,12 @@ class TrainConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name, allowed in (("dataset", DATASET_NAMES), ("binarize", BINARIZATIONS), ("objective", OBJECTIVES),
-                              ("schedule", SCHEDULES)):
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be one of {tuple(DATASET_NAMES)} or a path, got {self.dataset!r}")
+        if is_builtin(self.dataset) and tuple(self.image_shape) != (1, 28, 28):
+            raise ValueError(f"{DATASET_NAMES[self.dataset]} is 28 x 28 grey: image_shape (1, 28, 28), "
+                             f"got {self.image_shape}")
+        for name, allowed in (("binarize", BINARIZATIONS), ("objective", OBJECTIVES), ("schedule", SCHEDULES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}")
         if self.epochs < 1 or self.batch_size < 1 or not 0 < self.val_fraction < 1:
@@ -176,16 +187,9 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite. The run ends and returns no weights: nothing is saved."""
 
 
-def split_train_val(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed (seed 0) random split of range(n) into train and validation indices."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    n_val = max(1, int(round(n * val_fraction)))
-    return perm[n_val:], perm[:n_val]
-
-
 @torch.no_grad()
 def evaluate_loss(model, images, labels, config: TrainConfig, batch_size: int = 1000, per_dim: bool = False) -> dict:
-    """Mean objective parts (nats per image) over ``images`` float (N, 1, 28, 28), ``labels`` int64 (N,):
+    """Mean objective parts (nats per image) over ``images`` float (N, C, H, W), ``labels`` int64 (N,):
     "recon" (-log p(x|z) at one z ~ q(z|x) per image), "kl", and "loss", the configured objective as
     training minimizes it after any warm-up: recon + beta * kl, or -L_k for the IWAE objective (k =
     ``iwae_k``), or the reconstruction term of a plain autoencoder. ``vae.evaluate.score`` computes
@@ -311,20 +315,23 @@ def train(
 ) -> TrainResult:
     """Train the model ``config`` describes, with Adam, on the dataset's training split.
 
-    data: optional (images, labels) to use instead of loading the split. callback: called with a
+    data: optional (images float (N, C, H, W) in [0, 1] of the config's image_shape, labels int64 (N,))
+    to use instead of loading the split (``vae.data.load_split``: MNIST's, Fashion-MNIST's, or a
+    folder's training images, all but its test split). callback: called with a
     Progress after every step and, with train and val metrics, after every epoch. stop: when set,
     the run ends after the current step; the result keeps the best weights seen so far (the partial
     epoch is validated and counts). Seeded by ``config.seed``: the same config on the same machine
     gives the same weights. Raises TrainingDiverged when a loss is not finite, DatasetNotFoundError
-    when the data is missing, ValueError under torchrun when the batch does not divide by the number
-    of processes. Under torchrun (see the module's docstring) every process calls this; process 0's
-    callback alone should report.
+    when the data is missing, ``vae.folders.FolderDatasetError`` for a folder that cannot be a
+    dataset, ValueError under torchrun when the batch does not divide by the number of processes.
+    Under torchrun (see the module's docstring) every process calls this; process 0's callback alone
+    should report.
     """
     rank, world, device = process_group(resolve_device(config.device))
     if config.batch_size % world:
         raise ValueError(f"the global batch {config.batch_size} must divide by the {world} processes")
     torch.manual_seed(config.seed)
-    images, labels = data if data is not None else load_dataset(config.dataset, "train", data_root)
+    images, labels = data if data is not None else load_split(config.dataset, "train", data_root, config.image_shape)
     train_idx, val_idx = split_train_val(images.shape[0], config.val_fraction)
     shard = train_idx[rank::world][: len(train_idx) // world]  # equal shards: every process takes as many steps
     x_train, y_train = images[shard].to(device), labels[shard].to(device)
@@ -417,23 +424,68 @@ def train(
                        x_val.shape[0])
 
 
+def folder_config(config: TrainConfig, image_size: int | None = None, channels: int | None = None,
+                  cache_dir: str | None = None, progress=None):
+    """The config and training data of a run on a folder or zip of images (``config.dataset``):
+    returns (config with dataset the source's absolute path, image_shape (C, S, S) and n_classes from
+    its images, (images float (N, C, S, S), labels int64 (N,)) of its training part, the data card).
+    image_size, channels: ``vae.folders.load_folder``'s, None for its defaults. Raises
+    ``vae.folders.FolderDatasetError`` for bad input (its message says why), and for a conditional
+    model on an unlabelled folder or one with a single class."""
+    from .folders import FolderDatasetError, load_folder
+
+    ds = load_folder(config.dataset, image_size, channels, cache_dir, progress=progress)
+    n_classes = len(ds.class_names)
+    if MODELS[config.model].cls.conditional and (not ds.card["labelled"] or n_classes < 2):
+        raise FolderDatasetError(
+            "no_classes", f"a {MODELS[config.model].short_name} needs labels: put the images of "
+            f"{ds.card['name']} in two or more subfolders, one per class, or train an unconditional model.")
+    config = dataclasses.replace(config, dataset=ds.card["source"], image_shape=list(ds.image_shape),
+                                 n_classes=n_classes)
+    return config, ds.split("train"), ds.card
+
+
 def main(argv: list[str] | None = None) -> None:
+    """``python -m vae.train`` (see the module's docstring). A user's mistake in the data (a missing
+    dataset, a folder or zip that cannot be a dataset) exits 1 with its one-line reason on stderr."""
     from tqdm import tqdm
 
     from .checkpoint import save_checkpoint
+    from .folders import FolderDatasetError, tqdm_progress
+    from .models import IMAGE_CHANNELS, IMAGE_SIZES
 
     p = argparse.ArgumentParser(prog="python -m vae.train", description="Train a VAE and save its folder.")
     add_config_arguments(p)
+    p.add_argument("--image-size", type=int, choices=IMAGE_SIZES, default=None,
+                   help="a folder's images resized to this square (default: 28 for grey images of at most 28 px, "
+                        "else 32)")
+    p.add_argument("--channels", dest="image_channels", type=int, choices=IMAGE_CHANNELS, default=None,
+                   help="a folder's images as 1 (grey) or 3 (RGB) channels (default: 1 when every image is grey)")
+    p.add_argument("--cache-dir", default=None, help="where a folder's decoded images are kept (default: "
+                   "$VAE_CACHE_DIR, else ~/.cache/vae-explorer/datasets)")
     p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")
     p.add_argument("--n-images", type=int, default=None, help="only the first N images of the training split")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     a = p.parse_args(argv)
     config = config_from_arguments(a)
 
-    data = None
-    if a.n_images:
-        images, labels = load_dataset(config.dataset, "train", a.data_root)
-        data = images[: a.n_images], labels[: a.n_images]
+    data, card = None, None
+    try:
+        if not is_builtin(config.dataset):
+            config, data, card = folder_config(config, a.image_size, a.image_channels, a.cache_dir,
+                                                tqdm_progress())
+            print(f"{card['name']}: {card['n_images']:,} images, {len(card['classes'])} "
+                  f"{'classes' if card['labelled'] else 'class (unlabelled)'}, {card['image_size']} px, "
+                  f"{card['channels']} channel{'s' * (card['channels'] > 1)}, {card['n_skipped']:,} skipped"
+                  f"{' (from the cache)' if card['cached'] else ''} in {card['seconds']} s", file=sys.stderr)
+        elif (a.image_size or 28) != 28 or (a.image_channels or 1) != 1:
+            sys.exit(f"error: {DATASET_NAMES[config.dataset]} is 28 x 28 grey: --image-size and --channels are for "
+                     "a folder or zip of your own images.")
+        if a.n_images:
+            images, labels = data if data is not None else load_dataset(config.dataset, "train", a.data_root)
+            data = images[: a.n_images], labels[: a.n_images]
+    except (FolderDatasetError, DatasetNotFoundError) as err:
+        sys.exit(f"error: {err}")
     rank, world, _ = process_group(resolve_device(config.device))  # train() joins the same group
     bar = None
 
@@ -456,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
     if rank != 0:  # process 0 alone saves
         return
     metrics = run_metrics(config, result)
+    if card is not None:
+        metrics["data"] = card
     out = save_checkpoint(result.model, dataclasses.asdict(config), metrics, a.out)
     best = result.history[result.best_epoch - 1]
     print(f"saved {out}: best epoch {result.best_epoch}, validation loss {best['val_loss']:.2f} nats, "

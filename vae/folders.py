@@ -1,0 +1,844 @@
+"""Your own images as a dataset: a folder of pictures, or a .zip of one, decoded once and cached.
+
+    python -m vae.folders PATH [--image-size 28|32|64] [--channels 1|3] [--json]   (prints the data card)
+    python -m vae.train --dataset PATH ...                                          (trains on it)
+
+Layout (torchvision's ``ImageFolder`` convention): every subfolder of the top folder is a class, named
+by the subfolder, classes in sorted order (Python's string order: "10" before "2"); images anywhere
+below a class folder belong to it. Images directly in the top folder, with no class folders, make an
+unlabelled dataset (one class, label 0, ``card["labelled"]`` False). A top folder holding nothing but
+one folder is stepped into (a zip of ``mydata/`` is read as ``mydata``). When the top folder holds
+``train/`` and ``test/`` (and nothing else that is an image), they are the splits, each with its class
+folders; otherwise a test split is held out: ``TEST_FRACTION`` of each class, drawn with
+``SPLIT_SEED``. ``vae.train`` then holds out its validation images from the rest (10%, seed 0).
+
+Every image is decoded with Pillow, never written anywhere:
+1. the first frame of an animation; EXIF orientation applied (``ImageOps.exif_transpose``);
+2. 16- and 32-bit grey scaled by their nominal range, 1-bit to 8-bit grey, palette images to RGB (or
+   RGBA when they have a transparent colour), CMYK, YCbCr, LAB and HSV to RGB;
+3. transparency composited on black: a transparent pixel becomes black, a half-transparent one is
+   darkened by its alpha. Black rather than each image's dominant border colour because a fully
+   transparent border has no colour of its own to be dominant (its stored RGB is whatever the
+   program that wrote it left there), and because one background for every image keeps the dataset
+   consistent, as MNIST's light-on-black digits are;
+4. centre-cropped to a square (the shorter side; the longer one loses equal parts at both ends) and
+   resized to ``image_size`` with Pillow's LANCZOS filter, which is antialiased (its kernel widens
+   with the reduction; it is the filter Pillow once called ANTIALIAS); an image already of that size
+   is left as it is, so MNIST's digits saved as PNG come back byte for byte;
+5. to ``channels``: 1 (grey by ITU-R 601-2 luma, Pillow's "L") or 3 (RGB; a grey image's level in
+   all three).
+Defaults: channels 1 when every image is grey (a grey mode, or RGB whose channels differ by at most
+``GREY_TOLERANCE`` levels everywhere, as a grey picture saved as a colour JPEG does), else 3;
+image_size 28 when the images are grey and none is larger than 28 pixels on a side, else 32.
+
+Bad input: ``FolderDatasetError`` (a ValueError with one sentence a person can act on, and a ``code``
+and ``params`` for translation) for what makes the whole source unusable: a path that is neither a
+folder nor a zip, a broken zip, a member name that climbs out of the folder (``..``) or is absolute,
+a zip bomb (refused from its central directory, before a byte is decompressed, by its member count
+and declared uncompressed size, and while reading by the actual size), too many files, no images,
+every image corrupt, fewer than ``MIN_IMAGES`` usable images. What leaves the rest usable is skipped,
+counted and named in the card: empty, truncated, corrupt and non-image files, images over Pillow's
+decompression-bomb limit (checked from the header, before decoding), files over the per-file size
+limit, symbolic links (never followed, in a folder or a zip), encrypted zip members, images outside
+any class folder when there are class folders. Hidden and system files (any name starting with a
+dot, ``.DS_Store`` and ``._*`` included, ``__MACOSX/``, ``Thumbs.db``, ``desktop.ini``) are ignored
+and counted. Zip members are read into memory, one at a time, through ``zipfile``; nothing is ever
+extracted, so no path is built from a member's name.
+
+Cache: the decoded images are kept as one safetensors file of uint8 tensors in ``cache_dir``
+(default ``$VAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/vae-explorer/datasets``, else
+``~/.cache/vae-explorer/datasets``), named by the SHA-256 of the source's content (a zip's bytes; a
+folder's file names and bytes) and the options, with the data card in its metadata. A second import
+of the same content with the same options reads the hash and that file and decodes nothing. Nothing
+is written anywhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import sys
+import time
+import warnings
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .data import split_train_val  # the validation split vae.train will hold out, counted in the card
+from .models import IMAGE_CHANNELS, IMAGE_SIZES
+
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # Pillow openers tried (PPM also reads PGM, PBM)
+MIN_IMAGES = 20  # with a 10% test split and 10% validation: 2 test, 2 validation, 16 training images
+TEST_FRACTION = 0.1  # of each class, held out as the test split when the source has no test/ folder
+SPLIT_SEED = 0
+GREY_TOLERANCE = 4  # an RGB image whose channels differ by at most this many levels (of 255) is grey
+SMALL_SIZE = 28  # the default size for grey images no larger than this; else DEFAULT_SIZE
+DEFAULT_SIZE = 32
+BACKGROUND = "black"  # what transparency is composited on (see the module's docstring, step 3)
+RESAMPLING = "LANCZOS"
+CACHE_VERSION = 1  # part of every cache key: bump it when decoding changes
+MAX_NAMED = 200  # skipped files named in the card (all are counted)
+IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+SPLIT_NAMES = ("train", "test")
+HOLD_BYTES = 512 * 2**20  # files read once (hashing, headers) are kept in memory up to this much, not read again
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a source may hold. The command line's defaults; the app passes smaller ones for uploads.
+
+    max_files: files (zip members, directories included) in the source, refused above it.
+    max_file_bytes: one file's size (a zip member's declared and actual uncompressed size); a larger
+      file is skipped.
+    max_total_bytes: a zip's total uncompressed size, declared (checked before reading) and actual
+      (counted while reading); refused above it. Not applied to folders, which are read one file at a
+      time from the user's own disk.
+    max_pixels: width x height of one image, from its header, before decoding; a larger image is
+      skipped (Pillow's own decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``, by default).
+    """
+
+    max_files: int = 250_000
+    max_file_bytes: int = 64 * 2**20
+    max_total_bytes: int = 4 * 2**30
+    max_pixels: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+class FolderDatasetError(ValueError):
+    """A folder or zip that cannot be a dataset. ``str(err)`` is one sentence saying why and what to
+    do; ``code`` names the case (for translation and tests) and ``params`` its values."""
+
+    def __init__(self, code: str, message: str, **params):
+        super().__init__(message)
+        self.code, self.params = code, params
+
+
+@dataclass
+class FolderDataset:
+    """A decoded dataset. images: uint8 (N, C, S, S); labels: int64 (N,) in [0, n_classes) (all 0 when
+    unlabelled); test: bool (N,), the held-out test split; card: the data card (``card_markdown``)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    test: torch.Tensor
+    card: dict = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, S, S): 1 or 3 channels, S in 28, 32, 64."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class folders' names in label order; one name, the source's, when unlabelled."""
+        return list(self.card["classes"])
+
+    def split(self, which: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """(images float32 (M, C, S, S) in [0, 1], labels int64 (M,)) of "train" (training and validation
+        images, in the dataset's order), "test" or "all". Raises ValueError for another name."""
+        if which not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {which!r}")
+        keep = slice(None) if which == "all" else (self.test if which == "test" else ~self.test)
+        return self.images[keep].to(torch.float32).div_(255), self.labels[keep].clone()
+
+
+def default_cache_dir() -> Path:
+    """``$VAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/vae-explorer/datasets``, else ``~/.cache/vae-explorer/datasets``."""
+    if os.environ.get("VAE_CACHE_DIR"):
+        return Path(os.environ["VAE_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vae-explorer" / "datasets"
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} PB"
+
+
+def _ignored(name: str) -> bool:
+    """Hidden and system files and folders: a leading dot (.DS_Store, ._AppleDouble), __MACOSX, Thumbs.db."""
+    return name.startswith(".") or name in IGNORED_NAMES
+
+
+# --------------------------------------------------------------------------- listing a source
+
+
+@dataclass
+class _Listing:
+    """What a source holds: files (relative path with "/", and how to read it), skipped (relative path,
+    reason), the number of ignored entries, and the content hash."""
+
+    kind: str  # "folder" or "zip"
+    files: list[tuple[str, object]]
+    skipped: list[tuple[str, str]]
+    ignored: int
+    sha256: str = ""
+    zip: zipfile.ZipFile | None = None
+    read_bytes: int = 0  # a zip's actual uncompressed bytes read so far
+    held: dict = field(default_factory=dict)  # relative path -> bytes already read, up to HOLD_BYTES in all
+    held_bytes: int = 0
+    counted: set = field(default_factory=set)  # zip members whose actual size is in read_bytes
+
+    def hold(self, key, data: bytes) -> None:
+        """Keep a file's bytes for the next pass when they fit in HOLD_BYTES (small images: all of them)."""
+        if self.held_bytes + len(data) <= HOLD_BYTES:
+            self.held[key] = data
+            self.held_bytes += len(data)
+
+
+def _list_folder(root: Path, limits: Limits) -> _Listing:
+    listing = _Listing("folder", [], [], 0)
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        rel = here.relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        for d in sorted(dirnames):
+            if _ignored(d):
+                dirnames.remove(d)
+                listing.ignored += 1
+            elif (here / d).is_symlink():  # os.walk lists a linked folder but does not enter it
+                dirnames.remove(d)
+                listing.skipped.append((prefix + d, "a symbolic link (not followed)"))
+        dirnames.sort()
+        for f in filenames:
+            count += 1
+            if count > limits.max_files:
+                raise FolderDatasetError(
+                    "too_many_files", f"{root} holds more than {limits.max_files:,} files: split it, or keep "
+                    f"only the images to train on.", limit=limits.max_files)
+            path = here / f
+            if _ignored(f):
+                listing.ignored += 1
+            elif path.is_symlink():
+                listing.skipped.append((prefix + f, "a symbolic link (not followed)"))
+            elif not path.is_file():
+                listing.skipped.append((prefix + f, "not a regular file"))
+            else:
+                listing.files.append((prefix + f, path))
+    listing.files.sort(key=lambda t: t[0])
+    h = hashlib.sha256(b"vae.folders folder\0")
+    for rel, path in listing.files:  # the names and the bytes, in sorted order
+        data = _read_file(path, limits)
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        if isinstance(data, str):  # not read: its name and why stand for it
+            h.update(data.encode() + b"\1")
+        else:
+            h.update(str(len(data)).encode() + b"\0" + data)
+            listing.hold(path, data)
+    for rel, reason in sorted(listing.skipped):
+        h.update(f"{rel}\0{reason}\0".encode("utf-8", "surrogateescape"))
+    listing.sha256 = h.hexdigest()
+    return listing
+
+
+def _read_file(path: Path, limits: Limits) -> bytes | str:
+    """A regular file's bytes, never through a symbolic link (O_NOFOLLOW), or why it was not read: over
+    max_file_bytes, or an OSError (no permission, gone, a link swapped in since it was listed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.max_file_bytes:
+                return f"{_size(size)}, over the {_size(limits.max_file_bytes)} limit per file"
+            return f.read(limits.max_file_bytes + 1)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _list_zip(file: Path | io.BytesIO, name: str, limits: Limits) -> _Listing:
+    """Checks the central directory (names, count, declared sizes) before reading any member. file: the
+    zip's path or its bytes (an upload); name: the zip in words, for messages."""
+    try:
+        z = zipfile.ZipFile(file)
+        infos = z.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+        raise FolderDatasetError("bad_zip", f"{name} looks like a zip but cannot be read ({err}): make the zip "
+                                 "again.", error=str(err)) from None
+    if len(infos) > limits.max_files:
+        raise FolderDatasetError(
+            "zip_bomb_members", f"{name} has {len(infos):,} members, over the limit of {limits.max_files:,}: "
+            "refused before extracting anything (it may be a zip bomb).", members=len(infos), limit=limits.max_files)
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_total_bytes:
+        raise FolderDatasetError(
+            "zip_bomb_size", f"{name} declares {_size(declared)} uncompressed, over the limit of "
+            f"{_size(limits.max_total_bytes)}: refused before extracting anything (it may be a zip bomb).",
+            declared=declared, limit=limits.max_total_bytes)
+    listing = _Listing("zip", [], [], 0, zip=z)
+    seen = set()
+    for info in infos:
+        member = info.filename
+        parts = re.split(r"[/\\]", member)
+        if member.startswith(("/", "\\")) or _DRIVE.match(member) or ".." in parts or "\0" in member:
+            raise FolderDatasetError(
+                "unsafe_member", f"{name} holds a member named {member!r}, which climbs out of the folder or is "
+                "absolute: refused (make the zip from inside the folder).", member=member)
+        parts = [p for p in parts if p not in ("", ".")]
+        rel = "/".join(parts)
+        if info.is_dir() or not parts:
+            continue
+        if any(_ignored(p) for p in parts):
+            listing.ignored += 1
+        elif stat.S_ISLNK(info.external_attr >> 16):
+            listing.skipped.append((rel, "a symbolic link (not followed)"))
+        elif info.flag_bits & 0x1:
+            listing.skipped.append((rel, "encrypted"))
+        elif info.file_size > limits.max_file_bytes:
+            listing.skipped.append((rel, f"{_size(info.file_size)} uncompressed, over the {_size(limits.max_file_bytes)} "
+                                         "limit per file"))
+        elif rel in seen:
+            listing.skipped.append((rel, "a second member of the same name"))
+        else:
+            seen.add(rel)
+            listing.files.append((rel, info))
+    listing.files.sort(key=lambda t: t[0])
+    if isinstance(file, io.BytesIO):
+        listing.sha256 = hashlib.sha256(file.getbuffer()).hexdigest()
+    else:
+        with open(file, "rb") as f:
+            listing.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    return listing
+
+
+def _open_source(source: Path | bytes, name: str, limits: Limits) -> _Listing:
+    if isinstance(source, bytes):
+        if not source:
+            raise FolderDatasetError("not_a_zip", f"{name} is empty: upload a .zip of a folder of images.", path=name)
+        file = io.BytesIO(source)
+        if not zipfile.is_zipfile(file):
+            raise FolderDatasetError("not_a_zip", f"{name} is not a zip file: upload a .zip of a folder of images.",
+                                     path=name)
+        return _list_zip(file, name, limits)
+    if not source.exists():
+        raise FolderDatasetError("not_found", f"{source} does not exist: give a folder of images or a .zip of one "
+                                 "(or the dataset mnist or fashion).", path=str(source))
+    if source.is_dir():
+        return _list_folder(source, limits)
+    if not zipfile.is_zipfile(source):
+        raise FolderDatasetError("not_a_zip", f"{source.name} is not a zip file (nor a folder): give a folder of "
+                                 "images or a .zip of one.", path=str(source))
+    return _list_zip(source, source.name, limits)
+
+
+def _read(listing: _Listing, item, limits: Limits) -> bytes | str:
+    """A listed file's bytes, or the reason it cannot be read. Raises FolderDatasetError when a zip's
+    actual uncompressed bytes pass max_total_bytes."""
+    if item in listing.held:
+        return listing.held[item]
+    if listing.kind == "folder":
+        data = _read_file(item, limits)
+        if isinstance(data, bytes):
+            listing.hold(item, data)
+        return data
+    try:
+        with listing.zip.open(item) as f:
+            data = f.read(limits.max_file_bytes + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as err:
+        return f"a corrupt zip member ({err})"
+    if item not in listing.counted:  # a member read twice (not held) counts once
+        listing.counted.add(item)
+        listing.read_bytes += len(data)
+    if listing.read_bytes > limits.max_total_bytes:
+        raise FolderDatasetError(
+            "zip_bomb_size", f"the zip's members decompress to more than {_size(limits.max_total_bytes)}: refused "
+            "(it may be a zip bomb).", declared=None, limit=limits.max_total_bytes)
+    if len(data) > limits.max_file_bytes:
+        return f"over the {_size(limits.max_file_bytes)} limit per file"
+    listing.hold(item, data)
+    return data
+
+
+# --------------------------------------------------------------------------- layout: classes and splits
+
+
+def _layout(rels: list[str]) -> tuple[int, bool, list[str], list[tuple[str | None, str | None]]]:
+    """(path components to strip, whether train/ and test/ split it, sorted class names, and per file
+    (split or None, class or None); a class of None when labelled means "outside any class folder").
+
+    A top level that is one folder and nothing else is stepped into, as often as that holds."""
+    parts = [r.split("/") for r in rels]
+    strip = 0
+    while parts and all(len(p) > strip + 1 for p in parts) and len({p[strip] for p in parts}) == 1:
+        strip += 1
+    tops = {p[strip] for p in parts if len(p) > strip + 1}
+    presplit = set(SPLIT_NAMES) <= tops and tops <= set(SPLIT_NAMES)
+    depth = strip + (1 if presplit else 0)  # where the class folders are
+    labelled = any(len(p) > depth + 1 for p in parts)
+    out = []
+    for p in parts:
+        split = (p[strip] if len(p) > strip + 1 else None) if presplit else None
+        cls = (p[depth] if len(p) > depth + 1 else None) if labelled else ""
+        if presplit and split is None:
+            cls = None  # a file beside train/ and test/
+        out.append((split, cls))
+    classes = sorted({c for _, c in out if c}) if labelled else []
+    return strip, presplit, classes, out
+
+
+# --------------------------------------------------------------------------- decoding one image
+
+
+def _open_image(data: bytes, limits: Limits) -> Image.Image | str:
+    """The image with its header read (no pixels yet), or the reason it is skipped."""
+    if not data:
+        return "an empty file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            im = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError:  # more than twice Image.MAX_IMAGE_PIXELS: Pillow refuses it itself
+        return "over the decompression-bomb limit (Pillow refuses images this large)"
+    except Exception:  # UnidentifiedImageError, or a header so broken that the plugin gives up
+        return "not an image (Pillow reads PNG, JPEG, BMP, GIF, WebP, TIFF and PPM)"
+    w, h = im.size
+    if w * h > limits.max_pixels:
+        return f"{w:,} x {h:,} pixels, over the decompression-bomb limit of {limits.max_pixels:,} pixels (Pillow's)"
+    if w == 0 or h == 0:
+        return "an image with no pixels"
+    return im
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Any mode -> "L" or "RGB": high bit depths scaled, palette and CMYK converted, alpha on black."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":  # floating point grey: [0, 1] when it fits there, else [0, 255]
+            a = a * 255 if np.nanmax(a) <= 1 else a
+        elif np.max(a) > 255:  # 16-bit grey (or 32-bit holding 16-bit values)
+            a = a / (257 if np.max(a) <= 65535 else 16843009)  # 65535 -> 255; 2^32 - 1 -> 255
+        return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8))
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode in ("PA", "RGBa", "La"):
+        im = im.convert("RGBA" if im.mode != "La" else "LA")
+    elif im.mode in ("L", "RGB") and "transparency" in im.info:  # a transparent grey level or colour
+        im = im.convert("RGBA")
+    if im.mode in ("LA", "RGBA"):  # composite on black: each pixel times its alpha
+        base = im.mode[:-1]
+        out = Image.new(base, im.size, 0)
+        out.paste(im.convert(base), mask=im.getchannel("A"))
+        return out
+    if im.mode in ("L", "RGB"):
+        return im
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV (a mode Pillow cannot convert raises ValueError)
+
+
+def _decode(im: Image.Image, size: int, mode: str | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """(uint8 (S, S) or (S, S, 3), the upright size before resizing (width, height)). mode: "L", "RGB",
+    or None for the image's own (grey images "L", others "RGB"). Decoding errors propagate."""
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    stored = im.size
+    if im.format in ("JPEG", "MPO"):  # libjpeg's DCT scaling: decode at 1/2, 1/4 or 1/8, still >= size
+        im.draft("L" if mode == "L" else None, (size, size))
+    drafted = im.size
+    im = _to_8bit(ImageOps.exif_transpose(im))  # exif_transpose loads the pixels: errors surface here
+    if mode and im.mode != mode:
+        im = im.convert(mode)
+    w, h = im.size
+    turned = (w, h) != drafted
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    if s != size or w != h:
+        im = im.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0 if s > 3 * size else None)
+    return np.asarray(im, dtype=np.uint8), (stored[::-1] if turned else stored)
+
+
+def _is_grey(a: np.ndarray) -> bool:
+    if a.ndim == 2:
+        return True
+    a = a.astype(np.int16)
+    return int(np.abs(a[..., 0] - a[..., 1]).max()) <= GREY_TOLERANCE and int(np.abs(a[..., 1] - a[..., 2]).max()) <= GREY_TOLERANCE
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip().rstrip(".") or type(err).__name__
+    return f"truncated or corrupt (Pillow: {text[:80]})"
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _cache_name(sha: str, size: int | str, channels: int | str) -> str:
+    return f"{sha[:32]}-{size}px-{channels}ch-v{CACHE_VERSION}"
+
+
+def _from_cache(path: Path) -> FolderDataset | None:
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            card = json.loads(f.metadata()["card"])
+            t = {k: f.get_tensor(k) for k in ("images", "labels", "test")}
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None  # a damaged cache file is decoded again and replaced
+    card["cached"] = True
+    return FolderDataset(t["images"], t["labels"], t["test"].bool(), card)
+
+
+def _write_cache(path: Path, ds: FolderDataset) -> None:
+    from safetensors.torch import save_file
+
+    from .checkpoint import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"images": ds.images.contiguous(), "labels": ds.labels, "test": ds.test.to(torch.uint8)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"card": json.dumps(ds.card)}))
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def load_folder(
+    source: str | os.PathLike | bytes,
+    image_size: int | None = None,
+    channels: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    limits: Limits | None = None,
+    min_images: int = MIN_IMAGES,
+    progress: Callable[[int, int], None] | None = None,
+    name: str | None = None,
+) -> FolderDataset:
+    """Import a folder of images, or a .zip of one, as a dataset (see the module's docstring).
+
+    source: a folder; a zip file; a zip's bytes (an upload, ``name`` its file name for messages and
+    the card); or a decoded dataset's own cache file (``card["cache_file"]``, a .safetensors file:
+    read as it is, so a model trained on an upload finds its images again without the upload).
+    image_size: 28, 32 or 64, or None for the default; channels: 1 or 3, or None for the default.
+    cache_dir: where decoded datasets are kept (``default_cache_dir()`` when None); the only place
+    anything is written. limits: ``Limits`` (None: ``DEFAULT_LIMITS``). min_images: fewer usable
+    images than this are refused. progress: called with (images done, images to decode) while
+    decoding (not on a cache hit). Returns a ``FolderDataset`` (images uint8 (N, C, S, S)); its card
+    says what was skipped, the cache file, and how long the import took ("seconds"; "cached": whether
+    it came from the cache). Raises FolderDatasetError for bad input (the message says why and what
+    to do), ValueError for an image_size or channels outside the choices.
+    """
+    t0 = time.perf_counter()
+    if image_size is not None and image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
+    if channels is not None and channels not in IMAGE_CHANNELS:
+        raise ValueError(f"channels must be one of {IMAGE_CHANNELS}, got {channels}")
+    limits = limits or DEFAULT_LIMITS
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source, shown = bytes(source), Path(name or "upload.zip")
+    else:
+        source = shown = Path(source).expanduser().absolute()
+        if source.suffix == ".safetensors" and source.is_file():
+            return _cache_file(source, image_size, channels, t0)
+    listing = _open_source(source, shown.name, limits)
+    try:
+        wanted = _cache_name(listing.sha256, image_size or "auto", channels or "auto")
+        alias = cache / f"{wanted}.json"  # a request with defaults -> the options they resolved to
+        found = wanted
+        if (image_size is None or channels is None) and alias.is_file():
+            try:
+                found = json.loads(alias.read_text())["name"]
+            except (OSError, ValueError, KeyError):
+                found = wanted
+        ds = _from_cache(cache / f"{found}.safetensors")
+        if ds is None:
+            ds = _import(shown, listing, image_size, channels, limits, min_images, progress)
+    finally:
+        if listing.zip is not None:
+            listing.zip.close()
+    where = str(shown) if isinstance(source, Path) else f"{shown.name} (uploaded)"
+    if ds.card.get("cached") is None:  # decoded now: keep it
+        c, s = ds.image_shape[0], ds.image_shape[1]
+        found = _cache_name(listing.sha256, s, c)
+        ds.card.update(source=where, sha256=listing.sha256, cache_file=str(cache / f"{found}.safetensors"),
+                       import_seconds=round(time.perf_counter() - t0, 3))  # the first import's, kept in the cache
+        _write_cache(cache / f"{found}.safetensors", ds)
+        if found != wanted:
+            from .checkpoint import write_json
+
+            write_json(alias, {"name": found})
+        ds.card.update(cached=False, seconds=round(time.perf_counter() - t0, 3))
+    else:
+        ds.card.update(source=where, cached=True, seconds=round(time.perf_counter() - t0, 3))
+    return ds
+
+
+def _cache_file(path: Path, image_size, channels, t0) -> FolderDataset:
+    """A decoded dataset's cache file, checked against the requested options."""
+    ds = _from_cache(path)
+    if ds is None:
+        raise FolderDatasetError("bad_cache", f"{path.name} is not a dataset decoded by vae.folders (or it is "
+                                 "damaged): give the folder or zip it came from.", path=str(path))
+    c, s = ds.image_shape[0], ds.image_shape[1]
+    if (image_size or s) != s or (channels or c) != c:
+        raise FolderDatasetError("cache_options", f"{path.name} holds {s} px, {c}-channel images, not the "
+                                 f"{image_size or s} px, {channels or c}-channel ones asked for: give the folder "
+                                 "or zip it came from.", path=str(path))
+    ds.card.update(cached=True, seconds=round(time.perf_counter() - t0, 3))
+    return ds
+
+
+def _import(source: Path, listing: _Listing, image_size, channels, limits, min_images, progress) -> FolderDataset:
+    skipped = list(listing.skipped)
+    strip, presplit, classes, where = _layout([rel for rel, _ in listing.files])
+    todo = []  # (rel, item, split, label)
+    for (rel, item), (split, cls) in zip(listing.files, where):
+        if cls is None:
+            skipped.append((rel, "outside the class folders" + (" of train/ and test/" if presplit else
+                                                                 ", directly in the top folder")))
+            continue
+        todo.append((rel, item, split, classes.index(cls) if classes else 0))
+
+    images: list[np.ndarray] = []
+    kept: list[tuple[str, object, str | None, int, tuple[int, int], str, str]] = []  # rel, item, split, label, size, mode, format
+    small = True  # every image at most SMALL_SIZE on a side: decided from the headers before decoding
+    if image_size is None:
+        heads = []
+        for rel, item, split, label in todo:
+            data = _read(listing, item, limits)
+            im = data if isinstance(data, str) else _open_image(data, limits)
+            if isinstance(im, str):
+                skipped.append((rel, im))
+                continue
+            heads.append((rel, item, split, label))
+            small = small and max(im.size) <= SMALL_SIZE
+        todo = heads
+    size = image_size or (SMALL_SIZE if small else DEFAULT_SIZE)
+    mode = {1: "L", 3: "RGB", None: None}[channels]
+    for i, (rel, item, split, label) in enumerate(todo):
+        data = _read(listing, item, limits)
+        im = data if isinstance(data, str) else _open_image(data, limits)
+        if isinstance(im, str):
+            skipped.append((rel, im))
+            if progress is not None:
+                progress(i + 1, len(todo))
+            continue
+        fmt, stored_mode = im.format, im.mode
+        try:
+            a, before = _decode(im, size, mode)
+        except Exception as err:  # Pillow's decoders raise many kinds for corrupt or truncated data
+            skipped.append((rel, _reason(err)))
+        else:
+            images.append(a)
+            kept.append((rel, item, split, label, before, stored_mode, fmt))
+        if progress is not None:
+            progress(i + 1, len(todo))
+
+    _check_usable(source, listing, kept, skipped, min_images)
+    grey = all(_is_grey(a) for a in images)
+    c = channels or (1 if grey else 3)
+    if image_size is None and size == SMALL_SIZE and c == 3:  # small colour images: DEFAULT_SIZE, decoded again
+        size = DEFAULT_SIZE
+        images = [_decode(_open_image(_read(listing, item, limits), limits), size, mode)[0] for _, item, *_ in kept]
+    if c == 1:
+        images = [a if a.ndim == 2 else np.asarray(Image.fromarray(a).convert("L")) for a in images]
+        x = torch.from_numpy(np.stack(images))[:, None]
+    else:
+        images = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in images]
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([k[3] for k in kept], dtype=torch.int64)
+    if presplit:
+        test = torch.tensor([k[2] == "test" for k in kept])
+        n_train, needed = int((~test).sum()), min_images - round(min_images * TEST_FRACTION)
+        if n_train < needed:
+            raise FolderDatasetError(
+                "too_few_images", f"the train/ folder of {source.name} has {n_train} usable images: training needs "
+                f"at least {needed} (a tenth of them held out for validation).", found=n_train, needed=needed)
+        if not test.any():
+            raise FolderDatasetError(
+                "no_test_images", f"the test/ folder of {source.name} has no usable images: put some in it, or "
+                "remove it and a tenth of each class is held out for testing.", path=str(source))
+    else:
+        test = _held_out_test(labels, max(1, len(classes)))
+    card = _card(source, listing, classes, presplit, kept, skipped, labels, test, x.shape[1], x.shape[2], strip)
+    return FolderDataset(x, labels, test, card)
+
+
+def _check_usable(source, listing, kept, skipped, min_images):
+    if kept and len(kept) >= min_images:
+        return
+    where = "zip" if listing.kind == "zip" else "folder"
+    not_images = [r for r, why in skipped if why.startswith(("not an image", "an empty file"))]
+    broken = [(r, why) for r, why in skipped if why.startswith(("truncated or corrupt", "a corrupt zip member"))]
+    if not kept and broken:
+        first = f"{broken[0][0]}: {broken[0][1]}"
+        raise FolderDatasetError(
+            "all_corrupt", f"none of the {len(broken) + len(kept):,} images in the {where} {source.name} could be "
+            f"decoded ({first}): save them again as PNG or JPEG.", count=len(broken), first=first)
+    if not kept:
+        seen = f" ({len(not_images):,} files that are not images, e.g. {not_images[0]})" if not_images else ""
+        raise FolderDatasetError(
+            "no_images", f"the {where} {source.name} holds no images{seen}: put PNG or JPEG files in it, one "
+            "subfolder per class.", path=str(source), not_images=len(not_images))
+    raise FolderDatasetError(
+        "too_few_images", f"the {where} {source.name} has {len(kept)} usable image{'s' * (len(kept) != 1)}: training "
+        f"needs at least {min_images} (a tenth held out for the test split and a tenth for validation).",
+        found=len(kept), needed=min_images)
+
+
+def _held_out_test(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """TEST_FRACTION of each class (rounded; at least 1 of a class of 2 or more), drawn with SPLIT_SEED."""
+    gen = torch.Generator().manual_seed(SPLIT_SEED)
+    test = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(n_classes):
+        idx = torch.nonzero(labels == c).flatten()
+        k = max(1, round(TEST_FRACTION * len(idx))) if len(idx) >= 2 else 0
+        test[idx[torch.randperm(len(idx), generator=gen)[:k]]] = True
+    if not test.any():  # every class a single image: a tenth of all of them instead
+        test[torch.randperm(len(labels), generator=gen)[: max(1, round(TEST_FRACTION * len(labels)))]] = True
+    return test
+
+
+_REASON_KINDS = ("an empty file", "not an image", "truncated or corrupt", "a corrupt zip member", "decompression-bomb",
+                 "symbolic link", "outside the class folders", "limit per file", "encrypted", "second member",
+                 "cannot be read", "not a regular file", "no pixels")
+
+
+def _reason_kind(why: str) -> str:
+    """A skip reason's kind, for the card's counts: the first of _REASON_KINDS it contains."""
+    return next((k for k in _REASON_KINDS if k in why), why)
+
+
+def _card(source, listing, classes, presplit, kept, skipped, labels, test, c, s, strip) -> dict:
+    names = classes or [source.stem]
+    train_idx = torch.nonzero(~test).flatten()
+    _, val_pos = split_train_val(len(train_idx), 0.1)
+    val = torch.zeros(len(labels), dtype=torch.bool)
+    val[train_idx[val_pos]] = True
+
+    def per_class(mask):
+        return {n: int(((labels == i) & mask).sum()) for i, n in enumerate(names)}
+
+    sizes = Counter(k[4] for k in kept)
+    reasons = Counter(_reason_kind(why) for _, why in skipped)
+    return {
+        "source": str(source), "kind": listing.kind, "name": source.stem if listing.kind == "zip" else source.name,
+        "labelled": bool(classes), "classes": names, "n_images": len(kept),
+        "counts": per_class(torch.ones(len(labels), dtype=torch.bool)),
+        "split": {
+            "test_from": "the test/ folder" if presplit else
+            f"held out: {TEST_FRACTION:.0%} of each class, seed {SPLIT_SEED}",
+            "validation_from": "held out by vae.train: 10% of the rest, seed 0",
+            "train": per_class(~test & ~val), "validation": per_class(val), "test": per_class(test),
+        },
+        "sizes_before": {
+            "min": [min(w for w, _ in sizes), min(h for _, h in sizes)],
+            "max": [max(w for w, _ in sizes), max(h for _, h in sizes)],
+            "distinct": len(sizes), "most_common": [[w, h, n] for (w, h), n in sizes.most_common(10)],
+        },
+        "modes_before": dict(Counter(k[5] for k in kept).most_common()),
+        "formats": dict(Counter(k[6] for k in kept).most_common()),
+        "n_skipped": len(skipped), "skipped_reasons": dict(reasons.most_common()),
+        "skipped": [[r, why] for r, why in sorted(skipped)[:MAX_NAMED]],
+        "n_ignored": listing.ignored,
+        "image_size": s, "channels": c, "image_shape": [c, s, s],
+        "decoding": (f"Pillow; EXIF orientation applied; palette and CMYK to RGB; transparency composited on "
+                     f"{BACKGROUND}; centre-cropped to a square and resized to {s} x {s} with {RESAMPLING} "
+                     f"(antialiased); {'grey (ITU-R 601-2 luma)' if c == 1 else 'RGB'}"),
+    }
+
+
+def card_markdown(card: dict) -> str:
+    """The data card in Markdown: source, images per class and split, sizes and modes before
+    resizing, how the images were made, what was skipped and why."""
+    sp = card["split"]
+    kind = "zip" if card["kind"] == "zip" else "folder"
+    lines = [
+        f"# Dataset: {card['name']}",
+        "",
+        f"Source: `{card['source']}` ({kind}, SHA-256 `{card.get('sha256', '')[:16]}...`). "
+        f"{card['n_images']:,} images, " + (f"{len(card['classes'])} classes (one per subfolder)" if card["labelled"]
+                                           else "unlabelled (no class folders)")
+        + f"; {card['image_size']} x {card['image_size']} pixels, "
+          f"{'1 channel (grey)' if card['channels'] == 1 else '3 channels (RGB)'}.",
+        "",
+        f"Split: test {sp['test_from']}; validation {sp['validation_from']}.",
+        "",
+        "| class | images | train | validation | test |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for n in card["classes"]:
+        lines.append(f"| {n} | {card['counts'][n]:,} | {sp['train'][n]:,} | {sp['validation'][n]:,} | {sp['test'][n]:,} |")
+    sb = card["sizes_before"]
+    common = ", ".join(f"{w} x {h} ({n:,})" for w, h, n in sb["most_common"])
+    lines += [
+        "",
+        f"Sizes before resizing: {sb['distinct']} distinct, from {sb['min'][0]} x {sb['min'][1]} to "
+        f"{sb['max'][0]} x {sb['max'][1]} (width x height; most common: {common}). Modes: "
+        + ", ".join(f"{m} ({n:,})" for m, n in card["modes_before"].items()) + "; formats: "
+        + ", ".join(f"{m} ({n:,})" for m, n in card["formats"].items()) + ".",
+        "",
+        f"Decoding: {card['decoding']}.",
+        "",
+    ]
+    if card["n_skipped"]:
+        reasons = "; ".join(f"{why}: {n:,}" for why, n in card["skipped_reasons"].items())
+        lines += [f"Skipped: {card['n_skipped']:,} files ({reasons}):", ""]
+        lines += [f"- `{r}`: {why}" for r, why in card["skipped"][:20]]
+        if card["n_skipped"] > 20:
+            lines.append(f"- and {card['n_skipped'] - 20:,} more")
+        lines.append("")
+    else:
+        lines += ["Skipped: none.", ""]
+    lines.append(f"Ignored: {card['n_ignored']:,} hidden or system files (names starting with a dot, __MACOSX, "
+                 "Thumbs.db, desktop.ini).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m vae.folders PATH [--image-size N] [--channels C] [--cache-dir DIR] [--json]``: import
+    (or find in the cache) and print the data card. Exit 1 with the reason on bad input."""
+    p = argparse.ArgumentParser(prog="python -m vae.folders", description="Import a folder or a .zip of images "
+                                "as a dataset and print its data card.")
+    p.add_argument("source", help="a folder of images (one subfolder per class) or a .zip of one")
+    p.add_argument("--image-size", type=int, choices=IMAGE_SIZES, default=None,
+                   help=f"default: {SMALL_SIZE} for grey images of at most {SMALL_SIZE} px, else {DEFAULT_SIZE}")
+    p.add_argument("--channels", type=int, choices=IMAGE_CHANNELS, default=None,
+                   help="default: 1 when every image is grey, else 3")
+    p.add_argument("--cache-dir", default=None, help="default: $VAE_CACHE_DIR, else ~/.cache/vae-explorer/datasets")
+    p.add_argument("--json", action="store_true", help="print the card as one JSON object")
+    a = p.parse_args(argv)
+    try:
+        ds = load_folder(a.source, a.image_size, a.channels, a.cache_dir, progress=tqdm_progress())
+    except FolderDatasetError as err:
+        sys.exit(f"error: {err}")
+    print(json.dumps(ds.card) if a.json else card_markdown(ds.card)
+          + f"\nImported in {ds.card['seconds']} s{' (from the cache)' if ds.card['cached'] else ''}.")
+
+
+def tqdm_progress() -> Callable[[int, int], None]:
+    """A progress callback drawing one tqdm bar on stderr, made when the first image is decoded."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="image", desc="decoding", leave=False)
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return report
+
+
+if __name__ == "__main__":
+    main()
