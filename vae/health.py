@@ -256,13 +256,13 @@ def measure(folder: str | Path, data_root: str | None = None, draws: int = 4, se
     """"elbo_surgery", "active_units" and "holes" of a shipped model over its whole test split, as
     stored in metrics.json. Raises ValueError for an autoencoder or a class-prior model."""
     from .checkpoint import load_checkpoint
-    from .data import load_dataset
+    from .data import load_split
     from .latent import encode_images, rank_dimensions
 
     model, config, _ = load_checkpoint(folder)
     if not model.variational or hasattr(model, "class_means"):
         raise ValueError(f"{folder}: the surgery needs q(z|x) and the prior N(0, I)")
-    images, labels = load_dataset(config["dataset"], "test", data_root)
+    images, labels = load_split(config["dataset"], "test", data_root, config.get("image_shape"))  # MNIST's, or a folder's
     t0 = time.perf_counter()
     mu, logvar = encode_images(model, images, labels if model.conditional else None)
     surgery = elbo_surgery(mu, logvar, draws, seed)
