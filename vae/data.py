@@ -168,9 +168,9 @@ def is_builtin(dataset: str) -> bool:
 
 
 def dataset_title(dataset: str) -> str:
-    """A dataset in words for cards and captions: "MNIST", "Fashion-MNIST", or "the images in NAME"
-    (a folder's or zip's name)."""
-    return DATASET_NAMES.get(dataset) or f"the images in {Path(dataset).name}"
+    """A dataset in words for cards and captions: "MNIST", "Fashion-MNIST", or "NAME (your images)"
+    with a folder's or zip's name (it reads right in "trained on ...", "the ... training split")."""
+    return DATASET_NAMES.get(dataset) or f"{Path(dataset).name} (your images)"
 
 
 def class_names(config: dict, metrics: dict | None = None) -> list[str]:

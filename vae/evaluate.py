@@ -186,7 +186,8 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     """The README.md card of a checkpoint folder, written from its config and metrics."""
     tr = metrics.get("train", {})
     data = ("dynamically binarized: every pixel redrawn as Bernoulli(grey level) each time an image is used"
-            if config.get("binarize") == "dynamic" else "grey levels as the targets")
+            if config.get("binarize") == "dynamic" else "grey levels as the targets"
+            if config.get("image_shape", [1])[0] == 1 else "red, green and blue levels as the targets")
     objective = (f"the IWAE bound with k = {config.get('iwae_k')}" if config.get("objective") == "iwae"
                  else "the reconstruction term alone" if config["model"] == "ae"
                  else "the ELBO" if config.get("beta", 1.0) == 1.0 else f"the beta-VAE loss (beta = {config['beta']})")
@@ -252,7 +253,12 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
     from . import health, ood  # the latent space's health and the out-of-distribution thresholds (issue 27)
 
     lines += health.card_section(metrics) + ood.card_section(metrics)
-    return "\n".join(lines) + "\n"
+    if metrics.get("data"):  # a folder of images: its data card (vae.folders), under this card's headings
+        from .folders import card_markdown
+
+        body = card_markdown(metrics["data"]).splitlines()[1:]
+        lines += ["", "## Data card", *body]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
