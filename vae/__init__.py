@@ -3,6 +3,7 @@
 One module per job, imported by name (``from vae.models import VAE``):
 - models: the MODELS registry, ModelConfig, ``build_model``;  - losses: ELBO, KL, the IWAE bound, Objective;
 - data: MNIST, Fashion-MNIST, binarization, samples;           - train: the trainer and its CLI;
+- folders: a folder or .zip of your own images as a dataset, decoded once and cached;
 - evaluate: ``score``, test metrics under both protocols, cards; - device: which device to compute on;
 - checkpoint: safetensors + JSON folders, zips, saving;        - posterior: one image's q(z|x) and its numbers;
 - latent: encoding, grids, traversals, interpolation;          - conditional: CVAE styles, the pixel classifier;
