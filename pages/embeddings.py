@@ -210,8 +210,8 @@ def intro(sel: Selection, words: Words, source: str) -> None:
     coloured = "its -ELBO, reconstruction term or KL" if sel.model.variational else "its reconstruction error"
     st.markdown(
         f"Each point is one test image x, {placed_by}, and coloured by its class (or by {coloured}). Hover a "
-        "point (or tap it) to see the image; click or tap points to see them, or one to see the test images "
-        "nearest to it in the latent space. t-SNE (van der Maaten & Hinton, 2008) and UMAP (McInnes et al., 2018) keep near "
+        "point to see the image; click or tap points to see them, or one to see the test images nearest to it in "
+        "the latent space. t-SNE (van der Maaten & Hinton, 2008) and UMAP (McInnes et al., 2018) keep near "
         "neighbours near and say little about distances between clusters; PCA is the linear projection on the "
         "two directions of largest variance."
     )
@@ -310,22 +310,22 @@ def colour_controls(sel: Selection, shown: Shown, images, m: state.PageState):
     def extra() -> dict:  # each image's ELBO parts, as CSV columns
         return {name: parts()[k] for k, name in names.items()}
 
-    c1, c2, c3, c4 = st.columns([4, 2, 2, 3], vertical_alignment="bottom")
-    colour = c1.segmented_control("Colour by", ["class", *names], required=True,
-                                  key=S.bind("colour", options=("class", *names)),
-                                  format_func=lambda k: "class" if k == "class" else names[k],
-                                  help=("Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
-                                        "q(z|x) each)" if sel.model.variational else "Each image's reconstruction "
-                                        "term in nats") + ": the outliers a model finds hard stand out.")
-    c2.toggle("Box select", key=S.bind("box"), help="Drag a rectangle to select (on a phone a swipe then draws "
-              "one instead of scrolling). Off: click or tap a point, shift-click to add.")
-    c3.button("Clear selection", key="embeddings/clear", icon=":material/deselect:", on_click=clear_selection,
-              args=(m,), disabled=not (m.get("picked") or m.get("rect")), help="Select nothing (as does a "
-              "double-click on a chart).")
-    c4.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
-                       file_name=f"{sel.name}-{emb.method}-map.csv", mime="text/csv", key="embeddings/csv",
-                       icon=":material/download:",
-                       help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
+    row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")  # wraps on a phone, not stacks
+    colour = row.segmented_control("Colour by", ["class", *names], required=True,
+                                   key=S.bind("colour", options=("class", *names)),
+                                   format_func=lambda k: "class" if k == "class" else names[k],
+                                   help=("Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
+                                         "q(z|x) each)" if sel.model.variational else "Each image's reconstruction "
+                                         "term in nats") + ": the outliers a model finds hard stand out.")
+    row.toggle("Box select", key=S.bind("box"), help="Drag a rectangle to select (on a phone a swipe then draws "
+               "one instead of scrolling). Off: click or tap a point, shift-click to add.")
+    row.button("Clear selection", key="embeddings/clear", icon=":material/deselect:", on_click=clear_selection,
+               args=(m,), disabled=not (m.get("picked") or m.get("rect")), help="Select nothing (as does a "
+               "double-click on a chart).")
+    row.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
+                        file_name=f"{sel.name}-{emb.method}-map.csv", mime="text/csv", key="embeddings/csv",
+                        icon=":material/download:",
+                        help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
     return colour, None if colour == "class" else parts()[colour].numpy(), extra
 
 
@@ -459,12 +459,17 @@ def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, 
 
 
 def picked_preview(sel: Selection, shown: Shown, images, p: int) -> None:
-    """The picked point's test image, then its k nearest neighbours in the latent space, in one strip."""
+    """The picked point's test image, then its k nearest neighbours in the latent space, in one strip,
+    where the charts stack (a phone): there the section below them is far down. Beside each other (at
+    least 641 px wide: Streamlit stacks columns up to 640 px) that section is just under them, and this
+    strip is hidden."""
     emb, names = shown.emb, sel.class_names
     near, _ = nearest(emb, emb.mu[p], st.session_state[S.bind("k")], p)
     strip = tile(images[shown.positions[torch.cat([torch.tensor([p]), near])]], nrow=9, padding=2, scale=2 * state.zoom())
-    show_image(st, strip, caption=f"Picked: test image #{int(emb.indices[p]):,} ({names[int(emb.labels[p])]}), then "
-               f"its {len(near)} nearest neighbours; their distances and its reconstruction are below.")
+    st.html("<style>@media (min-width: 641px) {.st-key-embeddings-preview {display: none;}}</style>")
+    show_image(st.container(key="embeddings-preview"), strip, caption=f"Picked: test image #{int(emb.indices[p]):,} "
+               f"({names[int(emb.labels[p])]}), then its {len(near)} nearest neighbours; their distances and its "
+               "reconstruction are further down.")
 
 
 def nearest(emb: Embedding, query_mu, k: int, exclude: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,7 @@
 (item 10), an autoencoder's words (item 11)."""
 
 import pytest
-from conftest import ROOT, labelled, open_app, rerun
+from conftest import ROOT, image_size, labelled, open_app, rerun
 from streamlit.testing.v1 import AppTest
 
 from vae.embeddings import load_embedding
@@ -186,3 +186,17 @@ def test_the_page_speaks_of_codes_for_an_autoencoder(name):
         assert "mu(x) of q(z|x)" in intro and "The prior N(0, I) is centred at the origin." in plane
     else:  # its prior is a mean per class
         assert "N(0, I)" not in plane and "Each class's prior N(mu_y, I)" in plane
+
+
+def test_projector_mode_enlarges_the_charts_fonts_and_the_images(media):
+    def sizes() -> list[tuple[int, int]]:
+        return [image_size(media, img.proto.imgs[0].url) for img in at.get("image")]
+
+    at = open_app("embeddings", "mnist-vae-2d")
+    click(at, 0, [3])
+    plain = sizes()
+    assert len(plain) == 3 and "axis" not in chart_data(at)[0][1].get("config", {})
+    labelled(at.sidebar.toggle, "Projector mode").set_value(True)
+    rerun(at)
+    assert chart_data(at)[0][1]["config"]["axis"]["labelFontSize"] == 16
+    assert sizes() == [(2 * w, 2 * h) for w, h in plain]  # the preview, the picked image, its neighbours

@@ -191,11 +191,11 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     # Drawn on a canvas: as SVG each point is a DOM element, and 10,000 of them made a click's redraw
     # take about 2 s in Chromium (bench/embeddings_browser.py). Streamlit picks the canvas itself only
     # for data it counts in the spec, not for the Arrow table this chart is sent with.
-    chart = TouchLayer(layer=layers).properties(height=(420 if square else 560) * zoom,
+    chart = TouchLayer(layer=layers).properties(height=420 if square else 560,  # fits a 1080 px projector too
                                                 usermeta={"embedOptions": {"renderer": "canvas"}})
-    if zoom > 1:
-        chart = chart.configure_axis(labelFontSize=11 * zoom, titleFontSize=12 * zoom).configure_legend(
-            labelFontSize=11 * zoom, titleFontSize=12 * zoom, symbolSize=60 * zoom)
+    if zoom > 1:  # projector mode: ticks, titles and the legend half as large again (the charts' own size is kept)
+        chart = chart.configure_axis(labelFontSize=16, titleFontSize=18).configure_legend(
+            labelFontSize=16, titleFontSize=18, symbolSize=120)
     return chart
 
 
