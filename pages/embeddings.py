@@ -11,7 +11,7 @@ import torch
 
 from ui import health, policy, state
 from ui.charts import FEW, map_chart
-from ui.images import png_data_urls, show_image, test_images, thumbnails_url, upload_image
+from ui.images import kept_upload, png_data_urls, show_image, test_images, thumbnails_url, upload_image
 from ui.maps import new_map
 from ui.models import Selection, test_encodings, weights_mtime
 from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, Embedding, EmbeddingError, Placer, choose_map,
@@ -397,7 +397,7 @@ def upload_section(sel: Selection):
     """Your own image, to place on the map: (float (1, 1, 28, 28) in [0, 1] or None, a CVAE's label)."""
     kind = "item" if sel.preprocess_style == "fashion" else "digit"
     with st.expander("Place your own image on the map", icon=":material/add_location_alt:",
-                     expanded=st.session_state.get("emb_upload") is not None):
+                     expanded=kept_upload("emb_upload") is not None):  # open while it holds your image
         yours = upload_image("emb_upload", label=f"An image of one {kind}", style=sel.preprocess_style)
         label = None
         if yours is not None and sel.conditional:

@@ -200,3 +200,23 @@ def test_projector_mode_enlarges_the_charts_fonts_and_the_images(media):
     rerun(at)
     assert chart_data(at)[0][1]["config"]["axis"]["labelFontSize"] == 16
     assert sizes() == [(2 * w, 2 * h) for w, h in plain]  # the preview, the picked image, its neighbours
+
+
+def test_your_placed_image_survives_other_pages():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    picture = np.zeros((112, 112), dtype=np.uint8)
+    picture[20:92, 50:62] = 255  # a one
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, "PNG")
+    at = open_app("embeddings", "mnist-vae-2d")
+    at.file_uploader(key="emb_upload").set_value(("one.png", buf.getvalue(), "image/png"))
+    rerun(at)
+    headline = at.subheader[0].value
+    assert headline.startswith("Your image, at (")
+    assert away_and_back(at).subheader[0].value == headline
+    (expander,) = [e for e in at.main.expander if e.label == "Place your own image on the map"]
+    assert expander.proto.expanded  # open on it
