@@ -108,26 +108,26 @@ def interactions() -> dict[str, tuple[AppTest, callable]]:
         at, lambda i, at=at: at.file_uploader[0].set_value((f"photo{i}.jpg", photo(i), "image/jpeg")))
     at = open_page("interpolate", "mnist-vae-2d")
     out["interpolate: end image, mnist-vae-2d"] = (
-        at, lambda i, at=at: at.number_input(key="interp_end_number").set_value(2 + i))
+        at, lambda i, at=at: at.number_input(key="interpolate/end_example").set_value(2 + i))
     at = open_page("cvae", "mnist-cvae")
     out["cvae: pick the digit, mnist-cvae"] = (
         at, lambda i, at=at: at.get("button_group")[0].set_value((i + 1) % 10))
     at = open_page("embeddings", "mnist-vae-20d")
 
     def select(i, at=at):  # what st.altair_chart stores when points are clicked: their map positions
-        at.session_state["emb_map"] = {"selection": {"points": [{"pos": p} for p in range(i % 7, 40 + i % 7)]}}
+        at.session_state["embeddings/map-points-0"] = {"selection": {"points": [{"pos": p} for p in range(i % 7, 40 + i % 7)]}}
 
     out["embeddings: select 40 points, mnist-vae-20d"] = (at, select)
     at = open_page("embeddings", "mnist-vae-20d")
 
     def click(i, at=at):  # one point: its nearest neighbours in the latent space
-        at.session_state["emb_map"] = {"selection": {"points": [{"pos": 100 + i}]}}
+        at.session_state["embeddings/map-points-0"] = {"selection": {"points": [{"pos": 100 + i}]}}
 
     out["embeddings: click a point, its 8 neighbours"] = (at, click)
     at = open_page("embeddings", "mnist-vae-20d")
     at = open_page("embeddings", "mnist-vae-20d")
     out["embeddings: place an upload on the t-SNE map"] = (
-        at, lambda i, at=at: at.file_uploader(key="emb_upload").set_value((f"photo{i}.jpg", photo(i), "image/jpeg")))
+        at, lambda i, at=at: at.file_uploader[0].set_value((f"photo{i}.jpg", photo(i), "image/jpeg")))
     at = open_page("embeddings", "mnist-vae-20d")
     out["embeddings: colour by -ELBO or by class"] = (
         at, lambda i, at=at: at.get("button_group")[1].set_value("neg_elbo" if i % 2 == 0 else "class"))
