@@ -646,7 +646,7 @@ def _import(source: Path, listing: _Listing, image_size, channels, limits, min_i
     c = channels or (1 if grey else 3)
     if image_size is None and size == SMALL_SIZE and c == 3:  # small colour images: DEFAULT_SIZE, decoded again
         size = DEFAULT_SIZE
-        images = [_decode(_open_image(_read(listing, item, limits), limits), size, mode)[0] for _, item, *_ in kept]
+        images = [_decode_again(listing, item, size, mode, limits) for _, item, *_ in kept]
     if c == 1:
         images = [a if a.ndim == 2 else np.asarray(Image.fromarray(a).convert("L")) for a in images]
         x = torch.from_numpy(np.stack(images))[:, None]
@@ -671,6 +671,18 @@ def _import(source: Path, listing: _Listing, image_size, channels, limits, min_i
     return FolderDataset(x, labels, test, card)
 
 
+def _decode_again(listing: _Listing, item, size: int, mode: str | None, limits: Limits) -> np.ndarray:
+    """A file decoded before, decoded at another size; FolderDatasetError if it changed in between."""
+    data = _read(listing, item, limits)
+    im = data if isinstance(data, str) else _open_image(data, limits)
+    try:
+        if isinstance(im, str):
+            raise ValueError(im)
+        return _decode(im, size, mode)[0]
+    except Exception as err:
+        raise FolderDatasetError("changed", f"a file changed while it was being imported ({err}): try again.") from None
+
+
 def _check_usable(source, listing, kept, skipped, min_images):
     if kept and len(kept) >= min_images:
         return
@@ -682,6 +694,13 @@ def _check_usable(source, listing, kept, skipped, min_images):
         raise FolderDatasetError(
             "all_corrupt", f"none of the {len(broken) + len(kept):,} images in the {where} {source.name} could be "
             f"decoded ({first}): save them again as PNG or JPEG.", count=len(broken), first=first)
+    kinds = Counter(_reason_kind(why) for _, why in skipped)
+    if not kept and set(kinds) - {"not an image", "an empty file"}:  # images there, but none usable
+        summary = ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common())
+        raise FolderDatasetError(
+            "no_usable_images", f"the {where} {source.name} holds no usable images ({summary}; e.g. {skipped[0][0]}: "
+            f"{skipped[0][1]}): put PNG or JPEG files in it, one subfolder per class.", path=str(source),
+            reasons=dict(kinds))
     if not kept:
         seen = f" ({len(not_images):,} files that are not images, e.g. {not_images[0]})" if not_images else ""
         raise FolderDatasetError(
