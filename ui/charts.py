@@ -171,7 +171,10 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     """
     xy = np.asarray(xy, dtype=np.float64)
     data = map_points(xy, indices, labels, names, images)
-    color, tooltip = map_colour(data, names, values, value_name)
+    # projector mode: ticks, titles and the legend half as large again (the charts' own size is kept); set on
+    # the axes and the legend themselves, as Streamlit's theme overrides a chart's config
+    fonts = {"labelFontSize": 16, "titleFontSize": 18} if zoom > 1 else {}
+    color, tooltip = map_colour(data, names, values, value_name, fonts)
     data = with_picked(data, picked, faded=0.12 if values is None else 0.55, small=(28 if len(xy) <= 3000 else 10) * zoom,
                        large=90 * zoom)
     selection = (alt.selection_interval(name="box", encodings=["x", "y"], fields=["x", "y"], on=BOX_ON) if box
@@ -180,7 +183,8 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
     scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
     points = alt.Chart(data).mark_circle(strokeWidth=2 * zoom).encode(
-        x=alt.X("x:Q", title=axes[0], scale=scale), y=alt.Y("y:Q", title=axes[1], scale=scale), color=color,
+        x=alt.X("x:Q", title=axes[0], scale=scale, axis=alt.Axis(**fonts)),
+        y=alt.Y("y:Q", title=axes[1], scale=scale, axis=alt.Axis(**fonts)), color=color,
         opacity=alt.Opacity("alpha:Q", scale=None), size=alt.Size("size:Q", scale=None),
         stroke=alt.when("datum.picked").then(alt.value("black")).otherwise(alt.value(None)), tooltip=tooltip,
     ).add_params(selection)
@@ -191,12 +195,8 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     # Drawn on a canvas: as SVG each point is a DOM element, and 10,000 of them made a click's redraw
     # take about 2 s in Chromium (bench/embeddings_browser.py). Streamlit picks the canvas itself only
     # for data it counts in the spec, not for the Arrow table this chart is sent with.
-    chart = TouchLayer(layer=layers).properties(height=420 if square else 560,  # fits a 1080 px projector too
-                                                usermeta={"embedOptions": {"renderer": "canvas"}})
-    if zoom > 1:  # projector mode: ticks, titles and the legend half as large again (the charts' own size is kept)
-        chart = chart.configure_axis(labelFontSize=16, titleFontSize=18).configure_legend(
-            labelFontSize=16, titleFontSize=18, symbolSize=120)
-    return chart
+    return TouchLayer(layer=layers).properties(height=420 if square else 560,  # fits a 1080 px projector too
+                                               usermeta={"embedOptions": {"renderer": "canvas"}})
 
 
 def map_points(xy: np.ndarray, indices, labels, names: list[str], images: list[str] | str) -> pd.DataFrame:
@@ -213,18 +213,21 @@ def map_points(xy: np.ndarray, indices, labels, names: list[str], images: list[s
     return data
 
 
-def map_colour(data: pd.DataFrame, names: list[str], values, value_name: str):
+def map_colour(data: pd.DataFrame, names: list[str], values, value_name: str, fonts: dict | None = None):
     """(colour encoding, tooltip fields): by class in the class palette, or by ``values`` (N,) (added to
-    ``data`` as "value") on viridis over their 1st to 99th percentile, with a colour bar."""
+    ``data`` as "value") on viridis over their 1st to 99th percentile, with a colour bar. fonts: the
+    legend's labelFontSize and titleFontSize, if not the theme's."""
+    fonts = fonts or {}
     tooltip = ["image:N", "test image:Q", "class:N"]
     if values is None:
         palette = [class_color(c) for c in range(len(names))]
         return alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
-                         legend=alt.Legend(title=None, orient="right")), tooltip
+                         legend=alt.Legend(title=None, orient="right", **fonts,
+                                            **({"symbolSize": 120} if fonts else {}))), tooltip
     data["value"] = np.asarray(values, dtype=np.float32)
     lo, hi = np.percentile(data["value"], [1, 99])
     color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
-                      legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300))
+                      legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300, **fonts))
     return color, [*tooltip, alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f")]
 
 
