@@ -179,6 +179,10 @@ def test_decoding_exif_palette_cmyk_alpha_high_bit_depth_and_the_centre_crop(tmp
     assert card["sizes_before"]["distinct"] == 6 and [30, 60] in [s[:2] for s in card["sizes_before"]["most_common"]]
     assert set(card["modes_before"]) == {"RGB", "RGBA", "P", "CMYK", "I;16", "1"}
 
+    upload = folders.decode_image((src / "alpha.png").read_bytes(), (3, 32, 32))  # one file, as the folder's were
+    assert torch.equal(upload[0], ds.images[names.index("alpha.png")].float() / 255)
+    with pytest.raises(FolderDatasetError, match="not an image"):
+        folders.decode_image(b"hello", (1, 28, 28))
     grey = load_folder(src, channels=1, image_size=64, min_images=1)
     assert grey.image_shape == (1, 64, 64) and not grey.card["cached"]
     big = tmp_path / "big"

@@ -463,6 +463,27 @@ def _decode(im: Image.Image, size: int, mode: str | None) -> tuple[np.ndarray, t
     return np.asarray(im, dtype=np.uint8), (stored[::-1] if turned else stored)
 
 
+def decode_image(data: bytes, image_shape, limits: Limits | None = None) -> torch.Tensor:
+    """One image file's bytes made as a folder's images were (steps 1-5 of the module's docstring), for
+    a model trained on them: an upload on the Reconstruct page, say. image_shape: the model's (C, S, S).
+    Returns float32 (1, C, S, S) in [0, 1]. Raises FolderDatasetError with the reason when the bytes are
+    empty, not an image, over the limits (``Limits``: max_file_bytes, max_pixels) or cannot be decoded."""
+    limits = limits or DEFAULT_LIMITS
+    c, s = int(image_shape[0]), int(image_shape[1])
+    if len(data) > limits.max_file_bytes:
+        raise FolderDatasetError("image_too_large", f"the file is {_size(len(data))}, over the "
+                                 f"{_size(limits.max_file_bytes)} limit: save a smaller image.")
+    im = _open_image(data, limits)
+    if isinstance(im, str):
+        raise FolderDatasetError("bad_image", f"the file is {im}: upload a PNG or JPEG image.", reason=im)
+    try:
+        a, _ = _decode(im, s, "L" if c == 1 else "RGB")
+    except Exception as err:
+        raise FolderDatasetError("bad_image", f"the file is {_reason(err)}: save it again as PNG or JPEG.") from None
+    x = torch.from_numpy(a.copy())
+    return (x[None, None] if c == 1 else x.permute(2, 0, 1)[None]).to(torch.float32).div_(255)
+
+
 def _is_grey(a: np.ndarray) -> bool:
     if a.ndim == 2:
         return True
