@@ -110,7 +110,7 @@ def test_the_global_limit_and_one_job_per_session(registry, test_split):
     c = registry.start("session-c", long, data=data)
     with pytest.raises(BusyError, match="busy: 2 training jobs"):
         registry.start("session-d", long, data=data)
-    assert {j.id for j in registry.running()} == {b.id, c.id} and b.name.endswith("run 2") and c.name.endswith("run 3")
+    assert {j.id for j in registry.running()} == {b.id, c.id} and b.name.startswith("run 2 ") and c.name.startswith("run 3 ")
 
 
 @pytest.mark.parametrize("limits, alive, note", [

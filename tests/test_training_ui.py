@@ -93,7 +93,7 @@ def test_train_button_trains_and_the_model_joins_the_picker(tmp_path):
     assert "Trained **run 1 · mnist vae 2-d**: 1 epoch in" in at.sidebar.success[0].value
     assert any("validation -ELBO" in c.value for c in at.sidebar.caption)
     download = next(b for b in at.get("download_button") if b.proto.label.endswith(".zip"))
-    assert download.label == "Download mnist-vae-2d-run-1.zip"
+    assert download.label == "Download run-1-mnist-vae-2-d.zip"
     chart, strip = at.sidebar.get("plotly_chart")  # the history, then the per-dimension KL
     assert "validation -ELBO" in chart.proto.spec and "after epoch 1" in chart.proto.spec
     assert "active units" in strip.proto.spec and len(job.history[0]["val_kl_per_dim"]) == 2
@@ -367,11 +367,12 @@ def test_pages_work_with_a_model_trained_in_the_session(page, kind, trained):
     rerun(at)
     assert at.sidebar.selectbox[0].value == job.name and not at.error
     if page == "embeddings":  # no stored maps: a 2,000-image map is computed, not one of the whole test split
-        assert at.slider(key="emb_n_new").value == 2000
+        assert at.slider(key=f"embeddings/{job.name}/n").value == 2000
         assert at.info[0].value.startswith("Computing a t-SNE map of 2,000 test images in the background")
         wait_for(lambda: [j.touch() for j in map_jobs().running()] == [], timeout=180)  # the page's poll, by hand
         rerun(at)
-        assert any(c.value.startswith("t-SNE of the means of 2,000 test images") for c in at.caption)
+        what = "codes" if kind == "ae" else "means"  # a plain autoencoder has codes z = f(x), not means of q(z|x)
+        assert any(c.value.startswith(f"t-SNE of the {what} of 2,000 test images") for c in at.caption)
 
 
 @pytest.fixture
