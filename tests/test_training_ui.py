@@ -349,7 +349,7 @@ def trained(tmp_path_factory):
     jobs = {kind: registry.start(f"pages-{kind}".replace("_", "-"),
                                  TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
             for kind in ("vae", "cvae", "cvae_class_prior", "ae")}
-    assert all(job.wait(120) and job.state == "done" for job in jobs.values())
+    assert all(job.wait(300) and job.state == "done" for job in jobs.values())
     return jobs
 
 

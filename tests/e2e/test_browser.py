@@ -26,8 +26,8 @@ def test_every_page_renders(app, open_page):
         screenshot(page, name)
         assert_clean(page)
         # a chart's code loads when first needed: wait for something drawn, not just the script's end
-        page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart]").first.wait_for(
-            timeout=30_000)
+        page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart], "
+                     "[data-testid=stDataFrame]").first.wait_for(timeout=30_000)  # the landing page: its table
 
 
 def test_moving_a_slider_redraws_the_manifold(open_page):

@@ -30,7 +30,7 @@ from streamlit_server import (ROOT, assert_clean, assert_hover_picture, hover_a_
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="runs the server as uid 1000, which needs root")
 
 UID = 1000  # a Space runs its container as this user; the Dockerfile's `user`
-PAGES = ["", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory", "meaning"]
+PAGES = ["", "manifold", "reconstruct", "sliders", "interpolate", "cvae", "embeddings", "ae_vs_vae", "theory", "meaning"]
 
 
 def docker_context_files() -> list[str]:
@@ -127,11 +127,11 @@ def test_the_image_serves_every_page_and_a_visitor_keeps_nothing_behind(image, b
         for path in PAGES:
             page.goto(f"{url}/{path}")
             wait_until_rendered(page)
-            screenshot(page, f"public-{path or 'manifold'}")
+            screenshot(page, f"public-{path or 'home'}")
             assert_clean(page)
             # a chart's code loads when first needed: wait for something drawn, not just the script's end
-            page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart]").first.wait_for(
-                timeout=30_000)
+            page.locator("[data-testid=stImage] img, .js-plotly-plot, [data-testid=stVegaLiteChart], "
+                         "[data-testid=stDataFrame]").first.wait_for(timeout=30_000)  # the landing page: its table
         # UMAP with a seed no map is stored for: umap-learn imported and compiled by the server's user
         page.goto(f"{url}/embeddings")
         wait_until_rendered(page)
@@ -170,7 +170,7 @@ def test_the_image_serves_every_page_and_a_visitor_keeps_nothing_behind(image, b
             screenshot(sidebar, "public-trained")
             assert_clean(page)
             assert sidebar.get_by_text("download the zip to keep this one").is_visible()
-            assert sidebar.get_by_role("button", name=re.compile(r"Download mnist-vae-2d-run-\d+\.zip")).is_visible()
+            assert sidebar.get_by_role("button", name=re.compile(r"Download run-\d+-mnist-vae-2-d\.zip")).is_visible()
             assert sidebar.get_by_role("button", name=re.compile("Save")).count() == 0
             (models,) = list(at["tmp"].glob("vae-session-models-*"))
             assert len(list(models.glob("*/*/model.safetensors"))) == 1  # ROOT/SESSION/JOB, in the temp folder

@@ -16,7 +16,7 @@ from streamlit_server import assert_clean, screenshot, wait_until_rendered
 
 @pytest.fixture
 def page(open_page):
-    return open_page(height=1500)
+    return open_page("manifold", height=1500)
 
 
 def shoot(page, name: str) -> None:
@@ -47,7 +47,7 @@ def test_a_one_epoch_run_finishes_and_its_model_is_drawn(page):
     assert sidebar.get_by_label("Model", exact=True).input_value() == f"session: {name}"
     caption = page.locator("[data-testid=stMain] [data-testid=stImage]").first.inner_text()
     assert caption.startswith(f"{name}: horizontal z[0]")  # the page draws the new model
-    assert sidebar.get_by_role("button", name=re.compile(r"Download mnist-vae-2d-run-\d+\.zip")).is_visible()
+    assert sidebar.get_by_role("button", name=re.compile(r"Download run-\d+-mnist-vae-2-d\.zip")).is_visible()
 
 
 def test_a_longer_run_is_shown_live_and_stops_on_request(page):
