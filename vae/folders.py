@@ -77,6 +77,7 @@ from PIL import Image, ImageOps
 
 from .data import split_train_val  # the validation split vae.train will hold out, counted in the card
 from .models import IMAGE_CHANNELS, IMAGE_SIZES
+from .preprocess import HIGH_DEPTH_MODES, grey_to_8bit
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # Pillow openers tried (PPM also reads PGM, PBM)
 MIN_IMAGES = 20  # with a 10% test split and 10% validation: 2 test, 2 validation, 16 training images
@@ -417,13 +418,8 @@ def _open_image(data: bytes, limits: Limits) -> Image.Image | str:
 
 def _to_8bit(im: Image.Image) -> Image.Image:
     """Any mode -> "L" or "RGB": high bit depths scaled, palette and CMYK converted, alpha on black."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode == "F":  # floating point grey: [0, 1] when it fits there, else [0, 255]
-            a = a * 255 if np.nanmax(a) <= 1 else a
-        elif np.max(a) > 255:  # 16-bit grey (or 32-bit holding 16-bit values)
-            a = a / (257 if np.max(a) <= 65535 else 16843009)  # 65535 -> 255; 2^32 - 1 -> 255
-        return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8))
+    if im.mode in HIGH_DEPTH_MODES:
+        return grey_to_8bit(im)
     if im.mode == "1":
         return im.convert("L")
     if im.mode == "P":

@@ -189,15 +189,24 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return im
 
 
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # grey images of more than 8 bits
+
+
+def grey_to_8bit(im: Image.Image) -> Image.Image:
+    """A grey image of a HIGH_DEPTH_MODES mode as "L": floats in [0, 1] or [0, 255], 16-bit (or 32-bit
+    holding 16-bit values) scaled so that the largest code is 255."""
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":  # floating point grey: [0, 1] when it fits there, else [0, 255]
+        a = a * 255 if np.nanmax(a) <= 1 else a
+    elif np.max(a) > 255:  # 16-bit grey (or 32-bit holding 16-bit values)
+        a = a / (257 if np.max(a) <= 65535 else 16843009)  # 65535 -> 255; 2^32 - 1 -> 255
+    return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8))
+
+
 def _to_grey(im: Image.Image) -> Image.Image:
     """Any mode -> "L": alpha and transparent colours composited onto white; high bit depths scaled."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode == "F":  # floating point grey: [0, 1] when it fits there, else [0, 255]
-            a = a * 255 if np.nanmax(a) <= 1 else a
-        elif np.max(a) > 255:  # 16-bit grey (or 32-bit holding 16-bit values)
-            a = a / (257 if np.max(a) <= 65535 else 16843009)  # 65535 -> 255; 2^32 - 1 -> 255
-        return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8))
+    if im.mode in HIGH_DEPTH_MODES:
+        return grey_to_8bit(im)
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
         if im.mode == "La":
             im = im.convert("LA")
