@@ -28,6 +28,17 @@ def on_screen(chart, where: tuple[float, float]) -> tuple[float, float]:
     return box["x"] + where[0] * box["width"], box["y"] + where[1] * box["height"]
 
 
+def phone_page(browser, url: str):
+    """(context, page): a 390x844 touch phone on ``url``, rendered, its page errors in ``page.errors``."""
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url)
+    wait_until_rendered(page)
+    return context, page
+
+
 def picked_heading(page):
     return page.locator(HEADINGS).filter(has_text="its nearest neighbours")
 
@@ -36,13 +47,8 @@ def test_on_a_phone_a_tap_on_a_map_point_selects_it_and_a_swipe_still_scrolls(ap
     """Item 3: taps showed no picture and selected nothing (Vega knew the point under the pointer only
     from pointer moves, which a tap has none of). Now a tap shows the point's image, reconstruction and
     neighbours; a swipe that starts on a point scrolls the page and selects nothing."""
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    context, page = phone_page(browser, f"{app}/embeddings")
     try:
-        page.goto(f"{app}/embeddings")
-        wait_until_rendered(page)
         chart = page.locator(CHARTS).first
         chart.locator("canvas").first.wait_for(timeout=30_000)
         page.touchscreen.tap(*on_screen(chart, a_point(page, chart)))
@@ -131,13 +137,8 @@ def clear_selection(page) -> None:
 def test_on_a_phone_a_finger_draws_a_box(app, browser):
     """Item 3: with Box select on, a swipe over the map selected nothing (its start, like a tap's, had no
     point under it, and the page scrolled instead)."""
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    context, page = phone_page(browser, f"{app}/embeddings")
     try:
-        page.goto(f"{app}/embeddings")
-        wait_until_rendered(page)
         page.get_by_text("Box select", exact=True).tap()
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stCheckbox] input')].some(i => "
                                "i.checked && i.closest('label').innerText.includes('Box select'))", timeout=30_000)
