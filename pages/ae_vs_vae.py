@@ -10,7 +10,7 @@ import torch
 
 from ui import state
 from ui.charts import class_scatter
-from ui.images import download_png, pick_test_image, show_image, test_images
+from ui.images import download_png, pick_test_image, show_image
 from ui.models import Selection, available_models, selection_of, shipped_configs, test_encodings
 from vae.checkpoint import CONFIG, CheckpointError
 from vae.conditional import prior_styles
@@ -83,7 +83,7 @@ def render(sel: Selection) -> None:
     measured(ae, vae)
 
     st.subheader("Where each puts the test images")
-    _, labels_all, _, source = test_images(ae.config["dataset"])
+    _, labels_all, _, source = ae.test_images()
     pick = torch.randperm(len(labels_all), generator=torch.Generator().manual_seed(0))[:N_CODES].sort().values
     codes = {kind: test_encodings(s)[0][pick] for kind, s in pair}
     if d == 2:
@@ -136,10 +136,10 @@ def render(sel: Selection) -> None:
     st.subheader("An interpolation between the same two images")
     c1, c2 = st.columns(2, gap="large")
     with c1:
-        x0, y0, i0 = pick_test_image(ae.config["dataset"], "aevae_start")
+        x0, y0, i0 = pick_test_image(ae, "aevae_start")
     st.session_state.setdefault("aevae_end_number", 1)
     with c2:
-        x1, y1, i1 = pick_test_image(ae.config["dataset"], "aevae_end")
+        x1, y1, i1 = pick_test_image(ae, "aevae_end")
     steps = 10
     for kind, s in pair:
         mu, _ = encode_images(s.model, torch.cat([x0, x1]))

@@ -39,7 +39,7 @@ def not_conditional(sel: Selection) -> None:
 
 
 def intro(sel: Selection, thing: str) -> None:
-    features = "slant, stroke, size" if thing == "digit" else "shade, cut, pattern"
+    features = {"digit": "slant, stroke, size", "item": "shade, cut, pattern"}.get(thing, "colour, pose, background")
     if sel.class_prior:
         st.markdown(
             f"This VAE's encoder and decoder never see the {thing}. Its prior does: each {thing} y has its own "
@@ -133,23 +133,23 @@ def every_class(sel: Selection, z: torch.Tensor, thing: str, style_name: str) ->
 
 
 def transfer_source(sel: Selection, thing: str, source_col, result_col):
-    """The image to borrow a style from and its label: (image (1, 1, 28, 28) or None, label or None,
+    """The image to borrow a style from and its label: (image (1, C, H, W) or None, label or None,
     what it is in words). An upload's label is asked for each new image."""
     names = sel.class_names
     with source_col:
         source = st.radio("Image", SOURCES, horizontal=True, key=S.bind("source"))
         if source == SOURCES[0]:
-            x, true_label, index = pick_test_image(sel.config["dataset"], "transfer_", page_state=S)
+            x, true_label, index = pick_test_image(sel, "transfer_", page_state=S)
             given = st.selectbox(f"Its label ({'whose mean is subtracted' if sel.class_prior else 'told to the encoder'}; "
                                  f"the test set says {names[true_label]})",
                                  range(len(names)), index=true_label, format_func=lambda c: names[c])
             return x, given, f"test image #{index}"
-        x = upload_image(f"{S.key('transfer')}_upload", label=f"An image of one {thing}", style=sel.preprocess_style)
+        x = upload_image(f"{S.key('transfer')}_upload", label=f"An image of one {sel.thing}", style=sel.preprocess_style)
     if x is None:
-        result_col.info(f"Upload an image of a {thing} to borrow its style.")
+        result_col.info(f"Upload an image of a {sel.thing} to borrow its style.")
         return None, None, "your image"
     image_id = hashlib.sha1(x.numpy().tobytes()).hexdigest()[:12]  # each new image asks for its own label
-    given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(len(names)), wrap=True,
+    given = result_col.segmented_control(f"Confirm its label: which {thing} is it?" if sel.builtin else "Confirm its label: which class is it?", range(len(names)), wrap=True,
                                          key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
     return x, given, "your image"
 
@@ -186,7 +186,7 @@ def render(sel: Selection) -> None:
         not_conditional(sel)
         return
     names = sel.class_names
-    thing = "digit" if sel.config["dataset"] == "mnist" else "item"  # Fashion-MNIST: an item of clothing
+    thing = sel.thing if sel.builtin else "class"  # a digit, an item (of clothing), or a class folder
     style_name = "ε" if sel.class_prior else "z"
     intro(sel, thing)
     label = st.segmented_control(f"Pick the {thing} (the label y)", range(len(names)), wrap=True, required=True,

@@ -11,7 +11,7 @@ import torch
 
 from ui import health, policy, state
 from ui.charts import FEW, map_chart
-from ui.images import kept_upload, png_data_urls, show_image, test_images, thumbnails_url, upload_image
+from ui.images import kept_upload, png_data_urls, show_image, thumbnails_url, upload_image
 from ui.maps import new_map
 from ui.models import Selection, test_encodings, weights_mtime
 from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, Embedding, EmbeddingError, Placer, choose_map,
@@ -106,7 +106,7 @@ def computed(folder: str, version: float, n: int, _sel: Selection):
     """The PCA map of the first n test encodings (milliseconds, so on the script thread), once per model
     (folder and weights' version) and n; the map and the positions of its images. New t-SNE and UMAP
     maps are background jobs (``ui.maps``)."""
-    images, labels, indices, _ = test_images(_sel.config["dataset"])
+    images, labels, indices, _ = _sel.test_images()
     emb = compute_embedding(_sel.model, images, labels, indices, n, "pca",
                             first=sample_indices(sample_path(folder, _sel.config["dataset"])), mu=test_encodings(_sel)[0])
     return emb, match_positions(emb, indices)
@@ -152,19 +152,20 @@ def placer(key: MapKey, _emb) -> BuildingPlacer:
 
 @st.cache_data(show_spinner="Placing your image...", max_entries=32)
 def place_image(key: MapKey, pixels: bytes, label: int | None, _sel: Selection, _emb):
-    """(mu (1, latent_dim), map position (1, 2), milliseconds it took) of one 28x28 image, once per map
-    and image."""
+    """(mu (1, latent_dim), map position (1, 2), milliseconds it took) of one image (float32 bytes of
+    the model's image_shape), once per map and image."""
     t0 = time.perf_counter()
-    x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
+    x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, *_sel.image_shape)
     mu, _ = encode_images(_sel.model, x, None if label is None else torch.tensor([label]))
     where = placer(key, _emb).get().place(mu)
     return mu, where, 1000 * (time.perf_counter() - t0)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def thumbnails(dataset: str, test_indices: bytes, _images) -> list[str]:
+def thumbnails(folder: str, test_indices: bytes, _images) -> list[str]:
     """Each map image as a PNG data URL, carried in the charts themselves when Streamlit serves no
-    static file (``ui.images.thumbnails_url`` is None). Once per dataset and image set."""
+    static file (``ui.images.thumbnails_url`` is None) and for a folder model's images. Once per model
+    folder and image set."""
     return png_data_urls(_images)
 
 
@@ -172,7 +173,7 @@ def thumbnails(dataset: str, test_indices: bytes, _images) -> list[str]:
 
 
 def render(sel: Selection) -> None:
-    images, labels, indices, source = test_images(sel.config["dataset"])
+    images, labels, indices, source = sel.test_images()
     words, m = Words.of(sel), model_state(sel.name)
     intro(sel, words, source)
     key = map_settings(sel, m, len(indices))
@@ -238,10 +239,13 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
     method = c1.segmented_control("Method", list(METHODS), format_func=METHODS.get, required=True,
                                   key=S.bind("method"), **changed)
     stored = stored_map(sel.folder, "tsne")[0]
-    stored = None if stored is None else restrict(stored, test_images(sel.config["dataset"])[2])
+    stored = None if stored is None else restrict(stored, sel.test_images()[2])
     bound = policy().map_max_n
     n_top = n_max if stored is not None or bound is None else min(n_max, bound)
     lo = min(500, n_max)
+    if n_top <= lo:  # a small dataset's few test images (a folder's): all of them, no choice to make
+        c2.markdown(f"Test images: all **{n_top:,}**")
+        return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n_top), *map_method_settings(method, m, c3, c4))
     n = c2.slider("Test images (N)", lo, n_top, step=500 if n_max >= 1000 else 1,
                   key=m.bind("n", default=default_n(stored, n_max), lo=lo, hi=n_top), **changed,
                   help="By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
@@ -250,6 +254,12 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
                   "is a map of its own, not the offline part of the stored one); t-SNE time grows a little "
                   "faster than N." + (f" This public server computes new maps of at most {bound:,} images."
                                       if bound is not None else ""))
+    return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n), *map_method_settings(method, m, c3, c4))
+
+
+def map_method_settings(method: str, m: state.PageState, c3, c4) -> tuple[float, int]:
+    """(perplexity, seed): t-SNE's perplexity slider in c3 (UMAP's settings said there), the seed in c4."""
+    changed = {"on_change": map_changed, "args": (m,)}
     perplexity, seed = 30.0, 0
     if method == "tsne":
         perplexity = float(c3.slider("Perplexity", 5, 100, key=S.bind("perplexity"), **changed,
@@ -258,7 +268,7 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
         c3.caption(f"UMAP with umap-learn's defaults: {UMAP_SETTINGS}.")
     if method != "pca":
         seed = int(c4.number_input("Seed", 0, 10_000, key=S.bind("seed"), **changed))
-    return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n), perplexity, seed)
+    return perplexity, seed
 
 
 def shown_map(sel: Selection, key: MapKey, indices: torch.Tensor) -> Shown:
@@ -394,8 +404,8 @@ def where_name(emb: Embedding, on: str) -> str:
 
 
 def upload_section(sel: Selection):
-    """Your own image, to place on the map: (float (1, 1, 28, 28) in [0, 1] or None, a CVAE's label)."""
-    kind = "item" if sel.preprocess_style == "fashion" else "digit"
+    """Your own image, to place on the map: (float (1, C, H, W) in [0, 1] or None, a CVAE's label)."""
+    kind = sel.thing
     with st.expander("Place your own image on the map", icon=":material/add_location_alt:",
                      expanded=kept_upload("emb_upload") is not None):  # open while it holds your image
         yours = upload_image("emb_upload", label=f"An image of one {kind}", style=sel.preprocess_style)
@@ -429,8 +439,9 @@ def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, 
     selection drawn, your image as a star, and a caption; right under the chart a point was picked on, its
     picture and its nearest neighbours (on a phone the section below the charts is two screens further)."""
     emb, names, zoom = shown.emb, sel.class_names, state.zoom()
-    pictures = thumbnails_url(sel.config["dataset"]) or thumbnails(sel.config["dataset"], emb.indices.numpy().tobytes(),
-                                                                   images[shown.positions])
+    # A folder's images stay out of the app's static files (served to anyone): its pictures ride in the chart.
+    pictures = (thumbnails_url(sel.config["dataset"]) if sel.builtin else None) or thumbnails(
+        sel.folder, emb.indices.numpy().tobytes(), images[shown.positions])
     box = bool(st.session_state[S.key("box")])  # the Box select toggle's
     common = dict(values=values, value_name=value_name, picked=picked, box=box, zoom=zoom)
     if box:  # a finger's drag draws the box instead of scrolling the page (Vega-Lite's box follows pointer moves)

@@ -9,7 +9,7 @@ from scipy.stats import chi
 
 from ui import state
 from ui.charts import class_scatter
-from ui.images import download_png, label_tiles, path_gif, pick_test_image, picker_settings, show_image, test_images, upload_image
+from ui.images import download_png, label_tiles, path_gif, pick_test_image, picker_settings, show_image, upload_image
 from ui.models import Selection, test_encodings
 from vae.latent import INTERPOLATIONS, decode_images, encode_images, interpolate, tile
 
@@ -31,7 +31,7 @@ S = state.PageState("interpolate", [
 
 @dataclass(frozen=True)
 class End:
-    """One end of the path: the image float (1, 1, 28, 28) in [0, 1], its label, what it is in words
+    """One end of the path: the image float (1, C, H, W) in [0, 1], its label, what it is in words
     ("test image 3 (a 1)"), and in a file name ("test-image-3")."""
 
     x: torch.Tensor
@@ -58,7 +58,7 @@ def choose_end(sel: Selection, end: str) -> End | None:
     title = end.capitalize()
     source = st.radio(f"**{title}**: from", SOURCES, horizontal=True, key=S.bind(f"{end}_from"))
     if source == SOURCES[0]:
-        x, label, index = pick_test_image(sel.config["dataset"], f"{end}_", page_state=S)
+        x, label, index = pick_test_image(sel, f"{end}_", page_state=S)
         chosen = End(x, label, f"test image {index} (a {names[label]})", f"test-image-{index}")
     else:
         x = upload_image(f"{S.key(end)}_upload", label=f"The {end} image", style=sel.preprocess_style)
@@ -93,10 +93,11 @@ def show_strip(sel: Selection, ends: list[End], strip: torch.Tensor, method: str
     keeps them in one row of the main column, else at 2, wrapped; never resampled."""
     zoom = state.zoom()
     column = STRIP_PX if zoom == 1 else PROJECTOR_STRIP_PX
-    scale = max(2, min(4 * zoom, column // ((n + 4) * 28)))
+    side = strip.shape[-1]  # the images' size in pixels (28 for MNIST)
+    scale = max(2, min(4 * zoom, column // ((n + 4) * side)))
     labels = ["image", "t = 0", *[f"t = {i / (n + 1):.2f}" for i in range(1, n + 1)], "t = 1", "image"]
     frames = [tile(f[None], nrow=1, scale=scale) for f in strip]
-    st.image(frames, caption=labels, width=28 * scale, output_format="PNG")
+    st.image(frames, caption=labels, width=side * scale, output_format="PNG")
     st.caption(f"Left to right: {ends[0].what}, its reconstruction, {n} images decoded at t = 1/{n + 1} ... "
                f"{n}/{n + 1} of the {method} path, the reconstruction of {ends[1].what}, and that image"
                + (f"; path decoded with y = {sel.class_names[y_path]}" if sel.label_decoder else "") + ".")
@@ -110,11 +111,12 @@ def downloads(sel: Selection, ends: list[End], strip: torch.Tensor, recon: torch
     labels = ["image", "t = 0", *[f"{i / (n + 1):.2f}" for i in range(1, n + 1)], "t = 1", "image"]
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     with c1:
-        download_png(label_tiles(tile(strip, nrow=n + 4, padding=1), labels, n + 4, 29, font=9), name, "interp_png")
+        download_png(label_tiles(tile(strip, nrow=n + 4, padding=1), labels, n + 4, strip.shape[-2] + 1, font=9), name,
+                     "interp_png")
     scale = GIF_SCALE * state.zoom()
     c2.download_button("Download GIF", lambda: path_gif(recon, frames, scale=scale), f"{name}.gif", "image/gif",
                        key="interp_gif", icon=":material/animated_images:",
-                       help=f"The path as an animation, there and back, {28 * scale} x {28 * scale} px.")
+                       help=f"The path as an animation, there and back, {strip.shape[-1] * scale} x {strip.shape[-2] * scale} px.")
 
 
 def norm_caption(path: torch.Tensor, d: int) -> str:
@@ -129,7 +131,7 @@ def norm_caption(path: torch.Tensor, d: int) -> str:
 
 def path_plane(sel: Selection, path: torch.Tensor, method: str) -> None:
     """A 2-d model's path over the test encodings, coloured by class."""
-    _, labels, _, source = test_images(sel.config["dataset"])
+    _, labels, _, source = sel.test_images()
     zoom = state.zoom()
     fig = class_scatter(test_encodings(sel)[0], labels, sel.class_names, size=3 * zoom, opacity=0.4)
     p = path.numpy()

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from ui import health, meaning, state
 from ui.charts import CLASS_COLORS
-from ui.images import download_png, show_image, test_images
+from ui.images import download_png, show_image
 from ui.models import Selection, open_in_sliders_page, test_encodings, test_metrics
 from vae.conditional import class_decode, prior_styles
 from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordinates, manifold_grid, plane_pixel,
@@ -204,7 +204,7 @@ def manifold_view(sel: Selection) -> None:
     picture, cell = fit_grid(plain, plane.n)
     if overlay:
         codes, _ = test_encodings(sel)
-        _, labels, _, _ = test_images(sel.config["dataset"])
+        _, labels, _, _ = sel.test_images()
         pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:N_OVERLAY]
         picture = overlay_codes(picture, codes[pick][:, list(plane.dims)], labels[pick], plane.n, cell, plane.span,
                                 plane.spacing, plane.centre)
@@ -296,15 +296,16 @@ def dimension_controls(sel: Selection, plane: Plane) -> None:
 
 
 def fit_grid(plain: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """The tiled grid (n * 28 pixels a side) at the size of its column, and a cell's size in pixels.
+    """The tiled grid (n * S pixels a side for S x S images, grey or colour) at the size of its column,
+    and a cell's size in pixels.
 
     Enlarged by an integer pixel repetition where it fits (the browser never resamples it: crisp); a grid
-    wider than the column (30 cells are 840 px) is reduced by box averaging here instead, so that it fits
-    the column and a 900 px window. Projector mode (``state.zoom``) doubles the room."""
-    side = (GRID_COLUMN_PX - MARGIN[0]) * state.zoom()
-    if n * 28 <= side:
-        scale = side // (n * 28)
-        return plain.repeat(scale, 0).repeat(scale, 1), 28.0 * scale
+    wider than the column (30 cells of 28 px are 840 px) is reduced by box averaging here instead, so that
+    it fits the column and a 900 px window. Projector mode (``state.zoom``) doubles the room."""
+    side, s = (GRID_COLUMN_PX - MARGIN[0]) * state.zoom(), plain.shape[0] // n
+    if n * s <= side:
+        scale = side // (n * s)
+        return plain.repeat(scale, 0).repeat(scale, 1), float(s * scale)
     image = Image.fromarray(plain).resize((side, side), Image.Resampling.BOX)
     return np.asarray(image), side / n
 
@@ -409,7 +410,7 @@ def pairs_caption(indices: torch.Tensor, source: str) -> str:
 def reconstructions(sel: Selection) -> None:
     """Test images beside their reconstructions, row by row (PyTorch's example saves 8 pairs)."""
     model = sel.model
-    images, labels, indices, source = test_images(sel.config["dataset"])
+    images, labels, indices, source = sel.test_images()
     st.markdown("Test images (odd rows) and, under each, its reconstruction: the decoder's mean at the encoder's "
                 "mean code z = μ(x)" + (" (z = f(x) for this autoencoder)." if not model.variational else "."))
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
@@ -418,12 +419,12 @@ def reconstructions(sel: Selection) -> None:
     start = st.session_state.setdefault("manifold_recon_start", 0)
     c2.button("Other test images", icon=":material/casino:", key="manifold_recon_new",
               on_click=lambda: st.session_state.update(
-                  manifold_recon_start=int(torch.randint(len(labels) - per_row * 6, ()).item())))
+                  manifold_recon_start=int(torch.randint(max(1, len(labels) - per_row * 6), ()).item())))
     x, y = images[start : start + per_row * rows], labels[start : start + per_row * rows]
     mu, _ = encode_images(model, x, y if sel.conditional else None)
     recon = decode_images(model, mu, y if sel.label_decoder else None).cpu()
     pairs = torch.cat([torch.stack([x[r * per_row:(r + 1) * per_row], recon[r * per_row:(r + 1) * per_row]])
-                       for r in range(rows)]).reshape(-1, 1, 28, 28)
+                       for r in range(rows)]).reshape(-1, *x.shape[1:])
     plain = tile(pairs, nrow=per_row, padding=2)
     scale = max(1, 600 * state.zoom() // plain.shape[1])
     show_image(st, plain.repeat(scale, 0).repeat(scale, 1), caption=f"{sel.name}: " + pairs_caption(indices[start : start + len(x)], source))

@@ -7,7 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from ui import health, meaning, policy, state
 from ui.charts import class_scatter
-from ui.images import (max_upload_bytes, pick_test_image, picker_settings, preprocess, test_images,
+from ui.images import (max_upload_bytes, pick_test_image, picker_settings, preprocess,
                        upload_preprocessed)
 from ui.models import Selection, loss_name, test_encodings, weights_mtime
 from vae.latent import tile
@@ -39,19 +39,22 @@ CSS = ("<style>@media (max-width: 640px) {.st-key-reconstruct-steps {flex-wrap: 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def measure(folder: str, version: float, pixels: bytes, label: int | None, k: int, _sel: Selection):
-    """posterior() of the float32 28x28 image in ``pixels``, cached per model (folder and weights'
-    version), image, label and k."""
+    """posterior() of the image in ``pixels`` (float32 bytes of the model's image_shape), cached per model
+    (folder and weights' version), image, label and k."""
     if k > policy().iwae_max_k:
         raise ValueError(f"k = {k} importance samples is more than this server computes ({policy().iwae_max_k})")
-    image = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, 1, 28, 28)
+    image = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, *_sel.image_shape)
     return posterior(_sel.model, image, label, _sel.config["likelihood"], _sel.config["sigma"], k=k,
                      n_samples=N_SAMPLES)
 
 
 def show(image, caption, size=STEP_PX, container=st):
-    """A grey uint8 array or a (1, 1, H, W) tensor, enlarged by pixel repetition to at most ``size``
-    (times ``state.zoom()``) a side."""
-    t = image if isinstance(image, torch.Tensor) else torch.tensor(image).float().div(255)[None, None]
+    """A uint8 array (H, W) grey or (H, W, 3) colour, or a (1, C, H, W) tensor, enlarged by pixel
+    repetition to at most ``size`` (times ``state.zoom()``) a side."""
+    if not isinstance(image, torch.Tensor):
+        a = torch.tensor(image).float().div(255)
+        image = a[None, None] if a.ndim == 2 else a.permute(2, 0, 1)[None]
+    t = image
     a = tile(t, 1, scale=max(1, size * state.zoom() // max(t.shape[-2:])))
     container.image(a, caption=caption, width=a.shape[1], output_format="PNG")  # its own size: never resampled
 
@@ -83,13 +86,15 @@ def intro(sel: Selection) -> None:
 
 def choose_input(sel: Selection):
     """The input picker and the chosen input's widgets. Returns (how, Preprocessed or None, x float
-    (1, 1, 28, 28) in [0, 1] or None, label or None)."""
+    (1, C, H, W) in [0, 1] or None, label or None)."""
+    framed = (f"framed as {sel.dataset_title} framed its images" if sel.builtin
+              else "centre-cropped and resized as the model's training images were")
     how = st.segmented_control("Input", INPUTS, required=True, key=S.bind("input"),
-                               help="A test image works offline; an upload or a drawing is framed as MNIST was.")
+                               help=f"A test image works offline; an upload or a drawing is {framed}.")
     if how == "Test image":
-        x, label, _ = pick_test_image(sel.config["dataset"], "", page_state=S, caption=True)
+        x, label, _ = pick_test_image(sel, "", page_state=S, caption=True)
         return how, None, x, label
-    thing = "item" if sel.preprocess_style == "fashion" else "digit"
+    thing = sel.thing
     if how == "Upload":
         done = upload_preprocessed(UPLOADER, style=sel.preprocess_style,
                                    label=f"Upload an image of one {thing} (up to {max_upload_bytes() // 2**20} MB)")
@@ -139,21 +144,24 @@ def clear_drawing() -> None:
 
 
 def framing_steps(sel: Selection, how: str, done) -> None:
-    """What the model receives: the steps from an upload or a drawing to the 28x28 input, in one row (on
+    """What the model receives: the steps from an upload or a drawing to the model's input, in one row (on
     a phone, one that scrolls sideways)."""
+    c, h, w = sel.image_shape
+    size = f"{h}×{w}" + ("" if sel.builtin else " grey" if c == 1 else " colour")
     if done is not None:
-        like = "Fashion-MNIST's images" if sel.preprocess_style == "fashion" else "MNIST's digits"
+        like = {"mnist": "framed as MNIST's digits were", "fashion": "framed as Fashion-MNIST's images were"}.get(
+            sel.config["dataset"], "its centre square resized as the training images were, colours and background kept")
         st.markdown(f"**What the model receives**: {done.source}" + (", dark ink inverted" if done.inverted else "")
-                    + f"; then framed as {like} were:")
+                    + f"; then {like}:")
         row = st.container(horizontal=True, key="reconstruct-steps")
         for caption, step in done.steps:
             show(step, caption, container=row)
         for doubt in done.warnings if how == "Upload" else ():  # why the ink found may not be one digit (a drawing is one)
             st.warning(doubt, icon=":material/crop:")
     elif how == "Test image":
-        st.markdown("**What the model receives**: a test image is already in the dataset's 28×28 format, so it goes in as it is.")
+        st.markdown(f"**What the model receives**: a test image is already in the dataset's {size} format, so it goes in as it is.")
     elif not (how == "Upload" and st.session_state.get(UPLOADER) is not None):  # not beside an upload's error
-        st.info(("Upload an image" if how == "Upload" else "Draw") + ": the steps that turn it into the model's 28×28 input appear here.")
+        st.info(("Upload an image" if how == "Upload" else "Draw") + f": the steps that turn it into the model's {size} input appear here.")
 
 
 def reconstruction(sel: Selection, x: torch.Tensor, label: int | None):
@@ -168,7 +176,7 @@ def reconstruction(sel: Selection, x: torch.Tensor, label: int | None):
                              key=S.bind("k", options=tuple(choices), default=min(choices, key=lambda c: abs(c - 100))),
                              help="More draws: a tighter IWAE bound and steadier numbers, and a slower page.")
     post = measure(sel.folder, weights_mtime(sel.folder), x.contiguous().numpy().tobytes(), label, k, sel)
-    show(x, "input x, 28×28", IMAGE_PX, row)
+    show(x, f"input x, {x.shape[-2]}×{x.shape[-1]}", IMAGE_PX, row)
     show(post.recon_image, "reconstruction: the decoder's mean at z = " + ("μ" if model.variational else "f(x)"), IMAGE_PX, row)
     if model.variational:
         grid = tile(post.samples, nrow=N_SAMPLES // 2, padding=2, scale=3 * zoom)
@@ -193,8 +201,8 @@ def scores(sel: Selection, post, k: int) -> None:
     m.metric("−ELBO", f"{post.neg_elbo:.1f} nats", help=f"Reconstruction + KL, for this one image (the model was trained on {loss_name(config)}).")
     m.metric(f"IWAE NLL (k = {k})", f"{post.iwae_nll:.1f} nats", help="The importance-weighted estimate of −log p(x) with k draws (Burda et al., 2016); at most −ELBO in expectation.")
     kind = "differential nats of a Gaussian decoder" if config["likelihood"] == "gaussian" else "grey levels scored as Bernoulli targets"
-    note = (f" These are {kind}, not a normalized likelihood of the image: compare them with each other, "
-            "not with published MNIST numbers (those binarize the digits).")
+    note = (f" These are {kind}, not a normalized likelihood of the image: compare them with each other"
+            + (", not with published MNIST numbers (those binarize the digits)." if sel.builtin else "."))
     if test:
         st.caption(f"For comparison, the test split's means: −ELBO {test['neg_elbo']:.1f} nats, IWAE NLL "
                    f"{test['iwae_nll']:.1f} nats (k = {test.get('k', 1000)})." + note)
@@ -241,7 +249,7 @@ def plane_figure(sel: Selection, post):
     """Where μ lands among N_PLANE test encodings, with the ellipse μ ± 2σ (a 2-d model). Returns
     (figure, the number of test encodings drawn, their source in words)."""
     model, names = sel.model, sel.class_names
-    _, all_labels, _, source = test_images(sel.config["dataset"])
+    _, all_labels, _, source = sel.test_images()
     pick = torch.randperm(len(all_labels), generator=torch.Generator().manual_seed(0))[:N_PLANE].sort().values
     fig = class_scatter(test_encodings(sel)[0][pick], all_labels[pick], names, size=4, opacity=0.55)
     t = torch.linspace(0, 2 * torch.pi, 60)

@@ -9,9 +9,8 @@ import torch
 
 from ui import health, meaning, state
 from ui.charts import class_scatter, kl_bars
-from ui.images import download_png, pick_test_image, picker_settings, show_image, test_images
+from ui.images import download_png, pick_test_image, picker_settings, show_image
 from ui.models import Selection, sliders_state, start_sliders, test_encodings, test_metrics
-from vae.data import DATASET_NAMES
 from vae.latent import (ACTIVE_KL_THRESHOLD, decode_images, encode_images, prior_means, rank_dimensions, tile,
                         traversal_grid)
 from vae.losses import kl_divergence
@@ -56,13 +55,13 @@ class Dimensions:
 def dimensions(sel: Selection) -> Dimensions:
     """The sliders' ranges (± SPAN prior standard deviations; every class mean within reach for a
     class-prior model; an autoencoder's test codes ± 0.5) and the KL that orders them."""
-    model, config, d = sel.model, sel.config, sel.model.latent_dim
+    model, d = sel.model, sel.model.latent_dim
     lo, hi = [-SPAN] * d, [SPAN] * d
     if sel.class_prior:  # a class-prior model: every class's prior N(mu_y, I) within reach
         means = model.class_means.detach().cpu()
         lo = [round(v - SPAN, 1) for v in means.min(0).values.tolist()]
         hi = [round(v + SPAN, 1) for v in means.max(0).values.tolist()]
-    test, data = test_metrics(sel.metrics), DATASET_NAMES[config["dataset"]]
+    test, data = test_metrics(sel.metrics), sel.dataset_title
     if not model.variational:  # an AE: no KL; its codes' spread orders the dimensions and sets the ranges
         mu, _ = test_encodings(sel)
         lo, hi = [round(v - 0.5, 1) for v in mu.min(0).values.tolist()], [round(v + 0.5, 1) for v in mu.max(0).values.tolist()]
@@ -74,7 +73,7 @@ def dimensions(sel: Selection) -> Dimensions:
         source = f"the {data} test split ({test['n_images']:,} images{binarized}, metrics.json)"
     else:
         mu, logvar = test_encodings(sel)
-        labels = test_images(config["dataset"])[1]
+        labels = sel.test_images()[1]
         kl = kl_divergence(mu.double(), logvar.double(), per_dim=True,
                            prior_mu=prior_means(model, labels[: len(mu)])).mean(0).tolist()
         source = f"{len(mu):,} {data} test images"
@@ -200,7 +199,7 @@ def start_from(sel: Selection, d: int) -> None:
         c2.button("Class mean μ_y", on_click=start_sliders,
                   args=(name, means[cls].tolist(), f"the prior mean of class {names[cls]}"),
                   help="z = μ_y, the centre of the class's prior N(μ_y, I)")
-    x, label, index = pick_test_image(sel.config["dataset"], "", page_state=S)
+    x, label, index = pick_test_image(sel, "", page_state=S)
     t1, t2 = st.columns([1, 3], vertical_alignment="center")
     show_image(t1, tile(x, nrow=1, scale=3 * state.zoom()))
     t2.button("Start from its encoding (mu)", help="The mean of q(z|x) for this test image; values "
@@ -237,7 +236,7 @@ def latent_pad(sel: Selection, key: str, dims: Dimensions, z: list[float]) -> No
     """A 2-d model's latent pad, with the q(z)/p(z) shading on request; a tap or click sets the sliders."""
     st.markdown("**Latent pad**: tap or click a point of the plane to decode it (star: the sliders' z)")
     codes, _ = test_encodings(sel)
-    labels = test_images(sel.config["dataset"])[1]
+    labels = sel.test_images()[1]
     pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:PAD_CODES]
     fig = pad_figure(dims.lo, dims.hi, z, codes[pick], labels[pick], sel.class_names)
     density = health.has_standard_prior(sel) and st.toggle(
@@ -302,10 +301,11 @@ def traversals(sel: Selection, z: torch.Tensor, y: int | None, dims: Dimensions)
     show_inactive = c3.toggle(f"Show the {len(inactive)} inactive dimensions" if inactive else "No inactive dimensions",
                               key=S.bind("inactive"), disabled=not inactive)
     rows = dims.active + (inactive if show_inactive else [])
-    scale = max(1, 700 // (steps * 29)) * state.zoom()
     grid = traversal_grid(model, z, rows, steps, span, y)
+    side = grid.shape[-2] + 1  # one row of the tiled grid: an image (28 px for MNIST) and a 1-pixel white line
+    scale = max(1, 700 // (steps * side)) * state.zoom()
     tiled = tile(grid, nrow=steps, padding=1, scale=scale)
-    h = 29 * scale  # one row of the tiled grid: a 28-pixel image and a 1-pixel white line, scaled
+    h = side * scale
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
         c1.markdown(f"**z[{j}]**  \n" + (f"{dims.kl[j]:.2f} nats" if model.variational else f"var {dims.kl[j]:.2f}")

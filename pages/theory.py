@@ -146,7 +146,7 @@ def render(sel: Selection) -> None:
         return
     left, right = st.columns([2, 3], gap="large")
     with left:
-        x, label, index = pick_test_image(sel.config["dataset"], "theory_image")
+        x, label, index = pick_test_image(sel, "theory_image")
         post = posterior(sel.model, x, label if sel.conditional else None, sel.config["likelihood"],
                          sel.config.get("sigma", 0.1), k=100)
         a, b = st.columns(2)

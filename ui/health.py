@@ -181,6 +181,10 @@ def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container
     """The verdict on one input, in words: its chosen score's percentile among the test images, and an
     st.warning when it is above the threshold (a share ``fpr`` of test images are). ``what``: "upload",
     "drawing" (both judged against the test images framed as uploads are) or "test image". Returns the verdict."""
+    if not sel.builtin:
+        container.caption("The out-of-distribution check is fitted for the MNIST and Fashion-MNIST models only: its "
+                          "complexity score reads grey images of one object on a dark background.")
+        return None
     v = ood_verdict(sel, x, framed=what != "test image")
     if v is None:
         container.caption("No out-of-distribution threshold was fitted for this model "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 import shutil
 import tempfile
 import time
@@ -20,7 +21,8 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from vae.data import CLASS_NAMES, DatasetNotFoundError, load_test_images, sample_file
+from vae.data import CLASS_NAMES, DatasetNotFoundError, is_builtin, load_test_images, sample_file
+from vae.folders import FolderDatasetError, prepare_upload
 from vae.latent import tile
 from vae.preprocess import EXTENSIONS, ImageError, Preprocessed, preprocess_image
 
@@ -31,21 +33,26 @@ STATIC = PRETRAINED.parent / "static"
 THUMBNAILS = STATIC / "thumbnails"
 
 
-@st.cache_resource(show_spinner="Reading the test images...", max_entries=2)
-def _test_images(dataset: str):
+@st.cache_resource(show_spinner="Reading the test images...", max_entries=4)
+def _test_images(dataset: str, image_shape: tuple[int, int, int] | None):
+    if not is_builtin(dataset):
+        return load_test_images(dataset, image_shape=image_shape)
     return load_test_images(dataset, sample=sample_file(PRETRAINED / "samples", dataset))
 
 
-def test_images(dataset: str):
-    """(images (N, 1, 28, 28), labels, indices, source) from the data root, else the bundled sample.
+def test_images(dataset: str, image_shape=None):
+    """(images float (N, C, H, W) in [0, 1], labels, indices, source): MNIST's or Fashion-MNIST's test
+    split from the data root, else the bundled sample; for a folder or zip of images (``dataset`` a
+    path, as a model's config names it) its held-out test split at ``image_shape`` (C, S, S), the
+    model's, read from the decoded dataset's cache.
 
     Cached once per server process and shared by sessions without copying: treat the tensors as
     read-only. When neither is there, shows why with st.error and stops the page.
     """
     try:
-        return _test_images(dataset)
-    except DatasetNotFoundError as err:
-        st.error(str(err))
+        return _test_images(dataset, None if image_shape is None else tuple(int(v) for v in image_shape))
+    except (DatasetNotFoundError, FolderDatasetError) as err:
+        st.error(f"No test images for this model: {err}")
         st.stop()
 
 
@@ -59,18 +66,19 @@ def picker_settings(prefix: str = "") -> list[state.Setting]:
     return [state.Setting(prefix + "class", int, ANY_CLASS, ANY_CLASS), state.Setting(prefix + "example", int, 0, 0)]
 
 
-def pick_test_image(dataset: str, key: str, container=st, page_state: state.PageState | None = None,
+def pick_test_image(sel, key: str, container=st, page_state: state.PageState | None = None,
                     caption: bool = False):
     """Widgets to choose one test image: a class (or any) and an example number, with a dice button.
 
     ``key`` keeps several pickers on one page apart; with ``page_state`` (a page's state holding
     ``picker_settings(key)``), the choice is kept there instead (the page left and revisited, a link),
     and ``key`` is the settings' prefix. ``caption``: say under it which test image the example is
-    (offline, example 0 of the bundled sample is test image #14). Returns (image float (1, 1, 28, 28)
-    in [0, 1], label int, index into the full test split int). Stops the page when no test images exist.
+    (offline, example 0 of the bundled sample is test image #14). ``sel``: the model's
+    ``ui.models.Selection``, whose test images are picked from. Returns (image float (1, C, H, W) in
+    [0, 1], label int, index into the full test split int). Stops the page when no test images exist.
     """
-    images, labels, indices, source = test_images(dataset)
-    names = CLASS_NAMES[dataset]
+    images, labels, indices, source = sel.test_images()
+    names = sel.class_names
     c1, c2, c3 = container.columns([3, 2, 1], vertical_alignment="bottom")
     class_key = f"{key}_class" if page_state is None else page_state.bind(key + "class", hi=len(names) - 1)
     cls = c1.selectbox("Class", [ANY_CLASS, *range(len(names))], key=class_key,
@@ -101,13 +109,21 @@ def max_upload_bytes() -> int:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _preprocess(data: bytes, max_bytes: int, style: str) -> Preprocessed:
+def _preprocess(data: bytes, max_bytes: int, style) -> Preprocessed:
+    if isinstance(style, tuple):  # a folder model's (C, S, S)
+        try:
+            return prepare_upload(data, style, max_bytes)
+        except FolderDatasetError as err:
+            raise ImageError(str(err)[:1].upper() + str(err)[1:]) from None
     return preprocess_image(data, max_bytes=max_bytes, style=style)
 
 
-def preprocess(data: bytes, style: str = "mnist") -> Preprocessed:
-    """``vae.preprocess.preprocess_image`` with the upload size limit, cached in memory (never on
-    disk), so a rerun for another widget does not decode the image again. Raises ImageError."""
+def preprocess(data: bytes, style="mnist") -> Preprocessed:
+    """An upload made into the model's input with the upload size limit, cached in memory (never on
+    disk), so a rerun for another widget does not decode the image again. style: "mnist" or
+    "fashion" (``vae.preprocess.preprocess_image``: framed as the dataset framed its images), or a
+    folder model's image_shape (C, S, S) (``vae.folders.prepare_upload``: centre-cropped and resized
+    as its training images were); ``Selection.preprocess_style`` says which. Raises ImageError."""
     return _preprocess(data, max_upload_bytes(), style)
 
 
@@ -131,10 +147,10 @@ def upload_preprocessed(key: str, container=st, label: str = "Upload an image", 
 
     The file's bytes are kept in the session (``kept_upload``): a page left and revisited still has it,
     said under the uploader as the current image, with a button that removes it. Returns the
-    Preprocessed (its ``image`` float (1, 1, 28, 28) in [0, 1], and the steps), or None when no file is
+    Preprocessed (its ``image`` float (1, C, H, W) in [0, 1], and the steps), or None when no file is
     chosen or the file is unusable; then its reason shows as one st.error sentence that names the file
     (a larger file that the browser refuses never reaches the server, which keeps the previous one).
-    ``style``: "mnist", or "fashion" for a Fashion-MNIST model (``Selection.preprocess_style``).
+    ``style``: ``preprocess``'s (``Selection.preprocess_style``).
     """
     limit = max_upload_bytes() // 2**20
     file = container.file_uploader(
@@ -165,7 +181,7 @@ def _size(n: int) -> str:
 
 
 def upload_image(key: str, container=st, label: str = "Upload an image", style: str = "mnist"):
-    """A file uploader that returns the model's input: float (1, 1, 28, 28) in [0, 1], or None.
+    """A file uploader that returns the model's input: float (1, C, H, W) in [0, 1], or None.
 
     None when no file is chosen, or when the file is unusable (its reason then shows with st.error);
     doubts about the ink found (``Preprocessed.warnings``) show as st.warning under the uploader.
@@ -202,22 +218,24 @@ def png_bytes(pixels, scale: int = 1) -> bytes:
 
 
 def label_tiles(pixels, labels: list[str], per_row: int, cell: int, font: int = 12):
-    """The tiled strip with each image's label (its t) in a band under its row."""
+    """The tiled strip (uint8 (H, W) grey or (H, W, 3) colour) with each image's label (its t) in a band
+    under its row."""
     rows = (len(labels) + per_row - 1) // per_row
     band = font + 6
-    h, w = pixels.shape
-    out = Image.new("L", (w, h + rows * band), 255)
+    h, w = pixels.shape[:2]
+    out = Image.new("L" if pixels.ndim == 2 else "RGB", (w, h + rows * band), (255,) * (1 if pixels.ndim == 2 else 3))
     for r in range(rows):  # each row of images, then its band of labels
         out.paste(Image.fromarray(pixels[r * cell : (r + 1) * cell]), (0, r * (cell + band)))
     draw = ImageDraw.Draw(out)
     for i, text in enumerate(labels):
         r, c = divmod(i, per_row)
-        draw.text((c * cell + cell // 2, r * (cell + band) + cell + 2), text, fill=60, anchor="ma", font_size=font)
+        draw.text((c * cell + cell // 2, r * (cell + band) + cell + 2), text, fill=60 if pixels.ndim == 2 else (60,) * 3,
+                  anchor="ma", font_size=font)
     return np.asarray(out)
 
 
 def path_gif(ends, path, scale: int = 4, ms: int = 120) -> bytes:
-    """Frames: ends float (2, 1, 28, 28) and path float (n, 1, 28, 28) in [0, 1]."""
+    """Frames: ends float (2, C, H, W) and path float (n, C, H, W) in [0, 1]."""
     # The start's reconstruction, the path, the end's reconstruction, and back: an animated GIF.
     frames = torch.cat([ends[:1], path, ends[1:]])
     pictures = [Image.fromarray(tile(f[None], nrow=1, scale=scale)) for f in frames]
@@ -227,7 +245,7 @@ def path_gif(ends, path, scale: int = 4, ms: int = 120) -> bytes:
     return buf.getvalue()
 
 
-THUMBNAIL_FORMAT = b"grey PNG, 1x"  # in the folders' hash: change it with png_files, and browsers fetch anew
+THUMBNAIL_FORMAT = b"grey or RGB PNG, 1x"  # in the folders' hash: change it with png_files, and browsers fetch anew
 
 
 def _uint8(images: torch.Tensor) -> torch.Tensor:
@@ -235,18 +253,18 @@ def _uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def png_files(images: torch.Tensor) -> list[bytes]:
-    """Each image of float (N, 1, H, W) in [0, 1] as the bytes of a grey PNG file (about 270 bytes for
-    a 28x28 MNIST digit)."""
+    """Each image of float (N, C, H, W) in [0, 1] as the bytes of a PNG file, grey (C = 1) or RGB (C = 3)
+    (about 270 bytes for a 28x28 MNIST digit)."""
     out = []
-    for x in _uint8(images).squeeze(1).numpy():
+    for x in _uint8(images).permute(0, 2, 3, 1).numpy():
         buffer = io.BytesIO()
-        Image.fromarray(x, mode="L").save(buffer, "PNG", optimize=True)
+        Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x).save(buffer, "PNG", optimize=True)
         out.append(buffer.getvalue())
     return out
 
 
 def png_data_urls(images: torch.Tensor) -> list[str]:
-    """Each image of float (N, 1, H, W) in [0, 1] as a PNG data URL (about 370 characters for a 28x28
+    """Each image of float (N, C, H, W) in [0, 1] as a PNG data URL (about 370 characters for a 28x28
     MNIST digit): Vega's tooltip draws a field named "image" holding one as a picture."""
     return ["data:image/png;base64," + base64.b64encode(png).decode("ascii") for png in png_files(images)]
 
@@ -257,7 +275,15 @@ def thumbnails_dir(dataset: str, images: torch.Tensor, indices: torch.Tensor, ro
     sample, say) get another folder, and a browser never shows a stale picture from its cache."""
     digest = hashlib.sha256(THUMBNAIL_FORMAT + _uint8(images).numpy().tobytes())
     digest.update(indices.to(torch.int64).numpy().tobytes())
-    return root / f"{dataset}-{digest.hexdigest()[:12]}"
+    return root / f"{folder_slug(dataset)}-{digest.hexdigest()[:12]}"
+
+
+def folder_slug(dataset: str) -> str:
+    """A dataset's name as a safe file name: "mnist", or a folder's or zip's own name (letters, digits,
+    - and _ kept, at most 40 characters), the path to it left out."""
+    if is_builtin(dataset):
+        return dataset
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(dataset).stem)[:40].strip("-") or "images"
 
 
 def write_thumbnails(dataset: str, images: torch.Tensor, indices: torch.Tensor, root: Path = THUMBNAILS) -> Path:
@@ -288,16 +314,16 @@ def write_thumbnails(dataset: str, images: torch.Tensor, indices: torch.Tensor, 
 
 
 @st.cache_resource(show_spinner="Writing the hover pictures...", max_entries=4)
-def thumbnails_url(dataset: str) -> str | None:
+def thumbnails_url(dataset: str, image_shape=None) -> str | None:
     """The URL, relative to the page, of the folder of the test images' hover thumbnails
     (``write_thumbnails``): a chart names each point's picture as this folder + its test index + ".png",
     which the browser fetches when the pointer first rests on the point, so a chart's own data stays
     small (a 10,000-point chart is 0.7 MB instead of 4.2 MB, sent again on every change). None when
     Streamlit does not serve static files or the folder is neither there nor writable: then a chart
-    carries the pictures itself. Once per server process and dataset."""
+    carries the pictures itself. Once per server process and dataset (``test_images``' arguments)."""
     if not st.get_option("server.enableStaticServing"):
         return None
-    images, _, indices, _ = test_images(dataset)
+    images, _, indices, _ = test_images(dataset, image_shape)
     try:
         folder = write_thumbnails(dataset, images, indices)
     except OSError:

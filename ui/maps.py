@@ -8,7 +8,6 @@ from vae.embeddings import METHODS, image_order, match_positions, sample_indices
 from vae.map_jobs import MapJob, MapJobs, MapKey
 
 from . import policy
-from .images import test_images
 from .models import Selection, test_encodings
 from .training import format_seconds, session_key
 
@@ -33,7 +32,7 @@ def new_map(sel: Selection, key: MapKey):
     bundled sample's first), their means from ``test_encodings``. Shows a warning and returns None when
     n is more than this server computes (``Policy.map_max_n``)."""
     folder, method, n = sel.folder, key.method, key.n
-    images, labels, indices, _ = test_images(sel.config["dataset"])
+    images, labels, indices, _ = sel.test_images()
     emb = map_jobs().result(key)
     if emb is not None:
         return emb, match_positions(emb, indices)

@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 from vae.checkpoint import CONFIG, METRICS, NAME_PATTERN, WEIGHTS, CheckpointError, load_checkpoint
-from vae.data import CLASS_NAMES, DATASET_NAMES
+from vae.data import class_names, dataset_title, is_builtin
 from vae.latent import encode_images
 from vae.models import MODELS
 from vae.train import best_device
@@ -45,7 +45,38 @@ class Selection:
 
     @property
     def class_names(self) -> list[str]:
-        return CLASS_NAMES[self.config["dataset"]]
+        """The dataset's class names in label order (``vae.data.class_names``): a folder's class folders."""
+        return class_names(self.config, self.metrics)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the model's images: (1, 28, 28) for MNIST and Fashion-MNIST, a folder's own."""
+        return tuple(int(v) for v in self.config.get("image_shape") or (1, 28, 28))
+
+    @property
+    def builtin(self) -> bool:
+        """Trained on MNIST or Fashion-MNIST, not on a folder or zip of a user's images."""
+        return is_builtin(self.config["dataset"])
+
+    @property
+    def digits(self) -> bool:
+        """Trained on MNIST: the tools made for handwritten digits (morphometry, the pixel classifier,
+        the out-of-distribution scores' references) apply."""
+        return self.config["dataset"] == "mnist"
+
+    @property
+    def dataset_title(self) -> str:
+        """The dataset in words: "MNIST", "Fashion-MNIST", "photos (your images)"."""
+        return dataset_title(self.config["dataset"])
+
+    @property
+    def thing(self) -> str:
+        """What one image shows, for labels like "An image of one digit": digit, item, or image."""
+        return {"mnist": "digit", "fashion": "item"}.get(self.config["dataset"], "image")
+
+    def test_images(self):
+        """``ui.images.test_images`` of this model's dataset, at its image_shape."""
+        return test_images(self.config["dataset"], None if self.builtin else self.image_shape)
 
     @property
     def conditional(self) -> bool:
@@ -63,8 +94,12 @@ class Selection:
         return self.config["model"] == "cvae_class_prior"
 
     @property
-    def preprocess_style(self) -> str:
-        """How an upload is framed for this model: "fashion" for Fashion-MNIST models, else "mnist"."""
+    def preprocess_style(self):
+        """How an upload is made into this model's input (``ui.images.preprocess``): "mnist" or
+        "fashion" (framed as that dataset framed its images), or a folder model's image_shape (C, S, S)
+        (centre-cropped and resized as its training images were)."""
+        if not self.builtin:
+            return self.image_shape
         return "fashion" if self.config["dataset"] == "fashion" else "mnist"
 
 
@@ -165,8 +200,13 @@ def load_model(folder: str):
 
 
 def describe(config: dict) -> str:
-    return (f"{MODELS[config['model']].short_name}, {config['latent_dim']}-d latent, "
-            f"{DATASET_NAMES[config['dataset']]}")
+    """'VAE, 2-d latent, MNIST'; a folder model's adds its image size: 'VAE, 2-d latent, photos (your
+    images), 32×32 colour'."""
+    line = f"{MODELS[config['model']].short_name}, {config['latent_dim']}-d latent, {dataset_title(config['dataset'])}"
+    if not is_builtin(config["dataset"]):
+        c, h, w = config.get("image_shape") or (1, 28, 28)
+        line += f", {h}×{w} {'grey' if c == 1 else 'colour'}"
+    return line
 
 
 def available_models() -> tuple[dict[str, str], dict[str, str]]:
@@ -257,9 +297,9 @@ def loss_name(config: dict) -> str:
 
 
 @st.cache_data(show_spinner="Encoding the test images...", max_entries=8)
-def _test_encodings(folder: str, version: float, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_encodings(folder: str, version: float, dataset: str, image_shape) -> tuple[torch.Tensor, torch.Tensor]:
     model = load_model(folder)[0]
-    images, labels, _, _ = test_images(dataset)
+    images, labels, _, _ = test_images(dataset, image_shape)
     return encode_images(model, images, labels if model.conditional else None)
 
 
@@ -270,4 +310,5 @@ def test_encodings(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
     Computed once per model folder and weights (at most 8 models cached); every page that needs the
     test encodings calls this.
     """
-    return _test_encodings(sel.folder, weights_mtime(sel.folder), sel.config["dataset"])
+    return _test_encodings(sel.folder, weights_mtime(sel.folder), sel.config["dataset"],
+                           None if sel.builtin else sel.image_shape)

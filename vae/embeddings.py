@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, weights_sha256  # noqa: F401 (re-exported)
-from .data import DatasetNotFoundError, load_test_images, sample_file
+from .data import DatasetNotFoundError, is_builtin, load_test_images, sample_file
 from .latent import encode_images
 from .projection import UMAP_PARAMS, EmbeddingError, pca, project, tsne, umap, warm_up_umap  # noqa: F401 - re-exported
 
@@ -313,15 +313,15 @@ def points_in_rect(xy, rect) -> list[int]:
     return np.flatnonzero(inside).tolist()
 
 
-def sample_path(folder: str | os.PathLike, dataset: str) -> Path:
-    """Where the bundled offline sample of ``dataset`` lies for a model folder under pretrained/."""
-    return sample_file(Path(folder).resolve().parent / "samples", dataset)
+def sample_path(folder: str | os.PathLike, dataset: str) -> Path | None:
+    """Where the bundled offline sample of ``dataset`` lies for a model folder under pretrained/; None
+    for a folder or zip of images (``vae.data.is_builtin``), which has no sample."""
+    return sample_file(Path(folder).resolve().parent / "samples", dataset) if is_builtin(dataset) else None
 
 
-def sample_indices(path: str | os.PathLike) -> torch.Tensor | None:
+def sample_indices(path: str | os.PathLike | None) -> torch.Tensor | None:
     """The test indices int64 (K,) held by a bundled sample file, or None when there is no such file."""
-    path = Path(path)
-    return load_file(str(path))["indices"] if path.is_file() else None
+    return load_file(str(path))["indices"] if path is not None and Path(path).is_file() else None
 
 
 def precompute(
@@ -337,7 +337,7 @@ def precompute(
     """
     model, config, _ = load_checkpoint(folder, device)
     sample = sample_path(folder, config["dataset"])
-    images, labels, indices, source = load_test_images(config["dataset"], data_root, sample)
+    images, labels, indices, source = load_test_images(config["dataset"], data_root, sample, config.get("image_shape"))
     if method not in STORED:
         raise EmbeddingError(f"only {' and '.join(METHODS[m] for m in STORED)} maps are stored, not {method!r}")
     emb = compute_embedding(model, images, labels, indices, len(indices) if n is None else n, method, perplexity, seed, sample_indices(sample))

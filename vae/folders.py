@@ -77,7 +77,7 @@ from PIL import Image, ImageOps
 
 from .data import split_train_val  # the validation split vae.train will hold out, counted in the card
 from .models import IMAGE_CHANNELS, IMAGE_SIZES
-from .preprocess import HIGH_DEPTH_MODES, grey_to_8bit
+from .preprocess import HIGH_DEPTH_MODES, THUMB_SIZE, Preprocessed, grey_to_8bit
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # Pillow openers tried (PPM also reads PGM, PBM)
 MIN_IMAGES = 20  # with a 10% test split and 10% validation: 2 test, 2 validation, 16 training images
@@ -478,6 +478,30 @@ def decode_image(data: bytes, image_shape, limits: Limits | None = None) -> torc
         raise FolderDatasetError("bad_image", f"the file is {_reason(err)}: save it again as PNG or JPEG.") from None
     x = torch.from_numpy(a.copy())
     return (x[None, None] if c == 1 else x.permute(2, 0, 1)[None]).to(torch.float32).div_(255)
+
+
+def prepare_upload(data: bytes, image_shape, max_bytes: int | None = None):
+    """An upload for a model trained on a folder (the Reconstruct page's, say): ``decode_image`` and the
+    steps to show, as ``vae.preprocess.Preprocessed``. image_shape: the model's (C, S, S); max_bytes:
+    the file size limit (``Limits.max_file_bytes`` when None). Returns Preprocessed with image float32
+    (1, C, S, S) in [0, 1] and two steps (the file upright with its transparency on black, at most
+    ``vae.preprocess.THUMB_SIZE`` px; the model's input), never inverted and with no warnings: a
+    folder's images are taken as they are. Raises FolderDatasetError as ``decode_image``."""
+    limits = DEFAULT_LIMITS if max_bytes is None else Limits(max_file_bytes=max_bytes)
+    x = decode_image(data, image_shape, limits)
+    im = _open_image(data, limits)  # decode_image has read it already: no error left
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    fmt, mode = im.format, im.mode
+    shown = _to_8bit(ImageOps.exif_transpose(im))
+    w, h = shown.size
+    shown.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
+    c, s = int(image_shape[0]), int(image_shape[1])
+    a = (x[0] * 255).round().to(torch.uint8)
+    final = a[0].numpy() if c == 1 else a.permute(1, 2, 0).numpy()
+    steps = ((f"your image, {w} × {h} px", np.asarray(shown)),
+             (f"{s}×{s}, {'grey' if c == 1 else 'colour'}: the centre square, resized", final))
+    return Preprocessed(x, steps, False, f"{fmt}, {w} × {h} px, {mode}")
 
 
 def _is_grey(a: np.ndarray) -> bool:

@@ -93,11 +93,13 @@ def plane_pixel(value, n: int, cell: float, span: float = 2.0, spacing: str = "q
 
 
 def tile(images: torch.Tensor, nrow: int, padding: int = 0, scale: int = 1) -> np.ndarray:
-    """Tile (B, 1, H, W) images in [0, 1] into one uint8 (H', W') array, ``nrow`` per row.
+    """Tile (B, C, H, W) images in [0, 1] into one uint8 array, ``nrow`` per row, white between them:
+    (H', W') for grey images (C = 1), (H', W', 3) for colour ones (C = 3).
 
     ``scale`` enlarges by pixel repetition (nearest neighbour), so the result stays crisp.
     """
-    grid = make_grid(images.detach().cpu(), nrow=nrow, padding=padding, pad_value=1.0)[0]
+    grid = make_grid(images.detach().cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+    grid = grid[0] if images.shape[1] == 1 else grid.permute(1, 2, 0)
     pixels = (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     if scale > 1:  # after the conversion, in NumPy: scale^2 times less work than on the float grid
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -197,11 +198,16 @@ def is_out_of_distribution(value: float, fitted: dict) -> bool:
 
 def measure(folder: str | Path, data_root: str | None = None, draws: int = DRAWS, seed: int = 0) -> dict:
     """The "ood" entry of a model's metrics.json: each score fitted on the whole test split as it is
-    ("scores") and framed the way uploads are ("framed")."""
+    ("scores") and framed the way uploads are ("framed"). Raises ValueError for a model trained on a
+    folder or zip of images: the complexity score and the uploads' framing are MNIST's (grey, one
+    object on a dark background)."""
     from .checkpoint import load_checkpoint
-    from .data import load_dataset
+    from .data import is_builtin, load_dataset
 
     model, config, _ = load_checkpoint(folder)
+    if not is_builtin(config["dataset"]):
+        raise ValueError(f"{folder} was trained on your own images; the out-of-distribution thresholds are fitted "
+                         "for MNIST and Fashion-MNIST models only.")
     images, _ = load_dataset(config["dataset"], "test", data_root)
     t0 = time.perf_counter()
     s = ood_scores(model, images, config["likelihood"], config["sigma"], draws, seed)
@@ -251,7 +257,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true", help="store the result in each folder's metrics.json")
     args = parser.parse_args(argv)
     for folder in args.folders:
-        result = measure(folder, args.data_root)
+        try:
+            result = measure(folder, args.data_root)
+        except ValueError as err:
+            sys.exit(f"error: {err}")
         print(folder, {k: round(v["threshold"], 2) for k, v in result["scores"].items()},
               "framed:", {k: round(v["threshold"], 2) for k, v in result["framed"].items()}, f"{result['seconds']} s")
         if args.write:
