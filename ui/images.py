@@ -103,9 +103,13 @@ def pick_test_image(sel, key: str, container=st, page_state: state.PageState | N
     return images[i : i + 1], int(labels[i]), int(indices[i])
 
 
+IMAGE_UPLOAD_MB = 10  # an image upload's limit (the browser's, and the server's check); the server's cap is larger for zips
+
+
 def max_upload_bytes() -> int:
-    """Streamlit's ``server.maxUploadSize`` (set in .streamlit/config.toml), in bytes."""
-    return int(st.get_option("server.maxUploadSize")) * 2**20
+    """The largest image upload, in bytes: ``IMAGE_UPLOAD_MB``, or Streamlit's ``server.maxUploadSize``
+    (.streamlit/config.toml) when that is smaller."""
+    return min(IMAGE_UPLOAD_MB, int(st.get_option("server.maxUploadSize"))) * 2**20
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -154,7 +158,7 @@ def upload_preprocessed(key: str, container=st, label: str = "Upload an image", 
     """
     limit = max_upload_bytes() // 2**20
     file = container.file_uploader(
-        label, type=list(EXTENSIONS), key=key, on_change=_forget, args=(key,),
+        label, type=list(EXTENSIONS), key=key, on_change=_forget, args=(key,), max_upload_size=limit,
         help=f"PNG, JPEG, BMP, GIF, WebP or TIFF, up to {limit} MB: the browser refuses a larger file (it is "
         "listed in red and never sent, and the page keeps the file it had); a photo of one digit on paper works. "
         "Kept in memory for this session only, never saved.",

@@ -67,7 +67,7 @@ class Selection:
     @property
     def dataset_title(self) -> str:
         """The dataset in words: "MNIST", "Fashion-MNIST", "photos (your images)"."""
-        return dataset_title(self.config["dataset"])
+        return dataset_title(self.config["dataset"], self.metrics.get("data"))
 
     @property
     def thing(self) -> str:
@@ -199,10 +199,11 @@ def load_model(folder: str):
     return _load(folder, weights_mtime(folder))
 
 
-def describe(config: dict) -> str:
+def describe(config: dict, metrics: dict | None = None) -> str:
     """'VAE, 2-d latent, MNIST'; a folder model's adds its image size: 'VAE, 2-d latent, photos (your
-    images), 32×32 colour'."""
-    line = f"{MODELS[config['model']].short_name}, {config['latent_dim']}-d latent, {dataset_title(config['dataset'])}"
+    images), 32×32 colour' (its name from the data card in ``metrics``)."""
+    title = dataset_title(config["dataset"], (metrics or {}).get("data"))
+    line = f"{MODELS[config['model']].short_name}, {config['latent_dim']}-d latent, {title}"
     if not is_builtin(config["dataset"]):
         c, h, w = config.get("image_shape") or (1, 28, 28)
         line += f", {h}×{w} {'grey' if c == 1 else 'colour'}"
@@ -240,7 +241,7 @@ def picker() -> Selection:
     except CheckpointError as err:
         st.error(f"Cannot load {name}: {err}")
         st.stop()
-    st.caption(describe(config) + score_line(config, metrics))
+    st.caption(describe(config, metrics) + score_line(config, metrics))
     return Selection(name, folders[name], model, config, metrics)
 
 

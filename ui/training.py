@@ -12,7 +12,8 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae.checkpoint import ModelNameError, save_user_model, zip_folder
-from vae.data import DATASET_NAMES, data_root, has_split
+from vae.data import DATASET_NAMES, data_root, dataset_title, has_split
+from vae.folders import DEFAULT_LIMITS, FolderDatasetError, Limits, card_markdown, default_cache_dir, load_folder
 from vae.jobs import BusyError, Job, JobRegistry
 from vae.losses import LIKELIHOODS
 from vae.models import MODELS
@@ -24,6 +25,9 @@ from .charts import history_figure, kl_heatmap
 from .models import APP_STATE, best_val, loss_name, session_models, user_models_dir
 
 JOB_KEY = "train_job_id"  # session state: the id of this session's latest training job
+YOURS = "yours"  # the Dataset choice of a zip of your own images
+ZIP_KEY = "train_zip"  # the zip uploader's key
+IMPORTED = "train_imported"  # session state: {"id": (file id, size, channels), "card": dict} or {"id", "error"}
 BATCH_SIZES = (32, 64, 128, 256, 512)
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
@@ -154,7 +158,7 @@ def live_progress(job_id: str) -> None:
     st.caption(f"Training **{job.name}** on {job.device}")
     p = job.progress
     if p is None:
-        st.progress(0.0, text=f"Loading {DATASET_NAMES[job.config.dataset]}...")
+        st.progress(0.0, text=f"Loading {dataset_title(job.config.dataset, (imported_card() or {}))}...")
     else:
         left = job.seconds_left()
         st.progress(job.fraction(), text=f"Epoch {p.epoch}/{p.epochs} · step {p.step}/{p.steps_per_epoch} · "
@@ -221,15 +225,25 @@ def _start_job() -> None:
     """The Train button's callback (it runs before the rerun, so the rerun already shows the job):
     starts a job from the form's values, or leaves the busy message for the form to show."""
     state = st.session_state
+    card = imported_card() if state.train_dataset == YOURS else None
     try:  # ValueError: beyond the server's bounds (TrainConfig's, the registry's), whatever the widgets said
+        data = {"dataset": state.train_dataset}
+        if state.train_dataset == YOURS:
+            if card is None:
+                raise ValueError("Upload a zip of your images first.")
+            if MODELS[state.train_model].cls.conditional and (not card["labelled"] or len(card["classes"]) < 2):
+                raise ValueError(f"A {MODELS[state.train_model].short_name} needs labels: put the images in two or "
+                                 "more subfolders, one per class, or pick an unconditional model.")
+            data = {"dataset": card["cache_file"], "n_classes": len(card["classes"]),
+                    "image_shape": [card["channels"], card["image_size"], card["image_size"]]}
         config = TrainConfig(
-            dataset=state.train_dataset, model=state.train_model, latent_dim=int(state.train_latent_dim),
+            **data, model=state.train_model, latent_dim=int(state.train_latent_dim),
             hidden=list(MODELS[state.train_model].default_hidden), epochs=int(state.train_epochs),
             batch_size=int(state.train_batch_size), lr=float(state.train_lr),
             beta=1.0 if state.train_model == "ae" else float(state.train_beta),  # an AE has no KL to weigh
             likelihood=state.train_likelihood,
         )
-        job = job_registry().start(session_key(), config, alive=_session_check())
+        job = job_registry().start(session_key(), config, alive=_session_check(), card=card)
     except (BusyError, ValueError) as err:
         state["train_busy"] = str(err)
     else:
@@ -249,16 +263,109 @@ def missing_data() -> str | None:
             "or set VAE_DATA_DIR to where they are, then restart the app.")
 
 
+def upload_limits() -> Limits:
+    """What an uploaded zip may hold (``vae.folders.Limits``): the policy's image count (with room for
+    folders and hidden files) refused before a byte is decompressed; a public server's zip also at most
+    1 GB uncompressed."""
+    p, d = policy(), DEFAULT_LIMITS
+    n = p.upload_max_images
+    return Limits(max_files=d.max_files if n is None else 2 * n + 100,
+                  max_file_bytes=d.max_file_bytes, max_total_bytes=2**30 if p.public else d.max_total_bytes,
+                  max_pixels=d.max_pixels)
+
+
+def upload_cache_dir() -> Path:
+    """Where an upload's decoded images are kept: on a public server, this session's own folder beside
+    its models (``JobRegistry.watch``: deleted with them once the visitor has left); elsewhere the cache
+    of ``python -m vae.train --dataset`` (``vae.folders.default_cache_dir``), so that a saved model finds
+    its images after a restart and a second upload of the same zip decodes nothing."""
+    if policy().public:
+        return job_registry().watch(session_key(), _session_check()) / "datasets"
+    return default_cache_dir()
+
+
+def imported_card() -> dict | None:
+    """The data card of this session's imported zip, or None."""
+    done = st.session_state.get(IMPORTED)
+    return None if done is None else done.get("card")
+
+
+def _import(file, size: int | None, channels: int | None) -> dict:
+    """Decode an uploaded zip (a progress bar while it decodes): {"card": its data card} or {"error": why}."""
+    bar = st.progress(0.0, text=f"Reading {file.name}...")
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        pct = 100 * done // max(total, 1)
+        if pct != shown[0]:  # at most 101 updates, not one per image
+            shown[0] = pct
+            bar.progress(pct / 100, text=f"Decoding {done:,} of {total:,} images")
+
+    limit, most = policy().upload_max_images, policy().upload_max_mb
+    try:
+        if file.size > most * 2**20:  # the browser refuses it first; this holds whatever reaches the server
+            raise FolderDatasetError("zip_too_large", f"it is {file.size / 2**20:.0f} MB, over the {most} MB this "
+                                     "server takes: upload a smaller zip.", size=file.size, limit=most)
+        ds = load_folder(file.getvalue(), size, channels, upload_cache_dir(), upload_limits(), progress=progress,
+                         name=file.name)
+        if limit is not None and ds.card["n_images"] > limit:
+            raise FolderDatasetError("too_many_images", f"it holds {ds.card['n_images']:,} images, more than the "
+                                     f"{limit:,} this server trains on: upload fewer.", n=ds.card["n_images"], limit=limit)
+    except FolderDatasetError as err:
+        return {"error": f"**{file.name}**: {str(err)[:1].upper()}{str(err)[1:]}"}
+    finally:
+        bar.empty()
+    return {"card": ds.card}
+
+
+def your_images() -> dict | None:
+    """The zip uploader, the image size and channels, the import and a line on what it holds, with the
+    data card in an expander. Returns the card, or None (no zip, or a zip that cannot be a dataset:
+    then its reason in one st.error line)."""
+    p = policy()
+    file = st.file_uploader(
+        f"A zip of your images (up to {p.upload_max_mb} MB)", type=["zip"], key=ZIP_KEY, max_upload_size=p.upload_max_mb,
+        help="One subfolder per class (its name is the class's name); images directly in the zip's top folder "
+        "make an unlabelled dataset. PNG, JPEG, BMP, GIF, WebP, TIFF; each is centre-cropped to a square and "
+        "resized, transparency on black. Read in memory, nothing extracted"
+        + (f"; at most {p.upload_max_images:,} images, kept for this session only." if p.upload_max_images else "."))
+    c1, c2 = st.columns(2)
+    size = c1.selectbox("Image size", [None, *p.upload_sizes], key="train_image_size",
+                        format_func=lambda v: "automatic" if v is None else f"{v} px",
+                        help="Automatic: 28 px for grey images of at most 28 px, else 32.")
+    channels = c2.selectbox("Channels", [None, 1, 3], key="train_channels",
+                            format_func={None: "automatic", 1: "grey", 3: "colour"}.get,
+                            help="Automatic: grey when every image is grey, else colour.")
+    if file is None:
+        return None
+    done = st.session_state.get(IMPORTED)
+    if done is None or done["id"] != (file.file_id, size, channels):
+        done = {"id": (file.file_id, size, channels), **_import(file, size, channels)}
+        st.session_state[IMPORTED] = done
+    if "error" in done:
+        st.error(done["error"])
+        return None
+    card = done["card"]
+    skipped = f", {card['n_skipped']:,} files skipped" if card["n_skipped"] else ""
+    st.caption(f"**{card['name']}**: {card['n_images']:,} images, "
+               + (f"{len(card['classes'])} classes" if card["labelled"] else "unlabelled")
+               + f", {card['image_size']}×{card['image_size']} {'grey' if card['channels'] == 1 else 'colour'}{skipped}.")
+    with st.expander("Data card"):
+        st.markdown(card_markdown(card).split("\n", 2)[2])  # without its title: the line above names it
+    return card
+
+
 def _train_form(running: bool) -> None:
     """The training settings and the Train button, which starts a job through the registry."""
     offline = missing_data()
     if offline:
         st.info(offline, icon=":material/cloud_off:")
     usable = [n for n in DATASET_NAMES if has_split(n, "train")]
-    if not usable:
+    dataset = st.radio("Dataset", [*usable, YOURS], horizontal=True, key="train_dataset",
+                       format_func=lambda n: "Your images" if n == YOURS else DATASET_NAMES[n])
+    if dataset == YOURS and your_images() is None:
         return
     with st.form("train_form", border=False):
-        st.radio("Dataset", usable, format_func=DATASET_NAMES.get, horizontal=True, key="train_dataset")
         st.radio("Model type", list(MODELS), format_func=lambda kind: MODELS[kind].short_name, horizontal=True, key="train_model",
                  help="VAE: MLP encoder and decoder (784-400-latent); ConvVAE: convolutional; CVAE: the MLP VAE "
                  "told the class, for the CVAE page; class-prior VAE: the MLP VAE with a learned prior mean per "

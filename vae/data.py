@@ -167,10 +167,11 @@ def is_builtin(dataset: str) -> bool:
     return dataset in DATASETS
 
 
-def dataset_title(dataset: str) -> str:
+def dataset_title(dataset: str, card: dict | None = None) -> str:
     """A dataset in words for cards and captions: "MNIST", "Fashion-MNIST", or "NAME (your images)"
-    with a folder's or zip's name (it reads right in "trained on ...", "the ... training split")."""
-    return DATASET_NAMES.get(dataset) or f"{Path(dataset).name} (your images)"
+    with a folder's or zip's name (it reads right in "trained on ...", "the ... training split"),
+    the data card's ``name`` when given (an upload's decoded file is named by a hash)."""
+    return DATASET_NAMES.get(dataset) or f"{(card or {}).get('name') or Path(dataset).name} (your images)"
 
 
 def class_names(config: dict, metrics: dict | None = None) -> list[str]:

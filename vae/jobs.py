@@ -35,6 +35,7 @@ import torch
 from . import runner
 from .checkpoint import NAME_PATTERN, save_checkpoint
 from .data import DatasetNotFoundError, data_root
+from .folders import FolderDatasetError
 from .policy import BusyError, Policy
 from .train import (Progress, TrainConfig, TrainingDiverged, describe_device, history_row, resolve_device,
                     run_metrics, train)
@@ -240,14 +241,31 @@ class JobRegistry:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def watch(self, session: str, alive: Callable[[], bool] | None) -> Path:
+        """Watch ``session`` with its check ``alive`` (as ``start`` does): once it has said "gone" for the
+        policy's session_grace, ``release`` deletes ROOT/SESSION, its models and what else it holds (an
+        upload's decoded images). Returns ROOT/SESSION, not created. Raises ValueError for a session key
+        that is not 1 to 64 letters, digits, - and _."""
+        if not NAME_PATTERN.fullmatch(session or ""):  # a session key names a folder, as a saved model's name does
+            raise ValueError(f"a session key is 1 to 64 letters, digits, - and _, got {session!r}")
+        folder = self.folder
+        with self._lock:
+            self._sessions.setdefault(session, [None, None])[0] = alive
+            if self._janitor is None:
+                self._janitor = threading.Thread(target=self._sweep_forever, name="vae-session-janitor", daemon=True)
+                self._janitor.start()
+        return folder / session
+
     def start(self, session: str, config: TrainConfig, alive: Callable[[], bool] | None = None,
-              data: tuple[torch.Tensor, torch.Tensor] | None = None) -> Job:
+              data: tuple[torch.Tensor, torch.Tensor] | None = None, card: dict | None = None) -> Job:
         """Start training ``config`` for ``session`` in a child process; returns the running Job.
 
         alive: optional session check, called about once a second from the job's watching thread;
         when it has returned False for the policy's ``alive_grace`` seconds the job stops itself. data:
         optional (images float32 (N, 1, 28, 28), labels int64 (N,)) instead of the dataset's training
-        split (handed to the child in a safetensors file). Raises BusyError when the session already has
+        split (handed to the child in a safetensors file). card: the data card of a folder or zip of
+        images (``vae.folders``) that ``config.dataset`` names, kept in the model's metrics.json as
+        "data" (its class names, what was skipped). Raises BusyError when the session already has
         a running job, ``max_jobs`` jobs are running or ``max_models`` models are kept; ValueError when
         ``config`` is out of ``Policy.check_training``'s bounds or ``session`` is not a key of 1 to 64
         letters, digits, - and _.
@@ -275,28 +293,24 @@ class JobRegistry:
             if policy.max_models is not None and kept >= policy.max_models:
                 raise BusyError(f"The server keeps at most {policy.max_models} trained models at once, and holds "
                                 "that many; they are deleted as their visitors leave. Try again in a few minutes.")
-            watch = self._sessions.setdefault(session, [None, None])
-            watch[0] = alive
-            if self._janitor is None:
-                self._janitor = threading.Thread(target=self._sweep_forever, name="vae-session-janitor", daemon=True)
-                self._janitor.start()
             self._runs += 1
             device = resolve_device(config.device)
-            job = Job(uuid.uuid4().hex[:12], session,
-                      f"run {self._runs} · {config.dataset} {config.model} {config.latent_dim}-d",
+            about = config.dataset if card is None else card.get("name") or "images"
+            job = Job(uuid.uuid4().hex[:12], session, f"run {self._runs} · {about} {config.model} {config.latent_dim}-d",
                       config, describe_device(device))
             self._jobs[job.id] = job
-        job._thread = threading.Thread(target=self._supervise, args=(job, folder / session / job.id, alive, data, policy),
+        self.watch(session, alive)
+        job._thread = threading.Thread(target=self._supervise, args=(job, folder / session / job.id, alive, data, policy, card),
                                        name=f"vae-train-{job.id}", daemon=True)
         job._thread.start()
         return job
 
-    def _supervise(self, job: Job, folder: Path, alive, data, policy: Policy) -> None:
+    def _supervise(self, job: Job, folder: Path, alive, data, policy: Policy, card: dict | None = None) -> None:
         """The job's thread: run the child (``vae.runner.run``), record its progress, check the limits,
         take its result."""
         try:
             task = {"config": dataclasses.asdict(job.config), "folder": str(folder),
-                    "data_root": str(data_root(self.data_root).resolve())}
+                    "data_root": str(data_root(self.data_root).resolve()), "card": card}
             arrays = None if data is None else {"images": data[0].numpy(), "labels": data[1].numpy()}
             outcome = runner.run(self.target, task, arrays=arrays, grace=policy.stop_grace, name=f"train-{job.id}",
                                  on_message=lambda m: self._record(job, Progress(**m["progress"])),
@@ -367,7 +381,8 @@ class JobRegistry:
 def train_task(task: dict, arrays: dict, send: Callable[[dict], None], stop: threading.Event) -> dict:
     """A training job's work, in its child process (``vae.runner.child_main`` calls it).
 
-    task: {"config": TrainConfig fields, "folder": where to save, "data_root": the dataset root};
+    task: {"config": TrainConfig fields, "folder": where to save, "data_root": the dataset root, "card": a
+    folder dataset's data card or None};
     arrays: {"images", "labels"} instead of the training split, or empty. Sends {"progress": Progress
     fields} after each epoch and after steps at most 20 times a second; returns metrics.json once the
     checkpoint is saved. ``stop`` ends the run after the current step, keeping the best weights so far.
@@ -390,8 +405,10 @@ def train_task(task: dict, arrays: dict, send: Callable[[dict], None], stop: thr
         result = train(config, report, stop, data=data, data_root=task["data_root"])
     except TrainingDiverged as err:
         raise runner.TaskFailed(f"Training diverged: {err}.") from None
-    except DatasetNotFoundError as err:
+    except (DatasetNotFoundError, FolderDatasetError) as err:
         raise runner.TaskFailed(str(err)) from None
     metrics = run_metrics(config, result)
+    if task.get("card") is not None:  # a folder's or zip's data card, as python -m vae.train keeps it
+        metrics["data"] = task["card"]
     save_checkpoint(result.model, dataclasses.asdict(config), metrics, task["folder"])
     return metrics

@@ -20,7 +20,7 @@ SESSION_GRACE_ENV = "VAE_SESSION_GRACE_S"  # seconds a closed session's models a
 # What a training job may ask for, checked by ``Policy.check_training`` whatever the widgets allowed:
 # field -> (low, high). The epochs' upper bound is the policy's max_epochs.
 JOB_RANGES = {"latent_dim": (1, 64), "batch_size": (16, 1024), "lr": (1e-5, 0.1), "beta": (0.0, 100.0)}
-JOB_CHOICES = {"dataset": ("mnist", "fashion"), "binarize": ("none",), "objective": ("elbo",),
+JOB_CHOICES = {"binarize": ("none",), "objective": ("elbo",),
                "device": ("auto", "cpu"),
                "amp": (False,), "compile": (False,), "warmup": (0,), "schedule": ("constant",)}
 
@@ -45,6 +45,9 @@ class Policy:
     most map_max_n images in a new map; map_max_seconds of wall time; a map nobody's page has polled
     for map_heartbeat is cancelled. Other on-demand numbers: at most iwae_max_k importance samples
     for one image's IWAE estimate.
+    Your own images (the training panel's zip upload): a zip of at most upload_max_mb megabytes (the
+    server's ``server.maxUploadSize`` must allow it), at most upload_max_images images (None: no
+    limit beyond ``vae.folders.Limits``), resized to one of upload_sizes pixels.
     """
 
     public: bool = False
@@ -63,15 +66,20 @@ class Policy:
     map_max_seconds: float = 900.0
     map_heartbeat: float = 30.0
     iwae_max_k: int = 1000
+    upload_max_mb: int = 200
+    upload_max_images: int | None = None
+    upload_sizes: tuple[int, ...] = (28, 32, 64)
 
     @classmethod
     def for_public(cls, **changes) -> Policy:
         """A public server's bounds: one training job at a time of at most 20 epochs (an MLP VAE's epoch
         takes about 3 s on a 2-core CPU) and 10 minutes; a session's newest 3 models, 24 in all; one
         new map at a time over the server, of at most 2,000 images (t-SNE: about 8 s on 2 cores), for
-        at most 2 minutes. ``changes``: fields to set otherwise."""
+        at most 2 minutes; an uploaded zip of images of at most 20 MB and 10,000 images, 28 or 32 px,
+        kept with the session's models and deleted with them. ``changes``: fields to set otherwise."""
         return cls(**{**dict(public=True, max_jobs=1, max_epochs=20, max_seconds=600.0, keep_per_session=3,
-                             max_models=24, map_slots=1, map_max_n=2000, map_max_seconds=120.0), **changes})
+                             max_models=24, map_slots=1, map_max_n=2000, map_max_seconds=120.0,
+                             upload_max_mb=20, upload_max_images=10_000, upload_sizes=(28, 32)), **changes})
 
     @classmethod
     def from_env(cls, environ=None) -> Policy:
@@ -97,9 +105,10 @@ class Policy:
 
     def check_training(self, config) -> None:
         """Raise ValueError when a TrainConfig asks for more than a visitor may: epochs beyond
-        ``max_epochs``, a field of ``JOB_RANGES`` out of its range, or a field of ``JOB_CHOICES`` (those
-        the sidebar does not offer) set otherwise. The sidebar's widgets keep to these already; this
-        holds whatever reaches the server."""
+        ``max_epochs``, a field of ``JOB_RANGES`` out of its range, a field of ``JOB_CHOICES`` (those
+        the sidebar does not offer) set otherwise, or a dataset that is neither MNIST, Fashion-MNIST nor
+        a decoded upload (a ``.safetensors`` file of ``vae.folders``, of one of ``upload_sizes``). The
+        sidebar's widgets keep to these already; this holds whatever reaches the server."""
         if not 1 <= config.epochs <= self.max_epochs:
             raise ValueError(f"epochs must be from 1 to {self.max_epochs} on this server, got {config.epochs}")
         for name, (low, high) in JOB_RANGES.items():
@@ -108,6 +117,12 @@ class Policy:
         for name, allowed in JOB_CHOICES.items():
             if getattr(config, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+        if config.dataset not in ("mnist", "fashion"):
+            if not (str(config.dataset).endswith(".safetensors") and os.path.isfile(config.dataset)):
+                raise ValueError(f"dataset must be mnist, fashion or an uploaded zip's decoded images, got {config.dataset!r}")
+            if int(config.image_shape[1]) not in self.upload_sizes:
+                raise ValueError(f"images must be {' or '.join(map(str, self.upload_sizes))} px on this server, "
+                                 f"got {config.image_shape[1]}")
 
     def check_map(self, n: int) -> None:
         """Raise ValueError when a new map of ``n`` images is more than ``map_max_n`` allows."""
