@@ -36,7 +36,7 @@ def render(sel: Selection) -> None:
         "mutual information. The sliders page names the measurement a slider tracks, and moves z along "
         "thickness, slant, width and height.")
     if not meaning.digits(sel):
-        st.info(meaning.FOR_DIGITS)
+        st.info(meaning.FOR_DIGITS.format(data=sel.dataset_title))
     else:
         try:
             per_model(sel)

@@ -108,8 +108,8 @@ def test_a_zip_uploaded_in_the_panel_trains_and_every_page_shows_its_model_in_co
         if page == "reconstruct":
             assert "dataset's 32×32 colour format" in text
             assert "out-of-distribution check is fitted for the MNIST and Fashion-MNIST models only" in text
-        if page == "meaning":
-            assert "MNIST" in text  # the digit measurements say what they are for
+        if page == "meaning":  # the digit measurements say what they are for
+            assert "so this model (tinted (your images)) gets none" in text
         if page == "cvae":
             assert "is not conditional" in text
 

@@ -52,7 +52,7 @@ def test_the_page_opens_for_every_kind_of_model(model):
     assert at.title[0].value == "What the dimensions mean" and not at.error
     charts = [c.proto.id for c in at.get("plotly_chart")]
     if model.startswith("fashion"):
-        assert any(i.value == meaning.FOR_DIGITS for i in at.info)
+        assert any(i.value == meaning.FOR_DIGITS.format(data="Fashion-MNIST") for i in at.info)
         assert not any("meaning_heatmap" in c for c in charts)
     else:
         assert any("meaning_heatmap" in c for c in charts)
@@ -158,4 +158,4 @@ def test_reconstruct_measures_a_test_image_and_places_it_in_its_class():
 
 def test_reconstruct_says_morphometry_is_for_digits_on_a_fashion_model():
     at = open_app("reconstruct", "fashion-vae-2d")
-    assert any(i.value == meaning.FOR_DIGITS for i in at.info) and not at.error
+    assert any(i.value == meaning.FOR_DIGITS.format(data="Fashion-MNIST") for i in at.info) and not at.error

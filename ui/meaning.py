@@ -27,7 +27,7 @@ from .models import Selection, test_encodings, weights_mtime
 
 SOURCE = "Castro et al. (2019), Morpho-MNIST, Sec. 2.1"
 FOR_DIGITS = ("Morpho-MNIST's measurements (thickness, slant, width, height, area, length) are defined for "
-              "handwritten digit strokes, so this model (Fashion-MNIST) gets none: no dimension report, no "
+              "MNIST's handwritten digit strokes, so this model ({data}) gets none: no dimension report, no "
               "attribute sliders. Pick an MNIST model in the sidebar to see them.")
 ATTRIBUTE_SPAN = 2.0  # an attribute slider reaches ± this many test-split standard deviations of its measurement
 COMPARATIVES = {"thickness": ("thicker", "thinner"), "slant": ("more slanted to the right", "more slanted to the left"),
@@ -233,7 +233,7 @@ def digit_section(sel: Selection, x: torch.Tensor, mu: torch.Tensor, label: int 
     """
     st.subheader("Its measurements, and the same digit thicker, slanted, wider, taller")
     if not digits(sel):
-        st.info(FOR_DIGITS)
+        st.info(FOR_DIGITS.format(data=sel.dataset_title))
         return
     names = sel.class_names
     if label is None:
