@@ -149,7 +149,7 @@ def test_a_public_server_bounds_uploads_and_keeps_them_with_the_session(fresh, m
     assert at.sidebar.file_uploader(key="train_zip").proto.max_upload_size_mb == 20
     assert [e.value for e in at.sidebar.error] == [
         "**tinted.zip**: It holds 150 images, more than the 100 this server trains on: upload fewer."]
-    assert at.sidebar.selectbox(key="train_image_size").options == ["automatic", "28 px", "32 px"]  # no 64 px
+    assert at.sidebar.selectbox(key="train_image_size").options == ["auto", "28 px", "32 px"]  # no 64 px
 
     monkeypatch.setattr(ui, "POLICY", Policy.for_public())
     at.sidebar.file_uploader(key="train_zip").set_value(("tinted.zip", tinted(120)[0], "application/zip"))

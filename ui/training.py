@@ -330,12 +330,14 @@ def your_images() -> dict | None:
         "resized, transparency on black. Read in memory, nothing extracted"
         + (f"; at most {p.upload_max_images:,} images, kept for this session only." if p.upload_max_images else "."))
     c1, c2 = st.columns(2)
-    size = c1.selectbox("Image size", [None, *p.upload_sizes], key="train_image_size",
-                        format_func=lambda v: "automatic" if v is None else f"{v} px",
-                        help="Automatic: 28 px for grey images of at most 28 px, else 32.")
-    channels = c2.selectbox("Channels", [None, 1, 3], key="train_channels",
-                            format_func={None: "automatic", 1: "grey", 3: "colour"}.get,
-                            help="Automatic: grey when every image is grey, else colour.")
+    # "auto", not None: a selectbox showing None offers to clear it, and its narrow box cut the word off
+    size = c1.selectbox("Image size", ["auto", *p.upload_sizes], key="train_image_size",
+                        format_func=lambda v: v if v == "auto" else f"{v} px",
+                        help="auto: 28 px for grey images of at most 28 px, else 32.")
+    channels = c2.selectbox("Channels", ["auto", 1, 3], key="train_channels",
+                            format_func={"auto": "auto", 1: "grey", 3: "colour"}.get,
+                            help="auto: grey when every image is grey, else colour.")
+    size, channels = (None if v == "auto" else v for v in (size, channels))
     if file is None:
         return None
     done = st.session_state.get(IMPORTED)
