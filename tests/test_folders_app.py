@@ -182,3 +182,33 @@ def test_the_image_uploaders_ask_for_at_most_10_mb_while_the_server_takes_a_200_
     ok(at.run())
     assert at.file_uploader[0].proto.max_upload_size_mb == 10
     assert '"--server.maxUploadSize=20"' in (ROOT / "Dockerfile").read_text()
+
+
+def test_an_unlabelled_grey_64_px_conv_model_and_a_folder_cvae_open_on_every_page(fresh):
+    """The other shapes a folder gives: no class folders (one class, nothing to pick), grey, 64 px, the
+    ConvVAE; and a CVAE on the colour digits, whose page draws every class folder."""
+    from vae.train import main as train_main
+
+    x = load_dataset("fashion", "train")[0][:200, 0].mul(255).round().byte().numpy()
+    flat = fresh / "flat.zip"
+    with zipfile.ZipFile(flat, "w") as z:  # images straight in the top folder: unlabelled
+        for i, a in enumerate(x):
+            z.writestr(f"shots/{i:03d}.jpg", png(np.asarray(Image.fromarray(a).resize((56, 56))), format="JPEG"))
+    (fresh / "tinted.zip").write_bytes(tinted(200)[0])
+    models = fresh / "user_models"
+    train_main(["--dataset", str(flat), "--image-size", "64", "--model", "conv", "--latent-dim", "3", "--epochs", "1",
+                "--out", str(models / "flat-conv")])
+    train_main(["--dataset", str(fresh / "tinted.zip"), "--model", "cvae", "--latent-dim", "2", "--epochs", "1",
+                "--out", str(models / "tinted-cvae")])
+    for model, expect in (("flat-conv", "ConvVAE, 3-d latent, flat (your images), 64×64 grey"),
+                          ("tinted-cvae", "CVAE, 2-d latent, tinted (your images), 32×32 colour")):
+        at = open_app("manifold", model, timeout=120)
+        assert any(c.value.startswith(expect) for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
+        for page in PAGES:
+            at.switch_page(f"pages/{page}.py")
+            ok(at.run())
+            if page == "sliders" and model == "flat-conv":  # one class: no class picker, said instead
+                assert not any(s.label == "Class" for s in at.selectbox)
+                assert any(m.value == "Test images of **flat** (unlabelled)" for m in at.markdown)
+            if page == "cvae" and model == "tinted-cvae":
+                assert [str(o) for o in at.get("button_group")[0].options] == [str(c) for c in range(10)]

@@ -81,8 +81,12 @@ def pick_test_image(sel, key: str, container=st, page_state: state.PageState | N
     names = sel.class_names
     c1, c2, c3 = container.columns([3, 2, 1], vertical_alignment="bottom")
     class_key = f"{key}_class" if page_state is None else page_state.bind(key + "class", hi=len(names) - 1)
-    cls = c1.selectbox("Class", [ANY_CLASS, *range(len(names))], key=class_key,
-                       format_func=lambda c: "any class" if c == ANY_CLASS else names[c])
+    if len(names) > 1:
+        cls = c1.selectbox("Class", [ANY_CLASS, *range(len(names))], key=class_key,
+                           format_func=lambda c: "any class" if c == ANY_CLASS else names[c])
+    else:  # an unlabelled folder: one class, nothing to choose
+        cls = ANY_CLASS
+        c1.markdown(f"Test images of **{names[0]}** (unlabelled)")
     pool = torch.arange(len(labels)) if cls == ANY_CLASS else torch.nonzero(labels == cls).flatten()
     if page_state is None:
         number_key = f"{key}_number"
@@ -98,7 +102,7 @@ def pick_test_image(sel, key: str, container=st, page_state: state.PageState | N
     i = int(pool[n])
     if caption:
         full = torch.equal(indices, torch.arange(len(indices)))
-        container.caption(f"Example {n:,} is test image #{int(indices[i]):,}, a {names[int(labels[i])]}"
+        container.caption(f"Example {n:,} is test image #{int(indices[i]):,}" + (f", a {names[int(labels[i])]}" if len(names) > 1 else "")
                           + ("." if full else f"; the examples are {source}."))
     return images[i : i + 1], int(labels[i]), int(indices[i])
 
