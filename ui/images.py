@@ -253,7 +253,7 @@ def path_gif(ends, path, scale: int = 4, ms: int = 120) -> bytes:
     return buf.getvalue()
 
 
-THUMBNAIL_FORMAT = b"grey or RGB PNG, 1x"  # in the folders' hash: change it with png_files, and browsers fetch anew
+THUMBNAIL_FORMAT = b"grey PNG, 1x"  # in the folders' hash: change it with png_files (a grey image gives the same bytes as ever)
 
 
 def _uint8(images: torch.Tensor) -> torch.Tensor:
