@@ -21,7 +21,7 @@ Against a commit (``--against REV``): the reruns of the manifold, sliders and Th
 commit REV, in processes that alternate, so that what the change between them costs a rerun is measured
 in one run (the state layer of issue 25 against the commit before it).
 
-    VAE_DATA_DIR=../shared/data .venv/bin/python bench/app_latency.py [--runs 20] [--cold-runs 3]
+    VAE_DATA_DIR=../shared/data .venv/bin/python bench/app_latency.py [--runs 20] [--cold-runs 3] [--cold-only]
     VAE_DATA_DIR=../shared/data .venv/bin/python bench/app_latency.py --against 828fbea [--runs 20]
 """
 
@@ -340,6 +340,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=20, help="timed reruns per page")
     p.add_argument("--cold-runs", type=int, default=3, help="cold starts of each app (0: skip; needs Chromium)")
+    p.add_argument("--cold-only", action="store_true", help="only the cold starts (and the peak memory)")
     p.add_argument("--against", metavar="REV", help="only: time the reruns of COMPARED pages here and at commit REV")
     p.add_argument("--compared-json", type=int, metavar="RUNS", help=argparse.SUPPRESS)  # one side of --against
     a = p.parse_args()
@@ -348,6 +349,9 @@ def main() -> None:
         return
     if a.against:
         against_table(a.against, a.runs)
+        return
+    if a.cold_only:
+        cold_start_table(a.cold_runs)
         return
     first_open_table()
     rerun_table(a.runs)
