@@ -143,9 +143,16 @@ FEW = 40  # a selection of at most this many points is drawn large (the page sho
 
 class TouchLayer(alt.LayerChart):
     """A layered chart whose Vega view lets touches through (``TOUCH_EVENTS``). Vega-Lite passes a config's
-    "events" on to Vega, but Altair's schema has no such field, so it is added to the finished spec."""
+    "events" on to Vega, but Altair's schema has no such field, so it is added to the finished spec.
+
+    Serialized without Altair's JSON-schema validation (``validate=False`` unless asked): the charts are
+    made by this module's code alone, and the tests render them; validating 10,000 points' spec on every
+    rerun was about a sixth of the Embeddings page's server time under load (py-spy, 32 visitors of
+    bench/load_protocol.py), inside the lock Streamlit holds around every Altair conversion."""
 
     def to_dict(self, *args, **kwargs) -> dict:
+        if not args:
+            kwargs.setdefault("validate", False)
         spec = super().to_dict(*args, **kwargs)
         spec.setdefault("config", {})["events"] = TOUCH_EVENTS
         return spec
