@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vae.data import DATASETS, data_root  # noqa: E402
+from vae.data import data_root, dataset_class  # noqa: E402
 from vae.losses import elbo  # noqa: E402
 from vae.models import build_model  # noqa: E402
 from vae.train import TrainConfig  # noqa: E402
@@ -25,7 +25,7 @@ def standard_loop(config: TrainConfig, indices: torch.Tensor | None = None) -> t
     """Train as the tutorial does on the training split (or its ``indices``); returns (model, s/epoch)."""
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    ds = DATASETS[config.dataset](str(data_root()), train=True, download=False, transform=transforms.ToTensor())
+    ds = dataset_class(config.dataset)(str(data_root()), train=True, download=False, transform=transforms.ToTensor())
     if indices is not None:
         ds = Subset(ds, indices.tolist())
     loader = DataLoader(ds, batch_size=config.batch_size, shuffle=True)

@@ -21,7 +21,6 @@ from vae.latent import ACTIVE_KL_THRESHOLD
 from vae.train import TrainConfig, active_units_per_epoch, collapse_warning, kl_per_dim_history
 
 from . import PRETRAINED, policy
-from .charts import history_figure, kl_heatmap
 from .models import APP_STATE, best_val, loss_name, session_models, user_models_dir
 
 JOB_KEY = "train_job_id"  # session state: the id of this session's latest training job
@@ -124,6 +123,8 @@ def history_chart(history: list[dict], config: TrainConfig, static: bool = False
     warning = collapse_warning(history, beta=config.beta)
     if warning:
         st.warning(warning, icon=":material/warning:")
+    from .charts import history_figure  # plotly and altair: not imported for the first page, which has no history
+
     st.space("small")  # room for the chart's full-screen button, which sits above it, clear of the progress bar
     st.plotly_chart(history_figure(history, loss_name(vars(config))), config={"staticPlot": static,
                                                                             "displayModeBar": False})
@@ -137,6 +138,8 @@ def kl_strip(history: list[dict], config: TrainConfig, static: bool = False) -> 
     kl = kl_per_dim_history(history)
     if kl is None:
         return
+    from .charts import kl_heatmap
+
     active = active_units_per_epoch(history)
     st.plotly_chart(kl_heatmap([h["epoch"] for h in history], kl, active, ACTIVE_KL_THRESHOLD),
                     config={"staticPlot": static, "displayModeBar": False})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 from .losses import kl_divergence
 from .models import label_tensor
@@ -98,6 +97,8 @@ def tile(images: torch.Tensor, nrow: int, padding: int = 0, scale: int = 1) -> n
 
     ``scale`` enlarges by pixel repetition (nearest neighbour), so the result stays crisp.
     """
+    from torchvision.utils import make_grid  # here, not with the module: torchvision takes 1.7 s to import
+
     grid = make_grid(images.detach().cpu(), nrow=nrow, padding=padding, pad_value=1.0)
     grid = grid[0] if images.shape[1] == 1 else grid.permute(1, 2, 0)
     pixels = (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
