@@ -82,7 +82,8 @@ def status(job: MapJob, method: str, n: int) -> None:
                 + ". Yours starts when it is done.", icon=":material/hourglass_top:")
     else:
         st.info(f"Computing a {METHODS[method]} map of {n:,} test images in the background: "
-                f"{format_seconds(job.elapsed())} so far. On a 2-core CPU t-SNE takes about 8 s for 2,000 images "
-                "and 60 s for 10,000, UMAP 4 s and 33 s plus 10 to 19 s to compile (bench/tsne_speed.py). "
+                f"{format_seconds(job.elapsed())} so far. On a 2-core CPU a t-SNE map (openTSNE) took 22 s for 2,000 "
+                "images and 63 s for 10,000 on a busy day (bench/tsne_compare.py), UMAP 4 s and 33 s plus 10 to 19 s "
+                "to compile (bench/tsne_speed.py). "
                 "The page stays usable; the map appears when it is ready.", icon=":material/hourglass_top:")
     st.button("Cancel", key="embeddings/cancel", icon=":material/cancel:", on_click=_cancel, args=(job,))

@@ -6,7 +6,8 @@ stores the map the app opens with in the model's folder, ``embedding.safetensors
 ``embedding-umap.safetensors`` for UMAP: float32 coordinates, the test-split indices of the images
 used, their labels and means, and metadata (method, perplexity, seed, N, scikit-learn version,
 seconds, the weights' SHA-256), written atomically. t-SNE: van der Maaten & Hinton, 2008,
-"Visualizing Data using t-SNE" (JMLR 9), through scikit-learn's Barnes-Hut implementation; UMAP:
+"Visualizing Data using t-SNE" (JMLR 9), new maps through openTSNE (``vae.projection.tsne``; the stored
+maps of the shipped models through scikit-learn's Barnes-Hut implementation); UMAP:
 McInnes, Healy & Melville, 2018, "UMAP: Uniform Manifold Approximation and Projection for Dimension
 Reduction" (arXiv:1802.03426), through umap-learn with its defaults (15 neighbours, min_dist 0.1);
 PCA through scikit-learn.
@@ -60,10 +61,11 @@ class Embedding:
     coords float32 (N, 2); indices int64 (N,) into the full test split; labels int64 (N,); mu float32
     (N, latent_dim), the encoder's means; method "tsne", "umap" or "pca"; perplexity (t-SNE's, kept for
     the others too) and seed (t-SNE's and UMAP's); seconds: wall time of encoding plus projection; info: extra numbers (t-SNE's final
-    KL divergence, PCA's explained variance ratios, UMAP's settings and umap-learn's version);
-    sklearn_version: the scikit-learn that computed a t-SNE or PCA map ("" for UMAP maps, whose files
-    written before this field was emptied carry one that did not compute them); weights_sha256 of the
-    model it came from, if known.
+    KL divergence and, for a new map, "library": its openTSNE version; PCA's explained variance ratios,
+    UMAP's settings and umap-learn's version); sklearn_version: the scikit-learn that computed a stored
+    t-SNE map or a PCA map ("" for UMAP maps and new t-SNE maps, made by openTSNE; UMAP files written
+    before this field was emptied carry one that did not compute them); weights_sha256 of the model it
+    came from, if known.
     """
 
     coords: np.ndarray
@@ -74,7 +76,7 @@ class Embedding:
     perplexity: float
     seed: int
     seconds: float
-    sklearn_version: str = ""  # the scikit-learn that computed a t-SNE or PCA map; "" for UMAP (see info)
+    sklearn_version: str = ""  # the scikit-learn that computed a stored t-SNE or a PCA map; "" otherwise (see info)
     weights_sha256: str = ""
     info: dict = field(default_factory=dict)
 
@@ -176,7 +178,7 @@ def compute_embedding(
     mu = encode_images(model, images[pos], labels[pos])[0] if mu is None else mu[pos]
     coords, info = project(mu, method, perplexity, seed)
     return Embedding(coords, indices[pos].clone(), labels[pos].clone(), mu, method, float(perplexity), int(seed),
-                     round(time.perf_counter() - t0, 2), "" if method == "umap" else version("scikit-learn"), info=info)
+                     round(time.perf_counter() - t0, 2), version("scikit-learn") if method == "pca" else "", info=info)
 
 
 def embedding_csv(emb: Embedding, positions: list[int] | None = None, extra: dict | None = None) -> bytes:
@@ -264,7 +266,7 @@ def restrict(emb: Embedding, indices: torch.Tensor) -> Embedding | None:
                      {**emb.info, "of": emb.n})
 
 
-DEFAULT_N = 2000  # the images of a map no folder stores (t-SNE: 8 s on a 2-core CPU, 60 s for 10,000)
+DEFAULT_N = 2000  # the images of a map no folder stores (openTSNE on a busy 2-core CPU: 22 s, 63 s for 10,000)
 
 
 def default_n(stored: Embedding | None, at_hand: int) -> int:
