@@ -189,7 +189,9 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     extent = xy if placed is None else np.vstack([xy, np.asarray(placed, dtype=np.float64).reshape(1, 2)])
     lo_hi = [float(extent.min()), float(extent.max())]  # the plane: one domain for both axes, your image in it
     scale = alt.Scale(domain=lo_hi, nice=True) if square else alt.Scale(zero=False, nice=True)
-    points = alt.Chart(data).mark_circle(strokeWidth=2 * zoom).encode(
+    # The data on the layer, not on the points' chart: given to a sub-chart, Altair's LayerChart hashes that
+    # chart by dumping it to JSON, the 10,000-row DataFrame's repr included (3% of the server's time under load)
+    points = alt.Chart().mark_circle(strokeWidth=2 * zoom).encode(
         x=alt.X("x:Q", title=axes[0], scale=scale, axis=alt.Axis(**fonts)),
         y=alt.Y("y:Q", title=axes[1], scale=scale, axis=alt.Axis(**fonts)), color=color,
         opacity=alt.Opacity("alpha:Q", scale=None), size=alt.Size("size:Q", scale=None),
@@ -202,7 +204,7 @@ def map_chart(xy, indices, labels, names: list[str], images: list[str] | str, ax
     # Drawn on a canvas: as SVG each point is a DOM element, and 10,000 of them made a click's redraw
     # take about 2 s in Chromium (bench/embeddings_browser.py). Streamlit picks the canvas itself only
     # for data it counts in the spec, not for the Arrow table this chart is sent with.
-    return TouchLayer(layer=layers).properties(height=420 if square else 560,  # fits a 1080 px projector too
+    return TouchLayer(layer=layers, data=data).properties(height=420 if square else 560,  # fits a 1080 px projector too
                                                usermeta={"embedOptions": {"renderer": "canvas"}})
 
 
