@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -259,7 +260,11 @@ def load(server: Server, n: int, tour, think: float, timeout: float, seed: int, 
     async def everyone():
         await asyncio.gather(*(visitor(server.url, k, tour, think, delays[k], timeout, out, rng) for k in range(n)))
 
-    asyncio.run(everyone())
+    # in a thread of its own: asyncio.run refuses to start inside a running event loop (Playwright's sync
+    # API keeps one in the main thread, as under the test suite)
+    runner = threading.Thread(target=asyncio.run, args=(everyone(),), name="load-visitors")
+    runner.start()
+    runner.join()
     wall = time.perf_counter() - t0
     cores = (server.cpu_seconds() - cpu0) / wall
     times = np.array([t for _, t, e in out if e is None])
