@@ -157,7 +157,7 @@ def transfer_source(sel: Selection, thing: str, source_col, result_col):
         result_col.info(f"Upload an image of a {sel.thing} to borrow its style.")
         return None, None, "your image"
     image_id = hashlib.sha1(x.numpy().tobytes()).hexdigest()[:12]  # each new image asks for its own label
-    given = result_col.segmented_control(f"Confirm its label: which {thing} is it?" if sel.builtin else "Confirm its label: which class is it?", range(len(names)), wrap=True,
+    given = result_col.segmented_control(f"Confirm its label: which {thing} is it?", range(len(names)), wrap=True,
                                          key=f"cvae_upload_label_{image_id}", format_func=lambda c: names[c])
     return x, given, "your image"
 

@@ -35,9 +35,8 @@ THUMBNAILS = STATIC / "thumbnails"
 
 @st.cache_resource(show_spinner="Reading the test images...", max_entries=4)
 def _test_images(dataset: str, image_shape: tuple[int, int, int] | None):
-    if not is_builtin(dataset):
-        return load_test_images(dataset, image_shape=image_shape)
-    return load_test_images(dataset, sample=sample_file(PRETRAINED / "samples", dataset))
+    # a folder's test split has no bundled sample: load_test_images reads the folder's cache instead
+    return load_test_images(dataset, sample=sample_file(PRETRAINED / "samples", dataset), image_shape=image_shape)
 
 
 def test_images(dataset: str, image_shape=None):

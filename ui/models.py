@@ -7,6 +7,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import streamlit as st
@@ -43,9 +44,10 @@ class Selection:
     config: dict
     metrics: dict
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
-        """The dataset's class names in label order (``vae.data.class_names``): a folder's class folders."""
+        """The dataset's class names in label order (``vae.data.class_names``): a folder's class folders.
+        Once per Selection (a folder model without a data card reads its folder again to know them)."""
         return class_names(self.config, self.metrics)
 
     @property
@@ -76,7 +78,7 @@ class Selection:
 
     def test_images(self):
         """``ui.images.test_images`` of this model's dataset, at its image_shape."""
-        return test_images(self.config["dataset"], None if self.builtin else self.image_shape)
+        return test_images(self.config["dataset"], self.image_shape)
 
     @property
     def conditional(self) -> bool:
@@ -311,5 +313,4 @@ def test_encodings(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:
     Computed once per model folder and weights (at most 8 models cached); every page that needs the
     test encodings calls this.
     """
-    return _test_encodings(sel.folder, weights_mtime(sel.folder), sel.config["dataset"],
-                           None if sel.builtin else sel.image_shape)
+    return _test_encodings(sel.folder, weights_mtime(sel.folder), sel.config["dataset"], sel.image_shape)
