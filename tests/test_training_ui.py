@@ -345,11 +345,14 @@ def test_a_real_run_with_a_large_beta_shows_the_collapse_warning(monkeypatch, be
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A one-epoch model of each type but the ConvVAE, trained once for all pages by a registry of their own."""
-    registry = JobRegistry(Policy(max_jobs=4), folder=tmp_path_factory.mktemp("session-models"))
+    # nothing touches their heartbeats here: a slow machine must not stop them at the 180 s default
+    registry = JobRegistry(Policy(max_jobs=4, heartbeat_timeout=3600), folder=tmp_path_factory.mktemp("session-models"))
     jobs = {kind: registry.start(f"pages-{kind}".replace("_", "-"),
                                  TrainConfig(model=kind, epochs=1, latent_dim=2, hidden=[64]))
             for kind in ("vae", "cvae", "cvae_class_prior", "ae")}
-    assert all(job.wait(300) and job.state == "done" for job in jobs.values())
+    for job in jobs.values():
+        job.wait(300)
+    assert {k: (j.state, j.error) for k, j in jobs.items()} == {k: ("done", None) for k in jobs}
     return jobs
 
 
