@@ -140,18 +140,26 @@ class PageState:
         key, state = self.key(name), st.session_state
         if key in state and setting.valid(_plain(state[key])):
             value = _plain(state[key])
-            # Written again on every run: a widget that a run did not draw (a run that stopped before it)
-            # keeps its key in the session, and Streamlit sends the browser its value only when the key
-            # was written in the run that draws it again; else the widget showed its own default while
-            # the page used the kept value. (Only after a run that skipped the widget would do, but a
-            # record of what a stopped run drew is not kept reliably.)
-            state[key] = state[key]
+            # Written again when the browser did not send the widget's value with this run: a widget that
+            # a run did not draw (a run that stopped before it) keeps its key in the session, and
+            # Streamlit sends the browser a value only when the key was written in the run that draws it
+            # again; else the widget showed its own default while the page used the kept value. Not
+            # written when the browser has the widget: a value written back reaches the browser with the
+            # run's output and undid a change made meanwhile (a slider's second key press, sent while
+            # the first one's run was drawing, came back as the first one's value).
+            if not _browser_sent(key):
+                state[key] = state[key]
         else:
             value = self._initial(setting)
             state[key] = list(value) if setting.many else value
         state[self._store(name)] = value
         _write_url(setting, value)
         return key
+
+    def suggest(self, name: str, value: Any) -> None:
+        """Start setting ``name`` at ``value`` in a session that has no value of its own yet (the
+        browser's language); a link's value still wins, and so does the visitor's later choice."""
+        st.session_state.setdefault(self._store(name), value)
 
     def get(self, name: str, **changes) -> Any:
         """The setting's value without a widget (one the page keeps itself: a list, a seed)."""
@@ -179,6 +187,20 @@ class PageState:
                     _ignore(setting.name, text, str(err))
         stored = st.session_state.get(self._store(setting.name))
         return stored if stored is not None and setting.valid(stored) else setting.default
+
+
+def _browser_sent(key: str) -> bool:
+    """Whether the browser sent a value for the widget with this key with the rerun now running (it
+    sends one for each widget it shows). Reads Streamlit's session state (1.67: the key's widget id and
+    the run's incoming widget states); False where those are not found, so the value is written."""
+    try:
+        from streamlit.runtime.state.session_state_proxy import get_session_state
+
+        inner = get_session_state()._state
+        widget_id = inner._key_id_mapper.get_id_from_key(key, None)
+        return widget_id is not None and widget_id in inner._new_widget_state.states
+    except (AttributeError, TypeError):
+        return False
 
 
 def _plain(value: Any) -> Any:
