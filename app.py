@@ -4,23 +4,26 @@ The sidebar resolves the picked model once per rerun, and ``run_page`` hands tha
 page: every script in pages/ defines ``render(selection)`` and ends by calling ``app.run_page(render)``.
 """
 
+import html
+
 import streamlit as st
 
-from ui import models, state, training
+from ui import i18n, models, state, training
+from ui.i18n import N_, _
 from vae.train import best_device, describe_device
 
 PAGES = [  # (script, title, icon); a page's URL path is its file name, the first page's the bare root
-    ("pages/home.py", "Start here", ":material/home:"),
-    ("pages/manifold.py", "Latent manifold", ":material/grid_on:"),
-    ("pages/reconstruct.py", "Reconstruct an image", ":material/image_search:"),
-    ("pages/sliders.py", "Latent sliders", ":material/tune:"),
-    ("pages/meaning.py", "What the dimensions mean", ":material/straighten:"),
-    ("pages/interpolate.py", "Interpolation", ":material/swap_horiz:"),
-    ("pages/cvae.py", "CVAE: class and style", ":material/pin:"),
-    ("pages/embeddings.py", "Embeddings (t-SNE, UMAP, PCA)", ":material/scatter_plot:"),
-    ("pages/ae_vs_vae.py", "AE vs VAE", ":material/compare:"),
-    ("pages/theory.py", "Theory: KL and ELBO", ":material/functions:"),
-]
+    ("pages/home.py", N_("Start here"), ":material/home:"),
+    ("pages/manifold.py", N_("Latent manifold"), ":material/grid_on:"),
+    ("pages/reconstruct.py", N_("Reconstruct an image"), ":material/image_search:"),
+    ("pages/sliders.py", N_("Latent sliders"), ":material/tune:"),
+    ("pages/meaning.py", N_("What the dimensions mean"), ":material/straighten:"),
+    ("pages/interpolate.py", N_("Interpolation"), ":material/swap_horiz:"),
+    ("pages/cvae.py", N_("CVAE: class and style"), ":material/pin:"),
+    ("pages/embeddings.py", N_("Embeddings (t-SNE, UMAP, PCA)"), ":material/scatter_plot:"),
+    ("pages/ae_vs_vae.py", N_("AE vs VAE"), ":material/compare:"),
+    ("pages/theory.py", N_("Theory: KL and ELBO"), ":material/functions:"),
+]  # titles in English; translated where shown
 
 
 # On a phone the sidebar covers most of the page, and Streamlit closes it after a tap on its own page menu
@@ -38,8 +41,9 @@ if (!window.vaeCloseSidebar) {
 </script>"""
 # "Copy link": the address bar holds the view's settings (ui.state writes them to the URL), so the button
 # copies location.href; where the Clipboard API is missing (a plain-http address other than localhost) it
-# falls back to a selected text field and the browser's copy command.
-COPY_LINK = """<button class="vae-copy-link" type="button">Copy link to this view</button>
+# falls back to a selected text field and the browser's copy command. Its two labels are the button's
+# data attributes, in the page's language.
+COPY_LINK = """<button class="vae-copy-link" type="button" data-done="{done}" data-label="{label}">{label}</button>
 <style>.vae-copy-link {width: 100%; padding: 0.4rem 0.75rem; border-radius: 0.5rem; cursor: pointer;
   border: 1px solid rgba(49, 51, 63, 0.2); background: white; color: inherit; font: inherit;}</style>
 <script>
@@ -55,8 +59,8 @@ if (!window.vaeCopyLink) {
       field.value = url; document.body.appendChild(field); field.select();
       document.execCommand("copy"); field.remove();
     }
-    button.textContent = "Link copied";
-    setTimeout(() => { button.textContent = "Copy link to this view"; }, 2000);
+    button.textContent = button.dataset.done;
+    setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
   });
 }
 </script>"""
@@ -68,11 +72,12 @@ PROJECTOR_CSS = "<style>html {font-size: 24px;} [data-testid=stSidebar] {min-wid
 def main() -> None:
     """The frame: page config, navigation, the sidebar (model picker, device, training), the page."""
     st.set_page_config(page_title="VAE Latent Space Explorer", page_icon="🧭", layout="wide")
-    pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
+    state.begin_run()
+    language_key = choose_language()
+    pages = [st.Page(path, title=_(title), icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
     # Streamlit's own sidebar menu is off (client.showSidebarNavigation in .streamlit/config.toml), so
     # the pages/-folder mode never shows the files' names; the sidebar links to the pages instead.
     page = st.navigation(pages, position="hidden")
-    state.begin_run()
     # Images are drawn at their own size in pixels (ui.images.show_image): on a narrower column, as on a
     # phone, shrink them to fit instead of letting them overflow. A chart's hover picture (Vega's tooltip,
     # the Embeddings page) is a 28x28 test image: drawn at 3x, its pixels kept sharp.
@@ -86,12 +91,14 @@ def main() -> None:
         st.divider()
         training.adopt_finished_job()  # a model this session just trained joins the picker, picked
         selection = models.picker()
-        st.caption(f"Device: {describe_device(best_device())}")
-        st.toggle("Projector mode", key=models.APP_STATE.bind("projector"),
-                  help="Larger text, images, ticks and labels, for a room: images and their downloads at twice the size.")
+        st.caption(_("Device: {device}").format(device=describe_device(best_device())))
+        st.selectbox("Language / 语言", list(i18n.LANGUAGES), key=language_key, format_func=i18n.LANGUAGES.get)
+        st.toggle(_("Projector mode"), key=models.APP_STATE.bind("projector"),
+                  help=_("Larger text, images, ticks and labels, for a room: images and their downloads at twice the size."))
         if state.zoom() > 1:
             st.html(PROJECTOR_CSS)
-        st.html(COPY_LINK, unsafe_allow_javascript=True)
+        st.html(COPY_LINK.replace("{label}", html.escape(_("Copy link to this view")))
+                .replace("{done}", html.escape(_("Link copied"))), unsafe_allow_javascript=True)
         training.panel()
     notice = st.empty()  # a link's ignored values, said at the top of the page once it ran
     try:
@@ -101,6 +108,15 @@ def main() -> None:
         ignored = state.end_run(page.url_path or "home")
         if ignored:
             notice.warning(state.notice(ignored), icon=":material/link_off:")
+
+
+def choose_language() -> str:
+    """This run's language, set for ``ui.i18n`` before anything is drawn: the URL's ``lang``, else the
+    session's choice, else the browser's; returns the sidebar control's widget key."""
+    models.APP_STATE.suggest("lang", i18n.browser_language(st.context.locale))
+    key = models.APP_STATE.bind("lang")
+    st.session_state[i18n.LANGUAGE_KEY] = st.session_state[key]
+    return key
 
 
 def run_page(render) -> None:
