@@ -7,6 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Noto CJK: glyphs for the Chinese UI (?lang=zh-CN) wherever text is drawn inside the image (a headless
+# browser's screenshots, Pillow); a visitor's own browser uses its own fonts.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk && rm -rf /var/lib/apt/lists/*
+
 # A Space runs the container as uid 1000; give it a home for its caches (Streamlit's, torch's).
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
