@@ -72,8 +72,9 @@ def render(sel: Selection) -> None:
     st.subheader(_("Where to start"))
     st.caption(_("A tour for a class, one page after the other; the sidebar has every page and the model picker."))
     titles = {path: (title, icon) for path, title, icon in PAGES}
-    columns = st.columns(3)
     for i, (path, what) in enumerate(TOUR):
+        if i % 3 == 0:  # a row of three at a time: stacked on a phone, the tour keeps its order
+            columns = st.columns(3)
         with columns[i % 3]:
             title, icon = titles[path]
             st.page_link(path, label=f"{i + 1}. {_(title)}", icon=icon)

@@ -13,7 +13,7 @@ from conftest import ROOT, rerun
 from ui import i18n
 
 PO = ROOT / "locales" / "zh_CN" / "LC_MESSAGES" / "messages.po"
-PLACEHOLDER = re.compile(r"\{(\w*)\}")
+PLACEHOLDER = re.compile(r"\{(\w*)(?:[:!][^}]*)?\}")
 CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef]")
 # Three or more English words in a row; a word is two or more letters. What may stay English: the
 # app's and the field's names, model names, code and file paths, units (i18n's allowlist).

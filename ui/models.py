@@ -20,6 +20,7 @@ from vae.models import MODELS
 from vae.train import best_device
 
 from . import PRETRAINED, state
+from .i18n import _
 from .images import test_images
 
 APP_STATE = state.PageState(state.APP, [  # in every page's URL
@@ -206,10 +207,11 @@ def describe(config: dict, metrics: dict | None = None) -> str:
     """'VAE, 2-d latent, MNIST'; a folder model's adds its image size: 'VAE, 2-d latent, photos (your
     images), 32×32 colour' (its name from the data card in ``metrics``)."""
     title = dataset_title(config["dataset"], (metrics or {}).get("data"))
-    line = f"{MODELS[config['model']].short_name}, {config['latent_dim']}-d latent, {title}"
+    line = _("{model}, {d}-d latent, {dataset}").format(model=MODELS[config["model"]].short_name,
+                                                         d=config["latent_dim"], dataset=title)
     if not is_builtin(config["dataset"]):
         c, h, w = config.get("image_shape") or (1, 28, 28)
-        line += f", {h}×{w} {'grey' if c == 1 else 'colour'}"
+        line += (_(", {h}×{w} grey") if c == 1 else _(", {h}×{w} colour")).format(h=h, w=w)
     return line
 
 
@@ -238,7 +240,7 @@ def picker() -> Selection:
         st.stop()
     default = DEFAULT_MODEL if DEFAULT_MODEL in folders else next(iter(folders))
     key = APP_STATE.bind("model", default=default, options=tuple(folders))  # the link's, else the session's
-    name = st.selectbox("Model", list(folders), key=key, format_func=labels.get)
+    name = st.selectbox(_("Model"), list(folders), key=key, format_func=labels.get)
     try:
         model, config, metrics = load_model(folders[name])
     except CheckpointError as err:
@@ -253,12 +255,14 @@ def score_line(config: dict, metrics: dict) -> str:
     called -ELBO only when it is one (beta = 1, the ELBO objective)."""
     test = test_metrics(metrics)
     if test:
-        protocol = " (binarized)" if test.get("protocol") == "binarized" else ""
         if "neg_elbo" not in test:  # a plain autoencoder: no ELBO
-            return f" · test reconstruction {test['recon']:.1f} nats"
-        return f" · test -ELBO{protocol} {test['neg_elbo']:.1f} nats"
+            return _(" · test reconstruction {value:.1f} nats").format(value=test["recon"])
+        if test.get("protocol") == "binarized":
+            return _(" · test -ELBO (binarized) {value:.1f} nats").format(value=test["neg_elbo"])
+        return _(" · test -ELBO {value:.1f} nats").format(value=test["neg_elbo"])
     if metrics.get("history"):
-        return f" · validation {loss_name(config)} {best_val(metrics)['val_loss']:.1f} nats"
+        return _(" · validation {loss} {value:.1f} nats").format(loss=loss_name(config),
+                                                               value=best_val(metrics)["val_loss"])
     return ""
 
 
