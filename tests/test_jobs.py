@@ -296,6 +296,28 @@ def test_the_runner_reports_a_bug_with_its_traceback_and_a_dead_child_with_its_c
     assert out.result is None and out.error and not out.killed
 
 
+def test_a_child_whose_parent_is_gone_exits_quietly():
+    """A server stopped while a job trains: the child's next message finds the channel closed. It used to
+    end in a BrokenPipeError traceback in the server's log (tests/e2e/test_public_server.py saw one)."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)  # the parent's end, gone before the child writes
+    child = subprocess.Popen([sys.executable, "-c", "from vae.runner import child_main; child_main()"],
+                             stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(write_fd,),
+                             cwd=runner.ROOT)
+    os.close(write_fd)
+    header = {"target": "jobs_targets:ignore_stop", "task": {}, "arrays": None, "fd": write_fd, "grace": 30.0,
+              "path": [p for p in sys.path if p]}
+    child.stdin.write(json.dumps(header) + "\n")
+    child.stdin.flush()
+    try:
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 70 and "Traceback" not in err, err
+
+
 def test_the_policy_from_the_environment():
     assert Policy.from_env({"VAE_PUBLIC": "1"}) == Policy.for_public()
     p = Policy.from_env({"VAE_PUBLIC": "1", "VAE_MAX_JOBS": "2", "VAE_SESSION_GRACE_S": "3"})

@@ -200,8 +200,11 @@ def child_main() -> None:
 
     def send(message: dict) -> None:
         with lock:
-            channel.write(json.dumps(message) + "\n")
-            channel.flush()
+            try:
+                channel.write(json.dumps(message) + "\n")
+                channel.flush()
+            except BrokenPipeError:  # the parent is gone (its server stopped): nobody to tell, nothing kept
+                os._exit(70)
 
     def listen() -> None:
         for line in sys.stdin:

@@ -69,7 +69,7 @@ def test_the_docker_context_holds_the_app_and_not_the_tests():
     files = set(docker_context_files())
     assert {"app.py", "requirements.txt", ".streamlit/config.toml", "pretrained/mnist-vae-2d/model.safetensors",
             "pretrained/mnist-vae-2d/embedding.safetensors", "pretrained/mnist-vae-2d/embedding-umap.safetensors",
-            "vae/models.py", "ui/models.py", "pages/manifold.py"} <= files
+            "vae/models.py", "ui/models.py", "pages/manifold.py", "locales/zh_CN/LC_MESSAGES/messages.po"} <= files
     assert any(f.startswith("pretrained/samples/") for f in files)  # the offline test images
     assert not [f for f in files if f.startswith(("tests/", "bench/", ".venv/", ".git/", "artifacts/"))]
 
