@@ -1,10 +1,10 @@
 """The app's words in English or Simplified Chinese: gettext catalogues managed with Babel.
 
-Every word a page shows goes through ``_`` (``ngettext`` for counts); a string defined at import time
+Every word a page shows goes through ``_``; a string defined at import time
 (a table of page titles) is marked with ``N_`` and translated where it is shown. The messages live in
 ``locales/messages.pot`` (``pybabel extract``, babel.cfg) and ``locales/zh_CN/LC_MESSAGES/messages.po``
 (``pybabel update``); the ``.po`` file is compiled in memory when the server first needs it, so no
-``.mo`` file is kept or installed. README.md "Languages" gives the commands; ``docs/glossary.md`` the
+``.mo`` file is kept or installed. README.md "Languages" gives the commands; ``locales/glossary.md`` the
 Chinese terms the translation uses.
 
 The language: ``?lang=en`` or ``?lang=zh-CN`` in the URL, else the one this session picked in the
@@ -72,8 +72,3 @@ def language() -> str:
 def _(message: str) -> str:
     """``message`` in this run's language."""
     return translations(language()).gettext(message)
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    """The singular or plural form of a message for the count ``n``, in this run's language."""
-    return translations(language()).ngettext(singular, plural, n)

@@ -20,12 +20,12 @@ from vae.models import MODELS
 from vae.train import best_device
 
 from . import PRETRAINED, state
-from .i18n import _
+from .i18n import LANGUAGES, _
 from .images import test_images
 
 APP_STATE = state.PageState(state.APP, [  # in every page's URL
     state.Setting("model", str, "mnist-vae-2d", unknown="no such model"), state.Setting("projector", bool, False),
-    state.Setting("lang", str, "en", options=("en", "zh-CN"), unknown="not en or zh-CN")])
+    state.Setting("lang", str, "en", options=tuple(LANGUAGES), unknown="not en or zh-CN")])
 MODEL_KEY = APP_STATE.key("model")  # session state: the picker's value
 SESSION_MODELS_KEY = "session_models"  # session state: name -> folder of the models trained in this session
 USER_MODELS_ENV = "VAE_USER_MODELS"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.state.session_state_proxy import get_session_state
 
 STORE = "state/"  # session-state keys of the stores: state/<page>/<scope>/<name>
 READ = "state-url-read/"  # state-url-read/<page>: the page has read its URL in this session
@@ -194,8 +195,6 @@ def _browser_sent(key: str) -> bool:
     sends one for each widget it shows). Reads Streamlit's session state (1.67: the key's widget id and
     the run's incoming widget states); False where those are not found, so the value is written."""
     try:
-        from streamlit.runtime.state.session_state_proxy import get_session_state
-
         inner = get_session_state()._state
         widget_id = inner._key_id_mapper.get_id_from_key(key, None)
         return widget_id is not None and widget_id in inner._new_widget_state.states
