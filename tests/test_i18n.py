@@ -1,12 +1,15 @@
 """The Chinese UI: the catalogue against the code (pybabel extract run here), the language's choice
 (the browser's, the link's, the sidebar's), and what the translated pages show in either language."""
 
+import ast
+import json
 import re
 import subprocess
 import sys
 
 import pytest
 from babel.messages.pofile import read_po
+from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, rerun
@@ -30,6 +33,61 @@ def english_runs(text: str) -> list[str]:
     return ENGLISH_RUN.findall(text)
 
 
+# What a user reads on a page: every text field of every element's and block's message (headings,
+# Markdown, captions, alerts, widget labels, help and options, expander and tab labels, metric labels),
+# the titles and tooltip titles of chart specs (Vega-Lite, Plotly), and table column names.
+TEXT_FIELDS = {"label", "body", "help", "options", "placeholder", "caption", "title", "text", "description",
+               "tab_labels", "default_text"}
+SPEC_KEYS = {"title", "text", "description", "label"}
+
+
+def _spec_strings(obj, out: list[str]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in SPEC_KEYS and isinstance(v, str):
+                out.append(v)
+            elif k in SPEC_KEYS and isinstance(v, list) and all(isinstance(x, str) for x in v):
+                out.append(" ".join(v))
+            else:
+                _spec_strings(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _spec_strings(v, out)
+
+
+def _proto_strings(msg: Message, out: list[str]) -> None:
+    for field, value in msg.ListFields():
+        values = list(value) if field.is_repeated else [value]
+        if field.type == field.TYPE_MESSAGE:
+            for v in values:
+                if isinstance(v, Message):
+                    _proto_strings(v, out)
+        elif field.type == field.TYPE_STRING and field.name == "spec":
+            for v in values:
+                try:
+                    _spec_strings(json.loads(v), out)
+                except ValueError:
+                    pass
+        elif field.type == field.TYPE_STRING and field.name in TEXT_FIELDS:
+            out.extend(v for v in values if "<script" not in v and "<style" not in v)  # the frame's own HTML
+
+
+def page_texts(at: AppTest) -> list[str]:
+    """Every string the page shows a reader (above)."""
+    out: list[str] = []
+
+    def visit(node) -> None:
+        if isinstance(getattr(node, "proto", None), Message):
+            _proto_strings(node.proto, out)
+        if type(node).__name__ == "Dataframe":
+            out.extend(str(c) for c in node.value.columns)
+        for child in getattr(node, "children", {}).values():
+            visit(child)
+
+    visit(at._tree)
+    return out
+
+
 def extracted(tmp_path) -> dict[str, object]:
     """The messages ``pybabel extract`` finds in the code now (babel.cfg), by id."""
     pot = tmp_path / "messages.pot"
@@ -49,10 +107,24 @@ def test_every_message_in_the_code_has_a_chinese_translation_and_the_catalogues_
     assert set(code) == template, "locales/messages.pot is out of date: run pybabel extract (README, Languages)"
     assert set(code) == set(catalogue), "the .po file is out of date: run pybabel update (README, Languages)"
     for message in catalogue.values():
-        assert message.string and not message.fuzzy, f"no Chinese for {message.id!r}"
-        assert PLACEHOLDER.findall(message.id) == [] or (
-            sorted(PLACEHOLDER.findall(message.id)) == sorted(PLACEHOLDER.findall(message.string))), message.id
-        assert CJK.search(message.string) or not ENGLISH_RUN.search(message.id), f"left in English: {message.id!r}"
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)  # ngettext: (singular, plural)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)  # one form in Chinese
+        assert all(strings) and not message.fuzzy, f"no Chinese for {message.id!r}"
+        for string in strings:
+            assert sorted(set(PLACEHOLDER.findall(ids[-1]))) == sorted(set(PLACEHOLDER.findall(string))), message.id
+            assert CJK.search(string) or not ENGLISH_RUN.search(ids[0]), f"left in English: {message.id!r}"
+
+
+def test_no_module_that_translates_hides_the_translation_function():
+    """``_, x = f()`` inside a function that also calls ``_()`` makes ``_`` local there: the call then
+    raises UnboundLocalError (or calls the tuple's item). A throwaway name must be another one."""
+    hidden = []
+    for path in sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")]):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
+                hidden.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not hidden, hidden
 
 
 @pytest.mark.parametrize("locale, language", [

@@ -1,7 +1,9 @@
 """The app's words in English or Simplified Chinese: gettext catalogues managed with Babel.
 
-Every word a page shows goes through ``_``; a string defined at import time
-(a table of page titles) is marked with ``N_`` and translated where it is shown. The messages live in
+Every word a page shows goes through ``_`` (``ngettext`` where a count picks the form); a string
+defined at import time (a table of page titles) is marked with ``N_`` and translated where it is shown;
+words that ``vae`` gives a person (``vae.errors.Message``: an upload's framing, the error raised for a
+user's mistake) are said by ``say`` and ``error_message``. The messages live in
 ``locales/messages.pot`` (``pybabel extract``, babel.cfg) and ``locales/zh_CN/LC_MESSAGES/messages.po``
 (``pybabel update``); the ``.po`` file is compiled in memory when the server first needs it, so no
 ``.mo`` file is kept or installed. README.md "Languages" gives the commands; ``locales/glossary.md`` the
@@ -24,6 +26,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from vae.errors import Message, UserError
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
@@ -72,3 +76,22 @@ def language() -> str:
 def _(message: str) -> str:
     """``message`` in this run's language."""
     return translations(language()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """``singular`` or ``plural`` (as ``n`` asks) in this run's language; Chinese has one form."""
+    return translations(language()).ngettext(singular, plural, n)
+
+
+def say(text: str) -> str:
+    """``text`` in this run's language when it is a ``vae.errors.Message`` (each template translated and
+    filled in with its values, themselves said when they are Messages); any other string as it is."""
+    if not isinstance(text, Message):
+        return text
+    return "".join(p if t is None else _(t).format(**{k: say(v) for k, v in p.items()}) for t, p in text.parts)
+
+
+def error_message(err: Exception) -> str:
+    """What ``err`` says, in this run's language: a ``vae.errors.UserError``'s message translated
+    (``say``); any other exception's own (English) text."""
+    return say(err.message) if isinstance(err, UserError) else str(err)

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .models import build_model
+from .errors import N_, UserError
 
 WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
 
@@ -33,8 +34,9 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete, malformed, or does not match its config."""
 
 
-class ModelNameError(ValueError):
-    """A name for a saved model is malformed or already taken; the message says which."""
+class ModelNameError(UserError, ValueError):
+    """A name for a saved model is malformed or already taken; the message (a ``vae.errors.Message``) says
+    which."""
 
 
 def atomic_write(path: Path, write) -> None:
@@ -147,12 +149,13 @@ def save_user_model(folder: str | os.PathLike, name: str, root: str | os.PathLik
     models). The copy is made under a temporary name in ``root`` and renamed into place.
     """
     if not NAME_PATTERN.fullmatch(name or ""):
-        raise ModelNameError(f"{name!r} is not a usable name: use 1 to 64 letters, digits, - and _.")
+        raise ModelNameError(N_("{name!r} is not a usable name: use 1 to 64 letters, digits, - and _."), name=name)
     root = Path(root)
     with _save_lock:
-        for place, what in [*((Path(r), "a shipped model") for r in reserved), (root, "a saved model")]:
+        for place, taken in [*((Path(r), N_("{name} is already taken by a shipped model; pick another name."))
+                                for r in reserved), (root, N_("{name} is already taken by a saved model; pick another name."))]:
             if (place / name).exists():
-                raise ModelNameError(f"{name} is already taken by {what}; pick another name.")
+                raise ModelNameError(taken, name=name)
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
         try:

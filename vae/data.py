@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from vae.errors import N_, Message
+
 # name -> torchvision's dataset class, by its name (also its folder under the data root): torchvision is
 # imported when a split is read (``dataset_class``), not with this module. Importing it took 1.7 s of
 # the app's 4.2 s of imports on a 2-core machine, and the first page reads no split.
@@ -28,10 +30,10 @@ def dataset_class(name: str):
 
     return getattr(tv_datasets, DATASETS[name])
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
-CLASS_NAMES = {
+CLASS_NAMES = {  # in English; Fashion-MNIST's are marked for the app's catalogue (shown translated by ui.models)
     "mnist": [str(d) for d in range(10)],
-    "fashion": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "fashion": [N_("T-shirt/top"), N_("Trouser"), N_("Pullover"), N_("Dress"), N_("Coat"),
+                N_("Sandal"), N_("Shirt"), N_("Sneaker"), N_("Bag"), N_("Ankle boot")],
 }
 RAW_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -156,10 +158,12 @@ def load_test_images(
     """
     if not is_builtin(name):
         images, labels = load_split(name, "test", root, image_shape)
-        return images, labels, torch.arange(len(labels)), f"the test split of the images in {Path(name).name} ({len(labels):,} images)"
+        return images, labels, torch.arange(len(labels)), Message(N_("the test split of the images in {name} ({n:,} images)"),
+                                                                  name=Path(name).name, n=len(labels))
     try:
         images, labels = load_dataset(name, "test", root)
-        return images, labels, torch.arange(len(labels)), f"the {DATASET_NAMES.get(name, name)} test split ({len(labels):,} images)"
+        return images, labels, torch.arange(len(labels)), Message(N_("the {dataset} test split ({n:,} images)"),
+                                                                  dataset=DATASET_NAMES.get(name, name), n=len(labels))
     except DatasetNotFoundError:
         if sample is None or not Path(sample).is_file():
             raise
@@ -168,7 +172,8 @@ def load_test_images(
     t = load_file(str(sample))
     images = t["images"].unsqueeze(1).to(torch.float32).div_(255)
     n = len(t["labels"])
-    return images, t["labels"], t["indices"], f"a bundled sample of {n:,} {DATASET_NAMES.get(name, name)} test images (the dataset is not on disk)"
+    return images, t["labels"], t["indices"], Message(N_("a bundled sample of {n:,} {dataset} test images (the dataset is not on disk)"),
+                                                   n=n, dataset=DATASET_NAMES.get(name, name))
 
 
 def is_builtin(dataset: str) -> bool:

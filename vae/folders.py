@@ -75,6 +75,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .errors import N_, Message, UserError
 from .data import split_train_val  # the validation split vae.train will hold out, counted in the card
 from .models import IMAGE_CHANNELS, IMAGE_SIZES
 from .preprocess import HIGH_DEPTH_MODES, THUMB_SIZE, Preprocessed, grey_to_8bit
@@ -115,12 +116,13 @@ class Limits:
     max_pixels: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
-class FolderDatasetError(ValueError):
+class FolderDatasetError(UserError, ValueError):
     """A folder or zip that cannot be a dataset. ``str(err)`` is one sentence saying why and what to
-    do; ``code`` names the case (for translation and tests) and ``params`` its values."""
+    do (``err.message``: the ``vae.errors.Message``, which the app translates); ``code`` names the case
+    (for tests) and ``params`` the template's values."""
 
-    def __init__(self, code: str, message: str, **params):
-        super().__init__(message)
+    def __init__(self, code: str, template: str, /, **params):
+        super().__init__(template, **params)
         self.code, self.params = code, params
 
 
@@ -219,8 +221,8 @@ def _list_folder(root: Path, limits: Limits) -> _Listing:
             count += 1
             if count > limits.max_files:
                 raise FolderDatasetError(
-                    "too_many_files", f"{root} holds more than {limits.max_files:,} files: split it, or keep "
-                    f"only the images to train on.", limit=limits.max_files)
+                    "too_many_files", N_("{root} holds more than {limit:,} files: split it, or keep only the images "
+                                         "to train on."), root=str(root), limit=limits.max_files)
             path = here / f
             if _ignored(f):
                 listing.ignored += 1
@@ -270,18 +272,19 @@ def _list_zip(file: Path | io.BytesIO, name: str, limits: Limits) -> _Listing:
         z = zipfile.ZipFile(file)
         infos = z.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
-        raise FolderDatasetError("bad_zip", f"{name} looks like a zip but cannot be read ({err}): make the zip "
-                                 "again.", error=str(err)) from None
+        raise FolderDatasetError("bad_zip", N_("{name} looks like a zip but cannot be read ({error}): make the zip "
+                                               "again."), name=name, error=str(err)) from None
     if len(infos) > limits.max_files:
         raise FolderDatasetError(
-            "zip_bomb_members", f"{name} has {len(infos):,} members, over the limit of {limits.max_files:,}: "
-            "refused before extracting anything (it may be a zip bomb).", members=len(infos), limit=limits.max_files)
+            "zip_bomb_members", N_("{name} has {members:,} members, over the limit of {limit:,}: refused before "
+                                   "extracting anything (it may be a zip bomb)."),
+            name=name, members=len(infos), limit=limits.max_files)
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_total_bytes:
         raise FolderDatasetError(
-            "zip_bomb_size", f"{name} declares {_size(declared)} uncompressed, over the limit of "
-            f"{_size(limits.max_total_bytes)}: refused before extracting anything (it may be a zip bomb).",
-            declared=declared, limit=limits.max_total_bytes)
+            "zip_bomb_size", N_("{name} declares {declared} uncompressed, over the limit of {limit}: refused before "
+                                "extracting anything (it may be a zip bomb)."),
+            name=name, declared=_size(declared), limit=_size(limits.max_total_bytes))
     listing = _Listing("zip", [], [], 0, zip=z)
     seen = set()
     for info in infos:
@@ -289,8 +292,8 @@ def _list_zip(file: Path | io.BytesIO, name: str, limits: Limits) -> _Listing:
         parts = re.split(r"[/\\]", member)
         if member.startswith(("/", "\\")) or _DRIVE.match(member) or ".." in parts or "\0" in member:
             raise FolderDatasetError(
-                "unsafe_member", f"{name} holds a member named {member!r}, which climbs out of the folder or is "
-                "absolute: refused (make the zip from inside the folder).", member=member)
+                "unsafe_member", N_("{name} holds a member named {member!r}, which climbs out of the folder or is "
+                                    "absolute: refused (make the zip from inside the folder)."), name=name, member=member)
         parts = [p for p in parts if p not in ("", ".")]
         rel = "/".join(parts)
         if info.is_dir() or not parts:
@@ -321,20 +324,20 @@ def _list_zip(file: Path | io.BytesIO, name: str, limits: Limits) -> _Listing:
 def _open_source(source: Path | bytes, name: str, limits: Limits) -> _Listing:
     if isinstance(source, bytes):
         if not source:
-            raise FolderDatasetError("not_a_zip", f"{name} is empty: upload a .zip of a folder of images.", path=name)
+            raise FolderDatasetError("not_a_zip", N_("{name} is empty: upload a .zip of a folder of images."), name=name)
         file = io.BytesIO(source)
         if not zipfile.is_zipfile(file):
-            raise FolderDatasetError("not_a_zip", f"{name} is not a zip file: upload a .zip of a folder of images.",
-                                     path=name)
+            raise FolderDatasetError("not_a_zip", N_("{name} is not a zip file: upload a .zip of a folder of images."),
+                                     name=name)
         return _list_zip(file, name, limits)
     if not source.exists():
-        raise FolderDatasetError("not_found", f"{source} does not exist: give a folder of images or a .zip of one "
-                                 "(or the dataset mnist or fashion).", path=str(source))
+        raise FolderDatasetError("not_found", N_("{path} does not exist: give a folder of images or a .zip of one "
+                                                 "(or the dataset mnist or fashion)."), path=str(source))
     if source.is_dir():
         return _list_folder(source, limits)
     if not zipfile.is_zipfile(source):
-        raise FolderDatasetError("not_a_zip", f"{source.name} is not a zip file (nor a folder): give a folder of "
-                                 "images or a .zip of one.", path=str(source))
+        raise FolderDatasetError("not_a_zip", N_("{name} is not a zip file (nor a folder): give a folder of images "
+                                                 "or a .zip of one."), name=source.name)
     return _list_zip(source, source.name, limits)
 
 
@@ -358,8 +361,8 @@ def _read(listing: _Listing, item, limits: Limits) -> bytes | str:
         listing.read_bytes += len(data)
     if listing.read_bytes > limits.max_total_bytes:
         raise FolderDatasetError(
-            "zip_bomb_size", f"the zip's members decompress to more than {_size(limits.max_total_bytes)}: refused "
-            "(it may be a zip bomb).", declared=None, limit=limits.max_total_bytes)
+            "zip_bomb_size", N_("the zip's members decompress to more than {limit}: refused (it may be a zip bomb)."),
+            limit=_size(limits.max_total_bytes))
     if len(data) > limits.max_file_bytes:
         return f"over the {_size(limits.max_file_bytes)} limit per file"
     listing.hold(item, data)
@@ -467,15 +470,16 @@ def decode_image(data: bytes, image_shape, limits: Limits | None = None) -> torc
     limits = limits or DEFAULT_LIMITS
     c, s = int(image_shape[0]), int(image_shape[1])
     if len(data) > limits.max_file_bytes:
-        raise FolderDatasetError("image_too_large", f"the file is {_size(len(data))}, over the "
-                                 f"{_size(limits.max_file_bytes)} limit: save a smaller image.")
+        raise FolderDatasetError("image_too_large", N_("the file is {size}, over the {limit} limit: save a smaller "
+                                                       "image."), size=_size(len(data)), limit=_size(limits.max_file_bytes))
     im = _open_image(data, limits)
     if isinstance(im, str):
-        raise FolderDatasetError("bad_image", f"the file is {im}: upload a PNG or JPEG image.", reason=im)
+        raise FolderDatasetError("bad_image", N_("the file is {reason}: upload a PNG or JPEG image."), reason=im)
     try:
         a, _ = _decode(im, s, "L" if c == 1 else "RGB")
     except Exception as err:
-        raise FolderDatasetError("bad_image", f"the file is {_reason(err)}: save it again as PNG or JPEG.") from None
+        raise FolderDatasetError("bad_image", N_("the file is {reason}: save it again as PNG or JPEG."),
+                                 reason=_reason(err)) from None
     x = torch.from_numpy(a.copy())
     return (x[None, None] if c == 1 else x.permute(2, 0, 1)[None]).to(torch.float32).div_(255)
 
@@ -625,13 +629,14 @@ def _cache_file(path: Path, image_size, channels, t0) -> FolderDataset:
     """A decoded dataset's cache file, checked against the requested options."""
     ds = _from_cache(path)
     if ds is None:
-        raise FolderDatasetError("bad_cache", f"{path.name} is not a dataset decoded by vae.folders (or it is "
-                                 "damaged): give the folder or zip it came from.", path=str(path))
+        raise FolderDatasetError("bad_cache", N_("{name} is not a dataset decoded by vae.folders (or it is damaged): "
+                                                 "give the folder or zip it came from."), name=path.name)
     c, s = ds.image_shape[0], ds.image_shape[1]
     if (image_size or s) != s or (channels or c) != c:
-        raise FolderDatasetError("cache_options", f"{path.name} holds {s} px, {c}-channel images, not the "
-                                 f"{image_size or s} px, {channels or c}-channel ones asked for: give the folder "
-                                 "or zip it came from.", path=str(path))
+        raise FolderDatasetError("cache_options", N_("{name} holds {size} px, {channels}-channel images, not the "
+                                                     "{asked_size} px, {asked_channels}-channel ones asked for: give the "
+                                                     "folder or zip it came from."), name=path.name, size=s, channels=c,
+                                 asked_size=image_size or s, asked_channels=channels or c)
     ds.card.update(cached=True, seconds=round(time.perf_counter() - t0, 3))
     return ds
 
@@ -700,12 +705,13 @@ def _import(source: Path, listing: _Listing, image_size, channels, limits, min_i
         n_train, needed = int((~test).sum()), min_images - round(min_images * TEST_FRACTION)
         if n_train < needed:
             raise FolderDatasetError(
-                "too_few_images", f"the train/ folder of {source.name} has {n_train} usable images: training needs "
-                f"at least {needed} (a tenth of them held out for validation).", found=n_train, needed=needed)
+                "too_few_images", N_("the train/ folder of {name} has {found} usable images: training needs at least "
+                                     "{needed} (a tenth of them held out for validation)."),
+                name=source.name, found=n_train, needed=needed)
         if not test.any():
             raise FolderDatasetError(
-                "no_test_images", f"the test/ folder of {source.name} has no usable images: put some in it, or "
-                "remove it and a tenth of each class is held out for testing.", path=str(source))
+                "no_test_images", N_("the test/ folder of {name} has no usable images: put some in it, or remove it "
+                                     "and a tenth of each class is held out for testing."), name=source.name)
     else:
         test = _held_out_test(labels, max(1, len(classes)))
     card = _card(source, listing, classes, presplit, kept, skipped, labels, test, x.shape[1], x.shape[2], strip)
@@ -721,36 +727,43 @@ def _decode_again(listing: _Listing, item, size: int, mode: str | None, limits: 
             raise ValueError(im)
         return _decode(im, size, mode)[0]
     except Exception as err:
-        raise FolderDatasetError("changed", f"a file changed while it was being imported ({err}): try again.") from None
+        raise FolderDatasetError("changed", N_("a file changed while it was being imported ({error}): try again."),
+                                 error=str(err)) from None
 
 
 def _check_usable(source, listing, kept, skipped, min_images):
     if kept and len(kept) >= min_images:
         return
-    where = "zip" if listing.kind == "zip" else "folder"
+    where = Message(N_("zip")) if listing.kind == "zip" else Message(N_("folder"))
     not_images = [r for r, why in skipped if why.startswith(("not an image", "an empty file"))]
     broken = [(r, why) for r, why in skipped if why.startswith(("truncated or corrupt", "a corrupt zip member"))]
     if not kept and broken:
         first = f"{broken[0][0]}: {broken[0][1]}"
         raise FolderDatasetError(
-            "all_corrupt", f"none of the {len(broken) + len(kept):,} images in the {where} {source.name} could be "
-            f"decoded ({first}): save them again as PNG or JPEG.", count=len(broken), first=first)
+            "all_corrupt", N_("none of the {count:,} images in the {where} {name} could be decoded ({first}): save "
+                              "them again as PNG or JPEG."), count=len(broken) + len(kept), where=where,
+            name=source.name, first=first)
     kinds = Counter(_reason_kind(why) for _, why in skipped)
     if not kept and set(kinds) - {"not an image", "an empty file"}:  # images there, but none usable
         summary = ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common())
         raise FolderDatasetError(
-            "no_usable_images", f"the {where} {source.name} holds no usable images ({summary}; e.g. {skipped[0][0]}: "
-            f"{skipped[0][1]}): put PNG or JPEG files in it, one subfolder per class.", path=str(source),
-            reasons=dict(kinds))
+            "no_usable_images", N_("the {where} {name} holds no usable images ({summary}; e.g. {example}): put PNG or "
+                                   "JPEG files in it, one subfolder per class."), where=where, name=source.name,
+            summary=summary, example=f"{skipped[0][0]}: {skipped[0][1]}")
     if not kept:
-        seen = f" ({len(not_images):,} files that are not images, e.g. {not_images[0]})" if not_images else ""
+        if not_images:
+            raise FolderDatasetError(
+                "no_images", N_("the {where} {name} holds no images ({count:,} files that are not images, e.g. "
+                                "{example}): put PNG or JPEG files in it, one subfolder per class."),
+                where=where, name=source.name, count=len(not_images), example=not_images[0])
         raise FolderDatasetError(
-            "no_images", f"the {where} {source.name} holds no images{seen}: put PNG or JPEG files in it, one "
-            "subfolder per class.", path=str(source), not_images=len(not_images))
+            "no_images", N_("the {where} {name} holds no images: put PNG or JPEG files in it, one subfolder per class."),
+            where=where, name=source.name)
     raise FolderDatasetError(
-        "too_few_images", f"the {where} {source.name} has {len(kept)} usable image{'s' * (len(kept) != 1)}: training "
-        f"needs at least {min_images} (a tenth held out for the test split and a tenth for validation).",
-        found=len(kept), needed=min_images)
+        "too_few_images", N_("the {where} {name} has {found} usable image: training needs at least {needed} (a tenth "
+                             "held out for the test split and a tenth for validation).") if len(kept) == 1 else
+        N_("the {where} {name} has {found} usable images: training needs at least {needed} (a tenth held out for the "
+           "test split and a tenth for validation)."), where=where, name=source.name, found=len(kept), needed=min_images)
 
 
 def _held_out_test(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -793,9 +806,8 @@ def _card(source, listing, classes, presplit, kept, skipped, labels, test, c, s,
         "labelled": bool(classes), "classes": names, "n_images": len(kept),
         "counts": per_class(torch.ones(len(labels), dtype=torch.bool)),
         "split": {
-            "test_from": "the test/ folder" if presplit else
-            f"held out: {TEST_FRACTION:.0%} of each class, seed {SPLIT_SEED}",
-            "validation_from": "held out by vae.train: 10% of the rest, seed 0",
+            "test_from": _test_from(presplit),
+            "validation_from": VALIDATION_FROM,
             "train": per_class(~test & ~val), "validation": per_class(val), "test": per_class(test),
         },
         "sizes_before": {
@@ -809,29 +821,50 @@ def _card(source, listing, classes, presplit, kept, skipped, labels, test, c, s,
         "skipped": [[r, why] for r, why in sorted(skipped)[:MAX_NAMED]],
         "n_ignored": listing.ignored,
         "image_size": s, "channels": c, "image_shape": [c, s, s],
-        "decoding": (f"Pillow; EXIF orientation applied; palette and CMYK to RGB; transparency composited on "
-                     f"{BACKGROUND}; centre-cropped to a square and resized to {s} x {s} with {RESAMPLING} "
-                     f"(antialiased); {'grey (ITU-R 601-2 luma)' if c == 1 else 'RGB'}"),
+        "decoding": _decoding(s, c),
     }
 
 
-def card_markdown(card: dict) -> str:
+# The card's sentences that are the same for every dataset of a kind: English in the card's JSON, said
+# in the reader's language by card_markdown (the app passes its gettext).
+VALIDATION_FROM = N_("held out by vae.train: 10% of the rest, seed 0")
+
+
+def _test_from(presplit: bool, _: Callable[[str], str] = str) -> str:
+    if presplit:
+        return _(N_("the test/ folder"))
+    return _(N_("held out: {fraction:.0%} of each class, seed {seed}")).format(fraction=TEST_FRACTION, seed=SPLIT_SEED)
+
+
+def _decoding(size: int, channels: int, _: Callable[[str], str] = str) -> str:
+    return _(N_("Pillow; EXIF orientation applied; palette and CMYK to RGB; transparency composited on {background}; "
+                "centre-cropped to a square and resized to {size} x {size} with {resampling} (antialiased); {colour}"
+                )).format(background=BACKGROUND, size=size, resampling=RESAMPLING,
+                          colour=_(N_("grey (ITU-R 601-2 luma)")) if channels == 1 else "RGB")
+
+
+def card_markdown(card: dict, gettext: Callable[[str], str] = str) -> str:
     """The data card in Markdown: source, images per class and split, sizes and modes before
-    resizing, how the images were made, what was skipped and why."""
+    resizing, how the images were made, what was skipped and why. gettext: translates each sentence's
+    English template (the app passes its own; the default keeps English). The values (names, counts,
+    the decoder's and file system's own words for a skipped file) stay as they are."""
+    _ = gettext
     sp = card["split"]
-    kind = "zip" if card["kind"] == "zip" else "folder"
+    kind = _(N_("zip")) if card["kind"] == "zip" else _(N_("folder"))
+    classes = (_(N_("{n} classes (one per subfolder)")).format(n=len(card["classes"])) if card["labelled"]
+               else _(N_("unlabelled (no class folders)")))
+    channels = _(N_("1 channel (grey)")) if card["channels"] == 1 else _(N_("3 channels (RGB)"))
     lines = [
-        f"# Dataset: {card['name']}",
+        _(N_("# Dataset: {name}")).format(name=card["name"]),
         "",
-        f"Source: `{card['source']}` ({kind}, SHA-256 `{card.get('sha256', '')[:16]}...`). "
-        f"{card['n_images']:,} images, " + (f"{len(card['classes'])} classes (one per subfolder)" if card["labelled"]
-                                           else "unlabelled (no class folders)")
-        + f"; {card['image_size']} x {card['image_size']} pixels, "
-          f"{'1 channel (grey)' if card['channels'] == 1 else '3 channels (RGB)'}.",
+        _(N_("Source: `{source}` ({kind}, SHA-256 `{sha}...`). {n:,} images, {classes}; {size} x {size} pixels, "
+             "{channels}.")).format(source=card["source"], kind=kind, sha=card.get("sha256", "")[:16],
+                                    n=card["n_images"], classes=classes, size=card["image_size"], channels=channels),
         "",
-        f"Split: test {sp['test_from']}; validation {sp['validation_from']}.",
+        _(N_("Split: test {test}; validation {validation}.")).format(
+            test=_test_from(sp["test_from"] == _test_from(True), _), validation=_(VALIDATION_FROM)),
         "",
-        "| class | images | train | validation | test |",
+        _(N_("| class | images | train | validation | test |")),
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for n in card["classes"]:
@@ -840,25 +873,26 @@ def card_markdown(card: dict) -> str:
     common = ", ".join(f"{w} x {h} ({n:,})" for w, h, n in sb["most_common"])
     lines += [
         "",
-        f"Sizes before resizing: {sb['distinct']} distinct, from {sb['min'][0]} x {sb['min'][1]} to "
-        f"{sb['max'][0]} x {sb['max'][1]} (width x height; most common: {common}). Modes: "
-        + ", ".join(f"{m} ({n:,})" for m, n in card["modes_before"].items()) + "; formats: "
-        + ", ".join(f"{m} ({n:,})" for m, n in card["formats"].items()) + ".",
+        _(N_("Sizes before resizing: {distinct} distinct, from {min} to {max} (width x height; most common: "
+             "{common}). Modes: {modes}; formats: {formats}.")).format(
+            distinct=sb["distinct"], min=f"{sb['min'][0]} x {sb['min'][1]}", max=f"{sb['max'][0]} x {sb['max'][1]}",
+            common=common, modes=", ".join(f"{m} ({n:,})" for m, n in card["modes_before"].items()),
+            formats=", ".join(f"{m} ({n:,})" for m, n in card["formats"].items())),
         "",
-        f"Decoding: {card['decoding']}.",
+        _(N_("Decoding: {decoding}.")).format(decoding=_decoding(card["image_size"], card["channels"], _)),
         "",
     ]
     if card["n_skipped"]:
         reasons = "; ".join(f"{why}: {n:,}" for why, n in card["skipped_reasons"].items())
-        lines += [f"Skipped: {card['n_skipped']:,} files ({reasons}):", ""]
+        lines += [_(N_("Skipped: {n:,} files ({reasons}):")).format(n=card["n_skipped"], reasons=reasons), ""]
         lines += [f"- `{r}`: {why}" for r, why in card["skipped"][:20]]
         if card["n_skipped"] > 20:
-            lines.append(f"- and {card['n_skipped'] - 20:,} more")
+            lines.append(_(N_("- and {n:,} more")).format(n=card["n_skipped"] - 20))
         lines.append("")
     else:
-        lines += ["Skipped: none.", ""]
-    lines.append(f"Ignored: {card['n_ignored']:,} hidden or system files (names starting with a dot, __MACOSX, "
-                 "Thumbs.db, desktop.ini).")
+        lines += [_(N_("Skipped: none.")), ""]
+    lines.append(_(N_("Ignored: {n:,} hidden or system files (names starting with a dot, __MACOSX, Thumbs.db, "
+                      "desktop.ini).")).format(n=card["n_ignored"]))
     return "\n".join(lines) + "\n"
 
 

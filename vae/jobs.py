@@ -35,6 +35,7 @@ import torch
 from . import runner
 from .checkpoint import NAME_PATTERN, save_checkpoint
 from .data import DatasetNotFoundError, data_root
+from .errors import N_, Message
 from .folders import FolderDatasetError
 from .policy import BusyError, Policy
 from .train import (Progress, TrainConfig, TrainingDiverged, describe_device, history_row, resolve_device,
@@ -280,19 +281,24 @@ class JobRegistry:
             running = [j for j in self._jobs.values() if j.running]
             mine = next((j for j in running if j.session == session), None)
             if mine is not None:
-                raise BusyError(f"This session is already training {mine.name}; stop it or let it finish first.")
+                raise BusyError(N_("This session is already training {name}; stop it or let it finish first."),
+                                name=mine.name)
             if len(running) >= policy.max_jobs:
                 lefts = [left for j in running if (left := j.seconds_left()) is not None]
-                when = f" The sooner one to end has about {math.ceil(min(lefts) / 60)} min left." if lefts else ""
-                raise BusyError(
-                    f"The server is busy: {len(running)} training job{'s' if len(running) > 1 else ''} "
-                    f"running, as many as this machine allows at once ({policy.max_jobs}); try again when one "
-                    f"ends.{when}"
-                )
+                busy = Message(N_("The server is busy: {running} training job running, as many as this machine allows "
+                                  "at once ({limit}); try again when one ends.") if len(running) == 1 else
+                               N_("The server is busy: {running} training jobs running, as many as this machine "
+                                  "allows at once ({limit}); try again when one ends."),
+                               running=len(running), limit=policy.max_jobs)
+                if lefts:
+                    busy += Message(N_(" The sooner one to end has about {minutes} min left."),
+                                    minutes=math.ceil(min(lefts) / 60))
+                raise BusyError(busy)
             kept = sum(1 for j in self._jobs.values() if j.running or j.folder is not None)
             if policy.max_models is not None and kept >= policy.max_models:
-                raise BusyError(f"The server keeps at most {policy.max_models} trained models at once, and holds "
-                                "that many; they are deleted as their visitors leave. Try again in a few minutes.")
+                raise BusyError(N_("The server keeps at most {limit} trained models at once, and holds that many; they "
+                                   "are deleted as their visitors leave. Try again in a few minutes."),
+                                limit=policy.max_models)
             self._runs += 1
             device = resolve_device(config.device)
             about = config.dataset if card is None else card.get("name") or "images"

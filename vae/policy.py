@@ -13,6 +13,8 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from .errors import UserError
+
 PUBLIC_ENV = "VAE_PUBLIC"  # "1" (or any value but "", 0, false, no): public mode
 MAX_JOBS_ENV = "VAE_MAX_JOBS"  # global limit on concurrent training jobs
 SESSION_GRACE_ENV = "VAE_SESSION_GRACE_S"  # seconds a closed session's models are kept (tests shorten it)
@@ -25,8 +27,9 @@ JOB_CHOICES = {"binarize": ("none",), "objective": ("elbo",),
                "amp": (False,), "compile": (False,), "warmup": (0,), "schedule": ("constant",)}
 
 
-class BusyError(RuntimeError):
-    """No slot is free for this job (the server's or the session's); the message says which."""
+class BusyError(UserError, RuntimeError):
+    """No slot is free for this job (the server's or the session's); the message (a ``vae.errors.Message``)
+    says which."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
+from vae.errors import N_, Message, UserError
+
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # JPEG's opener also reads MPO, which phones write
 EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff")
 MAX_BYTES = 10 * 2**20  # files; the app passes Streamlit's server.maxUploadSize instead
@@ -30,8 +32,9 @@ STYLES = {"mnist": (20, "mass"), "fashion": (28, "box")}  # (box size in pixels,
 _KINDS = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
 
-class ImageError(ValueError):
-    """The input is not a usable image: unreadable, too large, or blank. The message says what to do."""
+class ImageError(UserError, ValueError):
+    """The input is not a usable image: unreadable, too large, or blank. The message says what to do
+    (a ``vae.errors.Message``, which the app translates)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def preprocess_image(
         raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
     box, centring = STYLES[style]
     grey, source = _decode(data, max_bytes, max_pixels)
-    steps = [(f"decoded: {grey.shape[1]}×{grey.shape[0]} grey", grey)]
+    steps = [(Message(N_("decoded: {width}×{height} grey"), width=grey.shape[1], height=grey.shape[0]), grey)]
 
     g = grey.astype(np.float32) / 255
     inverted = _ink_is_dark(g)
@@ -106,24 +109,26 @@ def preprocess_image(
     flat = (g - (_paper_background(g) if style == "mnist" else np.median(_border(g)))).astype(np.float32)
     lo, hi, t = _ink_levels(flat, style)
     norm = np.clip((flat - lo) / (hi - lo), 0, 1).astype(np.float32)
-    steps.append(("inverted, paper flattened" if inverted else "paper flattened", _to_uint8(norm)))
+    steps.append((Message(N_("inverted, paper flattened") if inverted else N_("paper flattened")), _to_uint8(norm)))
 
     top, bottom, left, right = _ink_box(flat > t)
     crop = norm[top:bottom, left:right]
-    steps.append((f"cropped to the ink: {right - left}×{bottom - top}", _to_uint8(crop)))
+    steps.append((Message(N_("cropped to the ink: {width}×{height}"), width=right - left, height=bottom - top),
+                  _to_uint8(crop)))
 
     h, w = crop.shape
     scale = box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
     small = np.clip(small, 0, 1)
-    steps.append((f"longer side {box} px: {size[0]}×{size[1]}", _to_uint8(small)))
+    steps.append((Message(N_("longer side {box} px: {width}×{height}"), box=box, width=size[0], height=size[1]),
+                  _to_uint8(small)))
 
     out = np.zeros((28, 28), np.float32)
     oy, ox = _offsets(small, centring)
     out[oy : oy + size[1], ox : ox + size[0]] = small
-    centre = "centre of mass at the centre" if centring == "mass" else "box centred"
-    steps.append((f"28×28, {centre}", _to_uint8(out)))
+    centre = N_("28×28, centre of mass at the centre") if centring == "mass" else N_("28×28, box centred")
+    steps.append((Message(centre), _to_uint8(out)))
     return Preprocessed(torch.from_numpy(out).view(1, 1, 28, 28), tuple((c, _thumb(a)) for c, a in steps),
                         inverted, source,
                         () if source.startswith("drawing") else _ink_box_doubts((top, bottom, left, right), flat.shape))
@@ -133,24 +138,27 @@ def _decode(data: bytes | np.ndarray, max_bytes: int, max_pixels: int) -> tuple[
     """Step 1: uint8 (H, W) grey image, longer side at most WORK_SIZE, and the input in words."""
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8 or data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] not in (3, 4)):
-            raise ImageError(f"A drawing must be uint8 (H, W), (H, W, 3) or (H, W, 4) pixels, not {data.dtype} {data.shape}.")
+            raise ImageError(N_("A drawing must be uint8 (H, W), (H, W, 3) or (H, W, 4) pixels, not {dtype} {shape}."),
+                             dtype=data.dtype, shape=data.shape)
         if data.size == 0:
-            raise ImageError("The drawing is empty: draw a digit first.")
+            raise ImageError(N_("The drawing is empty: draw a digit first."))
         im = Image.fromarray(data)
-        source, turned = f"drawing, {im.width} × {im.height} px, {im.mode}", False
+        source, turned = Message(N_("drawing, {width} × {height} px, {mode}"), width=im.width, height=im.height,
+                                 mode=im.mode), False
     else:
         if len(data) == 0:
-            raise ImageError(f"The file is empty: choose an image file ({_KINDS}).")
+            raise ImageError(N_("The file is empty: choose an image file ({kinds})."), kinds=_KINDS)
         if len(data) > max_bytes:
-            raise ImageError(f"The file is {_size(len(data))}, over the {_size(max_bytes)} limit: "
-                             "save a smaller image and try again.")
+            raise ImageError(N_("The file is {size}, over the {limit} limit: save a smaller image and try again."),
+                             size=_size(len(data)), limit=_size(max_bytes))
         im = _open(data, max_pixels)
-        source = f"{im.format}, {im.width} × {im.height} px, {im.mode}"
+        source = Message("{format}, {width} × {height} px, {mode}", format=im.format, width=im.width, height=im.height,
+                         mode=im.mode)
     try:
         if not isinstance(data, np.ndarray):
             frames = getattr(im, "n_frames", 1)  # reads the frames' headers, not their pixels
             if frames > 1:
-                source += f", first of {frames} frames"
+                source += Message(N_(", first of {frames} frames"), frames=frames)
                 im.seek(0)
             turned = im.getexif().get(0x0112, 1) not in (1, None)  # 0x0112: EXIF Orientation
         if im.format in ("JPEG", "MPO"):
@@ -160,10 +168,10 @@ def _decode(data: bytes | np.ndarray, max_bytes: int, max_pixels: int) -> tuple[
     except ImageError:
         raise
     except Exception as err:  # Pillow's decoders raise many kinds for corrupt or truncated data
-        raise ImageError(f"This file could not be decoded ({_reason(err)}): it may be truncated or damaged; "
-                         f"try saving it again as PNG or JPEG.") from None
+        raise ImageError(N_("This file could not be decoded ({reason}): it may be truncated or damaged; try saving "
+                            "it again as PNG or JPEG."), reason=_reason(err)) from None
     if turned:
-        source += ", turned upright from its EXIF orientation"
+        source += Message(N_(", turned upright from its EXIF orientation"))
     if max(grey.size) > WORK_SIZE:
         grey = grey.copy()
         grey.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
@@ -172,20 +180,22 @@ def _decode(data: bytes | np.ndarray, max_bytes: int, max_pixels: int) -> tuple[
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Read the header only, and refuse what is not one of FORMATS or has more than max_pixels."""
-    too_many = f"over the {max_pixels / 1e6:g}-megapixel limit: scale it down and try again."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves
             im = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError:
-        raise ImageError(f"The image has more pixels than Pillow allows, {too_many}") from None
+        raise ImageError(N_("The image has more pixels than Pillow allows, over the {limit:g}-megapixel limit: scale "
+                            "it down and try again."), limit=max_pixels / 1e6) from None
     except Exception:  # UnidentifiedImageError, or a header so broken that the plugin gives up
-        raise ImageError(f"This file is not an image that can be read: upload a {_KINDS} file.") from None
+        raise ImageError(N_("This file is not an image that can be read: upload a {kinds} file."), kinds=_KINDS) from None
     w, h = im.size
     if w * h > max_pixels:
-        raise ImageError(f"The image is {w:,} × {h:,} pixels ({w * h / 1e6:,.0f} megapixels), {too_many}")
+        raise ImageError(N_("The image is {width:,} × {height:,} pixels ({megapixels:,.0f} megapixels), over the "
+                            "{limit:g}-megapixel limit: scale it down and try again."), width=w, height=h,
+                         megapixels=w * h / 1e6, limit=max_pixels / 1e6)
     if w == 0 or h == 0:
-        raise ImageError("The image has no pixels: upload one with a digit on it.")
+        raise ImageError(N_("The image has no pixels: upload one with a digit on it."))
     return im
 
 
@@ -217,7 +227,8 @@ def _to_grey(im: Image.Image) -> Image.Image:
     try:
         return im.convert("RGB").convert("L")  # L = 0.299 R + 0.587 G + 0.114 B (ITU-R 601-2)
     except ValueError:
-        raise ImageError(f"Images in the {im.mode} colour mode cannot be read: save it as RGB or grey PNG or JPEG.") from None
+        raise ImageError(N_("Images in the {mode} colour mode cannot be read: save it as RGB or grey PNG or JPEG."),
+                         mode=im.mode) from None
 
 
 def _border(g: np.ndarray) -> np.ndarray:
@@ -279,8 +290,8 @@ def _ink_levels(flat: np.ndarray, style: str) -> tuple[float, float, float]:
     paper = flat[flat <= np.percentile(flat, 50)]
     noise = 1.4826 * float(np.median(np.abs(paper - np.median(paper))))
     if smooth.max() <= max(0.1, 6 * noise):
-        raise ImageError("The image looks blank: no strokes stand out from the background; "
-                         "upload or draw one with a visible digit.")
+        raise ImageError(N_("The image looks blank: no strokes stand out from the background; upload or draw one "
+                            "with a visible digit."))
     t = _otsu(f)
     ink = f[f > t]
     lo = min(5 * noise, t / 2)
@@ -313,16 +324,24 @@ def _ink_box_doubts(box: tuple[int, int, int, int], shape: tuple[int, int]) -> t
                                         ("right", right >= w - m)) if touches]
     doubts = []
     if len(sides) == 1:
-        doubts.append(f"The ink found reaches the {sides[0]} edge of the image and no other: a shadow, the "
-                      "paper's edge or another object may have been taken for ink. Crop closer to the digit.")
+        doubts.append(Message({
+            "top": N_("The ink found reaches the top edge of the image and no other: a shadow, the paper's edge or "
+                      "another object may have been taken for ink. Crop closer to the digit."),
+            "bottom": N_("The ink found reaches the bottom edge of the image and no other: a shadow, the paper's edge "
+                         "or another object may have been taken for ink. Crop closer to the digit."),
+            "left": N_("The ink found reaches the left edge of the image and no other: a shadow, the paper's edge or "
+                       "another object may have been taken for ink. Crop closer to the digit."),
+            "right": N_("The ink found reaches the right edge of the image and no other: a shadow, the paper's edge "
+                        "or another object may have been taken for ink. Crop closer to the digit."),
+        }[sides[0]]))
     bh, bw = bottom - top, right - left
     across = {"top", "bottom"} <= set(sides) or {"left", "right"} <= set(sides)
     if min(bh, bw) < max(bh, bw) / 12 and across:
-        doubts.append("The ink found is a thin line from edge to edge of the image: a fold, an edge or a line "
-                      "of the paper rather than a digit? Crop closer to the digit.")
+        doubts.append(Message(N_("The ink found is a thin line from edge to edge of the image: a fold, an edge or a "
+                                 "line of the paper rather than a digit? Crop closer to the digit.")))
     if bh * bw > 0.85 * h * w:
-        doubts.append("The ink found fills most of the image: unless the image is one tightly cropped digit, a "
-                      "frame, a shadow or a texture may have been taken for ink.")
+        doubts.append(Message(N_("The ink found fills most of the image: unless the image is one tightly cropped "
+                                 "digit, a frame, a shadow or a texture may have been taken for ink.")))
     return tuple(doubts)
 
 

@@ -1,0 +1,69 @@
+"""Words that ``vae`` gives a person, kept as English templates and their values, so that a UI can say
+them in its own language: the errors a user's input can cause (an upload, a model's name, a server too
+busy to train) and the descriptions the app shows (how an upload was framed).
+
+A ``Message`` is the English sentence itself (a ``str``: print it, compare it, log it), and remembers the
+``str.format`` template(s) it was made from and their values. Templates are marked with ``N_`` for
+``pybabel extract`` (babel.cfg); the app translates each template and fills it in (``ui.i18n.say``), and the
+values (file names, sizes, a decoder's own words) stay as they are.
+"""
+
+from __future__ import annotations
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name)
+    """Mark ``message`` for the catalogue (pybabel extract -k N_); it is returned as it is."""
+    return message
+
+
+class Message(str):
+    """``template.format(**params)``, remembering ``parts``: ((template, params), ...) in order, one per
+    ``Message`` joined with ``+``; a plain ``str`` added to one is a part with template None (said as it
+    is). Raises KeyError when a template names a field that ``params`` lacks."""
+
+    parts: tuple[tuple[str | None, dict | str], ...]
+
+    def __new__(cls, template: str, /, **params) -> Message:
+        self = super().__new__(cls, template.format(**params))
+        self.parts = ((template, params),)
+        return self
+
+    @classmethod
+    def _joined(cls, parts) -> Message:
+        self = super().__new__(cls, "".join(t.format(**p) if t is not None else p for t, p in parts))
+        self.parts = tuple(parts)
+        return self
+
+    def __add__(self, other: str) -> Message:
+        return Message._joined(self.parts + _parts(other))
+
+    def __radd__(self, other: str) -> Message:
+        return Message._joined(_parts(other) + self.parts)
+
+    def __reduce__(self):  # pickled by its parts (str's own way would format the English text again)
+        return Message._joined, (self.parts,)
+
+
+def _parts(text: str) -> tuple:
+    return text.parts if isinstance(text, Message) else ((None, str(text)),)
+
+
+class UserError(Exception):
+    """A mistake in what the user gave, or a limit of the server, said so that they can act on it.
+
+    ``str(err)`` is the English sentence; ``err.message`` the ``Message`` (``Message(template, **params)``
+    is built from the arguments). Raises KeyError when the template names a field ``params`` lacks."""
+
+    def __init__(self, template: str, /, **params):
+        self.message = template if isinstance(template, Message) else Message(template, **params)
+        super().__init__(str(self.message))
+
+    def __reduce__(self):  # across processes: a subclass's own arguments may differ from (template, params)
+        return _rebuilt, (type(self), str(self), self.__dict__)
+
+
+def _rebuilt(cls: type, text: str, state: dict) -> UserError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, text)
+    err.__dict__.update(state)
+    return err
