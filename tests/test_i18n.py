@@ -3,6 +3,7 @@
 
 import ast
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -192,3 +193,33 @@ def test_a_language_the_app_does_not_have_is_ignored_and_said():
     at = landing(lang="fr")
     assert at.subheader[0].value == "Where to start"
     assert any("lang=fr (not en or zh-CN)" in w.value for w in at.warning)
+
+
+def test_vae_says_a_users_mistake_in_english_and_the_app_in_chinese(monkeypatch):
+    from vae.folders import FolderDatasetError, load_folder
+    from vae.preprocess import ImageError, preprocess_image
+
+    with pytest.raises(ImageError) as err:
+        preprocess_image(b"")
+    assert str(err.value) == "The file is empty: choose an image file (PNG, JPEG, BMP, GIF, WebP or TIFF)."
+    assert i18n.error_message(err.value) == str(err.value)  # outside a run, English
+    monkeypatch.setattr(i18n, "language", lambda: "zh-CN")
+    assert i18n.error_message(err.value) == "文件是空的：请选择一个图像文件（PNG, JPEG, BMP, GIF, WebP or TIFF）。"
+    with pytest.raises(FolderDatasetError) as err:
+        load_folder(b"PK not a zip", name="faces.zip", cache_dir=None)
+    assert i18n.error_message(err.value) == "faces.zip 不是 zip 文件：请上传一个图像文件夹的 .zip 压缩包。"
+    assert pickle.loads(pickle.dumps(err.value)).message.parts == err.value.message.parts  # from a training child
+
+
+def test_a_message_keeps_its_parts_through_joining_and_pickling(monkeypatch):
+    from vae.errors import N_, Message
+
+    where = Message(N_("zip"))
+    said = Message(N_("the {where} {name} holds no images: put PNG or JPEG files in it, one subfolder per class."),
+                   where=where, name="{x}.zip") + " (2)"
+    assert said == "the zip {x}.zip holds no images: put PNG or JPEG files in it, one subfolder per class. (2)"
+    again = pickle.loads(pickle.dumps(said))
+    assert again == said and again.parts == said.parts
+    monkeypatch.setattr(i18n, "language", lambda: "zh-CN")
+    assert i18n.say(again) == "压缩包 {x}.zip 中没有图像：请放入 PNG 或 JPEG 文件，每个类别一个子文件夹。 (2)"
+    assert i18n.say("plain text") == "plain text"
