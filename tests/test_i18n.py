@@ -223,3 +223,16 @@ def test_a_message_keeps_its_parts_through_joining_and_pickling(monkeypatch):
     monkeypatch.setattr(i18n, "language", lambda: "zh-CN")
     assert i18n.say(again) == "压缩包 {x}.zip 中没有图像：请放入 PNG 或 JPEG 文件，每个类别一个子文件夹。 (2)"
     assert i18n.say("plain text") == "plain text"
+
+
+def test_a_message_crosses_a_process_boundary_as_json(monkeypatch):
+    """A training child's TaskFailed reaches the server as JSON (vae.runner): the parts must survive."""
+    from vae.errors import N_, Message, from_json, to_json
+
+    said = Message(N_("Training diverged: {error}."), error=Message(
+        N_("the loss became {loss} in epoch {epoch}; try a lower learning rate"), loss=float("nan"), epoch=3))
+    again = from_json(json.loads(json.dumps(to_json(said))))
+    assert again == said == "Training diverged: the loss became nan in epoch 3; try a lower learning rate."
+    monkeypatch.setattr(i18n, "language", lambda: "zh-CN")
+    assert i18n.say(again) == "训练发散：损失在第 3 轮变成了 nan；请尝试更低的学习率。"
+    assert from_json(to_json("plain")) == "plain"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import N_, Message
+
 
 def best_device() -> torch.device:
     """CUDA if present, then Apple's MPS, then the CPU."""
@@ -28,4 +30,4 @@ def describe_device(device: torch.device | str) -> str:
     if device.type == "mps":
         return "Apple MPS"
     n = torch.get_num_threads()
-    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+    return Message(N_("CPU ({n} thread)") if n == 1 else N_("CPU ({n} threads)"), n=n)

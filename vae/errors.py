@@ -44,6 +44,24 @@ class Message(str):
         return Message._joined, (self.parts,)
 
 
+def to_json(text: str) -> str | list:
+    """``text`` as JSON-able data that keeps a Message's parts (for a process boundary): a plain str as
+    it is, a Message as [[template or None, params or text], ...], a Message value as such a list too.
+    A value that is not a str, int, float or bool is kept as its str."""
+    if not isinstance(text, Message):
+        return str(text)
+    return [[t, p if t is None else {k: v if isinstance(v, (int, float, bool)) else to_json(v) for k, v in p.items()}]
+            for t, p in text.parts]
+
+
+def from_json(data: str | list) -> str:
+    """The inverse of ``to_json``: a Message, or the plain str."""
+    if isinstance(data, str):
+        return data
+    return Message._joined([(t, p if t is None else {k: from_json(v) if isinstance(v, (str, list)) else v
+                                                      for k, v in p.items()}) for t, p in data])
+
+
 def _parts(text: str) -> tuple:
     return text.parts if isinstance(text, Message) else ((None, str(text)),)
 

@@ -94,7 +94,7 @@ class Job:
         """The heartbeat: the app calls this whenever it shows the job."""
         self.heartbeat = time.monotonic()
 
-    def stop(self, reason: str = "stopped from the sidebar") -> None:
+    def stop(self, reason: str = Message(N_("stopped from the sidebar"))) -> None:
         """End the run after the current step; the best weights so far are kept and saved. A child that
         has not ended ``Policy.stop_grace`` seconds later is killed (the job's state: "killed")."""
         if self.running and not self._stop.is_set():
@@ -322,16 +322,17 @@ class JobRegistry:
                                  on_message=lambda m: self._record(job, Progress(**m["progress"])),
                                  should_stop=self._limits(job, alive, policy))
             if outcome.killed:
-                job.error = (f"The training process did not stop within {policy.stop_grace:g} s of being asked to "
-                             f"({outcome.stop_reason}), so it was ended; nothing was saved.")
+                job.error = Message(N_("The training process did not stop within {seconds:g} s of being asked to "
+                                       "({reason}), so it was ended; nothing was saved."),
+                                    seconds=policy.stop_grace, reason=outcome.stop_reason)
                 job.state = "killed"
             elif outcome.result is None:
                 if outcome.traceback:  # a bug, not the user's doing: keep the traceback in the server log
                     _log.error("training job %s failed:\n%s", job.id, outcome.traceback)
-                    job.error = f"Training failed: {outcome.error}."
+                    job.error = Message(N_("Training failed: {error}."), error=outcome.error)
                 elif outcome.error.startswith("its process exited"):
                     _log.error("training job %s: %s", job.id, outcome.error)
-                    job.error = f"Training stopped unexpectedly: {outcome.error}."
+                    job.error = Message(N_("Training stopped unexpectedly: {error}."), error=outcome.error)
                 else:
                     job.error = outcome.error
                 job.state = "failed"
@@ -360,16 +361,17 @@ class JobRegistry:
             now = time.monotonic()
             if not job._stop.is_set():
                 if now - job.started > policy.max_seconds:
-                    job.stop(f"stopped at the time cap of {policy.max_seconds / 60:g} min")
+                    job.stop(Message(N_("stopped at the time cap of {minutes:g} min"), minutes=policy.max_seconds / 60))
                 elif now - job.heartbeat > policy.heartbeat_timeout:
-                    job.stop(f"stopped: its browser session showed no sign of life for {policy.heartbeat_timeout:g} s")
+                    job.stop(Message(N_("stopped: its browser session showed no sign of life for {seconds:g} s"),
+                                     seconds=policy.heartbeat_timeout))
                 elif alive is not None:
                     if alive():
                         gone_since = None
                     elif gone_since is None:
                         gone_since = now
                     elif now - gone_since > policy.alive_grace:
-                        job.stop("stopped: its browser session is gone")
+                        job.stop(Message(N_("stopped: its browser session is gone")))
             return job.note if job._stop.is_set() else None
 
         return should_stop
@@ -410,8 +412,10 @@ def train_task(task: dict, arrays: dict, send: Callable[[dict], None], stop: thr
     try:
         result = train(config, report, stop, data=data, data_root=task["data_root"])
     except TrainingDiverged as err:
-        raise runner.TaskFailed(f"Training diverged: {err}.") from None
-    except (DatasetNotFoundError, FolderDatasetError) as err:
+        raise runner.TaskFailed(Message(N_("Training diverged: {error}."), error=err.message)) from None
+    except FolderDatasetError as err:
+        raise runner.TaskFailed(err.message) from None
+    except DatasetNotFoundError as err:
         raise runner.TaskFailed(str(err)) from None
     metrics = run_metrics(config, result)
     if task.get("card") is not None:  # a folder's or zip's data card, as python -m vae.train keeps it

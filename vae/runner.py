@@ -37,13 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import errors
+
 ROOT = Path(__file__).resolve().parents[1]  # where `vae` is importable from
 _log = logging.getLogger(__name__)
 
 
 class TaskFailed(Exception):
     """Raised by a target for an error a person can act on (a missing dataset, a diverged loss): the
-    run fails with this sentence and no traceback."""
+    run fails with this sentence (a str or a ``vae.errors.Message``, which reaches the parent as one)
+    and no traceback."""
 
 
 @dataclass
@@ -138,7 +141,8 @@ def _watch(child, read_fd, on_message, should_stop, grace, check_every, name) ->
             if "done" in message:
                 outcome.result = message["done"]
             elif "failed" in message:
-                outcome.error, outcome.traceback = message["failed"], message.get("traceback")
+                outcome.error = errors.from_json(message.get("message", message["failed"]))
+                outcome.traceback = message.get("traceback")
             elif on_message is not None and message:
                 on_message(message)
         now = time.monotonic()
@@ -189,7 +193,8 @@ def child_main() -> None:
     Reads one JSON line from stdin: {"target": "module:function", "task": dict, "arrays": a
     safetensors file or null, "fd": the channel's file descriptor, "grace": seconds, "path": the
     parent's sys.path}. Calls the target and writes {"done": its result} to the channel, or
-    {"failed": one sentence, "traceback": text or null}; whatever the target sends comes before.
+    {"failed": one sentence, "message": the same as ``vae.errors.to_json`` keeps it (a TaskFailed), "traceback":
+    text or null}; whatever the target sends comes before.
     A later line "stop" sets the stop event; stdin closing (the parent is gone) sets it too, and
     ends the process ``grace`` seconds later if the target has not returned by then.
     """
@@ -225,7 +230,7 @@ def child_main() -> None:
             arrays = load_file(header["arrays"])
         send({"done": target(header["task"], arrays, send, stop)})
     except TaskFailed as err:
-        send({"failed": str(err), "traceback": None})
+        send({"failed": str(err), "message": errors.to_json(err.args[0] if err.args else ""), "traceback": None})
     except Exception as err:  # noqa: BLE001 - a bug: the parent logs the traceback
         send({"failed": repr(err), "traceback": traceback.format_exc()})
     channel.close()

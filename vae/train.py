@@ -42,6 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .data import (BINARIZATIONS, DATASET_NAMES, DatasetNotFoundError, binarize, is_builtin, load_dataset, load_split,
                    split_train_val)
 from .device import best_device, describe_device, resolve_device  # noqa: F401 (the app's and benches' import)
+from .errors import N_, Message, UserError
 from .evaluate import score
 from .latent import ACTIVE_KL_THRESHOLD
 from .losses import OBJECTIVES, Objective
@@ -183,7 +184,7 @@ class TrainResult:
     n_val: int
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite. The run ends and returns no weights: nothing is saved."""
 
 
@@ -272,22 +273,27 @@ def collapse_warning(history: list[dict], beta: float | None = None) -> str | No
     if kl is None:
         return None
     last, d = history[-1], len(kl[-1])
-    advice = (f"Lower beta{f' (now {beta:g})' if beta is not None else ''}, warm the KL term up "
-              "(vae.train's `--warmup`), or use a weaker decoder (fewer hidden units).")
+    advice = (Message(N_("Lower beta (now {beta:g}), warm the KL term up (vae.train's `--warmup`), or use a weaker "
+                         "decoder (fewer hidden units)."), beta=beta) if beta is not None else
+              Message(N_("Lower beta, warm the KL term up (vae.train's `--warmup`), or use a weaker decoder (fewer "
+                         "hidden units).")))
     if d and all(v < ACTIVE_KL_THRESHOLD for v in kl[-1]):
-        return (f"Posterior collapse: after epoch {last['epoch']}, all {d} latent dimensions carry under "
-                f"{ACTIVE_KL_THRESHOLD:g} nats of KL on the validation images ({sum(kl[-1]):.3f} in all). q(z|x) "
-                "is the prior for every image, so the decoder ignores z and draws about the same average "
-                f"image whatever z is. {advice}")
+        return Message(N_("Posterior collapse: after epoch {epoch}, all {d} latent dimensions carry under {threshold:g} "
+                          "nats of KL on the validation images ({total:.3f} in all). q(z|x) is the prior for every "
+                          "image, so the decoder ignores z and draws about the same average image whatever z is. "
+                          "{advice}"), epoch=last["epoch"], d=d, threshold=ACTIVE_KL_THRESHOLD, total=sum(kl[-1]),
+                       advice=advice)
     peak_i = max(range(len(history)), key=lambda i: history[i]["val_kl"])
     peak, now = history[peak_i], last["val_kl"]
     recon_gain = peak["val_recon"] - last["val_recon"]
     if (peak_i < len(history) - 1 and now < COLLAPSE_KL and now < (1 - COLLAPSE_DROP) * peak["val_kl"]
             and recon_gain < COLLAPSE_RECON_GAIN * abs(peak["val_recon"])):
-        return (f"Posterior collapse under way: the validation KL fell to {now:.2f} nats after epoch "
-                f"{last['epoch']}, {1 - now / peak['val_kl']:.0%} below its peak of {peak['val_kl']:.2f} in epoch "
-                f"{peak['epoch']}, while the reconstruction barely moved ({peak['val_recon']:.1f} to "
-                f"{last['val_recon']:.1f} nats): the decoder is learning to do without z. {advice}")
+        return Message(N_("Posterior collapse under way: the validation KL fell to {kl:.2f} nats after epoch {epoch}, "
+                          "{drop:.0%} below its peak of {peak:.2f} in epoch {peak_epoch}, while the reconstruction "
+                          "barely moved ({recon_then:.1f} to {recon_now:.1f} nats): the decoder is learning to do "
+                          "without z. {advice}"), kl=now, epoch=last["epoch"], drop=1 - now / peak["val_kl"],
+                       peak=peak["val_kl"], peak_epoch=peak["epoch"], recon_then=peak["val_recon"],
+                       recon_now=last["val_recon"], advice=advice)
     return None
 
 
@@ -403,9 +409,8 @@ def train(
         train_m = dict(zip(("recon", "kl", "loss"), (sums[:3] / sums[3]).tolist()))
         val_m = dict(zip(("recon", "kl", "loss"), val[:3].tolist()))
         if not all(math.isfinite(v) for v in (*train_m.values(), *val_m.values())):
-            raise TrainingDiverged(
-                f"the loss became {train_m['loss']} in epoch {epoch}; try a lower learning rate"
-            )
+            raise TrainingDiverged(N_("the loss became {loss} in epoch {epoch}; try a lower learning rate"),
+                                   loss=train_m["loss"], epoch=epoch)
         if val.shape[0] > 3:
             val_m["kl_per_dim"] = val[3:].tolist()
         seconds = time.perf_counter() - t0
