@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import runner
+from .errors import N_, Message
 from .embeddings import Embedding
 from .policy import Policy
 
@@ -132,7 +133,7 @@ class MapJobs:
         with self._lock:
             mine = self._mine.get(session)
             if mine is not None and mine.key != key:
-                self._drop(mine, session, "another map was asked for")
+                self._drop(mine, session, Message(N_("another map was asked for")))
             if key in self._done:
                 job = MapJob(uuid.uuid4().hex[:12], key, {session}, "done", self._done[key])
                 job._done.set()
@@ -183,7 +184,8 @@ class MapJobs:
         now, slots = time.monotonic(), self.policy.map_slots
         for job in self.waiting():
             if now - job.heartbeat > self.policy.map_heartbeat:
-                self._end(job, "cancelled", f"nobody asked for it for {self.policy.map_heartbeat:g} s")
+                self._end(job, "cancelled", Message(N_("nobody asked for it for {seconds:g} s"),
+                                                    seconds=self.policy.map_heartbeat))
         for job in self.waiting():
             if slots is not None and len(self.running()) >= slots:
                 break
@@ -200,9 +202,9 @@ class MapJobs:
             if job._cancel:
                 return job._cancel
             if time.monotonic() - job.started > policy.map_max_seconds:
-                return f"it ran past the time cap of {policy.map_max_seconds:g} s"
+                return Message(N_("it ran past the time cap of {seconds:g} s"), seconds=policy.map_max_seconds)
             if time.monotonic() - job.heartbeat > policy.map_heartbeat:
-                return f"nobody asked for it for {policy.map_heartbeat:g} s"
+                return Message(N_("nobody asked for it for {seconds:g} s"), seconds=policy.map_heartbeat)
             return None
 
         state, error = "failed", None
