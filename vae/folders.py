@@ -503,8 +503,9 @@ def prepare_upload(data: bytes, image_shape, max_bytes: int | None = None):
     c, s = int(image_shape[0]), int(image_shape[1])
     a = (x[0] * 255).round().to(torch.uint8)
     final = a[0].numpy() if c == 1 else a.permute(1, 2, 0).numpy()
-    steps = ((f"your image, {w} × {h} px", np.asarray(shown)),
-             (f"{s}×{s}, {'grey' if c == 1 else 'colour'}: the centre square, resized", final))
+    steps = ((Message(N_("your image, {width} × {height} px"), width=w, height=h), np.asarray(shown)),
+             (Message(N_("{size}×{size}, grey: the centre square, resized") if c == 1 else
+                      N_("{size}×{size}, colour: the centre square, resized"), size=s), final))
     return Preprocessed(x, steps, False, f"{fmt}, {w} × {h} px, {mode}")
 
 
