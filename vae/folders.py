@@ -402,20 +402,21 @@ def _layout(rels: list[str]) -> tuple[int, bool, list[str], list[tuple[str | Non
 def _open_image(data: bytes, limits: Limits) -> Image.Image | str:
     """The image with its header read (no pixels yet), or the reason it is skipped."""
     if not data:
-        return "an empty file"
+        return Message(N_("an empty file"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
             im = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError:  # more than twice Image.MAX_IMAGE_PIXELS: Pillow refuses it itself
-        return "over the decompression-bomb limit (Pillow refuses images this large)"
+        return Message(N_("over the decompression-bomb limit (Pillow refuses images this large)"))
     except Exception:  # UnidentifiedImageError, or a header so broken that the plugin gives up
-        return "not an image (Pillow reads PNG, JPEG, BMP, GIF, WebP, TIFF and PPM)"
+        return Message(N_("not an image (Pillow reads PNG, JPEG, BMP, GIF, WebP, TIFF and PPM)"))
     w, h = im.size
     if w * h > limits.max_pixels:
-        return f"{w:,} x {h:,} pixels, over the decompression-bomb limit of {limits.max_pixels:,} pixels (Pillow's)"
+        return Message(N_("{width:,} x {height:,} pixels, over the decompression-bomb limit of {limit:,} pixels "
+                          "(Pillow's)"), width=w, height=h, limit=limits.max_pixels)
     if w == 0 or h == 0:
-        return "an image with no pixels"
+        return Message(N_("an image with no pixels"))
     return im
 
 
