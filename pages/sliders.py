@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from ui import health, meaning, state
+from ui.i18n import N_, _
 from ui.charts import class_scatter, kl_bars
 from ui.images import download_png, pick_test_image, picker_settings, show_image
 from ui.models import Selection, sliders_state, start_sliders, test_encodings, test_metrics
@@ -18,7 +19,7 @@ from vae.losses import kl_divergence
 SPAN = 4.0  # slider range in prior standard deviations: N(0, 1) puts 99.99% of each coordinate inside
 PAD_POINTS = 41  # clickable points per side of the latent pad
 PAD_CODES = 1500  # test encodings drawn under it
-PRIOR_MEAN = "the prior's mean"
+PRIOR_MEAN = N_("the prior's mean")  # a start's "how", kept in this run's language: _(PRIOR_MEAN)
 S = state.PageState("sliders", [  # the page's own settings; z and a CVAE's y are the model's (ui.models.sliders_state)
     *picker_settings(), state.Setting("mean_of", int, 0, 0), state.Setting("holes", bool, False),
     state.Setting("steps", int, 9, 5, 15), state.Setting("span", float, 3.0, 1.0, SPAN), state.Setting("inactive", bool, False),
@@ -63,20 +64,20 @@ def dimensions(sel: Selection) -> Dimensions:
         hi = [round(v + SPAN, 1) for v in means.max(0).values.tolist()]
     test, data = test_metrics(sel.metrics), sel.dataset_title
     if not model.variational:  # an AE: no KL; its codes' spread orders the dimensions and sets the ranges
-        mu, _ = test_encodings(sel)
+        mu = test_encodings(sel)[0]
         lo, hi = [round(v - 0.5, 1) for v in mu.min(0).values.tolist()], [round(v + 0.5, 1) for v in mu.max(0).values.tolist()]
-        kl, source = mu.var(0).tolist(), f"the codes of {len(mu):,} {data} test images"
+        kl, source = mu.var(0).tolist(), _("the codes of {n:,} {data} test images").format(n=len(mu), data=data)
         return Dimensions(lo, hi, kl, source, sorted(range(d), key=lambda j: -kl[j]), [])
     if len(test.get("kl_per_dim") or []) == d:  # measured by vae.evaluate over the whole test split
         kl = test["kl_per_dim"]
-        binarized = ", binarized" if test.get("protocol") == "binarized" else ""
-        source = f"the {data} test split ({test['n_images']:,} images{binarized}, metrics.json)"
+        source = (_("the {data} test split ({n:,} images, binarized, metrics.json)") if test.get("protocol") == "binarized"
+                  else _("the {data} test split ({n:,} images, metrics.json)")).format(data=data, n=test["n_images"])
     else:
         mu, logvar = test_encodings(sel)
         labels = sel.test_images()[1]
         kl = kl_divergence(mu.double(), logvar.double(), per_dim=True,
                            prior_mu=prior_means(model, labels[: len(mu)])).mean(0).tolist()
-        source = f"{len(mu):,} {data} test images"
+        source = _("{n:,} {data} test images").format(n=len(mu), data=data)
     return Dimensions(lo, hi, kl, source, *rank_dimensions(kl))
 
 
@@ -109,7 +110,7 @@ def pad_click(name: str, sliders: state.PageState) -> str:
               for p in (event.get("selection") or {}).get("points", []) if "x" in p and "y" in p]
     if points:
         x, y = points[-1]
-        start_sliders(name, [x, y], f"a click on the latent pad at ({x:g}, {y:g})")
+        start_sliders(name, [x, y], _("a click on the latent pad at ({x:g}, {y:g})").format(x=x, y=y))
         count += 1
         st.session_state[sliders.key("pad_count")] = count
     return f"{sliders.key('pad')}{count}"
@@ -117,17 +118,17 @@ def pad_click(name: str, sliders: state.PageState) -> str:
 
 def intro(sel: Selection) -> None:
     model = sel.model
-    st.title("Latent sliders")
+    st.title(_("Latent sliders"))
     st.markdown(
-        (f"Set z by hand, one slider per latent dimension (± {SPAN:g} prior standard deviations), and see "
-         "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
-         "prior) change nothing." if model.variational else
-         "Set z by hand, one slider per latent dimension, and see the decoder's image.")
-        + (" For this CVAE the label y joins the sliders: y picks the class, z the style." if sel.label_decoder else "")
-        + (" This class-prior VAE's decoder never sees a label: each class's prior N(μ_y, I) sits at its own "
-           "mean μ_y, so start at a class mean and move away from it." if sel.class_prior else "")
-        + (" This is a plain autoencoder: it has no prior and no KL, so each slider spans the range of the "
-           "test images' codes instead." if not model.variational else "")
+        (_("Set z by hand, one slider per latent dimension (± {span:g} prior standard deviations), and see "
+           "the decoder's mean image p(x|z). Dimensions the encoder never uses (KL near 0: collapsed to the "
+           "prior) change nothing.").format(span=SPAN) if model.variational else
+         _("Set z by hand, one slider per latent dimension, and see the decoder's image."))
+        + (_(" For this CVAE the label y joins the sliders: y picks the class, z the style.") if sel.label_decoder else "")
+        + (_(" This class-prior VAE's decoder never sees a label: each class's prior N(μ_y, I) sits at its own "
+             "mean μ_y, so start at a class mean and move away from it.") if sel.class_prior else "")
+        + (_(" This is a plain autoencoder: it has no prior and no KL, so each slider spans the range of the "
+             "test images' codes instead.") if not model.variational else "")
     )
 
 
@@ -138,7 +139,7 @@ def z_sliders(sel: Selection, sliders: state.PageState, dims: Dimensions) -> tup
     d, names = sel.model.latent_dim, sel.class_names
     y = None
     if sel.label_decoder:
-        y = st.segmented_control("Class y", range(len(names)), wrap=True, format_func=lambda i: names[i],
+        y = st.segmented_control(_("Class y"), range(len(names)), wrap=True, format_func=lambda i: names[i],
                                  required=True, key=sliders.bind("y", hi=len(names) - 1))
     tracks = meaning.slider_labels(sel)  # "slant, rho = 0.81", or None (issue 26)
     order = list(range(d)) if d <= 2 else dims.active
@@ -152,8 +153,8 @@ def z_sliders(sel: Selection, sliders: state.PageState, dims: Dimensions) -> tup
     rows(order)
     folded = [j for j in dims.inactive if j not in order]
     if folded:
-        with st.expander(f"{len(folded)} inactive dimensions (KL below {ACTIVE_KL_THRESHOLD} nats): they change "
-                         "little or nothing"):
+        with st.expander(_("{n} inactive dimensions (KL below {threshold} nats): they change "
+                           "little or nothing").format(n=len(folded), threshold=ACTIVE_KL_THRESHOLD)):
             rows(folded)
     return torch.tensor([float(st.session_state[f"{sliders.key('z')}{j}"]) for j in range(d)]), y
 
@@ -161,11 +162,12 @@ def z_sliders(sel: Selection, sliders: state.PageState, dims: Dimensions) -> tup
 def one_slider(col, sel: Selection, sliders: state.PageState, dims: Dimensions, j: int, track: str | None) -> None:
     kl = dims.kl[j]
     col.slider(
-        f"z[{j}]" + (f": {track}" if track else "") + ("" if j not in dims.inactive else " · inactive"),
+        f"z[{j}]" + (f": {track}" if track else "") + ("" if j not in dims.inactive else _(" · inactive")),
         dims.lo[j], dims.hi[j], step=0.01, format="%.2f", key=f"{sliders.key('z')}{j}",
-        help=(f"Mean KL {kl:.3f} nats over the test images ("
-              + ("active)" if kl >= ACTIVE_KL_THRESHOLD else f"below {ACTIVE_KL_THRESHOLD} nats: inactive)"))
-        if sel.model.variational else f"Variance of the test codes along z[{j}]: {kl:.2f}",
+        help=(_("Mean KL {kl:.3f} nats over the test images (active)") if kl >= ACTIVE_KL_THRESHOLD else
+              _("Mean KL {kl:.3f} nats over the test images (below {threshold} nats: inactive)")).format(
+                  kl=kl, threshold=ACTIVE_KL_THRESHOLD)
+        if sel.model.variational else _("Variance of the test codes along z[{j}]: {var:.2f}").format(j=j, var=kl),
     )
 
 
@@ -174,38 +176,40 @@ def attribute_section(sel: Selection, sliders: state.PageState):
     if not meaning.digits(sel):
         return None
     if any(meaning.slider_labels(sel)):
-        st.caption(f"A slider's name says which Morpho-MNIST measurement ({meaning.SOURCE}) it tracks most "
-                   "over the test split, when |Spearman ρ| ≥ 0.5; the page *What the dimensions mean* has them all.")
-    with st.expander("Attribute sliders: thicker, slanted, wider, taller", expanded=True):
+        st.caption(_("A slider's name says which Morpho-MNIST measurement ({source}) it tracks most "
+                     "over the test split, when |Spearman ρ| ≥ 0.5; the page *What the dimensions mean* has them all.")
+                   .format(source=_(meaning.SOURCE)))
+    with st.expander(_("Attribute sliders: thicker, slanted, wider, taller"), expanded=True):
         return meaning.attribute_sliders(sel, sliders.key("attr"))
 
 
 def start_from(sel: Selection, d: int) -> None:
     """The starting points: the prior's mean, a draw, the last start, a class mean, a test image's encoding."""
     model, name, names = sel.model, sel.name, sel.class_names
-    st.markdown("**Start from**")
+    st.markdown(_("**Start from**"))
     row = st.container(horizontal=True)
-    row.button("Prior mean", on_click=start_sliders, args=(name, [0.0] * d, PRIOR_MEAN),
-               help="z = 0, the mean of p(z) = N(0, I)")
-    row.button("Random draw", on_click=lambda: start_sliders(name, torch.randn(d).tolist(), "a draw from the prior"),
+    row.button(_("Prior mean"), on_click=start_sliders, args=(name, [0.0] * d, _(PRIOR_MEAN)),
+               help=_("z = 0, the mean of p(z) = N(0, I)"))
+    row.button(_("Random draw"), on_click=lambda: start_sliders(name, torch.randn(d).tolist(), _("a draw from the prior")),
                help="z ~ N(0, I)")
-    row.button("Reset", on_click=lambda: start_sliders(name, *st.session_state[sliders_state(name).key("start")]),
-               help="Back to the last starting point")
+    row.button(_("Reset"), on_click=lambda: start_sliders(name, *st.session_state[sliders_state(name).key("start")]),
+               help=_("Back to the last starting point"))
     if sel.class_prior:
         means = model.class_means.detach().cpu()
         c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-        cls = c1.selectbox("Class", range(len(names)), format_func=lambda i: names[i],
+        cls = c1.selectbox(_("Class"), range(len(names)), format_func=lambda i: names[i],
                            key=S.bind("mean_of", hi=len(names) - 1))
-        c2.button("Class mean μ_y", on_click=start_sliders,
-                  args=(name, means[cls].tolist(), f"the prior mean of class {names[cls]}"),
-                  help="z = μ_y, the centre of the class's prior N(μ_y, I)")
+        c2.button(_("Class mean μ_y"), on_click=start_sliders,
+                  args=(name, means[cls].tolist(), _("the prior mean of class {name}").format(name=names[cls])),
+                  help=_("z = μ_y, the centre of the class's prior N(μ_y, I)"))
     x, label, index = pick_test_image(sel, "", page_state=S)
     t1, t2 = st.columns([1, 3], vertical_alignment="center")
     show_image(t1, tile(x, nrow=1, scale=3 * state.zoom()))
-    t2.button("Start from its encoding (mu)", help="The mean of q(z|x) for this test image; values "
-              "beyond the sliders' range are clipped.",
+    t2.button(_("Start from its encoding (mu)"), help=_("The mean of q(z|x) for this test image; values "
+                                                        "beyond the sliders' range are clipped."),
               on_click=lambda: start_sliders(name, encode_images(model, x, torch.tensor([label]))[0][0].tolist(),
-                                             f"the encoding of test image {index} (a {names[label]})",
+                                             _("the encoding of test image {index} (a {name})").format(
+                                                 index=index, name=names[label]),
                                              label if sel.label_decoder else None))
 
 
@@ -218,10 +222,10 @@ def pad_figure(lo: list[float], hi: list[float], z: list[float], codes, labels, 
     fig = class_scatter(codes, labels, names, size=3 * zoom, opacity=0.35, webgl=False)
     fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="pad", showlegend=False,
                              marker=dict(size=9 * zoom, color="rgba(0,0,0,0.02)"),
-                             hovertemplate="z = (%{x:.2f}, %{y:.2f}): tap or click to decode<extra></extra>"))
+                             hovertemplate=_("z = (%{x:.2f}, %{y:.2f}): tap or click to decode<extra></extra>")))
     fig.add_trace(go.Scatter(x=[z[0]], y=[z[1]], mode="markers", name="z of the sliders", showlegend=False,
                              marker=dict(symbol="star", size=18 * zoom, color="gold", line=dict(color="black", width=1.5)),
-                             hovertemplate="the sliders' z: (%{x:.2f}, %{y:.2f})<extra></extra>"))
+                             hovertemplate=_("the sliders' z: (%{x:.2f}, %{y:.2f})<extra></extra>")))
     fig.update_layout(height=420 if zoom == 1 else 640, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="z[0]", yaxis_title="z[1]",
                       legend=dict(orientation="h", y=-0.18, title=None, entrywidth=32 * zoom, font=dict(size=12 * zoom)),
                       clickmode="event+select", font=dict(size=12 * zoom))
@@ -234,15 +238,15 @@ def pad_figure(lo: list[float], hi: list[float], z: list[float], codes, labels, 
 
 def latent_pad(sel: Selection, key: str, dims: Dimensions, z: list[float]) -> None:
     """A 2-d model's latent pad, with the q(z)/p(z) shading on request; a tap or click sets the sliders."""
-    st.markdown("**Latent pad**: tap or click a point of the plane to decode it (star: the sliders' z)")
-    codes, _ = test_encodings(sel)
+    st.markdown(_("**Latent pad**: tap or click a point of the plane to decode it (star: the sliders' z)"))
+    codes = test_encodings(sel)[0]
     labels = sel.test_images()[1]
     pick = torch.randperm(len(codes), generator=torch.Generator().manual_seed(0))[:PAD_CODES]
     fig = pad_figure(dims.lo, dims.hi, z, codes[pick], labels[pick], sel.class_names)
     density = health.has_standard_prior(sel) and st.toggle(
-        "Shade q(z) against p(z); outline the holes", key=S.bind("holes"),
-        help="Blue: the aggregate posterior q(z) (the mixture of the test images' q(z|x)) puts more mass there "
-             "than the prior N(0, I); red: less. Red line: the holes, q/p below the threshold inside the prior's 95% circle.")
+        _("Shade q(z) against p(z); outline the holes"), key=S.bind("holes"),
+        help=_("Blue: the aggregate posterior q(z) (the mixture of the test images' q(z|x)) puts more mass there "
+               "than the prior N(0, I); red: less. Red line: the holes, q/p below the threshold inside the prior's 95% circle."))
     if density:
         threshold = health.threshold_picker("sliders_pad_threshold")
         health.density_layer(fig, sel, dims.lo, dims.hi, threshold)  # under the clickable points
@@ -250,15 +254,15 @@ def latent_pad(sel: Selection, key: str, dims: Dimensions, z: list[float]) -> No
     with st.container(key="latent_pad"):  # the touch fix's scope (PAD_TOUCH)
         st.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     if density:
-        st.caption("Shading: log10 q(z)/p(z), blue where the encoder puts more mass than the prior, red where "
-                   "less, saturated at a factor of 1,000; dashed circle: the prior's central 95%; red lines: the "
-                   "holes' edges. " + health.hole_caption(sel, (0, 1), threshold))
+        st.caption(_("Shading: log10 q(z)/p(z), blue where the encoder puts more mass than the prior, red where "
+                     "less, saturated at a factor of 1,000; dashed circle: the prior's central 95%; red lines: the "
+                     "holes' edges. {details}").format(details=health.hole_caption(sel, (0, 1), threshold)))
 
 
 def kl_summary(sel: Selection, dims: Dimensions) -> None:
     d = sel.model.latent_dim
     if not sel.model.variational:
-        st.caption(f"Slider ranges: {dims.source}, ± 0.5.")
+        st.caption(_("Slider ranges: {source}, ± 0.5.").format(source=dims.source))
         return
     fig = kl_bars(dims.kl, ACTIVE_KL_THRESHOLD)
     if state.zoom() > 1:
@@ -266,8 +270,10 @@ def kl_summary(sel: Selection, dims: Dimensions) -> None:
         fig.update_xaxes(tickfont_size=12 * state.zoom())
         fig.update_yaxes(tickfont_size=12 * state.zoom(), title_font_size=14 * state.zoom())
     st.plotly_chart(fig, config={"displayModeBar": False}, key="sliders_kl")
-    st.caption(f"Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {dims.source}: {len(dims.active)} of {d} "
-               f"dimensions active, {len(dims.inactive)} inactive (below {ACTIVE_KL_THRESHOLD} nats).")
+    st.caption(_("Mean KL(q(z_j|x) ‖ p(z_j)) of each dimension over {source}: {active} of {d} "
+                 "dimensions active, {inactive} inactive (below {threshold} nats).").format(
+                     source=dims.source, active=len(dims.active), d=d, inactive=len(dims.inactive),
+                     threshold=ACTIVE_KL_THRESHOLD))
 
 
 def show_decoded(sel: Selection, view, z: torch.Tensor, y: int | None, attribute_move, how: str) -> None:
@@ -277,28 +283,30 @@ def show_decoded(sel: Selection, view, z: torch.Tensor, y: int | None, attribute
     if attribute_move is not None and attribute_move.asked:  # moved along the attribute directions, then measured
         moved = decode_images(sel.model, attribute_move.apply(z)[None], y)
         attribute_move.show_measured(decoded, moved)
-        decoded, asked = moved, f", moved along {attribute_move.asked}"
+        decoded, asked = moved, _(", moved along {what}").format(what=attribute_move.asked)
     elif attribute_move is not None:
         attribute_move.show_measured(decoded, decoded)
-    label = f" with y = {sel.class_names[y]}" if sel.label_decoder else ""
+    label = _(" with y = {name}").format(name=sel.class_names[y]) if sel.label_decoder else ""
     show_image(view, tile(decoded, nrow=1, scale=12 * state.zoom()),
-               caption=f"{sel.name}: decoded from the sliders' z{asked}{label} (last start: {how}).")
+               caption=_("{name}: decoded from the sliders' z{moved}{label} (last start: {how}).").format(
+                   name=sel.name, moved=asked, label=label, how=how))
 
 
 def traversals(sel: Selection, z: torch.Tensor, y: int | None, dims: Dimensions) -> None:
     """Row by row, each dimension swept across its range with the others at the sliders' z, by KL."""
     model, tracks, inactive = sel.model, meaning.slider_labels(sel), dims.inactive
-    st.subheader("Traversals")
-    st.caption("Row by row, one dimension swept across its range with the others held at the sliders' z; "
-               "rows ordered by mean KL, most informative first.")
+    st.subheader(_("Traversals"))
+    st.caption(_("Row by row, one dimension swept across its range with the others held at the sliders' z; "
+                 "rows ordered by mean KL, most informative first."))
     c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
-    steps = c1.slider("Images per row", 5, 15, key=S.bind("steps"))
+    steps = c1.slider(_("Images per row"), 5, 15, key=S.bind("steps"))
     if model.variational:
-        span = c2.slider("Traversal span (± standard deviations)", 1.0, SPAN, step=0.5, key=S.bind("span"))
+        span = c2.slider(_("Traversal span (± standard deviations)"), 1.0, SPAN, step=0.5, key=S.bind("span"))
     else:  # an AE: no prior's standard deviations; its codes' reach instead
         reach = float(round(max(1.5, max(map(abs, dims.lo)), max(map(abs, dims.hi)))))
-        span = c2.slider("Traversal span (± z)", 1.0, reach, step=0.5, key=S.bind("span", default=reach / 2, hi=reach))
-    show_inactive = c3.toggle(f"Show the {len(inactive)} inactive dimensions" if inactive else "No inactive dimensions",
+        span = c2.slider(_("Traversal span (± z)"), 1.0, reach, step=0.5, key=S.bind("span", default=reach / 2, hi=reach))
+    show_inactive = c3.toggle(_("Show the {n} inactive dimensions").format(n=len(inactive)) if inactive
+                              else _("No inactive dimensions"),
                               key=S.bind("inactive"), disabled=not inactive)
     rows = dims.active + (inactive if show_inactive else [])
     grid = traversal_grid(model, z, rows, steps, span, y)
@@ -308,11 +316,12 @@ def traversals(sel: Selection, z: torch.Tensor, y: int | None, dims: Dimensions)
     h = side * scale
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
-        c1.markdown(f"**z[{j}]**  \n" + (f"{dims.kl[j]:.2f} nats" if model.variational else f"var {dims.kl[j]:.2f}")
+        c1.markdown(f"**z[{j}]**  \n" + (f"{dims.kl[j]:.2f} nats" if model.variational else _("var {value:.2f}").format(value=dims.kl[j]))
                     + (f"  \n{tracks[j].split(',')[0]}" if tracks[j] else ""))  # what it tracks (issue 26)
         show_image(c2, tiled[r * h : (r + 1) * h + scale])
-    st.caption(f"Each row from z[j] = -{span:g} (left) to +{span:g} (right)."
-               + ("" if show_inactive or not inactive else f" {len(inactive)} inactive dimensions folded away."))
+    st.caption(_("Each row from z[j] = -{span:g} (left) to +{span:g} (right).").format(span=span)
+               + ("" if show_inactive or not inactive else
+                  _(" {n} inactive dimensions folded away.").format(n=len(inactive))))
     download_png(tile(grid, nrow=steps, padding=1), f"{sel.name}-traversals", "sliders_png",
                  container=st.columns([1, 2])[0])
 
@@ -322,7 +331,7 @@ def render(sel: Selection) -> None:
     dims = dimensions(sel)
     pad_key = pad_click(sel.name, sliders) if d == 2 else None
     z = read_z(sel, sliders, dims)
-    start = st.session_state.setdefault(sliders.key("start"), (z, "the link's z" if any(z) else PRIOR_MEAN, None))
+    start = st.session_state.setdefault(sliders.key("start"), (z, _("the link's z") if any(z) else _(PRIOR_MEAN), None))
     intro(sel)
     # The decoded image stays in view while z moves: for a 2-d model right beside the pad (under it on a
     # phone, where columns stack), then the sliders; else above the sliders. The rest goes beside or below.
