@@ -11,10 +11,11 @@ import torch
 
 from ui import health, policy, state
 from ui.charts import FEW, map_chart
+from ui.i18n import N_, _, say
 from ui.images import kept_upload, png_data_urls, show_image, thumbnails_url, upload_image
 from ui.maps import new_map
 from ui.models import Selection, test_encodings, weights_mtime
-from vae.embeddings import (METHODS, STORED, UMAP_SETTINGS, Embedding, EmbeddingError, Placer, choose_map,
+from vae.embeddings import (METHODS, STORED, UMAP_PARAMS, Embedding, EmbeddingError, Placer, choose_map,
                             compute_embedding, default_n, embedding_csv, embedding_file, load_embedding,
                             match_positions, points_in_rect, positions_of, restrict, sample_indices, sample_path,
                             weights_sha256)
@@ -23,7 +24,8 @@ from vae.latent import decode_images, encode_images, tile
 from vae.map_jobs import MapKey
 
 MAX_SHOWN = FEW  # selected images shown with their reconstructions, a page of them at a time
-PARTS = {"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL"}  # each image's ELBO parts, to colour by
+# each image's ELBO parts, to colour by (the CSV's column names, in English; shown translated)
+PARTS = {"neg_elbo": N_("-ELBO"), "recon": N_("reconstruction"), "kl": N_("KL")}
 CHARTS = ("map", "plane")  # the method's map, and a 2-d model's raw latent plane
 S = state.PageState("embeddings", [
     state.Setting("method", str, "tsne", options=tuple(METHODS)), state.Setting("perplexity", int, 30, 5, 100),
@@ -49,18 +51,21 @@ def model_state(name: str) -> state.PageState:
 class Words:
     """How the page names a model's encodings: a VAE's means of q(z|x), a plain autoencoder's codes."""
 
-    codes: str  # "means" or "codes"
+    codes: str  # "means" or "codes" (which of the page's sentences to say, not shown as it is)
     z: str  # the encoding of x: "mu(x)" or "f(x)"
-    plane: str  # what the latent plane's caption says it is, and of the prior
+    plane: str  # the latent plane's caption: what it is, and of the prior (in this run's language)
 
     @staticmethod
     def of(sel: Selection) -> "Words":
         if not sel.model.variational:
-            return Words("codes", "f(x)", "the codes z = f(x) themselves, no projection. A plain autoencoder has "
-                         "no prior: nothing pulls its codes towards the origin or sets their scale.")
-        prior = ("Each class's prior N(mu_y, I) is centred on that class's own mean." if sel.class_prior
-                 else "The prior N(0, I) is centred at the origin.")
-        return Words("means", "mu(x)", f"mu(x) itself, no projection. {prior}")
+            return Words("codes", "f(x)", _("The raw latent plane: the codes z = f(x) themselves, no projection. A "
+                                            "plain autoencoder has no prior: nothing pulls its codes towards the "
+                                            "origin or sets their scale."))
+        if sel.class_prior:
+            return Words("means", "mu(x)", _("The raw latent plane: mu(x) itself, no projection. Each class's prior "
+                                             "N(mu_y, I) is centred on that class's own mean."))
+        return Words("means", "mu(x)", _("The raw latent plane: mu(x) itself, no projection. The prior N(0, I) is "
+                                         "centred at the origin."))
 
 
 @dataclass
@@ -78,19 +83,26 @@ class Shown:
         return MapKey(sel.folder, weights_mtime(sel.folder), e.method, e.n, e.perplexity, e.seed)
 
 
+def umap_settings() -> str:
+    """UMAP's settings in words (``vae.embeddings.UMAP_SETTINGS``, in this run's language)."""
+    return _("{n} neighbours, min_dist {d:g}").format(n=UMAP_PARAMS["n_neighbors"], d=UMAP_PARAMS["min_dist"])
+
+
 # ---------------------------------------------------------------- cached work
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def precomputed(folder: str, mtime: float, version: float, method: str = "tsne"):
-    """The folder's stored map for ``method`` if its weights still match, else None; (map or None, note)."""
+    """The folder's stored map for ``method`` if its weights still match, else None; (map or None, why not:
+    "" (it matches, or there is none), "other" (other weights) or "unusable", the error's text). Words in
+    no language: cached for every session, whatever its language (``stored_map`` says them)."""
     try:
         emb = load_embedding(folder, method)
     except EmbeddingError as err:
-        return None, f"The stored map is unusable ({err}); computing instead."
+        return None, "unusable", str(err)
     if emb is not None and emb.weights_sha256 != weights_sha256(folder):
-        return None, "The stored map is from other weights; computing instead."
-    return emb, ""
+        return None, "other", ""
+    return emb, "", ""
 
 
 def stored_map(folder: str, method: str):
@@ -98,7 +110,13 @@ def stored_map(folder: str, method: str):
     if method not in STORED:
         return None, ""
     path = os.path.join(folder, embedding_file(method))
-    return precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0, weights_mtime(folder), method)
+    emb, why, error = precomputed(folder, os.path.getmtime(path) if os.path.exists(path) else 0.0,
+                                  weights_mtime(folder), method)
+    if why == "unusable":
+        return None, _("The stored map is unusable ({error}); computing instead.").format(error=error)
+    if why == "other":
+        return None, _("The stored map is from other weights; computing instead.")
+    return emb, ""
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -106,13 +124,13 @@ def computed(folder: str, version: float, n: int, _sel: Selection):
     """The PCA map of the first n test encodings (milliseconds, so on the script thread), once per model
     (folder and weights' version) and n; the map and the positions of its images. New t-SNE and UMAP
     maps are background jobs (``ui.maps``)."""
-    images, labels, indices, _ = _sel.test_images()
+    images, labels, indices, _source = _sel.test_images()
     emb = compute_embedding(_sel.model, images, labels, indices, n, "pca",
                             first=sample_indices(sample_path(folder, _sel.config["dataset"])), mu=test_encodings(_sel)[0])
     return emb, match_positions(emb, indices)
 
 
-@st.cache_data(show_spinner="Scoring each image...", max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)  # the spinner: at the call (its words in this run's language)
 def image_parts(folder: str, version: float, test_indices: bytes, _sel: Selection, _x, _y) -> dict:
     """Each map image's ELBO parts (``vae.evaluate.per_image``), once per model, weights and image set."""
     device = next(_sel.model.parameters()).device
@@ -150,13 +168,13 @@ def placer(key: MapKey, _emb) -> BuildingPlacer:
     return BuildingPlacer(_emb)
 
 
-@st.cache_data(show_spinner="Placing your image...", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # the spinner: at the call
 def place_image(key: MapKey, pixels: bytes, label: int | None, _sel: Selection, _emb):
     """(mu (1, latent_dim), map position (1, 2), milliseconds it took) of one image (float32 bytes of
     the model's image_shape), once per map and image."""
     t0 = time.perf_counter()
     x = torch.frombuffer(bytearray(pixels), dtype=torch.float32).view(1, *_sel.image_shape)
-    mu, _ = encode_images(_sel.model, x, None if label is None else torch.tensor([label]))
+    mu, _logvar = encode_images(_sel.model, x, None if label is None else torch.tensor([label]))
     where = placer(key, _emb).get().place(mu)
     return mu, where, 1000 * (time.perf_counter() - t0)
 
@@ -186,40 +204,44 @@ def render(sel: Selection) -> None:
     colour, values, extra = colour_controls(sel, shown, images, m)
     yours, your_label = upload_section(sel)
     placed = place_upload(sel, shown, yours, your_label)
-    draw_charts(sel, shown, words, keys, images, picked, on, PARTS.get(colour, ""), values, placed)
+    value_name = _(PARTS[colour]) if colour in PARTS else ""
+    draw_charts(sel, shown, words, keys, images, picked, on, value_name, values, placed)
     if placed is not None:
         your_mu, where, ms = placed
-        said = (f"at ({where[0, 0]:.1f}, {where[0, 1]:.1f}) on the {METHODS[shown.emb.method]} map, placed in "
-                f"{ms:.0f} ms without recomputing it" + (" (openTSNE's transform)" if shown.emb.method == "tsne" else ""))
+        said = (_("Your image, at ({x:.1f}, {y:.1f}) on the {method} map, placed in {ms:.0f} ms without recomputing "
+                  "it (openTSNE's transform)") if shown.emb.method == "tsne" else
+                _("Your image, at ({x:.1f}, {y:.1f}) on the {method} map, placed in {ms:.0f} ms without recomputing "
+                  "it")).format(x=where[0, 0], y=where[0, 1], method=METHODS[shown.emb.method], ms=ms)
         health.ood_section(sel, yours, "upload")  # placed anyway: say when the place means little
-        neighbours(sel, shown, images, words, your_mu[0], yours, f"Your image, {said}", None, "k_upload")
+        neighbours(sel, shown, images, words, your_mu[0], yours, said, None, "k_upload", label=your_label)
     if not picked:
         if placed is None:
-            st.info("Hover a point to see its image; click or tap one to pick it: its picture, its reconstruction and "
-                    "the test images nearest to it then show. Shift-click to add more, or turn on Box select and drag "
-                    "(a finger too), to see those test images and their reconstructions.")
+            st.info(_("Hover a point to see its image; click or tap one to pick it: its picture, its reconstruction "
+                      "and the test images nearest to it then show. Shift-click to add more, or turn on Box select and "
+                      "drag (a finger too), to see those test images and their reconstructions."))
         return
-    show_selection(sel, shown, images, words, picked, where_name(shown.emb, on), m, extra)
+    show_selection(sel, shown, images, words, picked, on, m, extra)
 
 
 def intro(sel: Selection, words: Words, source: str) -> None:
     """The title and what the page shows, in this model's words (a VAE's q(z|x), an autoencoder's codes)."""
-    st.title("Embeddings")
-    placed_by = ("placed by the encoder's mean mu(x) of q(z|x)" if sel.model.variational else
-                 "placed by its code z = f(x), the encoder's output (a plain autoencoder: one code per image, "
-                 "no distribution over z and no prior)")
-    coloured = "its -ELBO, reconstruction term or KL" if sel.model.variational else "its reconstruction error"
-    st.markdown(
-        f"Each point is one test image x, {placed_by}, and coloured by its class (or by {coloured}). Hover a "
-        "point to see the image; click or tap points to see them, or one to see the test images nearest to it in "
-        "the latent space. t-SNE (van der Maaten & Hinton, 2008) and UMAP (McInnes et al., 2018) keep near "
+    st.title(_("Embeddings"))
+    point = (_("Each point is one test image x, placed by the encoder's mean mu(x) of q(z|x), and coloured by its "
+               "class (or by its -ELBO, reconstruction term or KL).") if sel.model.variational else
+             _("Each point is one test image x, placed by its code z = f(x), the encoder's output (a plain "
+               "autoencoder: one code per image, no distribution over z and no prior), and coloured by its class "
+               "(or by its reconstruction error)."))
+    st.markdown(point + _(
+        " Hover a point to see the image; click or tap points to see them, or one to see the test images nearest to "
+        "it in the latent space. t-SNE (van der Maaten & Hinton, 2008) and UMAP (McInnes et al., 2018) keep near "
         "neighbours near and say little about distances between clusters; PCA is the linear projection on the "
         "two directions of largest variance."
-    )
+    ))
     if "sample" in source:
-        st.info(f"Using {source}.")
+        st.info(_("Using {source}.").format(source=say(source)))
     if sel.label_decoder:
-        st.caption("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the classes.")
+        st.caption(_("This CVAE encodes q(z|x, y) given the label, so z holds the style and need not separate the "
+                     "classes."))
 
 
 def map_changed(m: state.PageState) -> None:
@@ -236,7 +258,7 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
     shipped model's 10,000 (t-SNE takes 8 s at 2,000 and 60 s at 10,000)."""
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     changed = {"on_change": map_changed, "args": (m,)}
-    method = c1.segmented_control("Method", list(METHODS), format_func=METHODS.get, required=True,
+    method = c1.segmented_control(_("Method"), list(METHODS), format_func=METHODS.get, required=True,
                                   key=S.bind("method"), **changed)
     stored = stored_map(sel.folder, "tsne")[0]
     stored = None if stored is None else restrict(stored, sel.test_images()[2])
@@ -244,16 +266,17 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
     n_top = n_max if stored is not None or bound is None else min(n_max, bound)
     lo = min(500, n_max)
     if n_top <= lo:  # a small dataset's few test images (a folder's): all of them, no choice to make
-        c2.markdown(f"Test images: all **{n_top:,}**")
+        c2.markdown(_("Test images: all **{n:,}**").format(n=n_top))
         return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n_top), *map_method_settings(method, m, c3, c4))
-    n = c2.slider("Test images (N)", lo, n_top, step=500 if n_max >= 1000 else 1,
+    n = c2.slider(_("Test images (N)"), lo, n_top, step=500 if n_max >= 1000 else 1,
                   key=m.bind("n", default=default_n(stored, n_max), lo=lo, hi=n_top), **changed,
-                  help="By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
-                  "or offline the bundled sample's 2,000), else 2,000. Another N computes a new map of the "
-                  "bundled sample's images first, then the rest of the test split in order (so online N = 2,000 "
-                  "is a map of its own, not the offline part of the stored one); t-SNE time grows a little "
-                  "faster than N." + (f" This public server computes new maps of at most {bound:,} images."
-                                      if bound is not None else ""))
+                  help=_("By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
+                         "or offline the bundled sample's 2,000), else 2,000. Another N computes a new map of the "
+                         "bundled sample's images first, then the rest of the test split in order (so online N = "
+                         "2,000 is a map of its own, not the offline part of the stored one); t-SNE time grows a "
+                         "little faster than N.")
+                  + (_(" This public server computes new maps of at most {bound:,} images.").format(bound=bound)
+                     if bound is not None else ""))
     return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n), *map_method_settings(method, m, c3, c4))
 
 
@@ -262,12 +285,13 @@ def map_method_settings(method: str, m: state.PageState, c3, c4) -> tuple[float,
     changed = {"on_change": map_changed, "args": (m,)}
     perplexity, seed = 30.0, 0
     if method == "tsne":
-        perplexity = float(c3.slider("Perplexity", 5, 100, key=S.bind("perplexity"), **changed,
-                                     help="Roughly the number of neighbours each point keeps close; 5 to 50 is usual."))
+        perplexity = float(c3.slider(_("Perplexity"), 5, 100, key=S.bind("perplexity"), **changed,
+                                     help=_("Roughly the number of neighbours each point keeps close; 5 to 50 is "
+                                            "usual.")))
     elif method == "umap":
-        c3.caption(f"UMAP with umap-learn's defaults: {UMAP_SETTINGS}.")
+        c3.caption(_("UMAP with umap-learn's defaults: {settings}.").format(settings=umap_settings()))
     if method != "pca":
-        seed = int(c4.number_input("Seed", 0, 10_000, key=S.bind("seed"), **changed))
+        seed = int(c4.number_input(_("Seed"), 0, 10_000, key=S.bind("seed"), **changed))
     return perplexity, seed
 
 
@@ -281,29 +305,31 @@ def shown_map(sel: Selection, key: MapKey, indices: torch.Tensor) -> Shown:
         return Shown(choice.stored, match_positions(choice.stored, indices), stored_how(choice.stored))
     if key.method == "pca":  # milliseconds: on the script thread
         emb, positions = computed(sel.folder, key.version, key.n, sel)
-        return Shown(emb, positions, f"computed in {emb.seconds:g} s, cached for this model and N")
+        return Shown(emb, positions, _("computed in {seconds:g} s, cached for this model and N").format(
+            seconds=emb.seconds))
     if note:
         st.caption(note)
     ready = new_map(sel, key)
     if ready is not None:
-        return Shown(*ready, f"computed in {ready[0].seconds:g} s in the background, kept for this model and these "
-                     "settings")
+        return Shown(*ready, _("computed in {seconds:g} s in the background, kept for this model and these "
+                               "settings").format(seconds=ready[0].seconds))
     old = choice.meanwhile
     if old is None:
         st.stop()
-    st.caption(f"Meanwhile, the stored {METHODS[key.method]} map ({old.n:,} images, "
-               + (f"perplexity {old.perplexity:g}, " if key.method == "tsne" else "") + f"seed {old.seed}):")
-    return Shown(old, match_positions(old, indices), "the stored map, shown until the new one is ready")
+    said = (_("Meanwhile, the stored {method} map ({n:,} images, perplexity {perplexity:g}, seed {seed}):")
+            if key.method == "tsne" else _("Meanwhile, the stored {method} map ({n:,} images, seed {seed}):"))
+    st.caption(said.format(method=METHODS[key.method], n=old.n, perplexity=old.perplexity, seed=old.seed))
+    return Shown(old, match_positions(old, indices), _("the stored map, shown until the new one is ready"))
 
 
 def stored_how(emb: Embedding) -> str:
     """How a stored map was made, for the map's caption."""
-    how = (f"precomputed by `python -m vae.embeddings` in {emb.seconds:g} s with "
-           + (f"umap-learn {emb.info.get('umap_version', '')}" if emb.method == "umap"
-              else f"scikit-learn {emb.sklearn_version}"))
+    how = _("precomputed by `python -m vae.embeddings` in {seconds:g} s with {library}").format(
+        seconds=emb.seconds, library=(f"umap-learn {emb.info.get('umap_version', '')}" if emb.method == "umap"
+                                      else f"scikit-learn {emb.sklearn_version}"))
     if "of" in emb.info:  # offline: the bundled sample's part of a map of the whole test split
-        how = (f"the {emb.n:,} images at hand of a map of {int(emb.info['of']):,} test images " + how
-               + " (its places on the whole map)")
+        how = _("the {n:,} images at hand of a map of {total:,} test images {how} (its places on the whole "
+                "map)").format(n=emb.n, total=int(emb.info["of"]), how=how)
     return how
 
 
@@ -321,22 +347,26 @@ def colour_controls(sel: Selection, shown: Shown, images, m: state.PageState):
         return {name: parts()[k] for k, name in names.items()}
 
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")  # wraps on a phone, not stacks
-    colour = row.segmented_control("Colour by", ["class", *names], required=True,
-                                   key=S.bind("colour", options=("class", *names)),
-                                   format_func=lambda k: "class" if k == "class" else names[k],
-                                   help=("Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
-                                         "q(z|x) each)" if sel.model.variational else "Each image's reconstruction "
-                                         "term in nats") + ": the outliers a model finds hard stand out.")
-    row.toggle("Box select", key=S.bind("box"), help="Drag a rectangle to select (on a phone a swipe then draws "
-               "one instead of scrolling). Off: click or tap a point, shift-click to add.")
-    row.button("Clear selection", key="embeddings/clear", icon=":material/deselect:", on_click=clear_selection,
-               args=(m,), disabled=not (m.get("picked") or m.get("rect")), help="Select nothing (as does a "
-               "double-click on a chart).")
-    row.download_button("Download the map (CSV)", lambda: embedding_csv(emb, extra=extra()),  # made on a click
+    shown_as = {"class": _("class")} | {k: _(name) for k, name in names.items()}  # words made now, not when shown
+    colour = row.segmented_control(_("Colour by"), ["class", *names], required=True,
+                                   key=S.bind("colour", options=("class", *names)), format_func=shown_as.get,
+                                   help=_("Each image's -ELBO, reconstruction term or KL in nats (one draw z ~ "
+                                          "q(z|x) each): the outliers a model finds hard stand out.")
+                                   if sel.model.variational else _("Each image's reconstruction term in nats: the "
+                                                                   "outliers a model finds hard stand out."))
+    row.toggle(_("Box select"), key=S.bind("box"), help=_("Drag a rectangle to select (on a phone a swipe then "
+               "draws one instead of scrolling). Off: click or tap a point, shift-click to add."))
+    row.button(_("Clear selection"), key="embeddings/clear", icon=":material/deselect:", on_click=clear_selection,
+               args=(m,), disabled=not (m.get("picked") or m.get("rect")), help=_("Select nothing (as does a "
+               "double-click on a chart)."))
+    row.download_button(_("Download the map (CSV)"), lambda: embedding_csv(emb, extra=extra()),  # made on a click
                         file_name=f"{sel.name}-{emb.method}-map.csv", mime="text/csv", key="embeddings/csv",
                         icon=":material/download:",
-                        help="Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts.")
-    return colour, None if colour == "class" else parts()[colour].numpy(), extra
+                        help=_("Every point: test index, label, x, y, method, perplexity, seed and its ELBO parts."))
+    if colour == "class":
+        return colour, None, extra
+    with st.spinner(_("Scoring each image...")):
+        return colour, parts()[colour].numpy(), extra
 
 
 def clear_selection(m: state.PageState) -> None:
@@ -399,20 +429,18 @@ def current_selection(m: state.PageState, emb: Embedding, coords: dict) -> tuple
     return positions_of(emb, m.get("picked")), on
 
 
-def where_name(emb: Embedding, on: str) -> str:
-    return f"the {METHODS[emb.method]} map" if on == "map" else "the latent plane"
-
-
 def upload_section(sel: Selection):
     """Your own image, to place on the map: (float (1, C, H, W) in [0, 1] or None, a CVAE's label)."""
     kind = sel.thing
-    with st.expander("Place your own image on the map", icon=":material/add_location_alt:",
+    with st.expander(_("Place your own image on the map"), icon=":material/add_location_alt:",
                      expanded=kept_upload("emb_upload") is not None):  # open while it holds your image
-        yours = upload_image("emb_upload", label=f"An image of one {kind}", style=sel.preprocess_style)
+        said = {"digit": N_("An image of one digit"), "item": N_("An image of one item")}.get(kind)
+        yours = upload_image("emb_upload", label=_(said) if said else _("An image of one {kind}").format(kind=kind),
+                             style=sel.preprocess_style)
         label = None
         if yours is not None and sel.conditional:
             names = sel.class_names
-            label = st.selectbox("Its class (the label y the encoder or the prior needs)", range(len(names)),
+            label = st.selectbox(_("Its class (the label y the encoder or the prior needs)"), range(len(names)),
                                  format_func=lambda c: names[c], key="emb_upload_label")
     return yours, label
 
@@ -427,10 +455,11 @@ def place_upload(sel: Selection, shown: Shown, yours, label):
     if yours is None:
         return None
     if emb.method == "umap":
-        st.caption("Your image is placed on t-SNE and PCA maps (a stored UMAP map keeps no model to place it "
-                   "with); pick one of those above.")
+        st.caption(_("Your image is placed on t-SNE and PCA maps (a stored UMAP map keeps no model to place it "
+                     "with); pick one of those above."))
         return None
-    return place_image(shown.key(sel), yours.numpy().tobytes(), label, sel, emb)
+    with st.spinner(_("Placing your image...")):
+        return place_image(shown.key(sel), yours.numpy().tobytes(), label, sel, emb)
 
 
 def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, picked: list[int], on: str,
@@ -456,8 +485,11 @@ def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, 
         st.altair_chart(chart, key=keys["map"], on_select="rerun", width="stretch")
         if len(picked) == 1 and (on == "map" or not two_d):
             picked_preview(sel, shown, images, picked[0])
-        st.caption(f"{METHODS[emb.method]} of the {words.codes} of {emb.n:,} test images ({detail}); {shown.how}. "
-                   "Hover a point to see its image; click or tap it to pick it.")
+        said = (_("{method} of the means of {n:,} test images ({detail}); {how}. Hover a point to see its image; "
+                  "click or tap it to pick it.") if words.codes == "means" else
+                _("{method} of the codes of {n:,} test images ({detail}); {how}. Hover a point to see its image; "
+                  "click or tap it to pick it."))
+        st.caption(said.format(method=METHODS[emb.method], n=emb.n, detail=detail, how=shown.how))
     if two_d:
         with right:
             chart = map_chart(emb.mu.numpy(), emb.indices, emb.labels, names, pictures, ("z[0]", "z[1]"), square=True,
@@ -465,8 +497,8 @@ def draw_charts(sel: Selection, shown: Shown, words: Words, keys: dict, images, 
             st.altair_chart(chart, key=keys["plane"], on_select="rerun", width="stretch")
             if len(picked) == 1 and on == "plane":
                 picked_preview(sel, shown, images, picked[0])
-            st.caption(f"The raw latent plane: {words.plane}"
-                       + (" The images selected on the map are outlined here." if picked and on == "map" else ""))
+            st.caption(words.plane + (_(" The images selected on the map are outlined here.")
+                                      if picked and on == "map" else ""))
 
 
 def picked_preview(sel: Selection, shown: Shown, images, p: int) -> None:
@@ -475,12 +507,13 @@ def picked_preview(sel: Selection, shown: Shown, images, p: int) -> None:
     least 641 px wide: Streamlit stacks columns up to 640 px) that section is just under them, and this
     strip is hidden."""
     emb, names = shown.emb, sel.class_names
-    near, _ = nearest(emb, emb.mu[p], st.session_state[S.bind("k")], p)
+    near, _distance = nearest(emb, emb.mu[p], st.session_state[S.bind("k")], p)
     strip = tile(images[shown.positions[torch.cat([torch.tensor([p]), near])]], nrow=9, padding=2, scale=2 * state.zoom())
     st.html("<style>@media (min-width: 641px) {.st-key-embeddings-preview {display: none;}}</style>")
-    show_image(st.container(key="embeddings-preview"), strip, caption=f"Picked: test image #{int(emb.indices[p]):,} "
-               f"({names[int(emb.labels[p])]}), then its {len(near)} nearest neighbours; their distances and its "
-               "reconstruction are further down.")
+    show_image(st.container(key="embeddings-preview"), strip, caption=_(
+        "Picked: test image #{index:,} ({name}), then its {k} nearest neighbours; their distances and its "
+        "reconstruction are further down.").format(index=int(emb.indices[p]), name=names[int(emb.labels[p])],
+                                                   k=len(near)))
 
 
 def nearest(emb: Embedding, query_mu, k: int, exclude: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -495,37 +528,46 @@ def nearest(emb: Embedding, query_mu, k: int, exclude: int | None = None) -> tup
 def map_axes(emb: Embedding, words: Words) -> tuple[tuple[str, str], str]:
     """The map's axis titles and the caption's detail (its settings, t-SNE's final KL, PCA's variance)."""
     if emb.method == "tsne":
-        detail = f"perplexity {emb.perplexity:g}, seed {emb.seed}"
         if "kl_divergence" in emb.info:
-            detail += f", final KL {float(emb.info['kl_divergence']):.2f}"
+            detail = _("perplexity {perplexity:g}, seed {seed}, final KL {kl:.2f}").format(
+                perplexity=emb.perplexity, seed=emb.seed, kl=float(emb.info["kl_divergence"]))
+        else:
+            detail = _("perplexity {perplexity:g}, seed {seed}").format(perplexity=emb.perplexity, seed=emb.seed)
         return ("t-SNE 1", "t-SNE 2"), detail
     if emb.method == "umap":
-        return ("UMAP 1", "UMAP 2"), f"{UMAP_SETTINGS}, seed {emb.seed}"
+        return ("UMAP 1", "UMAP 2"), _("{settings}, seed {seed}").format(settings=umap_settings(), seed=emb.seed)
     ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
-    return ((f"PC 1 ({100 * ratios[0]:.0f}% of variance)", f"PC 2 ({100 * ratios[1]:.0f}%)"),
-            f"the two axes hold {100 * sum(ratios):.0f}% of the variance of {words.z}")
+    return ((_("PC 1 ({percent:.0f}% of variance)").format(percent=100 * ratios[0]), f"PC 2 ({100 * ratios[1]:.0f}%)"),
+            _("the two axes hold {percent:.0f}% of the variance of {z}").format(percent=100 * sum(ratios), z=words.z))
 
 
-def show_selection(sel: Selection, shown: Shown, images, words: Words, picked: list[int], where: str,
+def show_selection(sel: Selection, shown: Shown, images, words: Words, picked: list[int], on: str,
                    m: state.PageState, extra) -> None:
     """One point: its image and its nearest neighbours. More: their classes, a CSV, and a fair sample of
-    them page by page (the selection in a seeded random order) beside their reconstructions."""
+    them page by page (the selection in a seeded random order) beside their reconstructions. on: the
+    chart the selection was made on ("map" or "plane")."""
     emb, names = shown.emb, sel.class_names
+    method = METHODS[emb.method]
     if len(picked) == 1:
         p = picked[0]
+        title = (_("Test image #{index:,} ({name}), picked on the {method} map") if on == "map" else
+                 _("Test image #{index:,} ({name}), picked on the latent plane"))
         return neighbours(sel, shown, images, words, emb.mu[p], images[shown.positions[[p]]],
-                          f"Test image #{int(emb.indices[p]):,} ({names[int(emb.labels[p])]}), picked on {where}",
+                          title.format(index=int(emb.indices[p]), name=names[int(emb.labels[p])], method=method),
                           p, "k", label=int(emb.labels[p]))
-    st.subheader(f"{len(picked):,} selected on {where}")
+    title = _("{n:,} selected on the {method} map") if on == "map" else _("{n:,} selected on the latent plane")
+    st.subheader(title.format(n=len(picked), method=method))
     counts = torch.bincount(emb.labels[torch.tensor(picked)], minlength=len(names))
-    st.caption("Classes: " + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k))
-    st.download_button("Download the selection (CSV)", lambda: embedding_csv(emb, picked, extra()), f"{sel.name}-selection.csv",
+    st.caption(_("Classes: {counts}").format(
+        counts=", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(counts) if k)))
+    st.download_button(_("Download the selection (CSV)"), lambda: embedding_csv(emb, picked, extra()), f"{sel.name}-selection.csv",
                        "text/csv", key="embeddings/selection-csv", icon=":material/download:")
     order = [picked[i] for i in torch.randperm(len(picked), generator=torch.Generator().manual_seed(0)).tolist()]
     pages = (len(order) + MAX_SHOWN - 1) // MAX_SHOWN
     page = 1
     if pages > 1:
-        page = st.number_input(f"Page (of {pages}; {MAX_SHOWN} images each, in a random order)", 1, pages,
+        page = st.number_input(_("Page (of {pages}; {k} images each, in a random order)").format(
+            pages=pages, k=MAX_SHOWN), 1, pages,
                                key=m.bind("page", hi=pages), width=280)
     shown_now = torch.tensor(order[(page - 1) * MAX_SHOWN : page * MAX_SHOWN])
     x, y = images[shown.positions[shown_now]], emb.labels[shown_now]
@@ -533,10 +575,12 @@ def show_selection(sel: Selection, shown: Shown, images, words: Words, picked: l
     here = torch.bincount(y, minlength=len(names))
     nrow, scale = min(len(shown_now), 7), 2 * state.zoom()  # 7 images at scale 2 fit half the page (450 px at 1400 px)
     o, r = st.columns(2)
-    show_image(o, tile(x, nrow, padding=2, scale=scale), caption=f"Test images: {len(shown_now)} of the selection ("
-               + ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k) + ")")
-    decoder = "the decoder's mean" if sel.model.variational else "the decoder's output"
-    show_image(r, tile(recon, nrow, padding=2, scale=scale), caption=f"Reconstructions: {decoder} at z = {words.z}")
+    counts = ", ".join(f"{names[c]} × {int(k)}" for c, k in enumerate(here) if k)
+    show_image(o, tile(x, nrow, padding=2, scale=scale),
+               caption=_("Test images: {n} of the selection ({counts})").format(n=len(shown_now), counts=counts))
+    said = (_("Reconstructions: the decoder's mean at z = {z}") if sel.model.variational else
+            _("Reconstructions: the decoder's output at z = {z}"))
+    show_image(r, tile(recon, nrow, padding=2, scale=scale), caption=said.format(z=words.z))
 
 
 def neighbours(sel: Selection, shown: Shown, images, words: Words, query_mu, query_image, title: str,
@@ -546,19 +590,21 @@ def neighbours(sel: Selection, shown: Shown, images, words: Words, query_mu, que
     and its reconstruction. exclude: the image's own map position, when it is one of the map's; k_name:
     the setting that holds k ("k" for a picked point, "k_upload" for your image)."""
     emb, names, zoom = shown.emb, sel.class_names, state.zoom()
-    st.subheader(f"{title}: its nearest neighbours")
-    k = st.slider("Neighbours (k)", 4, 24, key=S.bind(k_name))
+    st.subheader(_("{title}: its nearest neighbours").format(title=title))
+    k = st.slider(_("Neighbours (k)"), 4, 24, key=S.bind(k_name))
     near, distance = nearest(emb, query_mu, k, exclude)
     y = None if label is None or not sel.label_decoder else torch.tensor([label])
     recon = decode_images(sel.model, torch.as_tensor(query_mu).float().reshape(1, -1), y).cpu()
     c1, c2 = st.columns([1, 4])
     show_image(c1, tile(torch.cat([query_image.cpu(), recon]), nrow=1, padding=2, scale=3 * zoom),
-               caption=f"the image, over its reconstruction at z = {words.z}")
+               caption=_("the image, over its reconstruction at z = {z}").format(z=words.z))
+    said = (_("its {k} nearest of the {n:,} map images, by Euclidean distance between the encoder's means in the "
+              "{d}-d latent space (not on the 2-D map): {neighbours}") if words.codes == "means" else
+            _("its {k} nearest of the {n:,} map images, by Euclidean distance between the encoder's codes in the "
+              "{d}-d latent space (not on the 2-D map): {neighbours}"))
     show_image(c2, tile(images[shown.positions[near]], nrow=min(len(near), 8), padding=2, scale=2 * zoom),
-               caption=f"its {len(near)} nearest of the {emb.n:,} map images, by Euclidean distance between the "
-               f"encoder's {words.codes} in the {sel.model.latent_dim}-d latent space (not on the 2-D map): "
-               + ", ".join(f"#{int(emb.indices[q])} ({names[int(emb.labels[q])]}) {float(distance[q]):.2f}"
-                           for q in near))
+               caption=said.format(k=len(near), n=emb.n, d=sel.model.latent_dim, neighbours=", ".join(
+                   f"#{int(emb.indices[q])} ({names[int(emb.labels[q])]}) {float(distance[q]):.2f}" for q in near)))
 
 
 if __name__ == "__main__":

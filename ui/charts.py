@@ -11,9 +11,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from .i18n import N_, _
+
 CLASS_COLORS = qualitative.D3  # Tableau's 10 (matplotlib's tab10): class c is CLASS_COLORS[c] on every page
 SPLIT_COLORS = {"train": CLASS_COLORS[0], "validation": CLASS_COLORS[1]}
 ACTIVE_COLORS = {"active": CLASS_COLORS[0], "inactive": "#c7c7c7"}
+SPLIT_NAMES = {"train": N_("train"), "validation": N_("validation")}  # the legend's words for each split
+ACTIVE_NAMES = {"active": N_("active"), "inactive": N_("inactive")}  # the bars' hover words
 
 
 def class_color(c: int) -> str:
@@ -41,7 +45,7 @@ def class_scatter(points, labels, names: list[str], *, size: float = 4, opacity:
         ))
     # dragmode False: a swipe over the chart scrolls the page on a phone (zoom and selection tools stay
     # in the toolbar).
-    fig.update_layout(legend=dict(itemsizing="constant", title="class"), margin=dict(l=10, r=10, t=30, b=10),
+    fig.update_layout(legend=dict(itemsizing="constant", title=_("class")), margin=dict(l=10, r=10, t=30, b=10),
                       dragmode=False)
     return fig
 
@@ -51,17 +55,18 @@ def history_figure(history: list[dict], loss_name: str = "-ELBO", height: int = 
     panels; the title names the loss. history: rows as in ``vae.train.history_row``."""
     epochs = [h["epoch"] for h in history]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.16,
-                        subplot_titles=("reconstruction (nats)", "KL (nats)"))
+                        subplot_titles=(_("reconstruction (nats)"), _("KL (nats)")))
     for row, part in ((1, "recon"), (2, "kl")):
         for split, key in (("train", "train"), ("validation", "val")):
-            fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_{part}"] for h in history], name=split,
+            fig.add_trace(go.Scatter(x=epochs, y=[h[f"{key}_{part}"] for h in history], name=_(SPLIT_NAMES[split]),
                                      mode="lines+markers" if len(history) <= 40 else "lines",
                                      line=dict(color=SPLIT_COLORS[split], width=1.5), marker=dict(size=4),
                                      showlegend=row == 1, legendgroup=split), row=row, col=1)
     last = history[-1]
     fig.update_layout(height=height, dragmode=False, margin=dict(l=0, r=0, t=40, b=0), font=dict(size=10),
                       legend=dict(orientation="h", y=-0.12, x=0), title=dict(
-                          text=f"validation {loss_name} {last['val_loss']:.1f} after epoch {last['epoch']}",
+                          text=_("validation {loss} {value:.1f} after epoch {epoch}").format(
+                              loss=loss_name, value=last["val_loss"], epoch=last["epoch"]),
                           font=dict(size=12)))
     fig.update_xaxes(tickformat="d", dtick=max(1, round(len(history) / 4)))  # whole epochs on the x axis
     fig.update_annotations(font_size=11)
@@ -74,9 +79,10 @@ def kl_bars(kl_per_dim: list[float], threshold: float, height: int = 170) -> go.
     state = ["active" if v >= threshold else "inactive" for v in kl_per_dim]
     fig = go.Figure(go.Bar(
         x=[f"z[{j}]" for j in range(d)], y=kl_per_dim, marker_color=[ACTIVE_COLORS[s] for s in state],
-        customdata=state, hovertemplate="%{x}: %{y:.3f} nats (%{customdata})<extra></extra>",
+        customdata=[_(ACTIVE_NAMES[s]) for s in state],
+        hovertemplate=_("%{x}: %{y:.3f} nats (%{customdata})") + "<extra></extra>",
     ))
-    fig.update_layout(height=height, dragmode=False, margin=dict(l=0, r=0, t=10, b=0), yaxis_title="mean KL (nats)",
+    fig.update_layout(height=height, dragmode=False, margin=dict(l=0, r=0, t=10, b=0), yaxis_title=_("mean KL (nats)"),
                       xaxis=dict(tickangle=0 if d <= 10 else -90), showlegend=False)
     return fig
 
@@ -98,24 +104,25 @@ def kl_heatmap(epochs: list[int], kl_per_dim: list[list[float]], active: list[in
     plot_px = strip_px + gap_px + map_px
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[strip_px / plot_px, map_px / plot_px],
                         vertical_spacing=gap_px / plot_px,
-                        subplot_titles=(f"active units (KL ≥ {threshold:g} nats) of {d}",
-                                        "validation KL per dimension (nats)"))
+                        subplot_titles=(_("active units (KL ≥ {threshold:g} nats) of {d}").format(
+                                            threshold=threshold, d=d),
+                                        _("validation KL per dimension (nats)")))
     fig.add_trace(go.Scatter(x=epochs, y=active, mode="lines+markers", line=dict(color=ACTIVE_COLORS["active"], width=1.5),
                              marker=dict(size=4), showlegend=False,
-                             hovertemplate="epoch %{x}: %{y} active<extra></extra>"), row=1, col=1)
+                             hovertemplate=_("epoch %{x}: %{y} active") + "<extra></extra>"), row=1, col=1)
     step = max(1, int(np.ceil(d / 8)))  # at most about 8 labels down the map
     fig.add_trace(go.Heatmap(
         x=epochs, y=list(range(d)), z=z, zmin=0.0, zmax=max(1.0, float(z.max()) if z.size else 1.0),
         colorscale="Viridis", xgap=1 if len(epochs) <= 40 else 0, ygap=1 if d <= 32 else 0,
         colorbar=dict(thickness=8, len=map_px / plot_px, y=0, yanchor="bottom", x=1.0, xpad=4,
                       tickfont=dict(size=9), outlinewidth=0),
-        hovertemplate="epoch %{x}, z[%{y}]: %{z:.3f} nats<extra></extra>",
+        hovertemplate=_("epoch %{x}, z[%{y}]: %{z:.3f} nats") + "<extra></extra>",
     ), row=2, col=1)
     fig.update_yaxes(row=1, col=1, range=[-0.3, d + 0.3], nticks=3, tickformat="d", rangemode="tozero")
     fig.update_yaxes(row=2, col=1, autorange="reversed", tickvals=list(range(0, d, step)),
                      ticktext=[f"z[{j}]" for j in range(0, d, step)])
     fig.update_xaxes(tickformat="d", dtick=max(1, round(len(epochs) / 4)))
-    fig.update_xaxes(row=2, col=1, title=dict(text="epoch", standoff=2))
+    fig.update_xaxes(row=2, col=1, title=dict(text=_("epoch"), standoff=2))
     fig.update_layout(height=top_px + plot_px + bottom_px + 16, dragmode=False, font=dict(size=10),
                       margin=dict(l=0, r=0, t=top_px, b=bottom_px), showlegend=False)
     fig.update_annotations(font_size=11)
@@ -227,24 +234,27 @@ def map_colour(data: pd.DataFrame, names: list[str], values, value_name: str, fo
     ``data`` as "value") on viridis over their 1st to 99th percentile, with a colour bar. fonts: the
     legend's labelFontSize and titleFontSize, if not the theme's."""
     fonts = fonts or {}
-    tooltip = ["image:N", "test image:Q", "class:N"]
+    # "image" keeps its name: Vega's tooltip shows the picture of a field called image
+    tooltip = ["image:N", alt.Tooltip("test image:Q", title=_("test image")), alt.Tooltip("class:N", title=_("class"))]
     if values is None:
         palette = [class_color(c) for c in range(len(names))]
         return alt.Color("class:N", scale=alt.Scale(domain=names, range=palette), sort=names,
                          legend=alt.Legend(title=None, orient="right", **fonts,
                                             **({"symbolSize": 120} if fonts else {}))), tooltip
     data["value"] = np.asarray(values, dtype=np.float32)
+    title = _("{name} (nats)").format(name=value_name)
     lo, hi = np.percentile(data["value"], [1, 99])
     color = alt.Color("value:Q", scale=alt.Scale(scheme="viridis", domain=[float(lo), float(hi)], clamp=True),
-                      legend=alt.Legend(title=f"{value_name} (nats)", orient="right", gradientLength=300, **fonts))
-    return color, [*tooltip, alt.Tooltip("value:Q", title=f"{value_name} (nats)", format=".1f")]
+                      legend=alt.Legend(title=title, orient="right", gradientLength=300, **fonts))
+    return color, [*tooltip, alt.Tooltip("value:Q", title=title, format=".1f")]
 
 
 def star(placed, zoom: int = 1) -> alt.Chart:
     """Your image at ``placed`` (2,): a gold star."""
-    where = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": ["your image"]})
+    where = pd.DataFrame({"x": [float(placed[0])], "y": [float(placed[1])], "what": [_("your image")]})
     return alt.Chart(where).mark_point(shape=STAR, size=500 * zoom, filled=True, fill="gold", stroke="black",
-                                       strokeWidth=1.5, opacity=1).encode(x="x:Q", y="y:Q", tooltip=["what:N"])
+                                       strokeWidth=1.5, opacity=1).encode(
+        x="x:Q", y="y:Q", tooltip=[alt.Tooltip("what:N", title=_("what"))])
 
 
 def with_picked(data: pd.DataFrame, picked, faded: float, small: float, large: float) -> pd.DataFrame:
