@@ -22,18 +22,20 @@ import torch
 from PIL import Image, ImageDraw
 
 from vae.data import CLASS_NAMES, DatasetNotFoundError, is_builtin, load_test_images, sample_file
+from vae.errors import Message, UserError
 from vae.folders import FolderDatasetError, prepare_upload
 from vae.latent import tile
 from vae.preprocess import EXTENSIONS, ImageError, Preprocessed, preprocess_image
 
 from . import PRETRAINED, state
+from .i18n import _, error_message, say
 
 # Streamlit serves the app folder's static/ at app/static/ (server.enableStaticServing, .streamlit/config.toml).
 STATIC = PRETRAINED.parent / "static"
 THUMBNAILS = STATIC / "thumbnails"
 
 
-@st.cache_resource(show_spinner="Reading the test images...", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)  # its spinner, in the run's language: test_images
 def _test_images(dataset: str, image_shape: tuple[int, int, int] | None):
     # a folder's test split has no bundled sample: load_test_images reads the folder's cache instead
     return load_test_images(dataset, sample=sample_file(PRETRAINED / "samples", dataset), image_shape=image_shape)
@@ -49,9 +51,10 @@ def test_images(dataset: str, image_shape=None):
     read-only. When neither is there, shows why with st.error and stops the page.
     """
     try:
-        return _test_images(dataset, None if image_shape is None else tuple(int(v) for v in image_shape))
+        with st.spinner(_("Reading the test images...")):
+            return _test_images(dataset, None if image_shape is None else tuple(int(v) for v in image_shape))
     except (DatasetNotFoundError, FolderDatasetError) as err:
-        st.error(f"No test images for this model: {err}")
+        st.error(_("No test images for this model: {error}").format(error=error_message(err)))
         st.stop()
 
 
@@ -81,28 +84,32 @@ def pick_test_image(sel, key: str, container=st, page_state: state.PageState | N
     c1, c2, c3 = container.columns([3, 2, 1], vertical_alignment="bottom")
     class_key = f"{key}_class" if page_state is None else page_state.bind(key + "class", hi=len(names) - 1)
     if len(names) > 1:
-        cls = c1.selectbox("Class", [ANY_CLASS, *range(len(names))], key=class_key,
-                           format_func=lambda c: "any class" if c == ANY_CLASS else names[c])
+        any_class = _("any class")  # looked up now: AppTest calls format_func after the run, where _ is English
+        cls = c1.selectbox(_("Class"), [ANY_CLASS, *range(len(names))], key=class_key,
+                           format_func=lambda c: any_class if c == ANY_CLASS else names[c])
     else:  # an unlabelled folder: one class, nothing to choose
         cls = ANY_CLASS
-        c1.markdown(f"Test images of **{names[0]}** (unlabelled)")
+        c1.markdown(_("Test images of **{name}** (unlabelled)").format(name=names[0]))
     pool = torch.arange(len(labels)) if cls == ANY_CLASS else torch.nonzero(labels == cls).flatten()
     if page_state is None:
         number_key = f"{key}_number"
-        if c3.button("", icon=":material/casino:", key=f"{key}_dice", help="A random example"):
+        if c3.button("", icon=":material/casino:", key=f"{key}_dice", help=_("A random example")):
             st.session_state[number_key] = int(torch.randint(len(pool), ()).item())
         if st.session_state.get(number_key, 0) >= len(pool):
             st.session_state[number_key] = 0
     else:
         number_key = page_state.bind(key + "example", hi=len(pool) - 1)
-        c3.button("", icon=":material/casino:", key=f"{page_state.key(key + 'example')}-dice", help="A random example",
+        c3.button("", icon=":material/casino:", key=f"{page_state.key(key + 'example')}-dice", help=_("A random example"),
                   on_click=lambda: page_state.set(key + "example", int(torch.randint(len(pool), ()).item())))
-    n = c2.number_input(f"Example (of {len(pool):,})", 0, len(pool) - 1, key=number_key)
+    n = c2.number_input(_("Example (of {n:,})").format(n=len(pool)), 0, len(pool) - 1, key=number_key)
     i = int(pool[n])
     if caption:
         full = torch.equal(indices, torch.arange(len(indices)))
-        container.caption(f"Example {n:,} is test image #{int(indices[i]):,}" + (f", a {names[int(labels[i])]}" if len(names) > 1 else "")
-                          + ("." if full else f"; the examples are {source}."))
+        which = (_("Example {n:,} is test image #{index:,}, a {name}.") if full else
+                 _("Example {n:,} is test image #{index:,}, a {name}; the examples are {source}.")) if len(names) > 1 else (
+                 _("Example {n:,} is test image #{index:,}.") if full else
+                 _("Example {n:,} is test image #{index:,}; the examples are {source}."))
+        container.caption(which.format(n=n, index=int(indices[i]), name=names[int(labels[i])], source=say(source)))
     return images[i : i + 1], int(labels[i]), int(indices[i])
 
 
@@ -120,8 +127,8 @@ def _preprocess(data: bytes, max_bytes: int, style) -> Preprocessed:
     if isinstance(style, tuple):  # a folder model's (C, S, S)
         try:
             return prepare_upload(data, style, max_bytes)
-        except FolderDatasetError as err:
-            raise ImageError(str(err)[:1].upper() + str(err)[1:]) from None
+        except FolderDatasetError as err:  # its reason, a clause ("the file is ..."): upload_error capitalizes it
+            raise ImageError(err.message if isinstance(err, UserError) else Message("{reason}", reason=str(err))) from None
     return preprocess_image(data, max_bytes=max_bytes, style=style)
 
 
@@ -130,8 +137,16 @@ def preprocess(data: bytes, style="mnist") -> Preprocessed:
     disk), so a rerun for another widget does not decode the image again. style: "mnist" or
     "fashion" (``vae.preprocess.preprocess_image``: framed as the dataset framed its images), or a
     folder model's image_shape (C, S, S) (``vae.folders.prepare_upload``: centre-cropped and resized
-    as its training images were); ``Selection.preprocess_style`` says which. Raises ImageError."""
+    as its training images were); ``Selection.preprocess_style`` says which. Raises ImageError; say
+    it with ``upload_error``."""
     return _preprocess(data, max_upload_bytes(), style)
+
+
+def upload_error(err: ImageError) -> str:
+    """Why an upload or a drawing is unusable, in this run's language, as a sentence: a folder model's
+    reason is a clause ("the file is ..."), said here with a capital."""
+    text = error_message(err)
+    return text[:1].upper() + text[1:]
 
 
 KEPT = state.STORE + "uploads/"  # + the uploader's key: {"name", "data"}, the file it last received
@@ -149,7 +164,7 @@ def _forget(key: str) -> None:
         st.session_state.pop(KEPT + key, None)
 
 
-def upload_preprocessed(key: str, container=st, label: str = "Upload an image", style: str = "mnist"):
+def upload_preprocessed(key: str, container=st, label: str | None = None, style: str = "mnist"):
     """A file uploader whose file goes through ``vae.preprocess.preprocess_image``.
 
     The file's bytes are kept in the session (``kept_upload``): a page left and revisited still has it,
@@ -157,47 +172,51 @@ def upload_preprocessed(key: str, container=st, label: str = "Upload an image", 
     Preprocessed (its ``image`` float (1, C, H, W) in [0, 1], and the steps), or None when no file is
     chosen or the file is unusable; then its reason shows as one st.error sentence that names the file
     (a larger file that the browser refuses never reaches the server, which keeps the previous one).
-    ``style``: ``preprocess``'s (``Selection.preprocess_style``).
+    ``style``: ``preprocess``'s (``Selection.preprocess_style``); ``label``: the uploader's, "Upload an
+    image" (translated) when None.
     """
     limit = max_upload_bytes() // 2**20
     file = container.file_uploader(
-        label, type=list(EXTENSIONS), key=key, on_change=_forget, args=(key,), max_upload_size=limit,
-        help=f"PNG, JPEG, BMP, GIF, WebP or TIFF, up to {limit} MB: the browser refuses a larger file (it is "
-        "listed in red and never sent, and the page keeps the file it had); a photo of one digit on paper works. "
-        "Kept in memory for this session only, never saved.",
+        _("Upload an image") if label is None else label, type=list(EXTENSIONS), key=key, on_change=_forget,
+        args=(key,), max_upload_size=limit,
+        help=_("PNG, JPEG, BMP, GIF, WebP or TIFF, up to {limit} MB: the browser refuses a larger file (it is "
+               "listed in red and never sent, and the page keeps the file it had); a photo of one digit on paper "
+               "works. Kept in memory for this session only, never saved.").format(limit=limit),
     )
     if file is not None:
         st.session_state[KEPT + key] = {"name": file.name, "data": file.getvalue()}
     kept = kept_upload(key)
     if file is None and kept is not None:  # the uploader was drawn afresh: the page was left, or the input changed
         row = container.container(horizontal=True, vertical_alignment="center")
-        row.markdown(f"Current image: **{kept['name']}** ({_size(len(kept['data']))}), uploaded earlier in this session")
-        row.button("Remove", icon=":material/close:", key=f"{key}-remove",
+        row.markdown(_("Current image: **{name}** ({size}), uploaded earlier in this session").format(
+            name=kept["name"], size=_size(len(kept["data"]))))
+        row.button(_("Remove"), icon=":material/close:", key=f"{key}-remove",
                    on_click=lambda: st.session_state.pop(KEPT + key, None))
     if kept is None:
         return None
     try:
         return preprocess(kept["data"], style)
     except ImageError as err:
-        container.error(f"**{kept['name']}**: {err}")
+        container.error(_("**{name}**: {error}").format(name=kept["name"], error=upload_error(err)))
         return None
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB" if n >= 1024 else f"{n} bytes"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB" if n >= 1024 else _("{n} bytes").format(n=n)
 
 
-def upload_image(key: str, container=st, label: str = "Upload an image", style: str = "mnist"):
+def upload_image(key: str, container=st, label: str | None = None, style: str = "mnist"):
     """A file uploader that returns the model's input: float (1, C, H, W) in [0, 1], or None.
 
     None when no file is chosen, or when the file is unusable (its reason then shows with st.error);
     doubts about the ink found (``Preprocessed.warnings``) show as st.warning under the uploader.
+    ``label``: ``upload_preprocessed``'s.
     """
     done = upload_preprocessed(key, container, label, style)
     if done is None:
         return None
     for doubt in done.warnings:  # why the ink found may not be one digit
-        container.warning(doubt, icon=":material/crop:")
+        container.warning(say(doubt), icon=":material/crop:")
     return done.image
 
 
@@ -212,8 +231,8 @@ def download_png(pixels, name: str, key: str, container=st) -> None:
     """A scale picker and a button that downloads ``pixels`` (a uint8 array at scale 1, grey or RGB)
     as NAME-xS.png, enlarged S times by pixel repetition (crisp on a slide)."""
     c1, c2 = container.columns([1, 2], vertical_alignment="bottom")
-    scale = c1.selectbox("PNG scale", [1, 2, 4, 8], index=2, key=f"{key}_scale", format_func=lambda s: f"{s}x")
-    c2.download_button("Download PNG", lambda: png_bytes(pixels, scale), f"{name}-x{scale}.png", "image/png",
+    scale = c1.selectbox(_("PNG scale"), [1, 2, 4, 8], index=2, key=f"{key}_scale", format_func=lambda s: f"{s}x")
+    c2.download_button(_("Download PNG"), lambda: png_bytes(pixels, scale), f"{name}-x{scale}.png", "image/png",
                        key=key, icon=":material/download:")
 
 
@@ -320,8 +339,14 @@ def write_thumbnails(dataset: str, images: torch.Tensor, indices: torch.Tensor, 
     return final
 
 
-@st.cache_resource(show_spinner="Writing the hover pictures...", max_entries=4)
 def thumbnails_url(dataset: str, image_shape=None) -> str | None:
+    """``_thumbnails_url``, with a spinner in the run's language while it writes them."""
+    with st.spinner(_("Writing the hover pictures...")):
+        return _thumbnails_url(dataset, image_shape)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _thumbnails_url(dataset: str, image_shape=None) -> str | None:
     """The URL, relative to the page, of the folder of the test images' hover thumbnails
     (``write_thumbnails``): a chart names each point's picture as this folder + its test index + ".png",
     which the browser fetches when the pointer first rests on the point, so a chart's own data stays
@@ -330,7 +355,7 @@ def thumbnails_url(dataset: str, image_shape=None) -> str | None:
     carries the pictures itself. Once per server process and dataset (``test_images``' arguments)."""
     if not st.get_option("server.enableStaticServing"):
         return None
-    images, _, indices, _ = test_images(dataset, image_shape)
+    images, _labels, indices, _source = test_images(dataset, image_shape)
     try:
         folder = write_thumbnails(dataset, images, indices)
     except OSError:
@@ -347,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-root", default=None, help="default: $VAE_DATA_DIR, else ./data")
     a = p.parse_args(argv)
     for dataset in CLASS_NAMES:
-        images, _, indices, source = load_test_images(dataset, a.data_root, sample_file(PRETRAINED / "samples", dataset))
+        images, _labels, indices, source = load_test_images(dataset, a.data_root, sample_file(PRETRAINED / "samples", dataset))
         folder = write_thumbnails(dataset, images, indices)
         size = sum(f.stat().st_size for f in folder.iterdir())
         print(f"{folder}/: {len(indices):,} thumbnails of {source}, {size / 1e6:.1f} MB")
