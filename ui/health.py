@@ -5,6 +5,7 @@ the prior p(z), its holes, and whether an input is out of distribution. The numb
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -15,12 +16,17 @@ from PIL import Image, ImageDraw
 from vae.health import HOLE_THRESHOLD, PRIOR_LEVEL, hole_share, is_hole, log_density_ratio, prior_radius
 from vae.ood import CHOSEN, COMBINED, combined, is_out_of_distribution, ood_scores, percentile
 
+from .i18n import N_, _
 from .models import Selection, shipped_metrics, test_encodings, weights_mtime
 
 THRESHOLDS = (0.01, 0.03, 0.1, 0.3, 1.0)  # q(z)/p(z) below which a point of the prior's region is a hole
 HOLE_RED = (230, 40, 40)
-SOURCE = "Hoffman & Johnson (2016), ELBO surgery"
-OOD_SOURCE = "Serrà et al. (2020), Sec. 3"
+SOURCE = N_("Hoffman & Johnson (2016), ELBO surgery")  # shown translated: _(SOURCE)
+OOD_SOURCE = N_("Serrà et al. (2020), Sec. 3")
+# ood_section's headline for each kind of input ("upload", "drawing", "test image": the callers' values).
+OUT_OF_DISTRIBUTION = {"upload": N_("This upload is out of distribution for {model}"),
+                       "drawing": N_("This drawing is out of distribution for {model}"),
+                       "test image": N_("This test image is out of distribution for {model}")}
 
 
 def has_standard_prior(sel: Selection) -> bool:
@@ -44,7 +50,7 @@ def log_ratio(sel: Selection, z: torch.Tensor, dims: tuple[int, int]) -> np.ndar
     return _ratio(sel.folder, weights_mtime(sel.folder), tuple(dims), z.double().contiguous().numpy().tobytes(), sel)
 
 
-@st.cache_data(show_spinner="Counting the holes...", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)
 def _share(folder: str, version: float, dims: tuple[int, int], threshold: float, _sel: Selection):
     mu, logvar = test_encodings(_sel)
     return hole_share(mu, logvar, list(dims), threshold)
@@ -52,14 +58,15 @@ def _share(folder: str, version: float, dims: tuple[int, int], threshold: float,
 
 def holes_share(sel: Selection, dims: tuple[int, int], threshold: float):
     """``vae.health.hole_share`` over the test encodings at hand, cached per model, plane and threshold."""
-    return _share(sel.folder, weights_mtime(sel.folder), tuple(dims), float(threshold), sel)
+    with st.spinner(_("Counting the holes...")):
+        return _share(sel.folder, weights_mtime(sel.folder), tuple(dims), float(threshold), sel)
 
 
 def threshold_picker(key: str, container=st) -> float:
     return container.select_slider(
-        "Hole threshold q(z) / p(z)", THRESHOLDS, value=HOLE_THRESHOLD, key=key,
-        help="Where the encoder puts less than this fraction of the prior's density, inside the prior's "
-             "central 95% region, the plane is marked as a hole: the prior draws z there, but no image is encoded there.")
+        _("Hole threshold q(z) / p(z)"), THRESHOLDS, value=HOLE_THRESHOLD, key=key,
+        help=_("Where the encoder puts less than this fraction of the prior's density, inside the prior's "
+               "central 95% region, the plane is marked as a hole: the prior draws z there, but no image is encoded there."))
 
 
 def mark_holes(picture: np.ndarray, holes: np.ndarray, cell: float, outline: list[tuple[float, float] | None] | None) -> np.ndarray:
@@ -87,23 +94,30 @@ def hole_caption(sel: Selection, dims: tuple[int, int], threshold: float, cells:
     share of the prior's mass in them with its standard error."""
     share = holes_share(sel, dims, threshold)
     d = sel.model.latent_dim
-    counted = "" if cells is None else f": {cells[0]} of {cells[1]} cells"
-    pooled = (" For this CVAE, q(z) pools the posteriors of every class, while the grid decodes the class picked: "
-              "a region a single class's codes leave empty need not show as a hole." if sel.label_decoder else "")
-    plane = "" if d == 2 else (f" This is the plane of z[{dims[0]}] and z[{dims[1]}] alone: q(z) there is the two-dimensional "
-                               f"marginal of the {d}-dimensional aggregate posterior, and a hole in it is a hole in those two "
-                               "coordinates, whatever the others are.")
-    return (f"A hole: where q(z) / p(z) < {threshold:g} inside the prior's central {PRIOR_LEVEL:.0%} region (dashed "
-            f"circle){counted}. q(z) is the mixture of the posteriors q(z|x) of {share.n_posteriors:,} test images "
-            f"({SOURCE}). Prior mass in holes: {mass(share)}." + plane + pooled)
+    pooled = (_(" For this CVAE, q(z) pools the posteriors of every class, while the grid decodes the class picked: "
+                "a region a single class's codes leave empty need not show as a hole.") if sel.label_decoder else "")
+    plane = "" if d == 2 else _(
+        " This is the plane of z[{a}] and z[{b}] alone: q(z) there is the two-dimensional marginal of the "
+        "{d}-dimensional aggregate posterior, and a hole in it is a hole in those two coordinates, whatever the "
+        "others are.").format(a=dims[0], b=dims[1], d=d)
+    hole = (_("A hole: where q(z) / p(z) < {threshold:g} inside the prior's central {level:.0%} region (dashed circle). "
+              "q(z) is the mixture of the posteriors q(z|x) of {n:,} test images ({source}). Prior mass in holes: {mass}.")
+            if cells is None else
+            _("A hole: where q(z) / p(z) < {threshold:g} inside the prior's central {level:.0%} region (dashed circle): "
+              "{holes} of {cells} cells. q(z) is the mixture of the posteriors q(z|x) of {n:,} test images ({source}). "
+              "Prior mass in holes: {mass}."))
+    return hole.format(threshold=threshold, level=PRIOR_LEVEL, holes=cells and cells[0], cells=cells and cells[1],
+                       n=share.n_posteriors, source=_(SOURCE), mass=mass(share)) + plane + pooled
 
 
 def mass(share) -> str:
     """A HoleShare in words: the share ± its standard error, or, when no draw fell in a hole, the rule of
     three's 95% upper bound 3 / n."""
     if share.share == 0:
-        return f"none of {share.n_draws:,} draws from the prior fell in a hole (below {3 / share.n_draws:.2%} at 95% confidence)"
-    return f"{share.share:.1%} ± {share.se:.1%} (Monte Carlo, {share.n_draws:,} draws from the prior, ± one standard error)"
+        return _("none of {n:,} draws from the prior fell in a hole (below {bound:.2%} at 95% confidence)").format(
+            n=share.n_draws, bound=3 / share.n_draws)
+    return _("{share:.1%} ± {se:.1%} (Monte Carlo, {n:,} draws from the prior, ± one standard error)").format(
+        share=share.share, se=share.se, n=share.n_draws)
 
 
 def grid_holes(sel: Selection, coords: torch.Tensor, dims: tuple[int, int], centre: tuple[float, float],
@@ -137,11 +151,12 @@ def density_layer(fig, sel: Selection, lo: list[float], hi: list[float], thresho
                              hovertemplate="z = (%{x:.2f}, %{y:.2f}): log10 q(z)/p(z) = %{z:.2f}<extra></extra>"))
     r = prior_radius(2)
     t = np.linspace(0, 2 * np.pi, 120)
-    fig.add_trace(go.Scatter(x=r * np.cos(t), y=r * np.sin(t), mode="lines", name=f"prior's {PRIOR_LEVEL:.0%} region",
+    fig.add_trace(go.Scatter(x=r * np.cos(t), y=r * np.sin(t), mode="lines",
+                             name=_("prior's {level:.0%} region").format(level=PRIOR_LEVEL),
                              line=dict(color="#b58900", dash="dash", width=1.5), hoverinfo="name", showlegend=False))
     gx, gy = np.meshgrid(xs, ys)
     inside = np.where(gx**2 + gy**2 <= r * r, value, np.nan)  # a hole is inside the prior's region only
-    fig.add_trace(go.Contour(x=xs, y=ys, z=inside, showscale=False, name=f"hole: q/p < {threshold:g}",
+    fig.add_trace(go.Contour(x=xs, y=ys, z=inside, showscale=False, name=_("hole: q/p < {threshold:g}").format(threshold=threshold),
                              contours=dict(start=math.log(threshold), end=math.log(threshold), size=1, coloring="none"),
                              line=dict(color="rgb(230,40,40)", width=2.5), hoverinfo="skip", showlegend=False))
     fig.add_traces(list(above))
@@ -182,37 +197,48 @@ def ood_section(sel: Selection, x: torch.Tensor, what: str = "upload", container
     st.warning when it is above the threshold (a share ``fpr`` of test images are). ``what``: "upload",
     "drawing" (both judged against the test images framed as uploads are) or "test image". Returns the verdict."""
     if not sel.builtin:
-        container.caption("The out-of-distribution check is fitted for the MNIST and Fashion-MNIST models only: its "
-                          "complexity score reads grey images of one object on a dark background.")
+        container.caption(_("The out-of-distribution check is fitted for the MNIST and Fashion-MNIST models only: its "
+                            "complexity score reads grey images of one object on a dark background."))
         return None
     v = ood_verdict(sel, x, framed=what != "test image")
     if v is None:
-        container.caption("No out-of-distribution threshold was fitted for this model "
-                          f"(`python -m vae.ood {sel.folder} --write` fits one on its test split).")
+        container.caption(_("No out-of-distribution threshold was fitted for this model "
+                            "(`python -m vae.ood {folder} --write` fits one on its test split).").format(folder=sel.folder))
         return None
     chosen, p = v["chosen"], v["percentiles"]
     f = v["fits"][chosen]
-    items = "handwritten digits" if sel.config["dataset"] == "mnist" else "Fashion-MNIST's clothes and shoes"
-    among = f"of the {f['n']:,} test images" + (", framed as uploads are" if v["framed"] else "")
-    code = "−ELBO" if sel.model.variational else "reconstruction term (an autoencoder has no ELBO)"
+    items = _("handwritten digits") if sel.config["dataset"] == "mnist" else _("Fashion-MNIST's clothes and shoes")
+    code = "−ELBO" if sel.model.variational else _("reconstruction term (an autoencoder has no ELBO)")
     if chosen == COMBINED:
-        line = (f"Its {code} ({v['scores']['neg_elbo']:.0f} nats) is above {p['neg_elbo']:.0f}% {among}, and its "
-                f"complexity-corrected score ({OOD_SOURCE}: {v['scores']['complexity_corrected']:.0f} bits) above "
-                f"{p['complexity_corrected']:.0f}% of them; the test flags an input when the larger of the two is above "
-                f"{100 * f['threshold']:.1f}%, which leaves {f['fpr']:.0%} of the test images above it.")
+        line = (_("Its {code} ({elbo:.0f} nats) is above {p_elbo:.0f}% of the {n:,} test images, framed as uploads are, "
+                  "and its complexity-corrected score ({source}: {complexity:.0f} bits) above {p_complexity:.0f}% of "
+                  "them; the test flags an input when the larger of the two is above {threshold:.1f}%, which leaves "
+                  "{fpr:.0%} of the test images above it.") if v["framed"] else
+                _("Its {code} ({elbo:.0f} nats) is above {p_elbo:.0f}% of the {n:,} test images, and its "
+                  "complexity-corrected score ({source}: {complexity:.0f} bits) above {p_complexity:.0f}% of them; the "
+                  "test flags an input when the larger of the two is above {threshold:.1f}%, which leaves {fpr:.0%} of "
+                  "the test images above it.")).format(
+            code=code, elbo=v["scores"]["neg_elbo"], p_elbo=p["neg_elbo"], n=f["n"], source=_(OOD_SOURCE),
+            complexity=v["scores"]["complexity_corrected"], p_complexity=p["complexity_corrected"],
+            threshold=100 * f["threshold"], fpr=f["fpr"])
     else:
-        words = {"neg_elbo": code, "complexity_corrected": f"complexity-corrected score ({OOD_SOURCE})"}.get(chosen, chosen)
-        line = (f"Its {words} ({v['scores'][chosen]:.0f}) is above {p[chosen]:.0f}% {among}; the threshold, "
-                f"{f['threshold']:.0f}, leaves {f['fpr']:.0%} of them above it.")
+        words = {"neg_elbo": code, "complexity_corrected": _("complexity-corrected score ({source})").format(
+            source=_(OOD_SOURCE))}.get(chosen, chosen)
+        line = (_("Its {score} ({value:.0f}) is above {p:.0f}% of the {n:,} test images, framed as uploads are; the "
+                  "threshold, {threshold:.0f}, leaves {fpr:.0%} of them above it.") if v["framed"] else
+                _("Its {score} ({value:.0f}) is above {p:.0f}% of the {n:,} test images; the threshold, {threshold:.0f}, "
+                  "leaves {fpr:.0%} of them above it.")).format(
+            score=words, value=v["scores"][chosen], p=p[chosen], n=f["n"], threshold=f["threshold"], fpr=f["fpr"])
     if v["out"]:
-        container.warning(
-            f"**This {what} is out of distribution for {sel.name}**: it is unlike the {items} the model was trained "
-            "on. The model still encodes it somewhere and decodes something that looks like its training data, so "
-            "its reconstruction, its place in the latent space and its scores say little about this input: do not "
-            "trust them.", icon=":material/report:")
+        headline = _(OUT_OF_DISTRIBUTION[what]) if what in OUT_OF_DISTRIBUTION else f"This {what} is out of distribution for {{model}}"
+        container.warning(_(
+            "**{headline}**: it is unlike the {items} the model was trained on. The model still encodes it somewhere "
+            "and decodes something that looks like its training data, so its reconstruction, its place in the latent "
+            "space and its scores say little about this input: do not trust them.").format(
+            headline=headline.format(model=sel.name), items=items), icon=":material/report:")
         container.caption(line)
     else:
-        container.caption(f"In distribution by this test. {line}")
+        container.caption(_("In distribution by this test. {line}").format(line=line))
     return v
 
 
@@ -224,45 +250,59 @@ def shipped_surgeries() -> dict[str, dict]:
     return {name: m["elbo_surgery"] for name, m in shipped_metrics().items() if m.get("elbo_surgery")}
 
 
+def surgery_data(data: str) -> str:
+    """metrics.json's "mnist test split, all 10,000 images" (``vae.health``) in this run's language."""
+    m = re.fullmatch(r"(\S+) test split, all ([\d,]+) images", data)
+    return _("{dataset} test split, all {n} images").format(dataset=m[1], n=m[2]) if m else data
+
+
 def surgery_section(sel: Selection) -> None:
     """The Theory page's last part: the average KL split into the index-code mutual information and the
     marginal KL, for the model picked and for every shipped model (metrics.json, ``vae.health``)."""
-    st.subheader("The average KL, carved up: ELBO surgery")
+    st.subheader(_("The average KL, carved up: ELBO surgery"))
     st.latex(r"\begin{aligned}&\frac{1}{N}\sum_{n=1}^{N}\mathrm{KL}\big(q(z|x_n)\,\|\,p(z)\big)\\"  # short lines: a phone
              r"&\quad= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{the prior's mismatch}},\\"
              r"&q(z) = \frac{1}{N}\sum_{n=1}^{N} q(z|x_n)\end{aligned}")
-    st.caption(f"{SOURCE}: the KL term of the ELBO, averaged over the data, is the information the code keeps "
-               "about which image it came from, plus how far the aggregate posterior q(z) is from the prior. "
-               "A prior equal to q(z) would remove the second and keep the first; where the second is large, the prior "
-               "draws codes where no image lives (the holes on the Latent manifold). `vae.health.elbo_surgery` estimates both.")
+    st.caption(_("{source}: the KL term of the ELBO, averaged over the data, is the information the code keeps "
+                 "about which image it came from, plus how far the aggregate posterior q(z) is from the prior. "
+                 "A prior equal to q(z) would remove the second and keep the first; where the second is large, the prior "
+                 "draws codes where no image lives (the holes on the Latent manifold). `vae.health.elbo_surgery` estimates "
+                 "both.").format(source=_(SOURCE)))
     s = sel.metrics.get("elbo_surgery")
     if not s:
-        st.caption(f"Not measured for {sel.name} (`python -m vae.health {sel.folder} --write`"
-                   + ("; it needs the prior N(0, I), which a class-prior model does not have)." if sel.class_prior else ")."))
+        st.caption((_("Not measured for {model} (`python -m vae.health {folder} --write`; it needs the prior N(0, I), "
+                      "which a class-prior model does not have).") if sel.class_prior else
+                    _("Not measured for {model} (`python -m vae.health {folder} --write`).")).format(
+            model=sel.name, folder=sel.folder))
     else:
         m = st.columns(3)
-        m[0].metric("Average KL", f"{s['avg_kl']:.2f} nats", help="Closed form, over the test split.")
-        m[1].metric("I_q(n; z)", f"{s['mutual_information']:.2f} nats", help=f"± {s['mutual_information_se']:.3f} "
-                    f"(Monte Carlo standard error); at most log N = {s['log_n']:.2f} for N = {s['n']:,} images.")
-        m[2].metric("KL(q(z) ‖ p(z))", f"{s['marginal_kl']:.2f} nats", help=f"± {s['marginal_kl_se']:.3f} (Monte Carlo standard error).")
-        st.caption(f"{sel.name}, {s['data']}: {s['draws']} draws z ~ q(z|x_n) per image, log q(z) as the log-mean-exp over "
-                   f"all {s['n']:,} posteriors. The two parts add up to {s['avg_kl_mc']:.2f} ± {s['avg_kl_mc_se']:.3f} nats, "
-                   f"the closed-form average KL {s['avg_kl']:.2f} within Monte Carlo error.")
+        m[0].metric(_("Average KL"), f"{s['avg_kl']:.2f} nats", help=_("Closed form, over the test split."))
+        m[1].metric("I_q(n; z)", f"{s['mutual_information']:.2f} nats", help=_(
+            "± {se:.3f} (Monte Carlo standard error); at most log N = {log_n:.2f} for N = {n:,} images.").format(
+            se=s["mutual_information_se"], log_n=s["log_n"], n=s["n"]))
+        m[2].metric("KL(q(z) ‖ p(z))", f"{s['marginal_kl']:.2f} nats",
+                    help=_("± {se:.3f} (Monte Carlo standard error).").format(se=s["marginal_kl_se"]))
+        st.caption(_("{model}, {data}: {draws} draws z ~ q(z|x_n) per image, log q(z) as the log-mean-exp over all {n:,} "
+                     "posteriors. The two parts add up to {mc:.2f} ± {se:.3f} nats, the closed-form average KL {kl:.2f} "
+                     "within Monte Carlo error.").format(
+            model=sel.name, data=surgery_data(s["data"]), draws=s["draws"], n=s["n"], mc=s["avg_kl_mc"],
+            se=s["avg_kl_mc_se"], kl=s["avg_kl"]))
     rows = shipped_surgeries()
     if rows:
         names = sorted(rows, key=lambda k: rows[k]["avg_kl"])
         fig = go.Figure([
             go.Bar(y=names, x=[rows[k]["mutual_information"] for k in names], orientation="h", name="I_q(n; z)",
-                   marker_color="#4c78a8", hovertemplate="%{y}: I = %{x:.2f} nats<extra></extra>"),
+                   marker_color="#4c78a8", hovertemplate=_("%{y}: I = %{x:.2f} nats") + "<extra></extra>"),
             go.Bar(y=names, x=[rows[k]["marginal_kl"] for k in names], orientation="h", name="KL(q(z) ‖ p(z))",
-                   marker_color="#e45756", hovertemplate="%{y}: marginal KL = %{x:.2f} nats<extra></extra>")])
+                   marker_color="#e45756", hovertemplate=_("%{y}: marginal KL = %{x:.2f} nats") + "<extra></extra>")])
         log_n = next(iter(rows.values()))["log_n"]
         fig.add_vline(x=log_n, line_dash="dot", line_color="gray", annotation_text=f"log N = {log_n:.2f}",
                       annotation_position="top")
-        fig.update_layout(barmode="stack", height=60 + 26 * len(names), dragmode=False, xaxis_title="nats",
+        fig.update_layout(barmode="stack", height=60 + 26 * len(names), dragmode=False, xaxis_title=_("nats"),
                           margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
                           yaxis=dict(tickfont=dict(size=12)))
         st.plotly_chart(fig, key="theory_surgery", config={"displayModeBar": False})
-        st.caption("Every shipped model with the prior N(0, I), over its test split: the mutual information stops near "
-                   "log N, and what more KL a larger latent space spends goes to the prior's mismatch (the paper's "
-                   "finding on binarized MNIST). README, \"Is the latent space healthy?\", has the table and the paper's numbers.")
+        st.caption(_("Every shipped model with the prior N(0, I), over its test split: the mutual information stops near "
+                     "log N, and what more KL a larger latent space spends goes to the prior's mismatch (the paper's "
+                     "finding on binarized MNIST). README, \"Is the latent space healthy?\", has the table and the "
+                     "paper's numbers."))
