@@ -9,7 +9,7 @@ import html
 import streamlit as st
 
 from ui import i18n, models, state, training
-from ui.i18n import N_, _
+from ui.i18n import N_, _, say
 from vae.train import best_device, describe_device
 
 PAGES = [  # (script, title, icon); a page's URL path is its file name, the first page's the bare root
@@ -91,7 +91,7 @@ def main() -> None:
         st.divider()
         training.adopt_finished_job()  # a model this session just trained joins the picker, picked
         selection = models.picker()
-        st.caption(_("Device: {device}").format(device=describe_device(best_device())))
+        st.caption(_("Device: {device}").format(device=say(describe_device(best_device()))))
         st.selectbox("Language / 语言", list(i18n.LANGUAGES), key=language_key, format_func=i18n.LANGUAGES.get)
         st.toggle(_("Projector mode"), key=models.APP_STATE.bind("projector"),
                   help=_("Larger text, images, ticks and labels, for a room: images and their downloads at twice the size."))

@@ -20,12 +20,12 @@ from vae.models import MODELS
 from vae.train import best_device
 
 from . import PRETRAINED, state
-from .i18n import LANGUAGES, _
+from .i18n import LANGUAGES, N_, _, error_message
 from .images import test_images
 
 APP_STATE = state.PageState(state.APP, [  # in every page's URL
-    state.Setting("model", str, "mnist-vae-2d", unknown="no such model"), state.Setting("projector", bool, False),
-    state.Setting("lang", str, "en", options=tuple(LANGUAGES), unknown="not en or zh-CN")])
+    state.Setting("model", str, "mnist-vae-2d", unknown=N_("no such model")), state.Setting("projector", bool, False),
+    state.Setting("lang", str, "en", options=tuple(LANGUAGES), unknown=N_("not en or zh-CN"))])
 MODEL_KEY = APP_STATE.key("model")  # session state: the picker's value
 SESSION_MODELS_KEY = "session_models"  # session state: name -> folder of the models trained in this session
 USER_MODELS_ENV = "VAE_USER_MODELS"
@@ -48,9 +48,12 @@ class Selection:
 
     @cached_property
     def class_names(self) -> list[str]:
-        """The dataset's class names in label order (``vae.data.class_names``): a folder's class folders.
-        Once per Selection (a folder model without a data card reads its folder again to know them)."""
-        return class_names(self.config, self.metrics)
+        """The dataset's class names in label order (``vae.data.class_names``), as the page shows them:
+        MNIST's digits, Fashion-MNIST's items in this run's language, a folder's class folders as they
+        are named. Words to show, never to store: a widget's stored value is the class's index. Once per
+        Selection (a folder model without a data card reads its folder again to know them)."""
+        names = class_names(self.config, self.metrics)
+        return [_(n) for n in names] if self.config["dataset"] == "fashion" else names
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -70,12 +73,13 @@ class Selection:
 
     @property
     def dataset_title(self) -> str:
-        """The dataset in words: "MNIST", "Fashion-MNIST", "photos (your images)"."""
-        return dataset_title(self.config["dataset"], self.metrics.get("data"))
+        """The dataset in words, in this run's language: "MNIST", "Fashion-MNIST", "photos (your images)"."""
+        return dataset_words(self.config["dataset"], self.metrics.get("data"))
 
     @property
     def thing(self) -> str:
-        """What one image shows, for labels like "An image of one digit": digit, item, or image."""
+        """What one image shows, for labels like "An image of one digit": digit, item, or image (English:
+        a page may use it as a key, and translates it where it shows it)."""
         return {"mnist": "digit", "fashion": "item"}.get(self.config["dataset"], "image")
 
     def test_images(self):
@@ -190,9 +194,12 @@ def weights_mtime(folder: str) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
-@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _load(folder: str, version: float):
-    return load_checkpoint(folder, best_device())
+    # The spinner inside: it shows only when the model is not cached yet, and in the run's language (a
+    # spinner is no element the cache replays).
+    with st.spinner(_("Loading the model...")):
+        return load_checkpoint(folder, best_device())
 
 
 def load_model(folder: str):
@@ -203,11 +210,28 @@ def load_model(folder: str):
     return _load(folder, weights_mtime(folder))
 
 
+def dataset_words(dataset: str, card: dict | None = None) -> str:
+    """``vae.data.dataset_title`` in this run's language: "MNIST", "Fashion-MNIST", or "NAME (your
+    images)" with a folder's or zip's name (the data card's ``name`` when given)."""
+    if is_builtin(dataset):
+        return dataset_title(dataset)
+    return _("{name} (your images)").format(name=(card or {}).get("name") or Path(dataset).name)
+
+
+def model_kind(kind: str) -> str:
+    """A model type's short name (``vae.models.MODELS[kind].short_name``: "VAE", "class-prior VAE") in
+    this run's language; the names that are acronyms stay as they are."""
+    return _(MODELS[kind].short_name)
+
+
+N_("class-prior VAE")  # vae.models' one short name in words: for the catalogue (model_kind says it)
+
+
 def describe(config: dict, metrics: dict | None = None) -> str:
     """'VAE, 2-d latent, MNIST'; a folder model's adds its image size: 'VAE, 2-d latent, photos (your
     images), 32×32 colour' (its name from the data card in ``metrics``)."""
-    title = dataset_title(config["dataset"], (metrics or {}).get("data"))
-    line = _("{model}, {d}-d latent, {dataset}").format(model=MODELS[config["model"]].short_name,
+    title = dataset_words(config["dataset"], (metrics or {}).get("data"))
+    line = _("{model}, {d}-d latent, {dataset}").format(model=model_kind(config["model"]),
                                                          d=config["latent_dim"], dataset=title)
     if not is_builtin(config["dataset"]):
         c, h, w = config.get("image_shape") or (1, 28, 28)
@@ -219,7 +243,9 @@ def available_models() -> tuple[dict[str, str], dict[str, str]]:
     """(name -> folder, name -> label) of every model a visitor can pick: shipped, then saved
     ("user: NAME"), then trained in this session ("session: NAME")."""
     shipped, saved, trained = shipped_models(), user_models(), session_models()
-    labels = {**{n: n for n in shipped}, **{n: f"user: {n}" for n in saved}, **{n: f"session: {n}" for n in trained}}
+    user, session = _("user: {name}"), _("session: {name}")
+    labels = {**{n: n for n in shipped}, **{n: user.format(name=n) for n in saved},
+              **{n: session.format(name=n) for n in trained}}
     return {**shipped, **saved, **trained}, labels
 
 
@@ -236,7 +262,7 @@ def picker() -> Selection:
     """
     folders, labels = available_models()
     if not folders:
-        st.error("No models found in pretrained/. Train one with `python -m vae.train ... --out pretrained/NAME`.")
+        st.error(_("No models found in pretrained/. Train one with `python -m vae.train ... --out pretrained/NAME`."))
         st.stop()
     default = DEFAULT_MODEL if DEFAULT_MODEL in folders else next(iter(folders))
     key = APP_STATE.bind("model", default=default, options=tuple(folders))  # the link's, else the session's
@@ -244,7 +270,7 @@ def picker() -> Selection:
     try:
         model, config, metrics = load_model(folders[name])
     except CheckpointError as err:
-        st.error(f"Cannot load {name}: {err}")
+        st.error(_("Cannot load {name}: {error}").format(name=name, error=error_message(err)))
         st.stop()
     st.caption(describe(config, metrics) + score_line(config, metrics))
     return Selection(name, folders[name], model, config, metrics)
@@ -299,16 +325,17 @@ def loss_name(config: dict) -> str:
     if config.get("objective") == "iwae":
         return f"-L_k (IWAE, k = {config.get('iwae_k')})"
     if config.get("model") == "ae":
-        return "reconstruction"  # a plain autoencoder: no KL, so no ELBO
+        return _("reconstruction")  # a plain autoencoder: no KL, so no ELBO
     beta = float(config.get("beta", 1.0))
-    return "-ELBO" if beta == 1.0 else f"loss (β = {beta:g})"
+    return "-ELBO" if beta == 1.0 else _("loss (β = {beta:g})").format(beta=beta)
 
 
-@st.cache_data(show_spinner="Encoding the test images...", max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)
 def _test_encodings(folder: str, version: float, dataset: str, image_shape) -> tuple[torch.Tensor, torch.Tensor]:
-    model = load_model(folder)[0]
-    images, labels, _, _ = test_images(dataset, image_shape)
-    return encode_images(model, images, labels if model.conditional else None)
+    with st.spinner(_("Encoding the test images...")):  # inside: only when not cached (as _load's)
+        model = load_model(folder)[0]
+        images, labels, *_rest = test_images(dataset, image_shape)
+        return encode_images(model, images, labels if model.conditional else None)
 
 
 def test_encodings(sel: Selection) -> tuple[torch.Tensor, torch.Tensor]:

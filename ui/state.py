@@ -24,6 +24,10 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.state.session_state_proxy import get_session_state
 
+from vae.errors import Message
+
+from .i18n import N_, _, language, say
+
 STORE = "state/"  # session-state keys of the stores: state/<page>/<scope>/<name>
 READ = "state-url-read/"  # state-url-read/<page>: the page has read its URL in this session
 APP = "app"  # the settings every page has (the model)
@@ -48,28 +52,31 @@ class Setting:
     options: tuple | None = None
     many: bool = False
     length: int | None = None
-    unknown: str = "not one of the choices"  # the reason given for a value not among the options
+    unknown: str = N_("not one of the choices")  # the reason given for a value not among the options (marked N_)
 
     def parse(self, text: str) -> Any:
         """A URL parameter's text as a value; raises ValueError when it is not one this setting may take."""
         if self.many:
             values = tuple(self._one(part) for part in text.split(",")) if text else ()
             if self.length is not None and len(values) != self.length:
-                raise ValueError(f"needs {self.length} values")
+                raise ValueError(Message(N_("needs {length} values"), length=self.length))
             return values
         return self._one(text)
 
     def _one(self, text: str) -> Any:
         if self.kind is bool:
             if text not in ("0", "1", "true", "false"):
-                raise ValueError("not on or off")
+                raise ValueError(N_("not on or off"))
             return text in ("1", "true")
         if self.kind is str:
             value = text
         else:
-            value = self.kind(float(text)) if self.kind is int and float(text).is_integer() else self.kind(text)
+            try:
+                value = self.kind(float(text)) if self.kind is int and float(text).is_integer() else self.kind(text)
+            except ValueError as err:
+                raise ValueError(_PythonWords(err)) from None
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError("not a number")
+                raise ValueError(N_("not a number"))
         self._check_one(value)
         return value
 
@@ -77,7 +84,7 @@ class Setting:
         """Raises ValueError (with the reason in a visitor's words) when ``value`` is not allowed."""
         if self.many:
             if not isinstance(value, (tuple, list)) or (self.length is not None and len(value) != self.length):
-                raise ValueError(f"needs {self.length} values")
+                raise ValueError(Message(N_("needs {length} values"), length=self.length))
             for v in value:
                 self._check_one(v)
         else:
@@ -89,11 +96,11 @@ class Setting:
         if self.options is not None and value not in self.options:
             raise ValueError(self.unknown)
         if isinstance(value, bool) != (self.kind is bool) and self.options is None:
-            raise ValueError("of the wrong type")
+            raise ValueError(N_("of the wrong type"))
         if self.lo is not None and not value >= self.lo:
-            raise ValueError(f"below {self.lo:g}")
+            raise ValueError(Message(N_("below {lo:g}"), lo=self.lo))
         if self.hi is not None and not value <= self.hi:
-            raise ValueError(f"above {self.hi:g}")
+            raise ValueError(Message(N_("above {hi:g}"), hi=self.hi))
 
     def format(self, value: Any) -> str:
         if self.many:
@@ -185,7 +192,7 @@ class PageState:
                 try:
                     return setting.parse(text)
                 except (TypeError, ValueError) as err:
-                    _ignore(setting.name, text, str(err))
+                    _ignore(setting.name, text, _reason(err))
         stored = st.session_state.get(self._store(setting.name))
         return stored if stored is not None and setting.valid(stored) else setting.default
 
@@ -218,6 +225,27 @@ def _write_url(setting: Setting, value: Any) -> None:
             params[setting.name] = text
 
 
+class _PythonWords(str):
+    """Python's own words for a text that is no number ("could not convert string to float: 'x'"):
+    shown as they are in English, said as "not a number" in another language."""
+
+
+def _reason(err: Exception) -> str:
+    """Why a URL value was refused, in English (a ``str``; a ``vae.errors.Message``, a reason marked with
+    ``N_`` or Python's words, which ``notice`` translates)."""
+    reason = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else None
+    return reason if reason is not None else str(err)
+
+
+def _said(reason: str) -> str:
+    """A reason of ``_reason`` in this run's language."""
+    if isinstance(reason, Message):
+        return say(reason)
+    if isinstance(reason, _PythonWords):
+        return str(reason) if language() == "en" else _("not a number")
+    return _(reason) if reason else reason
+
+
 def _ignore(name: str, text: str, reason: str) -> None:
     ignored = getattr(_run, "ignored", None)
     if ignored is not None and (name, text, reason) not in ignored:
@@ -246,7 +274,7 @@ def end_run(page: str) -> list[tuple[str, str, str]]:
     if not st.session_state.get(READ + page):
         known = {name for p in states for name in p.settings}
         for name in [n for n in st.query_params if n not in known]:
-            ignored.append((name, st.query_params[name], "not a setting of this page"))
+            ignored.append((name, st.query_params[name], N_("not a setting of this page")))
             del st.query_params[name]
     for name in {page, *(p.page for p in states)}:
         st.session_state[READ + name] = True
@@ -255,6 +283,9 @@ def end_run(page: str) -> list[tuple[str, str, str]]:
 
 
 def notice(ignored: list[tuple[str, str, str]]) -> str:
-    """One line on what a link held that was ignored: 'Ignored from the link: grid=9999 (above 30).'"""
-    parts = [f"{name}={text if len(text) <= 24 else text[:21] + '...'} ({reason})" for name, text, reason in ignored]
-    return "Ignored from the link, showing the defaults instead: " + "; ".join(parts) + "."
+    """One line, in this run's language, on what a link held that was ignored: 'Ignored from the link,
+    showing the defaults instead: grid=9999 (above 30).'"""
+    part = _("{setting} ({reason})")
+    parts = [part.format(setting=f"{name}={text if len(text) <= 24 else text[:21] + '...'}", reason=_said(reason))
+             for name, text, reason in ignored]
+    return _("Ignored from the link, showing the defaults instead: {settings}.").format(settings=_("; ").join(parts))
