@@ -2,6 +2,7 @@
 (the browser's, the link's, the sidebar's), and what the translated pages show in either language."""
 
 import ast
+import io
 import json
 import pickle
 import re
@@ -22,7 +23,9 @@ CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef]")
 # Three or more English words in a row; a word is two or more letters. What may stay English: the
 # app's and the field's names, model names, code and file paths, units (i18n's allowlist).
 ENGLISH_RUN = re.compile(r"\b[A-Za-z][a-z]+(?:[\s,;:]+[A-Za-z][a-z]+){2,}\b")
-ALLOWED = ["VAE Latent Space Explorer", "Fashion-MNIST", "pretrained/NAME/README.md", "Language / 语言"]
+ALLOWED = ["VAE Latent Space Explorer", "Fashion-MNIST", "pretrained/NAME/README.md", "Language / 语言",
+           # papers' titles and authors' names, cited as they are
+           "Sampling Generative Networks", "van der Maaten", "Auto-Encoding Variational Bayes"]
 
 
 def english_runs(text: str) -> list[str]:
@@ -236,3 +239,101 @@ def test_a_message_crosses_a_process_boundary_as_json(monkeypatch):
     monkeypatch.setattr(i18n, "language", lambda: "zh-CN")
     assert i18n.say(again) == "训练发散：损失在第 3 轮变成了 nan；请尝试更低的学习率。"
     assert from_json(to_json("plain")) == "plain"
+
+
+# ---------------------------------------------------------------- every page, in both languages
+
+def digit_png() -> bytes:
+    """A hand-drawn-looking 7: dark ink on light paper, as a phone photo of a digit would be."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (120, 160), 235)
+    ImageDraw.Draw(im).line([(20, 30), (100, 30), (55, 140)], fill=20, width=12)
+    buffer = io.BytesIO()
+    im.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def upload_an_image(at: AppTest) -> None:
+    at.file_uploader[0].set_value(("seven.png", digit_png(), "image/png"))
+
+
+def choose(key: str, value):
+    """An action: set the widget of session-state ``key`` to ``value`` (a stored value, not its label),
+    as a click would."""
+    def action(at: AppTest) -> None:
+        next(w for w in at.main if getattr(w, "key", None) == key).set_value(value)
+    return action
+
+
+# (page, model, link settings, then an action): each page with the models that change what it shows and
+# its main controls set once, through the link (ui.state reads them as the controls' values) or a click.
+WALK = [
+    ("home", "mnist-vae-2d", {}, None),
+    ("manifold", "mnist-vae-2d", {"overlay": "1", "holes": "1"}, choose("manifold/spacing", "linear")),
+    ("manifold", "mnist-vae-20d", {}, choose("manifold/others", "a random draw")),
+    ("manifold", "mnist-vae-20d", {"view": "Prior samples"}, choose("manifold/view", "Reconstructions")),
+    ("manifold", "fashion-vae-2d", {"view": "Reconstructions"}, None),
+    ("manifold", "mnist-cvae", {}, None),
+    ("manifold", "mnist-ae-2d", {}, None),
+    ("reconstruct", "mnist-vae-2d", {}, None),
+    ("reconstruct", "mnist-iwae-binarized", {"k": "1000"}, None),
+    ("reconstruct", "fashion-cvae", {}, None),
+    ("reconstruct", "mnist-vae-2d", {"input": "Upload"}, upload_an_image),
+    ("reconstruct", "mnist-vae-20d", {"input": "Draw"}, None),
+    ("sliders", "mnist-vae-2d", {}, None),
+    ("sliders", "mnist-vae-20d", {"holes": "1", "inactive": "1"}, None),
+    ("sliders", "mnist-cvae", {}, None),
+    ("sliders", "fashion-vae-2d", {}, None),
+    ("meaning", "mnist-vae-10d-beta4", {}, None),
+    ("meaning", "mnist-vae-2d", {}, None),
+    ("meaning", "fashion-vae-2d", {}, None),
+    ("interpolate", "mnist-vae-2d", {"n": "12"}, choose("interpolate/method", "slerp")),
+    ("interpolate", "mnist-cvae", {"of": "the end"}, None),
+    ("interpolate", "fashion-vae-2d", {"start_from": "an upload"}, upload_an_image),
+    ("cvae", "mnist-cvae", {"class": "3", "rows": "3"}, None),
+    ("cvae", "fashion-cvae", {"source": "Your own image"}, upload_an_image),
+    ("cvae", "mnist-cvae-class-prior", {}, None),
+    ("cvae", "mnist-vae-2d", {}, None),
+    ("embeddings", "mnist-vae-2d", {}, None),
+    ("embeddings", "mnist-vae-2d", {"method": "pca", "box": "1"}, choose("embeddings/colour", "kl")),
+    ("embeddings", "mnist-vae-2d", {"on": "plane"}, None),
+    ("embeddings", "fashion-cvae", {}, None),
+    ("ae_vs_vae", "mnist-ae-2d", {"span": "4"}, None),
+    ("ae_vs_vae", "fashion-vae-2d", {}, None),
+    ("theory", "mnist-vae-2d", {"mu": "2"}, choose("theory/sigma", 1.5)),
+    ("theory", "mnist-cvae-class-prior", {}, None),
+    ("theory", "mnist-iwae-binarized", {}, None),
+]
+
+
+def walked(page: str, model: str, settings: dict, action, lang: str) -> AppTest:
+    """The page in ``lang`` with ``model`` and ``settings`` from the link, after ``action``; no exception, no
+    value of the link ignored."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in {"lang": lang, "model": model, **settings}.items():
+        at.query_params[key] = value
+    if page != "home":
+        at.switch_page(f"pages/{page}.py")
+    rerun(at)
+    if action:
+        action(at)
+        rerun(at)
+    assert not any("lang=" in w.value or "model=" in w.value for w in at.warning), [w.value for w in at.warning]
+    return at
+
+
+@pytest.mark.parametrize("page, model, settings, action", WALK, ids=[f"{p}-{m}-{i}" for i, (p, m, *_) in enumerate(WALK)])
+def test_every_page_in_chinese_has_no_english_sentence(page, model, settings, action):
+    at = walked(page, model, settings, action, "zh-CN")
+    shown = page_texts(at)
+    assert sum(bool(CJK.search(t)) for t in shown) > 10
+    runs = {t[:120]: english_runs(t) for t in shown if english_runs(t)}
+    assert not runs, runs
+
+
+@pytest.mark.parametrize("page, model, settings, action", WALK, ids=[f"{p}-{m}-{i}" for i, (p, m, *_) in enumerate(WALK)])
+def test_every_page_in_english_has_no_chinese(page, model, settings, action):
+    at = walked(page, model, settings, action, "en")
+    chinese = [t[:120] for t in page_texts(at) if CJK.search(t) and "语言" not in t and "简体中文" not in t]
+    assert not chinese, chinese

@@ -78,6 +78,16 @@ def _(message: str) -> str:
     return translations(language()).gettext(message)
 
 
+def shown(options, message=None):
+    """A widget's ``format_func`` for stored values ``options``: each shown as ``_(message(value))``
+    (``message``: a value's English label, default the value itself), translated now, in this run.
+    Not ``format_func=_``: AppTest calls a format_func again between runs, where no run says the
+    language, and then cannot find the English label among the Chinese ones. Raises KeyError for a
+    value not in ``options``."""
+    labels = {v: _(message(v) if message else v) for v in options}
+    return labels.__getitem__
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     """``singular`` or ``plural`` (as ``n`` asks) in this run's language; Chinese has one form."""
     return translations(language()).ngettext(singular, plural, n)
