@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from ui import state
-from ui.i18n import _, error_message, say
+from ui.i18n import _, error_message, say, sentences
 from ui.charts import class_scatter
 from ui.images import download_png, pick_test_image, show_image
 from ui.models import Selection, available_models, selection_of, shipped_configs, test_encodings
@@ -195,12 +195,6 @@ def measured(ae: Selection, vae: Selection) -> None:
             real_share=v["real_test_confident_share"]),
         _("The AE reconstructs better: it spends nothing on keeping its codes near the prior.")
         if a["recon_at_code"] < v["recon_at_code"] else _("The VAE reconstructs better.")))
-
-
-def sentences(*parts: str) -> str:
-    """Translated sentences as one paragraph: a space between English sentences, none after a Chinese
-    full stop."""
-    return " ".join(parts).replace("。 ", "。")
 
 
 # bench/ae_vs_vae.py's description of its classifier (stored in metrics.json), said in the page's language

@@ -29,12 +29,12 @@ INTROS_CLASS_PRIOR = {
                 "draw the same offset in another class's cloud."),
     "item": N_("This VAE's encoder and decoder never see the item. Its prior does: each item y has its own learned "
                "mean, p(z|y) = N(μ_y, I), and the KL term pulls every image's code towards its class's mean, so the "
-               "latent plane clusters by class by construction. A item of class y is drawn as z = μ_y + ε with "
+               "latent plane clusters by class by construction. An item of class y is drawn as z = μ_y + ε with "
                "ε ~ N(0, I); ε, the offset from the mean, is the style (shade, cut, pattern). Keep ε and change y to "
                "draw the same offset in another class's cloud."),
     "class": N_("This VAE's encoder and decoder never see the class. Its prior does: each class y has its own learned "
                 "mean, p(z|y) = N(μ_y, I), and the KL term pulls every image's code towards its class's mean, so the "
-                "latent plane clusters by class by construction. A class of class y is drawn as z = μ_y + ε with "
+                "latent plane clusters by class by construction. An image of class y is drawn as z = μ_y + ε with "
                 "ε ~ N(0, I); ε, the offset from the mean, is the style (colour, pose, background). Keep ε and change "
                 "y to draw the same offset in another class's cloud."),
 }
@@ -74,10 +74,10 @@ PICK_SHOWN = {
     "class": N_("Pick the class your image shows: the encoder needs its label to separate style from class."),
 }
 UPLOAD_LABELS = {"digit": N_("An image of one digit"), "item": N_("An image of one item"),
-                 "image": N_("An image of one image")}
+                 "image": N_("One image")}
 UPLOAD_FIRST = {"digit": N_("Upload an image of a digit to borrow its style."),
-                "item": N_("Upload an image of a item to borrow its style."),
-                "image": N_("Upload an image of a image to borrow its style.")}
+                "item": N_("Upload an image of an item to borrow its style."),
+                "image": N_("Upload an image to borrow its style.")}
 
 
 def or_list(names: list[str]) -> str:

@@ -2,20 +2,18 @@
 away, a grid of samples from the prior and test images beside their reconstructions (the two figures
 of PyTorch's VAE example)."""
 
-import functools
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ui import health, i18n, meaning, state
 from ui.i18n import N_, _, say
 from ui.charts import CLASS_COLORS
-from ui.images import download_png, show_image
+from ui.images import download_png, font_of, show_image
 from ui.models import Selection, open_in_sliders_page, test_encodings, test_metrics
 from vae.conditional import class_decode, prior_styles
 from vae.latent import (GRID_SPACINGS, decode_images, encode_images, grid_coordinates, manifold_grid, plane_pixel,
@@ -28,10 +26,6 @@ N_OVERLAY = 2000  # test encodings drawn over the grid
 GRID_COLUMN_PX = 595  # the grid's column at a 1400 px window with the sidebar open (measured in Chromium)
 OTHERS = (N_("the prior mean (0)"), N_("a random draw"))
 SPACING_NAMES = {"quantile": N_("quantile"), "linear": N_("linear")}  # GRID_SPACINGS as shown
-# Noto Sans CJK (Debian's fonts-noto-cjk, the Dockerfile's): Pillow's default font has no Chinese glyphs (boxes)
-CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-                  "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc")
-CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 # Where the columns stack (a phone), the grid's column comes before the controls' column: the picture is on
 # the first screen, the controls under it.
 GRID_FIRST_ON_A_PHONE = ("<style>@media (max-width: 640px) {[data-testid=stColumn]:has(.st-key-manifold_picture) "
@@ -45,27 +39,6 @@ S = state.PageState("manifold", [
     state.Setting("samples", int, 64, options=(16, 36, 64, 100)), state.Setting("samples_class", int, None, 0),
     state.Setting("pairs", int, 4, options=(1, 2, 4, 6)),
 ])
-
-
-@functools.cache
-def cjk_font(size: int) -> ImageFont.FreeTypeFont | None:
-    """Noto Sans CJK SC at ``size`` px, or None where it is not installed."""
-    for path in CJK_FONT_FILES:
-        for index in range(10):  # a collection: JP, KR, SC, ...
-            try:
-                font = ImageFont.truetype(path, size, index=index)
-            except OSError:
-                break
-            if font.getname()[0] == "Noto Sans CJK SC":
-                return font
-    return None
-
-
-def font_of(text: str, size: int) -> dict:
-    """``draw.text``'s font arguments for ``text``: Pillow's default font at ``size`` px, as ever, unless the
-    text holds Chinese (a translated axis name, a folder's class), then Noto Sans CJK where installed."""
-    font = cjk_font(int(size)) if CJK.search(text) else None
-    return {"font_size": size} if font is None else {"font": font}
 
 
 def mark_means(picture: np.ndarray, means: torch.Tensor, names: list[str], centre: tuple[float, float], n: int,

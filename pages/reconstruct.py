@@ -7,7 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from ui import health, meaning, policy, state
 from ui.charts import class_scatter
-from ui.i18n import N_, _, say
+from ui.i18n import N_, _, say, sentences
 from ui.images import (max_upload_bytes, pick_test_image, picker_settings, preprocess, upload_error,
                        upload_preprocessed)
 from ui.models import Selection, loss_name, test_encodings, weights_mtime
@@ -36,7 +36,7 @@ PLOT = {"displayModeBar": False}  # Plotly's toolbar covered the charts' titles 
 # What one image shows (Selection.thing), each sentence that names it written out for each.
 UPLOAD_LABELS = {"digit": N_("Upload an image of one digit (up to {mb} MB)"),
                  "item": N_("Upload an image of one item (up to {mb} MB)"),
-                 "image": N_("Upload an image of one image (up to {mb} MB)")}
+                 "image": N_("Upload an image (up to {mb} MB)")}
 DRAW_ONE = {"digit": N_("Draw one digit:"), "item": N_("Draw one item:"), "image": N_("Draw one image:")}
 # The reconstruction term's help, by config["likelihood"] (vae.losses.LIKELIHOODS): an AE's, a VAE's (k draws).
 RECON_HELP_AE = {
@@ -253,11 +253,6 @@ def scores(sel: Selection, post, k: int) -> None:
     elif sel.metrics.get("test_binarized"):
         st.caption(sentences(_("This model was trained and scored on binarized digits (pixels 0 or 1), so its numbers "
                                "for a grey-level image here are not comparable with its test scores."), note))
-
-
-def sentences(first: str, then: str) -> str:
-    """Two sentences one after the other: a space between them in English, none after a Chinese 。."""
-    return _("{sentence} {next_sentence}").format(sentence=first, next_sentence=then)
 
 
 def latent_charts(sel: Selection, post) -> None:

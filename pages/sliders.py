@@ -1,5 +1,6 @@
 """Latent sliders: one slider per latent dimension, the decoded image, each dimension's KL, traversals."""
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,7 +318,7 @@ def traversals(sel: Selection, z: torch.Tensor, y: int | None, dims: Dimensions)
     for r, j in enumerate(rows):
         c1, c2 = st.columns([1, 8], vertical_alignment="center")
         c1.markdown(f"**z[{j}]**  \n" + (f"{dims.kl[j]:.2f} nats" if model.variational else _("var {value:.2f}").format(value=dims.kl[j]))
-                    + (f"  \n{tracks[j].split(',')[0]}" if tracks[j] else ""))  # what it tracks (issue 26)
+                    + (f"  \n{re.split('[,，]', tracks[j])[0]}" if tracks[j] else ""))  # what it tracks (issue 26)
         show_image(c2, tiled[r * h : (r + 1) * h + scale])
     st.caption(_("Each row from z[j] = -{span:g} (left) to +{span:g} (right).").format(span=span)
                + ("" if show_inactive or not inactive else

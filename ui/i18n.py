@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -76,6 +77,12 @@ def language() -> str:
 def _(message: str) -> str:
     """``message`` in this run's language."""
     return translations(language()).gettext(message)
+
+
+def sentences(*parts: str) -> str:
+    """Translated sentences as one paragraph: a space between them, as English writes it, but none after
+    a Chinese full stop (or other full-width punctuation)."""
+    return re.sub(r"([\u3000-\u303f\uff00-\uffef]) ", r"\1", " ".join(p for p in parts if p))
 
 
 def shown(options, message=None):

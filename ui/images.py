@@ -8,6 +8,7 @@ images' hover thumbnails, served as static files (one small PNG per image).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from vae.data import CLASS_NAMES, DatasetNotFoundError, is_builtin, load_test_images, sample_file
 from vae.errors import Message, UserError
@@ -243,6 +244,34 @@ def png_bytes(pixels, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+# Noto Sans CJK (Debian's fonts-noto-cjk, the Dockerfile's): Pillow's default font has no Chinese glyphs (boxes)
+CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                  "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc")
+CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+@functools.cache
+def cjk_font(size: int) -> ImageFont.FreeTypeFont | None:
+    """Noto Sans CJK SC at ``size`` px (fonts-noto-cjk: the Dockerfile and CI install it), or None where it
+    is not installed; loaded once per size."""
+    for path in CJK_FONT_FILES:
+        for index in range(10):  # a collection: JP, KR, SC, ...
+            try:
+                font = ImageFont.truetype(path, size, index=index)
+            except OSError:
+                break
+            if font.getname()[0] == "Noto Sans CJK SC":
+                return font
+    return None
+
+
+def font_of(text: str, size: int) -> dict:
+    """``draw.text``'s font arguments for ``text``: Pillow's default font at ``size`` px, as ever, unless the
+    text holds Chinese (a translated axis name, a folder's class), then Noto Sans CJK where installed."""
+    font = cjk_font(int(size)) if CJK.search(text) else None
+    return {"font_size": size} if font is None else {"font": font}
+
+
 def label_tiles(pixels, labels: list[str], per_row: int, cell: int, font: int = 12):
     """The tiled strip (uint8 (H, W) grey or (H, W, 3) colour) with each image's label (its t) in a band
     under its row."""
@@ -256,7 +285,7 @@ def label_tiles(pixels, labels: list[str], per_row: int, cell: int, font: int = 
     for i, text in enumerate(labels):
         r, c = divmod(i, per_row)
         draw.text((c * cell + cell // 2, r * (cell + band) + cell + 2), text, fill=60 if pixels.ndim == 2 else (60,) * 3,
-                  anchor="ma", font_size=font)
+                  anchor="ma", **font_of(text, font))
     return np.asarray(out)
 
 
