@@ -190,7 +190,7 @@ def every_class(sel: Selection, z: torch.Tensor, thing: str, style_name: str) ->
     show_image(st, every.repeat(scale, 0).repeat(scale, 1),
                caption=_("Each row is one {style_name} decoded with every label; row 1 is the style of the sliders, the "
                          "rest are the first random styles above. Columns: {names}.").format(style_name=style_name,
-                                                                                            names=", ".join(names)))
+                                                                                            names=_(", ").join(names)))
     download_png(every, f"{sel.name}-every-{thing}", "cvae_grid_png", container=st.columns([1, 2])[0])
     if sel.class_prior:
         means = sel.model.class_means.detach().cpu()
@@ -253,7 +253,7 @@ def transfer(sel: Selection, thing: str, style_name: str) -> None:
     show_image(result_col, tile(images, nrow=(len(names) + 1) // 2, padding=2, scale=3 * zoom),
                caption=_("Its style {style_name} = ({style}) decoded as {names} (left to right, then the second row); "
                          "the {name} is the reconstruction.").format(
-                   style_name=style_name, style=", ".join(f"{v:.2f}" for v in style.tolist()), names=", ".join(names),
+                   style_name=style_name, style=", ".join(f"{v:.2f}" for v in style.tolist()), names=_(", ").join(names),
                    name=names[given]))
 
 

@@ -62,7 +62,7 @@ def models_table() -> pd.DataFrame:
 
 
 def render(sel: Selection) -> None:
-    st.title("VAE Latent Space Explorer")
+    st.title(_("VAE Latent Space Explorer"))
     st.markdown(_(
         "A **variational autoencoder** (VAE) learns to compress an image x into a few numbers z, its latent "
         "code, and to draw an image back from them. Its encoder gives each image a small cloud of codes, "

@@ -92,7 +92,7 @@ def with_axes(picture: np.ndarray, n: int, cell: int, span: float, spacing: str,
         draw.text((x, h + 6 * zoom), f"{round(t + centre[0], 2):g}", fill=grey, anchor="ma", font_size=font)
         draw.line([(left - 4 * zoom, y), (left, y)], fill=grey, width=zoom)
         draw.text((left - 6 * zoom, y), f"{round(t + centre[1], 2):g}", fill=grey, anchor="rm", font_size=font)
-    names = [f"z[{j}]" + (f": {t}" if t else "") for j, t in zip(dims, tracks)]
+    names = [_("z[{j}]: {track}").format(j=j, track=t) if t else f"z[{j}]" for j, t in zip(dims, tracks)]
     draw.text((left + w // 2, h + bottom - 1), names[0], fill=grey, anchor="md", **font_of(names[0], font))
     turned = Image.new("RGB", (max(h, 1), font + 4), (255, 255, 255))  # the vertical name, drawn flat, then turned
     ImageDraw.Draw(turned).text((h // 2, (font + 4) // 2), names[1], fill=grey, anchor="mm",

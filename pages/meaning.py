@@ -111,7 +111,7 @@ def scores(sel: Selection) -> None:
         worst = max(others, key=others.get)
         rows.append({_("attribute"): meaning.measurement_name(name), _("median ρ"): f"{e['rho']:.2f}",
                      _("class kept"): None if e.get("class_kept") is None else f"{e['class_kept']:.0%}",
-                     _("other factors, max |ρ|"): f"{others[worst]:.2f} ({meaning.measurement_name(worst)})",
+                     _("other factors, max |ρ|"): _("{value:.2f} ({name})").format(value=others[worst], name=meaning.measurement_name(worst)),
                      _("measured / asked"): f"{e['calibration']:.2f}"})
     st.dataframe(rows, hide_index=True, width="stretch")
     p = tr["protocol"]

@@ -163,7 +163,7 @@ def z_sliders(sel: Selection, sliders: state.PageState, dims: Dimensions) -> tup
 def one_slider(col, sel: Selection, sliders: state.PageState, dims: Dimensions, j: int, track: str | None) -> None:
     kl = dims.kl[j]
     col.slider(
-        f"z[{j}]" + (f": {track}" if track else "") + ("" if j not in dims.inactive else _(" · inactive")),
+        (_("z[{j}]: {track}").format(j=j, track=track) if track else f"z[{j}]") + ("" if j not in dims.inactive else _(" · inactive")),
         dims.lo[j], dims.hi[j], step=0.01, format="%.2f", key=f"{sliders.key('z')}{j}",
         help=(_("Mean KL {kl:.3f} nats over the test images (active)") if kl >= ACTIVE_KL_THRESHOLD else
               _("Mean KL {kl:.3f} nats over the test images (below {threshold} nats: inactive)")).format(

@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
+from vae.data import DATASET_NAMES
 from vae.health import HOLE_THRESHOLD, PRIOR_LEVEL, hole_share, is_hole, log_density_ratio, prior_radius
 from vae.ood import CHOSEN, COMBINED, combined, is_out_of_distribution, ood_scores, percentile
 
@@ -253,7 +254,7 @@ def shipped_surgeries() -> dict[str, dict]:
 def surgery_data(data: str) -> str:
     """metrics.json's "mnist test split, all 10,000 images" (``vae.health``) in this run's language."""
     m = re.fullmatch(r"(\S+) test split, all ([\d,]+) images", data)
-    return _("{dataset} test split, all {n} images").format(dataset=m[1], n=m[2]) if m else data
+    return _("{dataset} test split, all {n} images").format(dataset=DATASET_NAMES.get(m[1], m[1]), n=m[2]) if m else data
 
 
 def surgery_section(sel: Selection) -> None:
@@ -261,7 +262,7 @@ def surgery_section(sel: Selection) -> None:
     marginal KL, for the model picked and for every shipped model (metrics.json, ``vae.health``)."""
     st.subheader(_("The average KL, carved up: ELBO surgery"))
     st.latex(r"\begin{aligned}&\frac{1}{N}\sum_{n=1}^{N}\mathrm{KL}\big(q(z|x_n)\,\|\,p(z)\big)\\"  # short lines: a phone
-             r"&\quad= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{the prior's mismatch}},\\"
+             r"&\quad= \underbrace{I_q(n; z)}_{\le\,\log N} + \underbrace{\mathrm{KL}\big(q(z)\,\|\,p(z)\big)}_{\text{" + _("the prior's mismatch") + r"}},\\"
              r"&q(z) = \frac{1}{N}\sum_{n=1}^{N} q(z|x_n)\end{aligned}")
     st.caption(_("{source}: the KL term of the ELBO, averaged over the data, is the information the code keeps "
                  "about which image it came from, plus how far the aggregate posterior q(z) is from the prior. "
