@@ -35,12 +35,6 @@ ATTRIBUTE_SPAN = 2.0  # an attribute slider reaches ± this many test-split stan
 # The measurements' (and the class's) names as a reader sees them; the stored names stay English.
 NAMES = {"thickness": N_("thickness"), "slant": N_("slant"), "width": N_("width"), "height": N_("height"),
          "area": N_("area"), "length": N_("length"), "class": N_("class")}
-# vae.morphometry.DESCRIPTIONS, marked here for the catalogue (``describe`` translates the stored words).
-_DESCRIPTIONS = (N_("foreground area of the binarised digit"), N_("length of the stroke's skeleton"),
-                 N_("mean stroke thickness, twice the distance map along the skeleton"),
-                 N_("slant from the image moments' horizontal shear, positive when the top leans right"),
-                 N_("width of the slant-corrected bounding parallelogram"),
-                 N_("height of the slant-corrected bounding parallelogram"))
 METHODS = {"decile": N_("decile"), "regression": N_("regression"), "partial": N_("partial")}  # estimators' names
 # percentile_sentence's sentences: (measurement, more than half below it) -> the sentence.
 PLACED = {  # the measurement's name in each: "shorter" is said of a height and of a length

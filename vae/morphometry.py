@@ -28,15 +28,17 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
+from .errors import N_
+
 MEASUREMENTS = ("area", "length", "thickness", "slant", "width", "height")
 UNITS = {"area": "px^2", "length": "px", "thickness": "px", "slant": "rad", "width": "px", "height": "px"}
-DESCRIPTIONS = {
-    "area": "foreground area of the binarised digit",
-    "length": "length of the stroke's skeleton",
-    "thickness": "mean stroke thickness, twice the distance map along the skeleton",
-    "slant": "slant from the image moments' horizontal shear, positive when the top leans right",
-    "width": "width of the slant-corrected bounding parallelogram",
-    "height": "height of the slant-corrected bounding parallelogram",
+DESCRIPTIONS = {  # in English; marked for the app's catalogue (shown translated by ui.meaning.describe)
+    "area": N_("foreground area of the binarised digit"),
+    "length": N_("length of the stroke's skeleton"),
+    "thickness": N_("mean stroke thickness, twice the distance map along the skeleton"),
+    "slant": N_("slant from the image moments' horizontal shear, positive when the top leans right"),
+    "width": N_("width of the slant-corrected bounding parallelogram"),
+    "height": N_("height of the slant-corrected bounding parallelogram"),
 }
 PAPER = ("Castro, Tan, Kainz, Konukoglu & Glocker (2019), Morpho-MNIST, JMLR 20(178), "
          "Sec. 2.1 Morphometry")
