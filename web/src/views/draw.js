@@ -1,0 +1,75 @@
+// Draw: a digit drawn with the mouse or a finger, framed as vae.preprocess frames a drawing (../frame.js),
+// encoded, decoded again, and placed on the latent plane.
+import { t } from "../state.js";
+import { Pad, classButtons, h, paint, pictureCanvas } from "../ui.js";
+import { frameDrawing } from "../frame.js";
+
+const SIZE = 280, STROKE = 18;  // the app's canvas: 280 px, black strokes 18 px wide on white
+
+export function mount(root, ctx) {
+  const { model, entry, state } = ctx;
+  const [c, hh] = entry.image_shape;
+  if (c !== 1 || hh !== 28) { root.append(h("p", { class: "note" }, t("draw_unavailable"))); return; }
+  const board = h("canvas", { class: "board", width: SIZE, height: SIZE, "aria-label": t("view_draw"), "data-testid": "board" });
+  const pen = board.getContext("2d", { willReadFrequently: true });
+  const clear = () => { pen.fillStyle = "#fff"; pen.fillRect(0, 0, SIZE, SIZE); };
+  clear();
+  const framed = pictureCanvas(entry.image_shape, 1, 1, t("framed"));
+  const recon = pictureCanvas(entry.image_shape, 1, 1, t("reconstruction"));
+  const note = h("p", { class: "note" }, t("draw_blank"));
+  const d = entry.latent_dim, order = entry.dims_by_kl;
+  const pad = d >= 2 ? new Pad({ codes: ctx.data.codes, labels: ctx.data.labels, d, dx: order[0], dy: order[1], size: 220,
+    label: t("draw_place") }) : null;
+
+  const style = entry.dataset === "fashion" ? "fashion" : "mnist";
+  let running = Promise.resolve();
+  const reconstruct = () => {
+    running = running.then(async () => {
+      const px = pen.getImageData(0, 0, SIZE, SIZE).data;
+      const result = frameDrawing(px, SIZE, SIZE, style);
+      if (!result) { note.hidden = false; return; }
+      note.hidden = true;
+      paint(framed, result.image, entry.image_shape);
+      const mu = await model.encode(result.image, [state.y]);
+      paint(recon, await model.decode(mu, [state.y]), entry.image_shape);
+      if (pad) pad.mark(mu[order[0]], mu[order[1]]);
+      ctx.set({ z: Array.from(mu) });
+      window.vaeExplorer.lastDrawing = { rgba: Array.from(px), framed: Array.from(result.image), centreOfMass: result.centreOfMass, mu: Array.from(mu) };
+      root.dataset.reconstructed = String((Number(root.dataset.reconstructed) || 0) + 1);
+    }).catch((err) => console.error(err));
+  };
+
+  let last = null;
+  const at = (e) => { const b = board.getBoundingClientRect(); return [((e.clientX - b.left) / b.width) * SIZE, ((e.clientY - b.top) / b.height) * SIZE]; };
+  board.addEventListener("pointerdown", (e) => { board.setPointerCapture(e.pointerId); last = at(e); stroke(last, last); });
+  board.addEventListener("pointermove", (e) => { if (last) { const p = at(e); stroke(last, p); last = p; } });
+  const end = () => { if (last) { last = null; reconstruct(); } };
+  board.addEventListener("pointerup", end);
+  board.addEventListener("pointercancel", end);
+  function stroke(p, q) {
+    pen.strokeStyle = "#000"; pen.lineWidth = STROKE; pen.lineCap = "round"; pen.lineJoin = "round";
+    pen.beginPath(); pen.moveTo(...p); pen.lineTo(...q); pen.stroke();
+  }
+
+  root.append(
+    h("p", { class: "help" }, t("draw_help")),
+    entry.conditional ? h("div", { class: "field" }, h("span", { class: "name" }, t("class")),
+      classButtons(entry.class_names, state.y, (y) => { ctx.set({ y }); reconstruct(); })) : null,
+    h("div", { class: "stage draw" },
+      h("figure", {}, board, h("figcaption", {}, h("button", { type: "button", "data-testid": "clear", onclick: () => {
+        clear(); note.hidden = false; framed.getContext("2d").clearRect(0, 0, 28, 28); recon.getContext("2d").clearRect(0, 0, 28, 28);
+      } }, t("clear")))),
+      h("div", { class: "results" },
+        h("figure", {}, framed, h("figcaption", {}, t("framed"))),
+        h("figure", {}, recon, h("figcaption", {}, t("reconstruction"))),
+        pad ? h("figure", {}, pad.canvas, h("figcaption", {}, t("draw_place"))) : null)),
+    note);
+  // For tests: draw a polyline of [x, y] points (canvas pixels) as a hand would, then reconstruct.
+  window.vaeExplorer.drawStrokes = async (strokes) => {
+    clear();
+    for (const line of strokes) for (let i = 0; i < line.length; i++) stroke(line[Math.max(0, i - 1)], line[i]);
+    reconstruct();
+    await running;
+    return window.vaeExplorer.lastDrawing;
+  };
+}

@@ -1,0 +1,85 @@
+// Sliders: one slider per latent dimension (by mean KL), the latent plane of the two leading dimensions, the
+// measured attribute directions, a conditional model's classes; the picture follows every move.
+import { t } from "../state.js";
+import { Pad, classButtons, h, latency, paint, pictureCanvas, slider } from "../ui.js";
+import { latest } from "../model.js";
+
+const ATTRIBUTES = ["thickness", "slant", "width", "height", "area", "length"];
+
+// N(0, 1) draws (Box-Muller).
+export function gaussian(n) {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+  return out;
+}
+
+export function mount(root, ctx) {
+  const { model, entry, state } = ctx;
+  const d = entry.latent_dim, order = entry.dims_by_kl;
+  const z = Float32Array.from(state.z && state.z.length === d ? state.z : model.priorMean(state.y));
+  const attrs = Object.fromEntries(ATTRIBUTES.filter((a) => entry.attributes[a]).map((a) => [a, entry.attributes[a]]));
+  const amount = Object.fromEntries(Object.keys(attrs).map((a) => [a, state.attr[a] ?? 0]));
+
+  const shown = () => {  // z moved along the attribute directions
+    const s = Float32Array.from(z);
+    for (const [a, info] of Object.entries(attrs)) for (let j = 0; j < d; j++) s[j] += amount[a] * info.scale * info.direction[j];
+    return s;
+  };
+  const picture = pictureCanvas(entry.image_shape, 1, 1, t("decoded"));
+  const decode = latest((s) => model.decode(s, [state.y]), (means, s) => {
+    paint(picture, means, entry.image_shape);
+    latency.painted();
+    if (pad) pad.mark(s[order[0]], s[order[1]]);
+  });
+  const rows = [];
+  const update = (e, fromSliders = false) => {
+    latency.mark(e);
+    if (!fromSliders) rows.forEach((row, k) => row.set(z[order[k]]));
+    ctx.set({ z: Array.from(z), attr: { ...amount } });
+    decode(shown());
+  };
+
+  let pad = null;
+  if (d >= 2) {
+    const codes = ctx.data.codes, labels = ctx.data.labels;
+    pad = new Pad({ codes, labels, d, dx: order[0], dy: order[1], label: t("pad_help", { i: order[0], j: order[1] }),
+      onpick: (u, v, e) => { z[order[0]] = u; z[order[1]] = v; update(e); } });
+  }
+  order.forEach((j) => rows.push(slider({
+    label: t("dim_label", { j, kl: entry.kl_per_dim ? entry.kl_per_dim[j].toFixed(2) : "–" }), min: -4, max: 4, step: 0.01,
+    value: z[j], testid: `z${j}`, oninput: (v, e) => { z[j] = v; update(e, true); } })));
+
+  const controls = [];
+  if (entry.conditional || entry.class_prior) {
+    controls.push(h("div", { class: "field" }, h("span", { class: "name" }, t("class")), classButtons(entry.class_names, state.y, (y) => {
+      if (entry.class_prior) {  // keep the style: the offset from the class's prior mean
+        const from = model.priorMean(state.y), to = model.priorMean(y);
+        for (let j = 0; j < d; j++) z[j] += to[j] - from[j];
+      }
+      ctx.set({ y });
+      update(window.event);
+    }), h("small", {}, t("class_help"))));
+  }
+  controls.push(h("div", { class: "buttons" },
+    h("button", { type: "button", "data-testid": "random", onclick: (e) => {
+      const mean = model.priorMean(state.y), eps = gaussian(d);
+      for (let j = 0; j < d; j++) z[j] = mean[j] + eps[j];
+      update(e);
+    } }, t("random")),
+    h("button", { type: "button", onclick: (e) => { z.set(model.priorMean(state.y)); for (const a in amount) amount[a] = 0; attrRows.forEach((r) => r.set(0)); update(e); } }, t("prior_mean"))));
+
+  const attrRows = Object.entries(attrs).map(([a, info]) => slider({
+    label: t(`attr_${a}`), min: -2 * info.std, max: 2 * info.std, step: info.std / 50, value: amount[a], testid: `attr-${a}`,
+    oninput: (v, e) => { amount[a] = v; update(e, true); } }));
+
+  root.append(
+    h("p", { class: "help" }, t("sliders_help")),
+    h("div", { class: "stage" }, h("figure", {}, picture, h("figcaption", {}, t("decoded"))),
+      pad ? h("figure", {}, pad.canvas, h("figcaption", {}, t("pad_help", { i: order[0], j: order[1] }))) : null),
+    ...controls,
+    h("div", { class: "sliders" }, rows),
+    attrRows.length ? h("details", { class: "attributes", open: Object.values(amount).some((v) => v !== 0) },
+      h("summary", {}, t("attributes")), attrRows) : null,
+  );
+  decode(shown());
+}
