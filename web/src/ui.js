@@ -37,6 +37,7 @@ export function paint(canvas, means, shape, cols = 1) {
     }
   }
   context.putImageData(img, 0, 0);
+  canvas.dataset.painted = String(Number(canvas.dataset.painted || 0) + 1);  // for tests: how often it was drawn
 }
 
 // The latent plane of two dimensions (dx, dy) over [-r, r]^2: the test images' codes as dots by class, a marker at
