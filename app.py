@@ -92,6 +92,7 @@ def main() -> None:
         training.adopt_finished_job()  # a model this session just trained joins the picker, picked
         selection = models.picker()
         st.caption(_("Device: {device}").format(device=say(describe_device(best_device()))))
+        models.web_download(selection)
         st.selectbox("Language / 语言", list(i18n.LANGUAGES), key=language_key, format_func=i18n.LANGUAGES.get)
         st.toggle(_("Projector mode"), key=models.APP_STATE.bind("projector"),
                   help=_("Larger text, images, ticks and labels, for a room: images and their downloads at twice the size."))

@@ -151,3 +151,44 @@ def test_the_zip_the_app_offers_is_the_site(monkeypatch):
     data = web.build_zip(["mnist-vae-2d"])
     assert calls == [["mnist-vae-2d"]]
     assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["vae-explorer/index.html"]
+
+
+def test_the_sidebar_offers_the_picked_model_as_a_web_page_built_in_a_child_and_kept(monkeypatch):
+    import io
+    import sys
+    import zipfile
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import open_app
+
+    import ui
+    from ui import models
+
+    at = open_app(None, model="mnist-cvae")
+    assert [b.proto.label for b in at.get("download_button")] == ["Download this model as a web page"]
+    monkeypatch.setattr(ui, "POLICY", ui.POLICY.replace(web_slots=1, web_keep=1))
+    monkeypatch.setitem(models._WEB, "slots", None)
+    monkeypatch.setitem(models._WEB, "zips", {})
+    folder = str(Path(__file__).resolve().parents[1] / "pretrained" / "mnist-cvae")
+    data = models.web_page_zip(folder)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "vae-explorer/index.html" in names and "vae-explorer/models/mnist-cvae/decoder.onnx" in names
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("vae-explorer/manifest.json"))
+    assert [m["name"] for m in manifest["models"]] == ["mnist-cvae"]
+    monkeypatch.setattr(web, "make_zip", lambda *a: pytest.fail("a kept zip is not built again"))
+    assert models.web_page_zip(folder) is data
+
+
+def test_a_web_page_build_is_bounded_by_the_policy(monkeypatch):
+    import ui
+    from ui import models
+
+    slow = ui.POLICY.replace(web_slots=1, web_max_seconds=0.3)
+    monkeypatch.setattr(ui, "POLICY", slow)
+    monkeypatch.setitem(models._WEB, "zips", {})
+    monkeypatch.setitem(models._WEB, "slots", __import__("threading").BoundedSemaphore(1))
+    models._WEB["slots"].acquire()  # another visitor's build holds the server's one slot
+    with pytest.raises(RuntimeError, match="stayed busy"):
+        models.web_page_zip("pretrained/mnist-vae-2d")
+    with pytest.raises(RuntimeError, match="time cap of 0.3 s"):  # the child is stopped at the cap
+        web.make_zip("pretrained/mnist-vae-2d", slow)

@@ -19,7 +19,7 @@ from vae.latent import encode_images
 from vae.models import MODELS
 from vae.train import best_device
 
-from . import PRETRAINED, state
+from . import PRETRAINED, policy, state
 from .i18n import LANGUAGES, N_, _, error_message
 from .images import test_images
 
@@ -208,6 +208,45 @@ def load_model(folder: str):
     Raises CheckpointError for a folder that cannot be loaded.
     """
     return _load(folder, weights_mtime(folder))
+
+
+_WEB = {"lock": threading.Lock(), "slots": None, "zips": {}}  # the server's web-page builds and finished zips
+
+
+def web_page_zip(folder: str) -> bytes:
+    """The zip of ``python -m vae.web build`` for one model folder, built in a child process (``vae.web.make_zip``),
+    at most ``policy().web_slots`` at once over the server (a caller waits for a slot up to web_max_seconds), the
+    newest ``web_keep`` kept for every visitor. Raises RuntimeError when the build fails or finds no slot."""
+    from vae.web import make_zip
+
+    bound = policy()
+    key = (folder, weights_mtime(folder))
+    with _WEB["lock"]:
+        if key in _WEB["zips"]:
+            return _WEB["zips"][key]
+        _WEB["slots"] = _WEB["slots"] or threading.BoundedSemaphore(bound.web_slots)
+        slots = _WEB["slots"]
+    if not slots.acquire(timeout=bound.web_max_seconds):
+        raise RuntimeError("every web-page slot of this server stayed busy")
+    try:
+        data = make_zip(folder, bound)
+    finally:
+        slots.release()
+    with _WEB["lock"]:
+        _WEB["zips"][key] = data
+        while len(_WEB["zips"]) > bound.web_keep:
+            del _WEB["zips"][next(iter(_WEB["zips"]))]  # the oldest first
+    return data
+
+
+def web_download(sel: Selection) -> None:
+    """The sidebar's "Download this model as a web page": the zip is built when the button is pressed, off the
+    script thread (Streamlit runs a callable ``data`` in a thread of its own)."""
+    st.download_button(_("Download this model as a web page"), data=lambda: web_page_zip(sel.folder),
+                       file_name=f"{sel.name}-web.zip", mime="application/zip", on_click="ignore", width="stretch",
+                       icon=":material/public:",
+                       help=_("A folder that any static host serves for free (a static Hugging Face Space, GitHub Pages, "
+                              "a USB stick): the model runs in the visitor's browser. Building it takes about 10 s."))
 
 
 def dataset_words(dataset: str, card: dict | None = None) -> str:

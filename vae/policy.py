@@ -51,6 +51,8 @@ class Policy:
     Your own images (the training panel's zip upload): a zip of at most upload_max_mb megabytes (the
     server's ``server.maxUploadSize`` must allow it), at most upload_max_images images (None: no
     limit beyond ``vae.folders.Limits``), resized to one of upload_sizes pixels.
+    A model as a web page (``vae.web``, the sidebar's download): web_slots builds at once over the server,
+    each in a child process for at most web_max_seconds; the newest web_keep zips are kept for everyone.
     """
 
     public: bool = False
@@ -72,6 +74,9 @@ class Policy:
     upload_max_mb: int = 200
     upload_max_images: int | None = None
     upload_sizes: tuple[int, ...] = (28, 32, 64)
+    web_slots: int = 2
+    web_max_seconds: float = 300.0
+    web_keep: int = 8
 
     @classmethod
     def for_public(cls, **changes) -> Policy:
@@ -79,10 +84,12 @@ class Policy:
         takes about 3 s on a 2-core CPU) and 10 minutes; a session's newest 3 models, 24 in all; one
         new map at a time over the server, of at most 2,000 images (t-SNE: about 8 s on 2 cores), for
         at most 2 minutes; an uploaded zip of images of at most 20 MB and 10,000 images, 28 or 32 px,
-        kept with the session's models and deleted with them. ``changes``: fields to set otherwise."""
+        kept with the session's models and deleted with them; one web page built at a time (about 10 s), for at
+        most 2 minutes, the newest 4 kept. ``changes``: fields to set otherwise."""
         return cls(**{**dict(public=True, max_jobs=1, max_epochs=20, max_seconds=600.0, keep_per_session=3,
                              max_models=24, map_slots=1, map_max_n=2000, map_max_seconds=120.0,
-                             upload_max_mb=20, upload_max_images=10_000, upload_sizes=(28, 32)), **changes})
+                             upload_max_mb=20, upload_max_images=10_000, upload_sizes=(28, 32),
+                             web_slots=1, web_max_seconds=120.0, web_keep=4), **changes})
 
     @classmethod
     def from_env(cls, environ=None) -> Policy:

@@ -41,6 +41,7 @@ import math
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -449,6 +450,40 @@ def build_zip(models, data_root=None) -> bytes:
                 if path.is_file():
                     z.write(path, Path("vae-explorer") / path.relative_to(site))
         return buffer.getvalue()
+
+
+def zip_task(task: dict, arrays: dict, send, stop) -> dict:
+    """The app's download in its child process (``vae.runner``): ``build_zip`` of task["folder"], written to
+    task["out"]. Returns {"bytes": the zip's size}. Raises TaskFailed for a model that cannot be exported."""
+    from .runner import TaskFailed
+
+    try:
+        data = build_zip([task["folder"]])
+    except (WebExportError, CheckpointError, DatasetNotFoundError) as err:
+        raise TaskFailed(str(err)) from None
+    Path(task["out"]).write_bytes(data)
+    return {"bytes": len(data)}
+
+
+def make_zip(folder: str | Path, policy, should_stop=None) -> bytes:
+    """The zip of ``folder``'s web page, built in a child process bounded by ``policy`` (its web_max_seconds).
+    Raises RuntimeError, with the child's sentence, when the build fails or runs past the cap."""
+    from . import runner
+
+    started = time.monotonic()
+
+    def stop() -> str | None:
+        if time.monotonic() - started > policy.web_max_seconds:
+            return f"it ran past the time cap of {policy.web_max_seconds:g} s"
+        return should_stop() if should_stop else None
+
+    with tempfile.TemporaryDirectory(prefix="vae-web-zip-") as tmp:
+        out = Path(tmp) / "site.zip"
+        outcome = runner.run("vae.web:zip_task", {"folder": str(folder), "out": str(out)}, should_stop=stop,
+                             grace=0.0, check_every=0.25, name="web")
+        if outcome.result is None:
+            raise RuntimeError(outcome.stop_reason or outcome.error or "the web page could not be built")
+        return out.read_bytes()
 
 
 def main(argv: list[str] | None = None) -> int:
