@@ -251,7 +251,7 @@ def test_interpolation_labels_t_and_offers_a_png_and_a_gif(monkeypatch):
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", record)
     at = open_page("interpolate")
-    assert [b.proto.label for b in at.get("download_button")] == ["Download PNG", "Download GIF"]
+    assert [b.proto.label for b in at.main.get("download_button")] == ["Download PNG", "Download GIF"]
     captions = [i.caption for i in at.get("image")[-1].proto.imgs]
     assert captions == ["image", "t = 0", *[f"t = {i / 9:.2f}" for i in range(1, 9)], "t = 1", "image"]
     gif = Image.open(io.BytesIO(made["mnist-vae-2d-test-image-0-to-test-image-1-linear.gif"]()))

@@ -100,8 +100,10 @@ def test_the_site_holds_every_file_its_manifest_names_and_no_address_outside_it(
 
 def test_the_pages_words_come_from_the_catalogue_in_both_languages(web_site):
     words = json.loads((web_site / "strings.json").read_text())
-    assert words["en"] == web.STRINGS
-    assert words["zh-CN"].keys() == web.STRINGS.keys()
+    from vae.data import CLASS_NAMES
+
+    assert words["en"] == web.STRINGS | {f"class:{n}": n for n in CLASS_NAMES["fashion"]}
+    assert words["zh-CN"].keys() == words["en"].keys() and words["zh-CN"]["class:Ankle boot"] == "短靴"
     english_left = [k for k, v in words["zh-CN"].items() if v == words["en"][k] and any(c.isalpha() for c in v[:3])]
     assert english_left == ["dim_label"], english_left  # "z[{j}] · KL {kl} nats" reads the same in both
     assert words["zh-CN"]["view_interpolate"] == "插值" and words["zh-CN"]["random"] == "随机采样"

@@ -50,7 +50,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import CONFIG, CheckpointError, load_checkpoint, weights_sha256
-from .data import DatasetNotFoundError, class_names, dataset_title, is_builtin, load_test_images, sample_file
+from .data import CLASS_NAMES, DatasetNotFoundError, class_names, dataset_title, is_builtin, load_test_images, sample_file
 from .errors import N_
 from .latent import encode_images, kl_per_dimension, rank_dimensions
 
@@ -105,6 +105,8 @@ STRINGS = {
     "spacing_linear": N_("even steps"),
     "manifold_help": N_("The decoder's images over a grid of z[{i}] and z[{j}], decoded in one batch; tap a cell to open it in the sliders."),
     "draw_help": N_("Draw with the mouse or a finger; the drawing is framed as MNIST was made, encoded, and decoded again."),
+    "draw_help_fashion": N_("Draw with the mouse or a finger; the drawing is framed as Fashion-MNIST framed its images "
+                            "(trimmed, the longer side scaled to 28 px, centred), encoded, and decoded again."),
     "clear": N_("Clear"),
     "framed": N_("Framed 28×28"),
     "reconstruction": N_("Its reconstruction"),
@@ -122,12 +124,13 @@ STRINGS = {
     "pause": N_("Pause"),
     "steps": N_("Steps"),
     "interpolate_help": N_("From one test image's code to another's; the decoder runs at every point."),
+    "cvae_path": N_("For this CVAE the path is one of style z (each end encoded with its own class); it is drawn as the class picked here."),
     "map_help": N_("The stored {method} map of {n} test images' codes; hover or tap a point to see its image."),
     "map_open": N_("Open in the sliders"),
     "image_n": N_("test image {i}: {label}"),
-    "full_app": N_("Training, photo uploads, measurements and the space's health are in the full app."),
+    "full_app": N_("Training, photo uploads, measurements and the space's health are in the full Streamlit app:"),
     "full_app_link": N_("The project"),
-    "metrics": N_("Test −ELBO {neg_elbo} nats, −log p(x) ≤ {nll} nats (k = {k}), on the {dataset} test split ({n} images)."),
+    "metrics": N_("Test −ELBO {neg_elbo} nats, {nll_of} ≤ {nll} nats (k = {k}), on the {dataset} test split ({n} images)."),
     "ignored": N_("Ignored from the link: {keys}"),
 }
 
@@ -377,17 +380,19 @@ def write_projector(folder: Path, mu: torch.Tensor, labels: torch.Tensor, names:
 
 
 def strings() -> dict[str, dict[str, str]]:
-    """The page's words: {"en": STRINGS, "zh-CN": their translations from locales/zh_CN's catalogue}; a message
-    the catalogue lacks stays English."""
+    """The page's words: {"en": STRINGS, "zh-CN": their translations from locales/zh_CN's catalogue}, and the
+    Fashion-MNIST class names as "class:NAME"; a message the catalogue lacks stays English."""
     from babel.messages.pofile import read_po
 
     with open(LOCALES / "zh_CN" / "LC_MESSAGES" / "messages.po", "rb") as f:
         catalog = read_po(f, locale="zh_CN")
-    zh = {}
-    for key, english in STRINGS.items():
+    def translated(english: str) -> str:
         message = catalog.get(english)
-        zh[key] = message.string if message is not None and message.string and not message.fuzzy else english
-    return {"en": dict(STRINGS), "zh-CN": zh}
+        return message.string if message is not None and message.string and not message.fuzzy else english
+
+    # The built-in datasets' class names, marked in vae.data, as "class:NAME" (the page shows a model's names so).
+    names = {f"class:{n}": n for n in CLASS_NAMES["fashion"]}
+    return {"en": dict(STRINGS) | names, "zh-CN": {k: translated(v) for k, v in (STRINGS | names).items()}}
 
 
 def copy_page(out: Path) -> None:

@@ -15,21 +15,20 @@ function roundHalfEven(x) {
 
 const reflect = (j, n) => (j < 0 ? -j - 1 : j >= n ? 2 * n - j - 1 : j);
 
-// scipy.ndimage's 1-D minimum or maximum filter (mode "reflect") along rows (axis 1) or columns (axis 0);
-// the window of output i covers inputs i - lo .. i - lo + k - 1.
+// scipy.ndimage's 1-D minimum or maximum filter (mode "reflect") along rows (axis 1) or columns (axis 0); the
+// window of output i covers inputs i - lo .. i - lo + k - 1. Van Herk's and Gil & Werman's algorithm (1992,
+// 1993): running extremes within blocks of k, forwards and backwards, so each output costs O(1), not O(k).
 function minMax1d(a, h, w, axis, k, lo, useMax) {
   const out = new Float32Array(h * w);
-  const n = axis === 0 ? h : w;
-  for (let line = 0; line < (axis === 0 ? w : h); line++) {
-    const at = (i) => (axis === 0 ? i * w + line : line * w + i);
-    for (let i = 0; i < n; i++) {
-      let m = useMax ? -Infinity : Infinity;
-      for (let j = i - lo; j < i - lo + k; j++) {
-        const v = a[at(reflect(j, n))];
-        if (useMax ? v > m : v < m) m = v;
-      }
-      out[at(i)] = m;
-    }
+  const n = axis === 0 ? h : w, lines = axis === 0 ? w : h, m = n + k - 1;
+  const op = useMax ? Math.max : Math.min;
+  const p = new Float32Array(m), fwd = new Float32Array(m), bwd = new Float32Array(m);
+  for (let line = 0; line < lines; line++) {
+    const stride = axis === 0 ? w : 1, base = axis === 0 ? line : line * w;
+    for (let j = 0; j < m; j++) p[j] = a[base + reflect(j - lo, n) * stride];
+    for (let j = 0; j < m; j++) fwd[j] = j % k === 0 ? p[j] : op(fwd[j - 1], p[j]);
+    for (let j = m - 1; j >= 0; j--) bwd[j] = j % k === k - 1 || j === m - 1 ? p[j] : op(bwd[j + 1], p[j]);
+    for (let i = 0; i < n; i++) out[base + i * stride] = op(bwd[i], fwd[i + k - 1]);
   }
   return out;
 }

@@ -29,8 +29,26 @@ async function boot() {
     state.model = manifest.models[0].name;
   }
   state.lang ||= browserLanguage();
+  check(manifest.models.find((m) => m.name === state.model));
   api.state = state;
-  await render();
+  addEventListener("popstate", () => {  // Back and Forward: the view, model and language they held
+    ({ state, ignored } = fromUrl());
+    if (!manifest.models.some((m) => m.name === state.model)) state.model = manifest.models[0].name;
+    state.lang ||= browserLanguage();
+    check(manifest.models.find((m) => m.name === state.model));
+    api.state = state;
+    render(false);
+  });
+  await render(false);
+}
+
+// Drop the values a link holds that this model cannot take, and say so.
+function check(entry) {
+  const drop = (key, value) => { state[key] = value; ignored.push(key); };
+  if (state.y >= entry.class_names.length) drop("y", 0);
+  if (state.z && state.z.length !== entry.latent_dim) drop("z", null);
+  if (state.a !== null && state.a >= entry.n) drop("a", null);
+  if (state.b !== null && state.b >= entry.n) drop("b", null);
 }
 
 async function fetchJson(url) {
@@ -46,7 +64,15 @@ async function loaded(name) {
 }
 
 function set(patch) { Object.assign(state, patch); toUrl(state); }
-function go(view) { set({ view }); render(); }
+function go(view) { Object.assign(state, { view }); render(); }
+
+// The sliders' range: +-4 prior standard deviations, wider where the test codes or the class means lie further out.
+function bound(entry, codes) {
+  let r = 4;
+  for (const v of codes) r = Math.max(r, Math.abs(v));
+  for (const mean of entry.class_means || []) for (const v of mean) r = Math.max(r, Math.abs(v) + 3);
+  return Math.min(10, Math.ceil(r));
+}
 
 function views(entry) {
   return VIEWS.filter((v) => (entry.latent_dim >= 2 || (v !== "manifold")));
@@ -55,16 +81,17 @@ function views(entry) {
 function header(entry) {
   const picker = h("select", { "aria-label": t("model"), "data-testid": "model", onchange: (e) => {
     const next = manifest.models.find((m) => m.name === e.target.value);
-    set({ model: next.name, z: null, y: 0, attr: {}, a: null, b: null });
+    Object.assign(state, { model: next.name, z: null, y: 0, attr: {}, a: null, b: null });
     render();
   } }, manifest.models.map((m) => h("option", { value: m.name, selected: m.name === entry.name }, `${m.name} · ${m.title}`)));
-  const language = h("select", { "aria-label": t("language"), "data-testid": "lang", onchange: (e) => { set({ lang: e.target.value }); render(); } },
+  const language = h("select", { "aria-label": t("language"), "data-testid": "lang", onchange: (e) => { state.lang = e.target.value; render(); } },
     Object.entries(LANGUAGES).map(([k, name]) => h("option", { value: k, selected: k === state.lang }, name)));
   const tabs = h("nav", { class: "tabs", role: "tablist" }, views(entry).map((v) =>
     h("button", { type: "button", role: "tab", "aria-selected": String(v === state.view), class: v === state.view ? "on" : "",
       "data-testid": `tab-${v}`, onclick: () => go(v) }, t(`view_${v}`))));
   const m = entry.metrics;
   const score = m ? t("metrics", { neg_elbo: m.neg_elbo.toFixed(1), nll: m.iwae_nll?.toFixed(1) ?? "–", k: m.k ?? "–",
+    nll_of: (m.nll_of || "-log p(x)").replace("-", "−"),
     dataset: entry.dataset === "fashion" ? "Fashion-MNIST" : entry.dataset === "mnist" ? "MNIST" : entry.title,
     n: m.n_images?.toLocaleString() ?? "–" }) : "";
   return h("header", {},
@@ -75,23 +102,25 @@ function header(entry) {
     tabs);
 }
 
-async function render() {
+// Draw the page for the state; `push`: a new history entry (a view, model or language picked by hand).
+async function render(push = true) {
   setWords(words, state.lang);
   document.title = t("title");
   const entry = manifest.models.find((m) => m.name === state.model);
   if (!views(entry).includes(state.view)) state.view = "sliders";
-  toUrl(state);
+  toUrl(state, push);
   if (unmount) unmount();
   unmount = null;
   const main = h("main", { "data-view": state.view, "aria-busy": "true" }, h("p", { class: "note" }, t("loading")));
   const notice = ignored.length ? h("p", { class: "notice" }, t("ignored", { keys: ignored.join(", ") })) : null;
   app.replaceChildren(...[header(entry), notice, main].filter(Boolean),
-    h("footer", {}, t("full_app"), " ", manifest.source_url ? h("a", { href: manifest.source_url, rel: "noopener" }, t("full_app_link")) : null));
+    h("footer", {}, t("full_app"), " ", manifest.source_url ? h("a", { href: manifest.source_url, rel: "noopener" }, t("full_app_link")) : h("code", {}, "streamlit run app.py")));
   const model = await loaded(entry.name);
   const data = { codes: await model.codes(), labels: await model.labels() };
   if (state.model !== entry.name) return;  // another model was picked meanwhile
   main.replaceChildren();
-  unmount = MODULES[state.view].mount(main, { model, entry, state, data, set, go }) || null;
+  const classNames = entry.class_names.map((name) => t(`class:${name}`, {}, name));
+  unmount = MODULES[state.view].mount(main, { model, entry, state, data, set, go, classNames, bound: bound(entry, data.codes) }) || null;
   main.setAttribute("aria-busy", "false");
 }
 

@@ -23,26 +23,27 @@ export function fromUrl(search = location.search) {
   take("model", String, (v) => v.length > 0);
   take("view", String, (v) => VIEWS.includes(v));
   take("lang", String, (v) => v === "en" || v === "zh-CN");
-  take("z", numbers, (v) => v !== null && v.every(finite) && v.every((x) => Math.abs(x) <= 100));
+  take("z", numbers, (v) => v !== null && v.every(finite) && v.every((x) => Math.abs(x) <= 10));
   take("y", Number, (v) => Number.isInteger(v) && v >= 0);
-  take("grid", Number, (v) => Number.isInteger(v) && v >= 3 && v <= 30);
-  take("span", Number, (v) => finite(v) && v > 0 && v <= 6);
+  take("grid", Number, (v) => Number.isInteger(v) && v >= 5 && v <= 25);  // the controls' ranges
+  take("span", Number, (v) => finite(v) && v >= 0.5 && v <= 4);
   take("spacing", String, (v) => v === "quantile" || v === "linear");
   take("a", Number, (v) => Number.isInteger(v) && v >= 0);
   take("b", Number, (v) => Number.isInteger(v) && v >= 0);
   take("method", String, (v) => v === "linear" || v === "slerp");
   take("t", Number, (v) => finite(v) && v >= 0 && v <= 1);
-  take("steps", Number, (v) => Number.isInteger(v) && v >= 2 && v <= 30);
+  take("steps", Number, (v) => Number.isInteger(v) && v >= 3 && v <= 20);
   take("attr", (text) => Object.fromEntries(text.split(",").map((p) => p.split(":")).map(([k, v]) => [k, Number(v)])),
        (v) => Object.values(v).every(finite));
   return { state: s, ignored };
 }
 
 let timer = null;
-// Write the state to the address bar, at most every 150 ms (browsers throttle replaceState).
-export function toUrl(s) {
+// Write the state to the address bar: a new history entry when `push` (another view, model or language: Back
+// returns to it), else in place at most every 150 ms (a slider's moves; browsers throttle replaceState).
+export function toUrl(s, push = false) {
   clearTimeout(timer);
-  timer = setTimeout(() => {
+  const write = () => {
     const q = new URLSearchParams();
     for (const [key, value] of Object.entries(s)) {
       if (value === null || value === DEFAULTS[key] || value === "") continue;
@@ -52,8 +53,11 @@ export function toUrl(s) {
         if (parts.length) q.set(key, parts.join(","));
       } else q.set(key, String(value));
     }
-    history.replaceState(null, "", `${location.pathname}?${q}`);
-  }, 150);
+    const url = `${location.pathname}?${q}`;
+    if (push && url !== location.pathname + location.search) history.pushState(null, "", url);
+    else history.replaceState(null, "", url);
+  };
+  if (push) write(); else timer = setTimeout(write, 150);
 }
 
 // ---------------------------------------------------------------- words
@@ -73,7 +77,7 @@ export function setWords(all, lang) { words = all; language = all[lang] ? lang :
 export const currentLanguage = () => language;
 
 // The page's word `key` in the current language, {name} placeholders filled from `vars`.
-export function t(key, vars = {}) {
-  const text = words[language]?.[key] ?? words.en?.[key] ?? key;
+export function t(key, vars = {}, fallback = key) {
+  const text = words[language]?.[key] ?? words.en?.[key] ?? fallback;
   return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? vars[name] : m));
 }

@@ -69,6 +69,17 @@ export class Pad {
       const [p] = this.toCanvas(k, 0), [, q] = this.toCanvas(0, k);
       c.beginPath(); c.moveTo(p, 0); c.lineTo(p, off.height); c.moveTo(0, q); c.lineTo(off.width, q); c.stroke();
     }
+    // Axes: the integers along the bottom and the left edge, the dimensions' names in the corners.
+    c.fillStyle = "#666"; c.font = `${11 * this.ratio}px system-ui, sans-serif`;
+    for (let k = -Math.floor(this.r) + 1; k < this.r; k++) {
+      if (k === 0) continue;
+      const [p] = this.toCanvas(k, 0), [, q] = this.toCanvas(0, k);
+      c.textAlign = "center"; c.fillText(String(k), p, off.height - 4 * this.ratio);
+      c.textAlign = "left"; c.fillText(String(k), 3 * this.ratio, q + 4 * this.ratio);
+    }
+    c.font = `600 ${12 * this.ratio}px system-ui, sans-serif`; c.fillStyle = "#333";
+    c.textAlign = "right"; c.fillText(`z[${this.dx}] →`, off.width - 4 * this.ratio, off.height - 18 * this.ratio);
+    c.textAlign = "left"; c.fillText(`↑ z[${this.dy}]`, 22 * this.ratio, 16 * this.ratio);
     c.globalAlpha = 0.5;
     const dot = 1.6 * this.ratio;
     for (let i = 0; i < this.labels.length; i++) {
@@ -109,6 +120,11 @@ export class Pad {
   }
 }
 
+// The class colours, one swatch and name each.
+export function legend(names) {
+  return h("div", { class: "legend" }, names.map((name, k) => h("span", {}, h("i", { style: { background: colour(k) } }), name)));
+}
+
 // A labelled range input; `oninput(value, event)` on every move.
 export function slider({ label, min, max, step, value, oninput, testid }) {
   const digits = Math.max(0, Math.min(3, -Math.floor(Math.log10(step) + 1e-9)));  // as many decimals as the step has
@@ -143,6 +159,6 @@ export const latency = {
     if (this.start === null) return;
     const t0 = this.start;
     this.start = null;
-    requestAnimationFrame((t) => window.vaeExplorer.latencies.push(t - t0));
+    requestAnimationFrame(() => window.vaeExplorer.latencies.push(performance.now() - t0));
   },
 };

@@ -1,10 +1,18 @@
 // Draw: a digit drawn with the mouse or a finger, framed as vae.preprocess frames a drawing (../frame.js),
 // encoded, decoded again, and placed on the latent plane.
 import { t } from "../state.js";
-import { Pad, classButtons, h, paint, pictureCanvas } from "../ui.js";
+import { Pad, classButtons, h, legend, paint, pictureCanvas } from "../ui.js";
 import { frameDrawing } from "../frame.js";
 
 const SIZE = 280, STROKE = 18;  // the app's canvas: 280 px, black strokes 18 px wide on white
+
+// Bytes as base64: how a test reads the drawing's 313,600 RGBA values (a plain array crosses the DevTools
+// protocol a thousand times slower).
+function base64(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(text);
+}
 
 export function mount(root, ctx) {
   const { model, entry, state } = ctx;
@@ -34,7 +42,7 @@ export function mount(root, ctx) {
       paint(recon, await model.decode(mu, [state.y]), entry.image_shape);
       if (pad) pad.mark(mu[order[0]], mu[order[1]]);
       ctx.set({ z: Array.from(mu) });
-      window.vaeExplorer.lastDrawing = { rgba: Array.from(px), framed: Array.from(result.image), centreOfMass: result.centreOfMass, mu: Array.from(mu) };
+      window.vaeExplorer.lastDrawing = { rgba: base64(px), framed: Array.from(result.image), centreOfMass: result.centreOfMass, mu: Array.from(mu) };
       root.dataset.reconstructed = String((Number(root.dataset.reconstructed) || 0) + 1);
     }).catch((err) => console.error(err));
   };
@@ -51,10 +59,10 @@ export function mount(root, ctx) {
     pen.beginPath(); pen.moveTo(...p); pen.lineTo(...q); pen.stroke();
   }
 
-  root.append(
-    h("p", { class: "help" }, t("draw_help")),
+  root.append(...[
+    h("p", { class: "help" }, t(style === "fashion" ? "draw_help_fashion" : "draw_help")),
     entry.conditional ? h("div", { class: "field" }, h("span", { class: "name" }, t("class")),
-      classButtons(entry.class_names, state.y, (y) => { ctx.set({ y }); reconstruct(); })) : null,
+      classButtons(ctx.classNames, state.y, (y) => { ctx.set({ y }); reconstruct(); })) : null,
     h("div", { class: "stage draw" },
       h("figure", {}, board, h("figcaption", {}, h("button", { type: "button", "data-testid": "clear", onclick: () => {
         clear(); note.hidden = false; framed.getContext("2d").clearRect(0, 0, 28, 28); recon.getContext("2d").clearRect(0, 0, 28, 28);
@@ -62,8 +70,8 @@ export function mount(root, ctx) {
       h("div", { class: "results" },
         h("figure", {}, framed, h("figcaption", {}, t("framed"))),
         h("figure", {}, recon, h("figcaption", {}, t("reconstruction"))),
-        pad ? h("figure", {}, pad.canvas, h("figcaption", {}, t("draw_place"))) : null)),
-    note);
+        pad ? h("figure", { class: "wide" }, pad.canvas, h("figcaption", {}, t("draw_place")), legend(ctx.classNames)) : null)),
+    note].filter(Boolean));
   // For tests: draw a polyline of [x, y] points (canvas pixels) as a hand would, then reconstruct.
   window.vaeExplorer.drawStrokes = async (strokes) => {
     clear();

@@ -1,7 +1,7 @@
 // Interpolation: from one test image's code to another's, linear or spherical, as a strip and as a picture that
 // follows the position slider (or plays back and forth).
 import { t } from "../state.js";
-import { h, latency, paint, pictureCanvas, slider } from "../ui.js";
+import { classButtons, h, latency, paint, pictureCanvas, slider } from "../ui.js";
 import { latest } from "../model.js";
 
 // vae.latent.lerp and vae.latent.slerp: the path's point at t (slerp: Shoemake's great circle between the
@@ -32,14 +32,15 @@ export function mount(root, ctx) {
   const picture = pictureCanvas(shape, 1, 1, t("decoded"));
   const ycond = (i) => (entry.conditional ? [labels[i]] : [0]);
 
-  const one = latest((s) => model.decode(pathPoint(z0, z1, s, state.method), [entry.conditional ? labels[a] : 0]), (means) => {
+  // A CVAE's path is one of style z, each end encoded with its own label; it is drawn as the class picked here.
+  const one = latest((s) => model.decode(pathPoint(z0, z1, s, state.method), [state.y]), (means) => {
     paint(picture, means, shape);
     latency.painted();
   });
   const drawStrip = async () => {
     const k = state.steps, zs = new Float32Array(k * d);
     for (let i = 0; i < k; i++) zs.set(pathPoint(z0, z1, i / (k - 1), state.method), i * d);
-    paint(strip, await model.decode(zs, [entry.conditional ? labels[a] : 0]), shape, k);
+    paint(strip, await model.decode(zs, [state.y]), shape, k);
   };
   const encodeEnds = async () => {
     const [xa, xb] = await Promise.all([model.testImage(a), model.testImage(b)]);
@@ -69,9 +70,11 @@ export function mount(root, ctx) {
   const steps = slider({ label: t("steps"), min: 3, max: 20, step: 1, value: state.steps, testid: "steps", oninput: (v) => {
     ctx.set({ steps: v }); strip.width = v * shape[2]; drawStrip(); } });
 
-  root.append(
+  root.append(...[
     h("p", { class: "help" }, t("interpolate_help")),
-    h("div", { class: "stage" },
+    entry.conditional ? h("div", { class: "field" }, h("span", { class: "name" }, t("class")),
+      classButtons(ctx.classNames, state.y, (y) => { ctx.set({ y }); drawStrip(); one(state.t); }), h("small", {}, t("cvae_path"))) : null,
+    h("div", { class: "stage three" },
       h("figure", {}, ends[0], h("figcaption", {}, t("start"))),
       h("figure", {}, picture, h("figcaption", {}, t("decoded"))),
       h("figure", {}, ends[1], h("figcaption", {}, t("end")))),
@@ -80,7 +83,8 @@ export function mount(root, ctx) {
       a = Math.floor(Math.random() * n); b = Math.floor(Math.random() * n); encodeEnds();
     } }, t("random_pair"))),
     h("div", { class: "strip" }, strip),
-    h("div", { class: "controls" }, h("label", { class: "field" }, h("span", { class: "name" }, t("method")), method), steps));
+    h("div", { class: "controls" }, h("label", { class: "field" }, h("span", { class: "name" }, t("method")), method), steps),
+  ].filter(Boolean));
   encodeEnds();
   return () => { if (playing) cancelAnimationFrame(playing); };
 }

@@ -1,7 +1,7 @@
 // Manifold: the decoder's images over an n x n grid of the two leading latent dimensions, decoded in one batch
 // (Kingma & Welling, 2014, Fig. 4). The other dimensions stay at the current z.
 import { t } from "../state.js";
-import { h, latency, paint, pictureCanvas, slider } from "../ui.js";
+import { classButtons, h, latency, paint, pictureCanvas, slider } from "../ui.js";
 import { latest } from "../model.js";
 
 // The standard normal's CDF (Abramowitz & Stegun 7.1.26 for erf, |error| < 1.5e-7) and its inverse (Acklam's
@@ -73,12 +73,14 @@ export function mount(root, ctx) {
   };
   const spacing = h("select", { "aria-label": t("spacing"), onchange: (e) => { ctx.set({ spacing: e.target.value }); draw(e); } },
     ...["quantile", "linear"].map((s) => h("option", { value: s, selected: s === state.spacing }, t(`spacing_${s}`))));
-  root.append(
+  root.append(...[
     h("p", { class: "help" }, t("manifold_help", { i: dx, j: dy })),
+    entry.conditional || entry.class_prior ? h("div", { class: "field" }, h("span", { class: "name" }, t("class")),
+      classButtons(ctx.classNames, state.y, (y) => { ctx.set({ y }); draw(window.event); })) : null,
     h("div", { class: "controls" },
       slider({ label: t("grid_size"), min: 5, max: 25, step: 1, value: state.grid, testid: "grid", oninput: (v, e) => { ctx.set({ grid: v }); draw(e); } }),
       slider({ label: t("span"), min: 0.5, max: 4, step: 0.25, value: state.span, testid: "span", oninput: (v, e) => { ctx.set({ span: v }); draw(e); } }),
       h("label", { class: "field" }, h("span", { class: "name" }, t("spacing")), spacing)),
-    holder);
+    holder].filter(Boolean));
   draw();
 }

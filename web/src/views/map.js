@@ -54,7 +54,7 @@ export function mount(root, ctx) {
     const cols = entry.sprite_cols, g = thumb.getContext("2d");
     g.imageSmoothingEnabled = false;
     g.drawImage(img, (i % cols) * ww, Math.floor(i / cols) * hh, ww, hh, 0, 0, ww, hh);
-    caption.textContent = t("image_n", { i, label: entry.class_names[labels[i]] });
+    caption.textContent = t("image_n", { i, label: ctx.classNames[labels[i]] });
     actions.hidden = thumb.hidden = false;
     root.dataset.picked = String(i);
   };
@@ -62,6 +62,7 @@ export function mount(root, ctx) {
   canvas.addEventListener("pointerdown", (e) => pick(nearest(e)));
 
   const open = async () => {
+    if (picked < 0) return;
     const x = await model.testImage(picked);
     const y = entry.conditional ? labels[picked] : 0;
     ctx.set({ z: Array.from(await model.encode(x, [y])), y: entry.conditional || entry.class_prior ? labels[picked] : ctx.state.y });
@@ -69,9 +70,9 @@ export function mount(root, ctx) {
   };
   actions.append(
     h("button", { type: "button", "data-testid": "map-open", onclick: open }, t("map_open")),
-    h("button", { type: "button", onclick: () => { ctx.set({ a: picked }); ctx.go("interpolate"); } }, t("start")),
-    h("button", { type: "button", onclick: () => { ctx.set({ b: picked }); ctx.go("interpolate"); } }, t("end")));
-  const legend = h("div", { class: "legend" }, entry.class_names.map((name, k) =>
+    h("button", { type: "button", onclick: () => { if (picked >= 0) { ctx.set({ a: picked }); ctx.go("interpolate"); } } }, t("start")),
+    h("button", { type: "button", onclick: () => { if (picked >= 0) { ctx.set({ b: picked }); ctx.go("interpolate"); } } }, t("end")));
+  const legend = h("div", { class: "legend" }, ctx.classNames.map((name, k) =>
     h("span", {}, h("i", { style: { background: colour(k) } }), name)));
   root.append(
     h("p", { class: "help" }, t("map_help", { method: entry.map_method, n: n.toLocaleString() })),

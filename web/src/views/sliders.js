@@ -1,7 +1,7 @@
 // Sliders: one slider per latent dimension (by mean KL), the latent plane of the two leading dimensions, the
 // measured attribute directions, a conditional model's classes; the picture follows every move.
 import { t } from "../state.js";
-import { Pad, classButtons, h, latency, paint, pictureCanvas, slider } from "../ui.js";
+import { Pad, classButtons, h, latency, legend, paint, pictureCanvas, slider } from "../ui.js";
 import { latest } from "../model.js";
 
 const ATTRIBUTES = ["thickness", "slant", "width", "height", "area", "length"];
@@ -46,12 +46,12 @@ export function mount(root, ctx) {
       onpick: (u, v, e) => { z[order[0]] = u; z[order[1]] = v; update(e); } });
   }
   order.forEach((j) => rows.push(slider({
-    label: t("dim_label", { j, kl: entry.kl_per_dim ? entry.kl_per_dim[j].toFixed(2) : "–" }), min: -4, max: 4, step: 0.01,
+    label: t("dim_label", { j, kl: entry.kl_per_dim ? entry.kl_per_dim[j].toFixed(2) : "–" }), min: -ctx.bound, max: ctx.bound, step: 0.01,
     value: z[j], testid: `z${j}`, oninput: (v, e) => { z[j] = v; update(e, true); } })));
 
   const controls = [];
   if (entry.conditional || entry.class_prior) {
-    controls.push(h("div", { class: "field" }, h("span", { class: "name" }, t("class")), classButtons(entry.class_names, state.y, (y) => {
+    controls.push(h("div", { class: "field" }, h("span", { class: "name" }, t("class")), classButtons(ctx.classNames, state.y, (y) => {
       if (entry.class_prior) {  // keep the style: the offset from the class's prior mean
         const from = model.priorMean(state.y), to = model.priorMean(y);
         for (let j = 0; j < d; j++) z[j] += to[j] - from[j];
@@ -72,14 +72,15 @@ export function mount(root, ctx) {
     label: t(`attr_${a}`), min: -2 * info.std, max: 2 * info.std, step: info.std / 50, value: amount[a], testid: `attr-${a}`,
     oninput: (v, e) => { amount[a] = v; update(e, true); } }));
 
-  root.append(
+  root.classList.add("sliders-view");
+  root.append(...[
     h("p", { class: "help" }, t("sliders_help")),
-    h("div", { class: "stage" }, h("figure", {}, picture, h("figcaption", {}, t("decoded"))),
-      pad ? h("figure", {}, pad.canvas, h("figcaption", {}, t("pad_help", { i: order[0], j: order[1] }))) : null),
+    h("div", { class: pad ? "stage pair" : "stage" }, h("figure", {}, picture, h("figcaption", {}, t("decoded"))),
+      pad ? h("figure", {}, pad.canvas, h("figcaption", {}, t("pad_help", { i: order[0], j: order[1] }), legend(ctx.classNames))) : null),
     ...controls,
     h("div", { class: "sliders" }, rows),
     attrRows.length ? h("details", { class: "attributes", open: Object.values(amount).some((v) => v !== 0) },
       h("summary", {}, t("attributes")), attrRows) : null,
-  );
+  ].filter(Boolean));
   decode(shown());
 }
