@@ -1,6 +1,6 @@
 """The static explorer in headless Chromium against the app's server path, measured the same way in one run.
 
-Static page (`python -m vae.web build`, served by a plain static file server on loopback):
+Static page (`python -m vae.web build` of its default models, served by a plain static file server on loopback):
 - first view with an empty cache: bytes fetched (the Resource Timing entries' transferSize) and the time from
   navigation to the first decoded picture drawn; then the bytes of each further model when it is first picked;
 - decodes through window.vaeExplorer.decode: median and p95 of --runs single decodes per model, and of 20
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, start_app, wait_until_rendered  # noqa: E402
 
-MODELS = ["mnist-vae-2d", "mnist-vae-20d"]
+MODELS = ["mnist-vae-2d", "mnist-vae-20d", "mnist-cvae", "fashion-vae-2d"]  # vae.web's default site
 BYTES = "performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))" \
         ".reduce((s, e) => s + e.transferSize, 0)"
 
@@ -64,11 +64,13 @@ def static_page(browser, url: str, runs: int, moves: int) -> dict:
     page.wait_for_timeout(500)
     out["first_view_bytes"] = page.evaluate(BYTES)
     before = out["first_view_bytes"]
-    page.select_option("[data-testid=model]", "mnist-vae-20d")
-    page.wait_for_selector("main[aria-busy=false] canvas.picture[data-painted]", timeout=60_000)
-    page.wait_for_timeout(500)
-    out["further_model_bytes"] = page.evaluate(BYTES) - before
-    for name in MODELS:
+    for name in MODELS[1:]:
+        page.select_option("[data-testid=model]", name)
+        page.wait_for_selector(f"main[aria-busy=false] canvas.picture[data-painted]", timeout=60_000)
+        page.wait_for_timeout(500)
+        now = page.evaluate(BYTES)
+        out[f"bytes {name}"], before = now - before, now
+    for name in MODELS[:2]:
         d = 2 if name.endswith("2d") else 20
         out[f"decode {name}"] = page.evaluate("""async ([name, d, runs]) => {
             const times = [];
@@ -84,7 +86,7 @@ def static_page(browser, url: str, runs: int, moves: int) -> dict:
               const t = performance.now(); await window.vaeExplorer.decode(name, z); times.push(performance.now() - t);
             }
             return times.slice(2); }""", [name, d])
-    out.update(parity(page))
+    out.update(parity(page, url))
     page.goto(url + "?model=mnist-vae-2d")
     page.wait_for_selector("main canvas.picture[data-painted]", timeout=60_000)
     box = page.locator("canvas.pad").bounding_box()
@@ -101,7 +103,7 @@ def static_page(browser, url: str, runs: int, moves: int) -> dict:
     return out
 
 
-def parity(page) -> dict:
+def parity(page, url: str) -> dict:
     """100 fixed z decoded in the page against torch, and 20 drawings framed in the page against vae.preprocess."""
     import torch
 
@@ -114,7 +116,7 @@ def parity(page) -> dict:
     got = np.array(page.evaluate("z => window.vaeExplorer.decode('mnist-vae-2d', z).then(Array.from)", z.flatten().tolist()))
     with torch.no_grad():
         want = torch.sigmoid(model.decode(z)).flatten().numpy()
-    page.click("[data-testid=tab-draw]")
+    page.goto(url + "?model=mnist-vae-2d&view=draw")
     page.wait_for_selector("main[data-view=draw][aria-busy=false]")
     rng, grey, centre = np.random.default_rng(0), [], []
     for _ in range(20):
@@ -186,8 +188,9 @@ def main(argv=None) -> None:
         server.shutdown()
     print(f"first view (mnist-vae-2d, empty cache, loopback): {page_result['first_view_bytes'] / 1e6:.2f} MB, "
           f"first picture at {page_result['first_view_s']:.2f} s after navigation")
-    print(f"further model (mnist-vae-20d): {page_result['further_model_bytes'] / 1e6:.2f} MB")
-    for name in MODELS:
+    for name in MODELS[1:]:
+        print(f"further model, {name}, when first picked: {page_result[f'bytes {name}'] / 1e6:.2f} MB")
+    for name in MODELS[:2]:
         print(line(f"decode, {name}, one z", page_result[f"decode {name}"]))
         print(line(f"decode, {name}, 15 x 15 manifold", page_result[f"manifold 15x15 {name}"]))
     print(f"parity: 100 z decoded in the page vs torch, max |difference| {page_result['decode_max_abs']:.2e} "

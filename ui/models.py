@@ -246,7 +246,7 @@ def web_download(sel: Selection) -> None:
                        file_name=f"{sel.name}-web.zip", mime="application/zip", on_click="ignore", width="stretch",
                        icon=":material/public:",
                        help=_("A folder that any static host serves for free (a static Hugging Face Space, GitHub Pages, "
-                              "a USB stick): the model runs in the visitor's browser. Building it takes about 10 s."))
+                              "a USB stick): the model runs in the visitor's browser. Building it takes about 15 s."))
 
 
 def dataset_words(dataset: str, card: dict | None = None) -> str:

@@ -84,7 +84,7 @@ class Policy:
         takes about 3 s on a 2-core CPU) and 10 minutes; a session's newest 3 models, 24 in all; one
         new map at a time over the server, of at most 2,000 images (t-SNE: about 8 s on 2 cores), for
         at most 2 minutes; an uploaded zip of images of at most 20 MB and 10,000 images, 28 or 32 px,
-        kept with the session's models and deleted with them; one web page built at a time (about 10 s), for at
+        kept with the session's models and deleted with them; one web page built at a time (about 15 s), for at
         most 2 minutes, the newest 4 kept. ``changes``: fields to set otherwise."""
         return cls(**{**dict(public=True, max_jobs=1, max_epochs=20, max_seconds=600.0, keep_per_session=3,
                              max_models=24, map_slots=1, map_max_n=2000, map_max_seconds=120.0,

@@ -162,6 +162,14 @@ def test_twenty_drawings_are_framed_as_vae_preprocess_frames_them_and_reconstruc
         assert np.abs(got - want).mean() * 255 <= 2, k
         assert np.abs(_centre(got) - _centre(want)).max() <= 0.5, k
     assert page.get_attribute("main", "data-reconstructed") == "20"
+    for k in range(5):  # Fashion-MNIST's framing (the box scaled to 28 px and centred), frame.js on the same pixels
+        out = page.evaluate("s => window.vaeExplorer.drawStrokes(s)", _strokes(rng))
+        rgba = np.frombuffer(base64.b64decode(out["rgba"]), np.uint8).reshape(280, 280, 4)
+        got = np.array(page.evaluate("""async () => { const m = await import('./frame.js');
+            const px = document.querySelector('[data-testid=board]').getContext('2d').getImageData(0, 0, 280, 280).data;
+            return Array.from(m.frameDrawing(px, 280, 280, 'fashion').image); }"""), np.float32).reshape(28, 28)
+        want = preprocess_image(rgba, style="fashion").image[0, 0].numpy()
+        assert np.abs(got - want).mean() * 255 <= 2 and np.abs(_centre(got) - _centre(want)).max() <= 0.5, k
     assert page.problems == []
 
 
