@@ -19,6 +19,7 @@ from vae.embeddings import (METHODS, STORED, UMAP_PARAMS, Embedding, EmbeddingEr
                             compute_embedding, default_n, embedding_csv, embedding_file, load_embedding,
                             match_positions, points_in_rect, positions_of, restrict, sample_indices, sample_path,
                             weights_sha256)
+from vae.errors import Message
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
 from vae.map_jobs import MapKey
@@ -42,7 +43,8 @@ def model_state(name: str) -> state.PageState:
     ("rect": x0, x1, y0, y1, from Box select) on one chart ("on"), and the page of selected images shown."""
     return state.PageState("embeddings", [
         state.Setting("n", int, 2000, 2), state.Setting("picked", int, (), 0, many=True),
-        state.Setting("rect", float, None, many=True, length=4), state.Setting("on", str, "map", options=CHARTS),
+        state.Setting("rect", float, None, many=True, length=4),
+        state.Setting("on", str, "map", options=CHARTS, unknown=N_("a chart this model does not have")),
         state.Setting("page", int, 1, 1),
     ], scope=name)
 
@@ -76,6 +78,7 @@ class Shown:
     emb: Embedding
     positions: torch.Tensor
     how: str
+    meanwhile: bool = False  # the stored map, shown until a new one is ready
 
     def key(self, sel: Selection) -> MapKey:
         """The map's cache key (its placer, the images placed on it)."""
@@ -194,13 +197,14 @@ def render(sel: Selection) -> None:
     images, labels, indices, source = sel.test_images()
     words, m = Words.of(sel), model_state(sel.name)
     intro(sel, words, source)
+    two_d = sel.model.latent_dim == 2
+    read_selection(m, two_d)
     key = map_settings(sel, m, len(indices))
     shown = shown_map(sel, key, indices)
-    two_d = sel.model.latent_dim == 2
     coords = {"map": shown.emb.coords, "plane": shown.emb.mu.numpy()} if two_d else {"map": shown.emb.coords}
     keys = chart_keys(coords)
     take_chart_selection(m, keys, shown.emb)  # before the controls: Clear selection knows if there is one
-    picked, on = current_selection(m, shown.emb, coords)
+    picked, on = current_selection(m, shown, coords)
     colour, values, extra = colour_controls(sel, shown, images, m)
     yours, your_label = upload_section(sel)
     placed = place_upload(sel, shown, yours, your_label)
@@ -319,7 +323,7 @@ def shown_map(sel: Selection, key: MapKey, indices: torch.Tensor) -> Shown:
     said = (_("Meanwhile, the stored {method} map ({n:,} images, perplexity {perplexity:g}, seed {seed}):")
             if key.method == "tsne" else _("Meanwhile, the stored {method} map ({n:,} images, seed {seed}):"))
     st.caption(said.format(method=METHODS[key.method], n=old.n, perplexity=old.perplexity, seed=old.seed))
-    return Shown(old, match_positions(old, indices), _("the stored map, shown until the new one is ready"))
+    return Shown(old, match_positions(old, indices), _("the stored map, shown until the new one is ready"), True)
 
 
 def stored_how(emb: Embedding) -> str:
@@ -418,15 +422,28 @@ def take_chart_selection(m: state.PageState, keys: dict[str, str], emb: Embeddin
         m.set("page", 1)  # a new selection opens on its first page of images
 
 
-def current_selection(m: state.PageState, emb: Embedding, coords: dict) -> tuple[list[int], str]:
+def read_selection(m: state.PageState, two_d: bool) -> None:
+    """Read the selection's settings before the map is drawn: a link's selection then stays in the session
+    through a run that stops while a new map is computed (read only after it, the URL counted as read and
+    the selection was lost). A link's chart this model has not (the plane of a 20-d model) is said."""
+    m.get("picked")
+    m.get("rect")
+    m.get("on", options=CHARTS if two_d else CHARTS[:1])
+
+
+def current_selection(m: state.PageState, shown: Shown, coords: dict) -> tuple[list[int], str]:
     """(map positions of the stored selection, in order; the chart it was made on). A rectangle selects
-    the points inside it on its chart; one on a chart this model has not (a link) selects nothing."""
-    on, rect = m.get("on"), m.get("rect")
-    if on not in coords:
-        return [], "map"
+    the points inside it on its chart. Picked test images the map does not hold leave the selection (a
+    link's are said), except while the stored map stands in for a new one, which may hold them."""
+    on, rect = m.get("on", options=tuple(coords)), m.get("rect")
     if rect is not None:
         return points_in_rect(coords[on], rect), on
-    return positions_of(emb, m.get("picked")), on
+    picked = m.get("picked")
+    if not shown.meanwhile:
+        on_map = set(shown.emb.indices.tolist())
+        picked = m.narrow("picked", on_map.__contains__,
+                          Message(N_("not among the {n:,} test images of this map"), n=shown.emb.n))
+    return positions_of(shown.emb, picked), on
 
 
 def upload_section(sel: Selection):

@@ -132,6 +132,21 @@ def test_a_link_with_values_the_page_cannot_take_opens_the_defaults_and_says_so(
     assert "method=isomap" in notice and "perplexity=900" in notice and "picked=x,1" in notice
 
 
+def test_a_linked_pick_the_map_does_not_hold_is_said_and_leaves_the_link():
+    """Issue 40 item 15: picked=123456 was neither said nor dropped from the URL; on=plane for a 20-d model,
+    which has no plane, was not said either."""
+    emb = load_embedding(PRETRAINED / "mnist-vae-20d")
+    on_map = str(int(emb.indices[7]))
+    at = reopened({"model": "mnist-vae-20d", "picked": f"{on_map},123456", "on": "plane"})
+    (notice,) = [w.value for w in at.warning if w.value.startswith("Ignored from the link")]
+    assert f"picked=123456 (not among the {emb.n:,} test images of this map)" in notice  # the dataset on disk
+    assert "on=plane (a chart this model does not have)" in notice
+    assert at.query_params["picked"] == on_map and "on" not in at.query_params
+    assert at.subheader[0].value.startswith(f"Test image #{int(on_map):,} (")
+    rerun(at)
+    assert not [w for w in at.warning if w.value.startswith("Ignored from the link")]  # said once
+
+
 def test_colouring_by_elbo_after_a_click_keeps_the_colour_scale_readable():
     """Item 10: every point but the clicked one was drawn at 10% opacity, so the colour bar could not be
     read. Now the others keep most of their colour and the picked point is outlined and larger."""

@@ -163,3 +163,10 @@ def test_projector_mode_enlarges_the_images(media, page, model):
     assert width(media, shown(at)[0]) == 2 * before
     if page == "interpolate":
         assert (frame, width(media, shown(at)[-1])) == (56, 84)
+
+
+def test_a_link_value_that_is_no_number_is_said_in_words():
+    """Issue 40 item 15: ?z=abc said Python's own "could not convert string to float: 'abc'" in English."""
+    fresh = reopened({"model": "mnist-vae-2d", "z": "abc"}, "sliders")
+    assert z_values(fresh, "mnist-vae-2d", 2) == [0.0, 0.0] and "z" not in fresh.query_params
+    assert [w.value for w in fresh.warning] == ["Ignored from the link, showing the defaults instead: z=abc (not a number)."]

@@ -148,3 +148,12 @@ def test_theorys_two_kl_curves_are_two_figures():
     at = open_app("theory", "mnist-vae-20d")
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
     assert sum(t.startswith("KL as μ varies") for t in titles) == 1 and sum(t.startswith("KL as σ varies") for t in titles) == 1
+
+
+@pytest.mark.parametrize("text, reason", [("abc", "not a number"), ("7.5", "not a whole number"), ("inf", "not a number"),
+                                          ("", "not a number")])
+def test_a_setting_says_in_words_why_it_refuses_a_text(text, reason):
+    """Issue 40 item 15: a text that is no number was refused with Python's words."""
+    with pytest.raises(ValueError) as refused:
+        Setting("grid", int, 15, 5, 30).parse(text)
+    assert refused.value.args == (reason,)

@@ -26,10 +26,11 @@ from streamlit.runtime.state.session_state_proxy import get_session_state
 
 from vae.errors import Message
 
-from .i18n import N_, _, language, say
+from .i18n import N_, _, say
 
 STORE = "state/"  # session-state keys of the stores: state/<page>/<scope>/<name>
 READ = "state-url-read/"  # state-url-read/<page>: the page has read its URL in this session
+LINKED = "state-url-value/"  # state-url-value/<widget key>: the value a link gave a setting, until ``narrow`` checks it
 APP = "app"  # the settings every page has (the model)
 
 _run = threading.local()  # this script run's page state and what its URL held that was ignored
@@ -72,11 +73,14 @@ class Setting:
             value = text
         else:
             try:
-                value = self.kind(float(text)) if self.kind is int and float(text).is_integer() else self.kind(text)
-            except ValueError as err:
-                raise ValueError(_PythonWords(err)) from None
-            if isinstance(value, float) and not math.isfinite(value):
+                number = float(text)
+            except ValueError:
+                raise ValueError(N_("not a number")) from None
+            if not math.isfinite(number):
                 raise ValueError(N_("not a number"))
+            if self.kind is int and not number.is_integer():
+                raise ValueError(N_("not a whole number"))
+            value = int(number) if self.kind is int else number
         self._check_one(value)
         return value
 
@@ -183,6 +187,23 @@ class PageState:
         st.session_state[self._store(name)] = value
         st.session_state.pop(self.key(name), None)
 
+    def narrow(self, name: str, usable, reason: str) -> tuple:
+        """Keep only the values of list setting ``name`` that ``usable(value)`` accepts (the test images a
+        map holds), in the store and the URL, and return them. Those left out that a link gave are said in
+        the link's notice, with ``reason`` (English: marked with ``N_``, or a ``vae.errors.Message``); a
+        link's values are checked once, so a value the visitor's later choice leaves out is not said."""
+        setting, value = self.settings[name], self.get(name)
+        linked = st.session_state.get(LINKED + self.key(name)) or ()
+        st.session_state[LINKED + self.key(name)] = ()
+        kept = tuple(v for v in value if usable(v))
+        refused = tuple(v for v in value if not usable(v) and v in linked)
+        if refused:
+            _ignore(name, setting.format(refused), reason)
+        if kept != value:
+            st.session_state[self._store(name)] = kept
+            _write_url(setting, kept)
+        return kept
+
     def _initial(self, setting: Setting) -> Any:
         """The value a setting starts a run with when its widget has none: the URL's (read once per
         page and session), else the store's, else the default."""
@@ -190,7 +211,9 @@ class PageState:
             text = st.query_params.get(setting.name)
             if text is not None:
                 try:
-                    return setting.parse(text)
+                    value = setting.parse(text)
+                    st.session_state.setdefault(LINKED + self.key(setting.name), value)
+                    return value
                 except (TypeError, ValueError) as err:
                     _ignore(setting.name, text, _reason(err))
         stored = st.session_state.get(self._store(setting.name))
@@ -225,14 +248,9 @@ def _write_url(setting: Setting, value: Any) -> None:
             params[setting.name] = text
 
 
-class _PythonWords(str):
-    """Python's own words for a text that is no number ("could not convert string to float: 'x'"):
-    shown as they are in English, said as "not a number" in another language."""
-
-
 def _reason(err: Exception) -> str:
-    """Why a URL value was refused, in English (a ``str``; a ``vae.errors.Message``, a reason marked with
-    ``N_`` or Python's words, which ``notice`` translates)."""
+    """Why a URL value was refused, in English (a ``str``: a ``vae.errors.Message`` or a reason marked with
+    ``N_``, which ``notice`` translates)."""
     reason = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else None
     return reason if reason is not None else str(err)
 
@@ -241,8 +259,6 @@ def _said(reason: str) -> str:
     """A reason of ``_reason`` in this run's language."""
     if isinstance(reason, Message):
         return say(reason)
-    if isinstance(reason, _PythonWords):
-        return str(reason) if language() == "en" else _("not a number")
     return _(reason) if reason else reason
 
 
