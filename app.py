@@ -40,10 +40,12 @@ if (!window.vaeCloseSidebar) {
 }
 </script>"""
 # "Copy link": the address bar holds the view's settings (ui.state writes them to the URL), so the button
-# copies location.href; where the Clipboard API is missing (a plain-http address other than localhost) it
-# falls back to a selected text field and the browser's copy command. Its two labels are the button's
-# data attributes, in the page's language.
-COPY_LINK = """<button class="vae-copy-link" type="button" data-done="{done}" data-label="{label}">{label}</button>
+# copies location.href less the parameters in its data-drop (``state.not_in_links``: projector mode, which
+# is the room's and not the view's; the rest of the query is copied as it is written); where the Clipboard
+# API is missing (a plain-http address other than localhost) it falls back to a selected text field and the
+# browser's copy command. Its two labels are the button's data attributes, in the page's language.
+COPY_LINK = """<button class="vae-copy-link" type="button" data-done="{done}" data-label="{label}"
+  data-drop="{drop}">{label}</button>
 <style>.vae-copy-link {width: 100%; padding: 0.4rem 0.75rem; border-radius: 0.5rem; cursor: pointer;
   border: 1px solid rgba(49, 51, 63, 0.2); background: white; color: inherit; font: inherit;}</style>
 <script>
@@ -52,7 +54,10 @@ if (!window.vaeCopyLink) {
   document.addEventListener("click", async (e) => {
     const button = e.target.closest(".vae-copy-link");
     if (!button) return;
-    const url = window.location.href;
+    const drop = button.dataset.drop.split(",");
+    const kept = location.search.slice(1).split("&")
+      .filter((p) => p && !drop.includes(decodeURIComponent(p.split("=")[0])));
+    const url = location.origin + location.pathname + (kept.length ? "?" + kept.join("&") : "") + location.hash;
     try { await navigator.clipboard.writeText(url); }
     catch (err) {
       const field = document.createElement("textarea");
@@ -99,7 +104,8 @@ def main() -> None:
         if state.zoom() > 1:
             st.html(PROJECTOR_CSS)
         st.html(COPY_LINK.replace("{label}", html.escape(_("Copy link to this view")))
-                .replace("{done}", html.escape(_("Link copied"))), unsafe_allow_javascript=True)
+                .replace("{done}", html.escape(_("Link copied")))
+                .replace("{drop}", html.escape(",".join(state.not_in_links()))), unsafe_allow_javascript=True)
         training.panel()
     notice = st.empty()  # a link's ignored values, said at the top of the page once it ran
     try:

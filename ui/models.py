@@ -24,7 +24,8 @@ from .i18n import LANGUAGES, N_, _, error_message
 from .images import test_images
 
 APP_STATE = state.PageState(state.APP, [  # in every page's URL
-    state.Setting("model", str, "mnist-vae-2d", unknown=N_("no such model")), state.Setting("projector", bool, False),
+    state.Setting("model", str, "mnist-vae-2d", unknown=N_("no such model")),
+    state.Setting("projector", bool, False, in_links=False),  # the room's size: a copied link leaves it out
     state.Setting("lang", str, "en", options=tuple(LANGUAGES), unknown=N_("not en or zh-CN"))])
 MODEL_KEY = APP_STATE.key("model")  # session state: the picker's value
 SESSION_MODELS_KEY = "session_models"  # session state: name -> folder of the models trained in this session

@@ -42,7 +42,9 @@ class Setting:
     """One setting of a page: its URL parameter ``name``, type, default and the values it may take.
 
     kind: int, float, str or bool; lo and hi bound a number (inclusive); options list the values a
-    choice may take (None: any); length, for a list of numbers (``many``), the count it must have.
+    choice may take (None: any); length, for a list of numbers (``many``), the count it must have;
+    in_links False: kept in the address bar (a reload keeps it) but left out of the link that "Copy link
+    to this view" copies (projector mode: the room's size, not the view's).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Setting:
     many: bool = False
     length: int | None = None
     unknown: str = N_("not one of the choices")  # the reason given for a value not among the options (marked N_)
+    in_links: bool = True
 
     def parse(self, text: str) -> Any:
         """A URL parameter's text as a value; raises ValueError when it is not one this setting may take."""
@@ -268,6 +271,11 @@ def _ignore(name: str, text: str, reason: str) -> None:
         ignored.append((name, text, reason))
     if name in st.query_params:
         del st.query_params[name]
+
+
+def not_in_links() -> list[str]:
+    """The URL parameters of the settings every page has that copied links leave out (``Setting.in_links``)."""
+    return [s.name for p in _EVERY_PAGE for s in p.settings.values() if not s.in_links]
 
 
 def zoom() -> int:

@@ -65,6 +65,27 @@ def test_a_view_survives_other_pages_and_opens_again_from_its_link(app, browser)
     fresh.close()
 
 
+def font_size(page) -> str:
+    return page.evaluate("getComputedStyle(document.documentElement).fontSize")
+
+
+def test_a_copied_link_leaves_projector_mode_out(app, browser):
+    """Issue 40 item 5: projector=1 travelled in the copied link, so the students who opened the teacher's
+    link got the projector's large type on their own screens. The teacher's address bar keeps it."""
+    context, page = open_in_browser(browser, f"{app}/manifold?grid=12&projector=1", 900)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    assert font_size(page) == "24px" and "projector=1" in page.url  # a reload keeps it
+    page.locator(".vae-copy-link").click()
+    page.get_by_text("Link copied", exact=True).wait_for(timeout=5_000)
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link == f"{app}/manifold?grid=12", link
+    context.close()
+    fresh, other = open_in_browser(browser, link, 900)
+    assert font_size(other) == "16px" and other.locator("[data-testid=stSliderThumbValue]").first.inner_text() == "12"
+    assert_clean(other)
+    fresh.close()
+
+
 def test_a_bad_link_opens_with_the_defaults_and_a_notice(app, browser):
     context, page = open_in_browser(browser, f"{app}/?model=does-not-exist&grid=9999", 900)
     notice = page.get_by_text("Ignored from the link")
