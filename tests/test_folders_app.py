@@ -7,6 +7,7 @@ A fragment's run_every does not tick under AppTest: the tests wait on the job re
 import colorsys
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -212,3 +213,48 @@ def test_an_unlabelled_grey_64_px_conv_model_and_a_folder_cvae_open_on_every_pag
                 assert any(m.value == "Test images of **flat** (unlabelled)" for m in at.markdown)
             if page == "cvae" and model == "tinted-cvae":
                 assert [str(o) for o in at.get("button_group")[0].options] == [str(c) for c in range(10)]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """A 2-d VAE trained for one epoch as the training panel trains one (``vae.jobs.train_task``: its
+    dataset the upload's decoded cache file, named by a hash, and its data card kept) on shapes.zip, 300
+    colour digits of which 29 are held out for testing; with VAE_USER_MODELS and VAE_CACHE_DIR pointing
+    at its folders. Yields the model's name."""
+    import dataclasses
+    import threading
+
+    from vae.folders import load_folder
+    from vae.jobs import train_task
+
+    tmp = tmp_path_factory.mktemp("shapes")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("VAE_USER_MODELS", str(tmp / "user_models"))
+        env.setenv("VAE_CACHE_DIR", str(tmp / "cache"))
+        card = load_folder(tinted(300)[0], name="shapes.zip").card
+        config = TrainConfig(dataset=card["cache_file"], image_shape=[3, 32, 32], n_classes=10, latent_dim=2,
+                             hidden=[32], epochs=1, batch_size=32)
+        train_task({"config": dataclasses.asdict(config), "folder": str(tmp / "user_models/shapes-vae"),
+                    "data_root": None, "card": card}, {}, lambda _: None, threading.Event())
+        yield "shapes-vae"
+
+
+def page_words(at) -> str:
+    return " ".join(e.value for kind in ("markdown", "caption", "info", "warning", "error") for e in at.get(kind))
+
+
+def test_a_folder_models_captions_name_its_dataset_not_its_cache_file(shapes):
+    """Issue 40 item 9: Reconstruct's and Interpolation's captions named an uploaded dataset by its decoded
+    cache file ("f73c0f77...-32px-3ch-v1.safetensors") instead of "shapes (your images)"."""
+    from vae.evaluate import model_card
+
+    at = open_app("reconstruct", shapes, timeout=120)
+    for page in ("reconstruct", "interpolate"):
+        at.switch_page(f"pages/{page}.py")
+        words = page_words(ok(at.run()))
+        assert "from the test split of shapes (your images), 29 images, coloured by class" in words or (
+            "mu of the test split of shapes (your images), 29 images, coloured by class" in words), words
+        assert ".safetensors" not in words, words
+    folder = Path(os.environ["VAE_USER_MODELS"]) / shapes
+    config, metrics = (json.loads((folder / f).read_text()) for f in ("config.json", "metrics.json"))
+    assert "trained by `python -m vae.train` on shapes (your images)" in model_card(shapes, config, metrics)

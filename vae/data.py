@@ -157,9 +157,10 @@ def load_test_images(
     is gone or cannot be read.
     """
     if not is_builtin(name):
-        images, labels = load_split(name, "test", root, image_shape)
-        return images, labels, torch.arange(len(labels)), Message(N_("the test split of the images in {name} ({n:,} images)"),
-                                                                  name=Path(name).name, n=len(labels))
+        ds = _folder(name, image_shape)
+        images, labels = ds.split("test")
+        return images, labels, torch.arange(len(labels)), Message(N_("the test split of {dataset}, {n:,} images"),
+                                                                  n=len(labels), dataset=dataset_title(name, ds.card))
     try:
         images, labels = load_dataset(name, "test", root)
         return images, labels, torch.arange(len(labels)), Message(N_("the {dataset} test split ({n:,} images)"),
@@ -184,8 +185,11 @@ def is_builtin(dataset: str) -> bool:
 def dataset_title(dataset: str, card: dict | None = None) -> str:
     """A dataset in words for cards and captions: "MNIST", "Fashion-MNIST", or "NAME (your images)"
     with a folder's or zip's name (it reads right in "trained on ...", "the ... training split"),
-    the data card's ``name`` when given (an upload's decoded file is named by a hash)."""
-    return DATASET_NAMES.get(dataset) or f"{(card or {}).get('name') or Path(dataset).name} (your images)"
+    the data card's ``name`` when given (an upload's decoded file is named by a hash); a folder's as a
+    ``vae.errors.Message``, which a UI says in its own language."""
+    if is_builtin(dataset):
+        return DATASET_NAMES[dataset]
+    return Message(N_("{name} (your images)"), name=(card or {}).get("name") or Path(dataset).name)
 
 
 def class_names(config: dict, metrics: dict | None = None) -> list[str]:
@@ -220,10 +224,15 @@ def load_split(dataset: str, split: str = "train", root: str | os.PathLike | Non
         return load_dataset(dataset, split, root)
     if split not in RAW_FILES:
         raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+    return _folder(dataset, image_shape, cache_dir).split(split)
+
+
+def _folder(dataset: str, image_shape=None, cache_dir: str | os.PathLike | None = None):
+    """``vae.folders.load_folder`` of a folder, zip or decoded cache file at image_shape (C, S, S)."""
     from .folders import load_folder
 
     c, s = (None, None) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
-    return load_folder(dataset, s, c, cache_dir).split(split)
+    return load_folder(dataset, s, c, cache_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -185,6 +185,7 @@ _PROTOCOL_TEXT = {
 def model_card(name: str, config: dict, metrics: dict) -> str:
     """The README.md card of a checkpoint folder, written from its config and metrics."""
     tr = metrics.get("train", {})
+    title = dataset_title(config["dataset"], metrics.get("data"))  # a folder's name from its data card
     data = ("dynamically binarized: every pixel redrawn as Bernoulli(grey level) each time an image is used"
             if config.get("binarize") == "dynamic" else "grey levels as the targets"
             if config.get("image_shape", [1])[0] == 1 else "red, green and blue levels as the targets")
@@ -202,13 +203,13 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         "",
         f"{MODELS[config['model']].description[0].upper()}{MODELS[config['model']].description[1:]} with a "
         f"{config['latent_dim']}-dimensional latent space, {shape}, "
-        f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {dataset_title(config['dataset'])} "
+        f"{config['likelihood']} likelihood, trained by `python -m vae.train` on {title} "
         f"({data}), minimizing {objective}.",
         "",
         "## Training",
         "",
         f"- Data: {tr.get('n_train', 0):,} training images, {tr.get('n_val', 0):,} held out for validation "
-        f"(the {dataset_title(config['dataset'])} training split as found on the training machine)"
+        f"(the {title} training split as found on the training machine)"
         + _image_shape_words(config, metrics) + ".",
         f"- {tr.get('epochs')} epochs, batch {config['batch_size']}, Adam lr {config['lr']}, seed "
         f"{config['seed']}{warmup}; the saved weights are from epoch {tr.get('best_epoch')}, the best on validation.",
@@ -222,12 +223,12 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
         te = metrics.get(key)
         if not te:
             continue
-        found = True
+        found, card = True, metrics.get("data")
         what = "-log p(x|y), given the true label" if te.get("nll_of") == "-log p(x|y)" else "-log p(x)"
         if "neg_elbo" not in te:  # a plain autoencoder
             lines += [
                 "", f"### Protocol `{protocol}`", "", _PROTOCOL_TEXT[protocol].format(binarization=te.get("binarization")),
-                "", f"{dataset_title(te['dataset'])} {te['split']} split, {te['n_images']:,} images: the reconstruction "
+                "", f"{dataset_title(te['dataset'], card)} {te['split']} split, {te['n_images']:,} images: the reconstruction "
                 f"term -log p(x|z) at the code z = f(x) is {te['recon']:.2f} nats per image ({te.get('seconds')} s on "
                 f"{te.get('device')}). An autoencoder defines no likelihood p(x), so there is no ELBO or IWAE NLL to give.",
             ]
@@ -238,7 +239,7 @@ def model_card(name: str, config: dict, metrics: dict) -> str:
             "",
             _PROTOCOL_TEXT[protocol].format(binarization=te.get("binarization")),
             "",
-            f"{dataset_title(te['dataset'])} {te['split']} split, {te['n_images']:,} images, nats per image; the IWAE "
+            f"{dataset_title(te['dataset'], card)} {te['split']} split, {te['n_images']:,} images, nats per image; the IWAE "
             f"NLL estimates {what} ({te.get('seconds')} s on {te.get('device')}):",
             "",
             "| -ELBO | reconstruction | KL | IWAE NLL (k = %d) |" % te["k"],
