@@ -168,7 +168,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--moves", type=int, default=100)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--site", default=None, help="a built site (default: build one of mnist-vae-2d and -20d)")
+    parser.add_argument("--site", default=None, help="a built site holding MODELS (default: build them)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 

@@ -87,7 +87,7 @@ def test_the_site_holds_every_file_its_manifest_names_and_no_address_outside_it(
     assert by["mnist-vae-2d"]["map_method"] == "t-SNE" and by["mnist-vae-2d"]["metrics"]["k"] >= 1
     assert by["mnist-vae-2d"]["attributes"]["thickness"]["units"] == "px"
     assert by["mnist-cvae"]["conditional"] and not by["mnist-vae-2d"]["conditional"]
-    assert by["tinted-vae"]["image_shape"] == [3, 32, 32] and by["tinted-vae"]["map_method"] == "PCA"
+    assert by["tinted-vae"]["image_shape"] == [3, 32, 32] and by["tinted-vae"]["map_method"] == "codes"  # 2-d, no stored map
     assert by["tinted-vae"]["title"] == "tinted (your images)"
     # No address outside the site: every script and style is the site's own, loaded by relative paths.
     for path in [*web_site.glob("*.js"), *web_site.glob("views/*.js"), web_site / "index.html", web_site / "style.css"]:
@@ -194,3 +194,18 @@ def test_a_web_page_build_is_bounded_by_the_policy(monkeypatch):
         models.web_page_zip("pretrained/mnist-vae-2d")
     with pytest.raises(RuntimeError, match="time cap of 0.3 s"):  # the child is stopped at the cap
         web.make_zip("pretrained/mnist-vae-2d", slow)
+
+
+def test_an_encoder_whose_variance_head_is_lost_in_the_export_is_refused(tmp_path, monkeypatch):
+    """The encoder's every output is compared, logvar included (an export with logvar = 0 passed before)."""
+    model, images, labels = random_model(CASES["mlp"])
+    monkeypatch.setattr(web._Encoder, "forward", lambda self, x, y=None: (self.model.encode(x, y)[0],
+                                                                           torch.zeros_like(self.model.encode(x, y)[1])))
+    with pytest.raises(web.WebExportError, match="ONNX encoder .* differs from torch"):
+        web.export_onnx(model, tmp_path, images, labels)
+
+
+def test_a_one_dimensional_model_gets_a_map_of_two_columns(tmp_path):
+    model, images, labels = random_model({"model": "vae", "latent_dim": 1, "hidden": [32]})
+    coords, positions, method, _ = web._map(tmp_path, model, images, labels, torch.arange(len(labels)))
+    assert coords.shape == (len(positions), 2) and method == "codes" and not coords[:, 1].any()

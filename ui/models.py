@@ -230,7 +230,10 @@ def web_page_zip(folder: str) -> bytes:
     if not slots.acquire(timeout=bound.web_max_seconds):
         raise RuntimeError("every web-page slot of this server stayed busy")
     try:
-        data = make_zip(folder, bound)
+        with _WEB["lock"]:  # built by another click while this one waited for the slot
+            data = _WEB["zips"].get(key)
+        if data is None:
+            data = make_zip(folder, bound)
     finally:
         slots.release()
     with _WEB["lock"]:

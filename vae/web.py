@@ -38,6 +38,7 @@ import gzip
 import io
 import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -51,7 +52,7 @@ from PIL import Image
 
 from .checkpoint import CONFIG, CheckpointError, load_checkpoint, weights_sha256
 from .data import CLASS_NAMES, DatasetNotFoundError, class_names, dataset_title, is_builtin, load_test_images, sample_file
-from .errors import N_
+from .errors import N_, UserError
 from .latent import encode_images, kl_per_dimension, rank_dimensions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,12 +127,21 @@ STRINGS = {
     "interpolate_help": N_("From one test image's code to another's; the decoder runs at every point."),
     "cvae_path": N_("For this CVAE the path is one of style z (each end encoded with its own class); it is drawn as the class picked here."),
     "map_help": N_("The stored {method} map of {n} test images' codes; hover or tap a point to see its image."),
+    "map_help_pca": N_("This model has no stored t-SNE map: a PCA map of {n} test images' codes; hover or tap a point to "
+                       "see its image."),
+    "map_help_codes": N_("This model has no stored t-SNE map: {n} test images' codes themselves; hover or tap a point to "
+                         "see its image."),
     "map_open": N_("Open in the sliders"),
     "image_n": N_("test image {i}: {label}"),
     "full_app": N_("Training, photo uploads, measurements and the space's health are in the full Streamlit app:"),
     "full_app_link": N_("The project"),
     "metrics": N_("Test −ELBO {neg_elbo} nats, {nll_of} ≤ {nll} nats (k = {k}), on the {dataset} test split ({n} images)."),
     "ignored": N_("Ignored from the link: {keys}"),
+    "likelihood_bernoulli": N_("Bernoulli"),
+    "likelihood_gaussian": N_("Gaussian"),
+    "protocol_grey": N_("({likelihood} likelihood on grey levels: not comparable with binarized-MNIST results.)"),
+    "protocol_binarized": N_("({likelihood} likelihood, {binarization} binarization.)"),
+    "ae_manifold": N_("An autoencoder has no prior: the grid spans the test codes' range, in even steps."),
 }
 
 
@@ -188,9 +198,10 @@ def export_onnx(model, folder: str | Path, images: torch.Tensor, labels: torch.T
 
     model: a ``vae.models`` model in eval mode on the CPU; images: float (N, C, H, W) in [0, 1], labels int64 (N,):
     test images for the encoder's check (the first ``PARITY_N``). The decoder is checked on ``PARITY_N`` z ~ N(0, I)
-    (seeded) and on the encoder's means of those images; the encoder on those means. Returns the report
-    {"decoder_max_abs", "encoder_max_abs", "n_z", "n_images", "tolerance"} (pixel means, and z units for the
-    encoder). Raises WebExportError when a pixel mean differs by more than ``PARITY_TOLERANCE``.
+    (seeded) and on the encoder's means of those images; the encoder's outputs (mu and logvar, the AE's z) on
+    those images, and the pixel means its codes decode to. Returns the report {"decoder_max_abs",
+    "encoder_max_abs", "n_z", "n_images", "tolerance"}. Raises WebExportError when a pixel mean or an encoder
+    output differs from torch's by more than ``PARITY_TOLERANCE``.
     """
     import onnxruntime as ort
 
@@ -219,14 +230,20 @@ def export_onnx(model, folder: str | Path, images: torch.Tensor, labels: torch.T
         mu_torch = model.encode(x, y)[0]
         want = torch.sigmoid(model.decode(torch.cat([z, mu_torch]), torch.cat([y_z, y]))).numpy()
     feed = {"x": x.numpy()} | ({"y": y.numpy()} if labelled else {})
-    mu_onnx = enc.run(None, feed)[0]
+    enc_onnx = enc.run(None, feed)
+    mu_onnx = enc_onnx[0]
+    with torch.no_grad():
+        enc_torch = [t.numpy() for t in model.encode(x, y) if t is not None]  # mu and logvar (the AE: z alone)
     feed = {"z": torch.cat([z, mu_torch]).numpy()} | ({"y": torch.cat([y_z, y]).numpy()} if labelled else {})
     got = dec.run(None, feed)[0]
     report = {"decoder_max_abs": float(np.abs(got - want).max()),
-              "encoder_max_abs": float(np.abs(mu_onnx - mu_torch.numpy()).max()),
+              "encoder_max_abs": max(float(np.abs(a - b).max()) for a, b in zip(enc_onnx, enc_torch)),
               "n_z": PARITY_N, "n_images": len(x), "tolerance": PARITY_TOLERANCE,
               "what": "max |ONNX - torch| of the decoder's pixel means over the random z and the images' codes; "
-                      "the encoder's means in z units"}
+                      "of the encoder's outputs (mu, logvar) in z units and nats"}
+    if len(enc_onnx) != len(enc_torch) or not report["encoder_max_abs"] <= PARITY_TOLERANCE:
+        raise WebExportError(f"the ONNX encoder in {folder} differs from torch by {report['encoder_max_abs']:.2e} "
+                             f"in its outputs (tolerance {PARITY_TOLERANCE:g})")
     if not report["decoder_max_abs"] <= PARITY_TOLERANCE:
         raise WebExportError(f"the ONNX decoder in {folder} differs from torch by {report['decoder_max_abs']:.2e} "
                              f"in pixel means (tolerance {PARITY_TOLERANCE:g})")
@@ -243,7 +260,7 @@ def export_onnx(model, folder: str | Path, images: torch.Tensor, labels: torch.T
 
 def sprite(images: torch.Tensor) -> tuple[Image.Image, int]:
     """Images float (N, C, H, W) in [0, 1] tiled row-major into one picture, ceil(sqrt(N)) a row (the
-    Embedding Projector's sprite); returns (the picture, grey "L" or "RGB", and the images per row)."""
+    Embedding Projector's sprite); returns (the picture, in mode "L" for grey or "RGB", the images per row)."""
     n, c, h, w = images.shape
     cols = max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
@@ -262,10 +279,12 @@ def sprite_limit(image_shape) -> int:
 
 
 def resolve(name_or_folder: str) -> tuple[str, Path]:
-    """(name, folder) of a shipped model's name or a model folder's path. Raises CheckpointError when neither."""
+    """(name, folder) of a shipped model's name or a model folder's path (named after the folder, with any character
+    outside letters, digits, "_", "." and "-" made "-": it is part of the site's paths). Raises CheckpointError
+    when neither."""
     path = Path(name_or_folder)
     if (path / CONFIG).is_file():
-        return path.resolve().name, path
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", path.resolve().name), path
     if (PRETRAINED / name_or_folder / CONFIG).is_file():
         return name_or_folder, PRETRAINED / name_or_folder
     raise CheckpointError(f"{name_or_folder!r} is neither a shipped model nor a folder with {CONFIG}")
@@ -295,8 +314,11 @@ def _map(folder: Path, model, images, labels, indices) -> tuple[np.ndarray, torc
 
     positions = torch.arange(min(cap, len(images)))
     mu = encode_images(model, images[positions], labels[positions])[0].numpy()
-    coords = PCA(2, random_state=0).fit_transform(mu) if mu.shape[1] > 2 else mu
-    return coords.astype(np.float32), positions, "PCA", {"n": len(positions)}
+    if mu.shape[1] > 2:
+        coords = PCA(2, random_state=0).fit_transform(mu)
+    else:  # the codes themselves; a 1-d model's on a line (a second coordinate of 0)
+        coords = np.pad(mu, ((0, 0), (0, 2 - mu.shape[1])))
+    return coords.astype(np.float32), positions, "PCA" if mu.shape[1] > 2 else "codes", {"n": len(positions)}
 
 
 def _metrics(metrics: dict) -> dict | None:
@@ -406,9 +428,14 @@ def copy_page(out: Path) -> None:
     (out / "ort").mkdir(exist_ok=True)
     for f in ORT_FILES:
         shutil.copyfile(ORT_DIST / f, out / "ort" / f)
-    with open(ORT_DIST / ORT_WASM, "rb") as src, open(out / "ort" / f"{ORT_WASM}.gz", "wb") as raw, \
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as dst:  # mtime 0: the same bytes each build
-        shutil.copyfileobj(src, dst)
+    packed = ORT_DIST / f"{ORT_WASM}.gz"  # gzipped once beside the original (1.5 s), then copied
+    if not packed.is_file() or packed.stat().st_mtime < (ORT_DIST / ORT_WASM).stat().st_mtime:
+        tmp = packed.with_suffix(".gz.tmp")
+        with open(ORT_DIST / ORT_WASM, "rb") as src, open(tmp, "wb") as raw, \
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as dst:  # mtime 0: the same bytes
+            shutil.copyfileobj(src, dst)
+        tmp.replace(packed)
+    shutil.copyfile(packed, out / "ort" / f"{ORT_WASM}.gz")
 
 
 def space_readme(models: list[dict]) -> str:
@@ -432,9 +459,13 @@ def build(out: str | Path, models=DEFAULT_MODELS, projector: bool = False, data_
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     copy_page(out)
+    shutil.rmtree(out / "models", ignore_errors=True)  # an earlier build's models
+    resolved = [resolve(str(item)) for item in models]
+    names = [name for name, _ in resolved]
+    if len(set(names)) < len(names):
+        raise CheckpointError(f"two models would share a name in the site: {', '.join(names)}")
     entries = []
-    for item in models:
-        name, folder = resolve(str(item))
+    for name, folder in resolved:
         log(f"exporting {name} from {folder}")
         entries.append(export_model(name, folder, out, data_root, projector))
         log(f"  parity: decoder {entries[-1]['parity']['decoder_max_abs']:.1e}, "
@@ -464,6 +495,8 @@ def zip_task(task: dict, arrays: dict, send, stop) -> dict:
 
     try:
         data = build_zip([task["folder"]])
+    except UserError as err:  # a folder model whose images are gone: its sentence, translatable
+        raise TaskFailed(err.message) from None
     except (WebExportError, CheckpointError, DatasetNotFoundError) as err:
         raise TaskFailed(str(err)) from None
     Path(task["out"]).write_bytes(data)
@@ -503,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         build(args.out, args.models, args.projector, args.data_root, args.source_url)
-    except (WebExportError, CheckpointError, DatasetNotFoundError) as err:
+    except (WebExportError, CheckpointError, DatasetNotFoundError, UserError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}; try it: python -m http.server -d {args.out}")

@@ -1,7 +1,7 @@
 // A drawing -> the model's 28x28 input, framed exactly as vae.preprocess.preprocess_image frames a drawing
 // (style "mnist": MNIST's own recipe, LeCun et al.: the ink's box scaled to 20 px, its centre of mass at the
 // centre of the 28x28 field; "fashion": the box scaled to 28 px and centred). Each step names the Python
-// function it follows; tests/test_web.py checks 20 drawings against Python in Chromium. Not model math:
+// function it follows; tests/e2e/test_web_browser.py checks 25 drawings against Python in Chromium. Not model math:
 // the networks themselves run in onnxruntime-web.
 
 const WORK_SIZE = 512;

@@ -13,7 +13,7 @@ const MODULES = { sliders, manifold, draw, interpolate, map };
 const LANGUAGES = { en: "English", "zh-CN": "简体中文" };
 const app = document.getElementById("app");
 const models = {};  // name -> Model, fetched when first picked
-let manifest, words, state, ignored, unmount = null;
+let manifest, words, state, ignored, unmount = null, renders = 0;
 
 const api = window.vaeExplorer = { latencies: [], state: null };
 api.ready = boot();
@@ -66,8 +66,26 @@ async function loaded(name) {
 function set(patch) { Object.assign(state, patch); toUrl(state); }
 function go(view) { Object.assign(state, { view }); render(); }
 
+// The model's test score with its protocol, as the app's cards say it (a grey-level score is not a binarized one).
+function score(entry) {
+  const m = entry.metrics;
+  if (!m) return "";
+  const nats = t("metrics", { neg_elbo: m.neg_elbo.toFixed(1), nll: m.iwae_nll?.toFixed(1) ?? "–", k: m.k ?? "–",
+    nll_of: (m.nll_of || "-log p(x)").replace("-", "−"),
+    dataset: entry.dataset === "fashion" ? "Fashion-MNIST" : entry.dataset === "mnist" ? "MNIST" : entry.title,
+    n: m.n_images?.toLocaleString() ?? "–" });
+  const likelihood = t(`likelihood_${m.likelihood}`, {}, m.likelihood);
+  return `${nats} ${m.binarization && m.binarization !== "none" ? t("protocol_binarized", { likelihood, binarization: m.binarization })
+    : t("protocol_grey", { likelihood })}`;
+}
+
 // The sliders' range: +-4 prior standard deviations, wider where the test codes or the class means lie further out.
+// An autoencoder has no prior: its range is the codes' own (99.5% of them inside).
 function bound(entry, codes) {
+  if (!entry.variational) {
+    const sorted = Float32Array.from(codes, Math.abs).sort();
+    return Math.ceil(sorted[Math.floor(0.995 * (sorted.length - 1))] || 1);
+  }
   let r = 4;
   for (const v of codes) r = Math.max(r, Math.abs(v));
   for (const mean of entry.class_means || []) for (const v of mean) r = Math.max(r, Math.abs(v) + 3);
@@ -89,21 +107,18 @@ function header(entry) {
   const tabs = h("nav", { class: "tabs", role: "tablist" }, views(entry).map((v) =>
     h("button", { type: "button", role: "tab", "aria-selected": String(v === state.view), class: v === state.view ? "on" : "",
       "data-testid": `tab-${v}`, onclick: () => go(v) }, t(`view_${v}`))));
-  const m = entry.metrics;
-  const score = m ? t("metrics", { neg_elbo: m.neg_elbo.toFixed(1), nll: m.iwae_nll?.toFixed(1) ?? "–", k: m.k ?? "–",
-    nll_of: (m.nll_of || "-log p(x)").replace("-", "−"),
-    dataset: entry.dataset === "fashion" ? "Fashion-MNIST" : entry.dataset === "mnist" ? "MNIST" : entry.title,
-    n: m.n_images?.toLocaleString() ?? "–" }) : "";
   return h("header", {},
     h("div", { class: "top" }, h("h1", {}, t("title")),
       h("label", { class: "field" }, h("span", { class: "name" }, t("model")), picker),
       h("label", { class: "field" }, h("span", { class: "name" }, "Language / 语言"), language)),
-    h("p", { class: "tagline" }, t("tagline"), " ", h("small", {}, score)),
+    h("p", { class: "tagline" }, t("tagline"), " ", h("small", {}, score(entry))),
     tabs);
 }
 
 // Draw the page for the state; `push`: a new history entry (a view, model or language picked by hand).
 async function render(push = true) {
+  const token = ++renders;  // a later render (another click while a model loads) supersedes this one
+  if (push) ignored = [];  // the link's notice stays until the visitor picks something
   setWords(words, state.lang);
   document.title = t("title");
   const entry = manifest.models.find((m) => m.name === state.model);
@@ -115,9 +130,16 @@ async function render(push = true) {
   const notice = ignored.length ? h("p", { class: "notice" }, t("ignored", { keys: ignored.join(", ") })) : null;
   app.replaceChildren(...[header(entry), notice, main].filter(Boolean),
     h("footer", {}, t("full_app"), " ", manifest.source_url ? h("a", { href: manifest.source_url, rel: "noopener" }, t("full_app_link")) : h("code", {}, "streamlit run app.py")));
-  const model = await loaded(entry.name);
-  const data = { codes: await model.codes(), labels: await model.labels() };
-  if (state.model !== entry.name) return;  // another model was picked meanwhile
+  let model, data;
+  try {
+    model = await loaded(entry.name);
+    data = { codes: await model.codes(), labels: await model.labels() };
+  } catch (err) {
+    console.error(err);
+    if (token === renders) main.replaceChildren(h("p", { class: "error" }, t("failed", { reason: err.message })));
+    return;
+  }
+  if (token !== renders) return;
   main.replaceChildren();
   const classNames = entry.class_names.map((name) => t(`class:${name}`, {}, name));
   unmount = MODULES[state.view].mount(main, { model, entry, state, data, set, go, classNames, bound: bound(entry, data.codes) }) || null;

@@ -1,5 +1,5 @@
-// The page's state: one small object mirrored to the URL (history.replaceState, so that Back leaves the page
-// instead of stepping through every slider move), and the page's words in the chosen language.
+// The page's state: one small object mirrored to the URL (a new history entry for another view, model or
+// language; in place for a slider's moves, so that Back steps through views, not moves), and the page's words.
 
 export const VIEWS = ["sliders", "manifold", "draw", "interpolate", "map"];
 const DEFAULTS = {
@@ -23,7 +23,7 @@ export function fromUrl(search = location.search) {
   take("model", String, (v) => v.length > 0);
   take("view", String, (v) => VIEWS.includes(v));
   take("lang", String, (v) => v === "en" || v === "zh-CN");
-  take("z", numbers, (v) => v !== null && v.every(finite) && v.every((x) => Math.abs(x) <= 10));
+  take("z", numbers, (v) => v !== null && v.every(finite) && v.every((x) => Math.abs(x) <= 1000));
   take("y", Number, (v) => Number.isInteger(v) && v >= 0);
   take("grid", Number, (v) => Number.isInteger(v) && v >= 5 && v <= 25);  // the controls' ranges
   take("span", Number, (v) => finite(v) && v >= 0.5 && v <= 4);
@@ -74,7 +74,6 @@ export function browserLanguage(tags = navigator.languages || [navigator.languag
 }
 
 export function setWords(all, lang) { words = all; language = all[lang] ? lang : "en"; document.documentElement.lang = language; }
-export const currentLanguage = () => language;
 
 // The page's word `key` in the current language, {name} placeholders filled from `vars`.
 export function t(key, vars = {}, fallback = key) {

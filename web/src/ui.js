@@ -43,11 +43,12 @@ export function paint(canvas, means, shape, cols = 1) {
 // The latent plane of two dimensions (dx, dy) over [-r, r]^2: the test images' codes as dots by class, a marker at
 // the current z. `onpick(u, v)` gets the plane's coordinates under the pointer or finger on every move.
 export class Pad {
-  constructor({ codes, labels, d, dx, dy, onpick, size = 300, label = "" }) {
+  // radius: the plane's half width; by default the codes' largest |value|, from 3 to 6 prior standard deviations.
+  constructor({ codes, labels, d, dx, dy, onpick, size = 300, label = "", radius = null }) {
     Object.assign(this, { codes, labels, d, dx, dy, onpick });
     let r = 3;
     for (let i = 0; i < labels.length; i++) r = Math.max(r, Math.abs(codes[i * d + dx]), Math.abs(codes[i * d + dy]));
-    this.r = Math.min(r, 6);
+    this.r = radius ?? Math.min(r, 6);
     this.ratio = window.devicePixelRatio || 1;
     this.canvas = h("canvas", { class: "pad", width: size * this.ratio, height: size * this.ratio, role: "slider", "aria-label": label, tabindex: 0 });
     this.background = this.drawBackground();
@@ -65,14 +66,16 @@ export class Pad {
     const c = off.getContext("2d");
     c.fillStyle = "#fff"; c.fillRect(0, 0, off.width, off.height);
     c.strokeStyle = "#ddd"; c.lineWidth = this.ratio;
-    for (let k = -Math.floor(this.r); k <= this.r; k++) {
+    const step = 10 ** Math.floor(Math.log10(this.r / 1.5));
+    for (let k = -Math.floor(this.r / step) * step; k <= this.r; k += step) {
       const [p] = this.toCanvas(k, 0), [, q] = this.toCanvas(0, k);
       c.beginPath(); c.moveTo(p, 0); c.lineTo(p, off.height); c.moveTo(0, q); c.lineTo(off.width, q); c.stroke();
     }
     // Axes: the integers along the bottom and the left edge, the dimensions' names in the corners.
     c.fillStyle = "#666"; c.font = `${11 * this.ratio}px system-ui, sans-serif`;
-    for (let k = -Math.floor(this.r) + 1; k < this.r; k++) {
-      if (k === 0) continue;
+    const tick = 10 ** Math.floor(Math.log10(this.r / 1.5));  // about 3 to 15 ticks a side
+    for (let k = -Math.floor(this.r / tick) * tick + tick; k < this.r; k += tick) {
+      if (Math.abs(k) < tick / 2) continue;
       const [p] = this.toCanvas(k, 0), [, q] = this.toCanvas(0, k);
       c.textAlign = "center"; c.fillText(String(k), p, off.height - 4 * this.ratio);
       c.textAlign = "left"; c.fillText(String(k), 3 * this.ratio, q + 4 * this.ratio);

@@ -27,6 +27,7 @@ export function mount(root, ctx) {
   const note = h("p", { class: "note" }, t("draw_blank"));
   const d = entry.latent_dim, order = entry.dims_by_kl;
   const pad = d >= 2 ? new Pad({ codes: ctx.data.codes, labels: ctx.data.labels, d, dx: order[0], dy: order[1], size: 220,
+    radius: entry.variational ? null : ctx.bound,
     label: t("draw_place") }) : null;
 
   const style = entry.dataset === "fashion" ? "fashion" : "mnist";

@@ -33,7 +33,8 @@ export function mount(root, ctx) {
   const ycond = (i) => (entry.conditional ? [labels[i]] : [0]);
 
   // A CVAE's path is one of style z, each end encoded with its own label; it is drawn as the class picked here.
-  const one = latest((s) => model.decode(pathPoint(z0, z1, s, state.method), [state.y]), (means) => {
+  const one = latest(async (s) => (z0 ? model.decode(pathPoint(z0, z1, s, state.method), [state.y]) : null), (means) => {
+    if (!means) return;  // the ends are not encoded yet
     paint(picture, means, shape);
     latency.painted();
   });
@@ -43,10 +44,11 @@ export function mount(root, ctx) {
     paint(strip, await model.decode(zs, [state.y]), shape, k);
   };
   const encodeEnds = async () => {
+    const [ya, yb] = [ycond(a), ycond(b)];  // this pair's labels, before another click changes a and b
     const [xa, xb] = await Promise.all([model.testImage(a), model.testImage(b)]);
     paint(ends[0], xa, shape); paint(ends[1], xb, shape);
-    z0 = await model.encode(xa, ycond(a));
-    z1 = await model.encode(xb, ycond(b));
+    z0 = await model.encode(xa, ya);
+    z1 = await model.encode(xb, yb);
     ctx.set({ a, b });
     await drawStrip();
     one(state.t);

@@ -59,7 +59,9 @@ export function mount(root, ctx) {
   });
   const draw = (e) => {
     latency.mark(e);
-    const n = state.grid, coords = gridCoordinates(n, state.span, state.spacing);
+    // An autoencoder has no prior: its grid spans the codes' range (ctx.bound for span 4), evenly.
+    const n = state.grid, coords = entry.variational ? gridCoordinates(n, state.span, state.spacing)
+      : gridCoordinates(n, (state.span * ctx.bound) / 4, "linear");
     const base = Float32Array.from(state.z && state.z.length === d ? state.z : model.priorMean(state.y));
     const centre = model.priorMean(state.y);
     zs = new Float32Array(n * n * d);
@@ -80,7 +82,8 @@ export function mount(root, ctx) {
     h("div", { class: "controls" },
       slider({ label: t("grid_size"), min: 5, max: 25, step: 1, value: state.grid, testid: "grid", oninput: (v, e) => { ctx.set({ grid: v }); draw(e); } }),
       slider({ label: t("span"), min: 0.5, max: 4, step: 0.25, value: state.span, testid: "span", oninput: (v, e) => { ctx.set({ span: v }); draw(e); } }),
-      h("label", { class: "field" }, h("span", { class: "name" }, t("spacing")), spacing)),
+      entry.variational ? h("label", { class: "field" }, h("span", { class: "name" }, t("spacing")), spacing) : null),
+    entry.variational ? null : h("p", { class: "note" }, t("ae_manifold")),
     holder].filter(Boolean));
   draw();
 }

@@ -58,8 +58,8 @@ export function mount(root, ctx) {
     actions.hidden = thumb.hidden = false;
     root.dataset.picked = String(i);
   };
-  canvas.addEventListener("pointermove", (e) => pick(nearest(e)));
-  canvas.addEventListener("pointerdown", (e) => pick(nearest(e)));
+  canvas.addEventListener("pointermove", (e) => { if (xy) pick(nearest(e)); });  // nothing to pick before the map arrives
+  canvas.addEventListener("pointerdown", (e) => { if (xy) pick(nearest(e)); });
 
   const open = async () => {
     if (picked < 0) return;
@@ -75,7 +75,8 @@ export function mount(root, ctx) {
   const legend = h("div", { class: "legend" }, ctx.classNames.map((name, k) =>
     h("span", {}, h("i", { style: { background: colour(k) } }), name)));
   root.append(
-    h("p", { class: "help" }, t("map_help", { method: entry.map_method, n: n.toLocaleString() })),
+    h("p", { class: "help" }, t({ PCA: "map_help_pca", codes: "map_help_codes" }[entry.map_method] ?? "map_help",
+      { method: entry.map_method, n: n.toLocaleString() })),
     h("div", { class: "stage map-stage" }, canvas, h("div", { class: "picked" }, thumb, caption, actions)),
     legend);
   model.map().then((coords) => { xy = place(coords); draw(); root.dataset.ready = "1"; });

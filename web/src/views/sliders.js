@@ -43,10 +43,12 @@ export function mount(root, ctx) {
   if (d >= 2) {
     const codes = ctx.data.codes, labels = ctx.data.labels;
     pad = new Pad({ codes, labels, d, dx: order[0], dy: order[1], label: t("pad_help", { i: order[0], j: order[1] }),
+      radius: entry.variational ? null : ctx.bound,
       onpick: (u, v, e) => { z[order[0]] = u; z[order[1]] = v; update(e); } });
   }
   order.forEach((j) => rows.push(slider({
-    label: t("dim_label", { j, kl: entry.kl_per_dim ? entry.kl_per_dim[j].toFixed(2) : "–" }), min: -ctx.bound, max: ctx.bound, step: 0.01,
+    label: entry.kl_per_dim ? t("dim_label", { j, kl: entry.kl_per_dim[j].toFixed(2) }) : `z[${j}]`,  // an AE has no KL
+    min: -ctx.bound, max: ctx.bound, step: 0.01,
     value: z[j], testid: `z${j}`, oninput: (v, e) => { z[j] = v; update(e, true); } })));
 
   const controls = [];
@@ -60,7 +62,7 @@ export function mount(root, ctx) {
       update(window.event);
     }), h("small", {}, t("class_help"))));
   }
-  controls.push(h("div", { class: "buttons" },
+  if (entry.variational) controls.push(h("div", { class: "buttons" },
     h("button", { type: "button", "data-testid": "random", onclick: (e) => {
       const mean = model.priorMean(state.y), eps = gaussian(d);
       for (let j = 0; j < d; j++) z[j] = mean[j] + eps[j];
