@@ -89,6 +89,12 @@ def test_every_view_opens_with_no_console_error_and_no_request_outside_the_site(
             picture(page)
         if view in ("interpolate", "map"):
             page.wait_for_selector("main[data-ready='1']", timeout=30_000)
+        if view == "interpolate":  # Play animates the path: the picture is redrawn frame after frame
+            count = "() => Number(document.querySelectorAll('main .stage canvas.picture')[1].dataset.painted)"
+            before = page.evaluate(count)
+            page.get_by_role("button", name="Play").click()
+            page.wait_for_function(f"() => ({count})() > {before} + 5", timeout=30_000)
+            page.get_by_role("button", name="Pause").click()
         search = page.evaluate("new Promise(r => setTimeout(() => r(location.search), 400))")
         assert (f"view={view}" in search) == (view != "sliders"), search  # the default view is left out of the link
     assert page.problems == []

@@ -18,10 +18,8 @@ export function mount(root, ctx) {
   const { model, entry, state } = ctx;
   const [c, hh] = entry.image_shape;
   if (c !== 1 || hh !== 28) { root.append(h("p", { class: "note" }, t("draw_unavailable"))); return; }
-  const board = h("canvas", { class: "board", width: SIZE, height: SIZE, "aria-label": t("view_draw"), "data-testid": "board" });
+  const { board, clear, stroke } = drawingBoard(() => reconstruct());
   const pen = board.getContext("2d", { willReadFrequently: true });
-  const clear = () => { pen.fillStyle = "#fff"; pen.fillRect(0, 0, SIZE, SIZE); };
-  clear();
   const framed = pictureCanvas(entry.image_shape, 1, 1, t("framed"));
   const recon = pictureCanvas(entry.image_shape, 1, 1, t("reconstruction"));
   const note = h("p", { class: "note" }, t("draw_blank"));
@@ -48,18 +46,6 @@ export function mount(root, ctx) {
     }).catch((err) => console.error(err));
   };
 
-  let last = null;
-  const at = (e) => { const b = board.getBoundingClientRect(); return [((e.clientX - b.left) / b.width) * SIZE, ((e.clientY - b.top) / b.height) * SIZE]; };
-  board.addEventListener("pointerdown", (e) => { board.setPointerCapture(e.pointerId); last = at(e); stroke(last, last); });
-  board.addEventListener("pointermove", (e) => { if (last) { const p = at(e); stroke(last, p); last = p; } });
-  const end = () => { if (last) { last = null; reconstruct(); } };
-  board.addEventListener("pointerup", end);
-  board.addEventListener("pointercancel", end);
-  function stroke(p, q) {
-    pen.strokeStyle = "#000"; pen.lineWidth = STROKE; pen.lineCap = "round"; pen.lineJoin = "round";
-    pen.beginPath(); pen.moveTo(...p); pen.lineTo(...q); pen.stroke();
-  }
-
   root.append(...[
     h("p", { class: "help" }, t(style === "fashion" ? "draw_help_fashion" : "draw_help")),
     entry.conditional ? h("div", { class: "field" }, h("span", { class: "name" }, t("class")),
@@ -81,4 +67,25 @@ export function mount(root, ctx) {
     await running;
     return window.vaeExplorer.lastDrawing;
   };
+}
+
+// A white 280-px board that draws black strokes under a mouse or a finger; `onend()` when a stroke ends.
+// Returns {board, clear(), stroke(p, q)} (points in the board's pixels).
+function drawingBoard(onend) {
+  const board = h("canvas", { class: "board", width: SIZE, height: SIZE, "aria-label": t("view_draw"), "data-testid": "board" });
+  const pen = board.getContext("2d", { willReadFrequently: true });
+  const clear = () => { pen.fillStyle = "#fff"; pen.fillRect(0, 0, SIZE, SIZE); };
+  const stroke = (p, q) => {
+    pen.strokeStyle = "#000"; pen.lineWidth = STROKE; pen.lineCap = "round"; pen.lineJoin = "round";
+    pen.beginPath(); pen.moveTo(...p); pen.lineTo(...q); pen.stroke();
+  };
+  let last = null;
+  const at = (e) => { const b = board.getBoundingClientRect(); return [((e.clientX - b.left) / b.width) * SIZE, ((e.clientY - b.top) / b.height) * SIZE]; };
+  board.addEventListener("pointerdown", (e) => { board.setPointerCapture(e.pointerId); last = at(e); stroke(last, last); });
+  board.addEventListener("pointermove", (e) => { if (last) { const p = at(e); stroke(last, p); last = p; } });
+  const end = () => { if (last) { last = null; onend(); } };
+  board.addEventListener("pointerup", end);
+  board.addEventListener("pointercancel", end);
+  clear();
+  return { board, clear, stroke };
 }

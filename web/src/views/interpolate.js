@@ -26,7 +26,7 @@ export function mount(root, ctx) {
   const firstOf = (label, fallback) => { const i = labels.indexOf(label); return i < 0 ? fallback : i; };
   let a = state.a !== null && state.a < n ? state.a : firstOf(1, 0);
   let b = state.b !== null && state.b < n ? state.b : firstOf(7, Math.min(1, n - 1));
-  let z0 = null, z1 = null, playing = null;
+  let z0 = null, z1 = null;
   const ends = [pictureCanvas(shape, 1, 1, t("start")), pictureCanvas(shape, 1, 1, t("end"))];
   const strip = pictureCanvas(shape, state.steps, 1, t("view_interpolate"));
   const picture = pictureCanvas(shape, 1, 1, t("decoded"));
@@ -56,17 +56,7 @@ export function mount(root, ctx) {
   };
   const position = slider({ label: t("position"), min: 0, max: 1, step: 0.01, value: state.t, testid: "position",
     oninput: (v, e) => { latency.mark(e); ctx.set({ t: v }); one(v); } });
-  const play = h("button", { type: "button", onclick: () => {
-    if (playing) { cancelAnimationFrame(playing); playing = null; play.textContent = t("play"); return; }
-    play.textContent = t("pause");
-    const t0 = performance.now();
-    const frame = (now) => {
-      const s = 0.5 - 0.5 * Math.cos(((now - t0) / 2000) * Math.PI);  // there and back every 4 s
-      position.set(s); one(s);
-      playing = requestAnimationFrame(frame);
-    };
-    playing = requestAnimationFrame(frame);
-  } }, t("play"));
+  const play = playButton((v) => { position.set(v); one(v); });
   const method = h("select", { "aria-label": t("method"), onchange: (e) => { ctx.set({ method: e.target.value }); drawStrip(); one(state.t); } },
     ...["linear", "slerp"].map((m) => h("option", { value: m, selected: m === state.method }, t(m))));
   const steps = slider({ label: t("steps"), min: 3, max: 20, step: 1, value: state.steps, testid: "steps", oninput: (v) => {
@@ -88,5 +78,22 @@ export function mount(root, ctx) {
     h("div", { class: "controls" }, h("label", { class: "field" }, h("span", { class: "name" }, t("method")), method), steps),
   ].filter(Boolean));
   encodeEnds();
-  return () => { if (playing) cancelAnimationFrame(playing); };
+  return () => play.stop();
+}
+
+// "Play": t goes there and back every 4 s, `show(t)` on every frame, until pressed again or `stop()`.
+function playButton(show) {
+  let playing = null;
+  const button = h("button", { type: "button", onclick: () => {
+    if (playing) { button.stop(); return; }
+    button.textContent = t("pause");
+    const t0 = performance.now();
+    const frame = (now) => {
+      show(0.5 - 0.5 * Math.cos(((now - t0) / 2000) * Math.PI));
+      playing = requestAnimationFrame(frame);
+    };
+    playing = requestAnimationFrame(frame);
+  } }, t("play"));
+  button.stop = () => { if (playing) cancelAnimationFrame(playing); playing = null; button.textContent = t("play"); };
+  return button;
 }

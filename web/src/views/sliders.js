@@ -51,25 +51,8 @@ export function mount(root, ctx) {
     min: -ctx.bound, max: ctx.bound, step: 0.01,
     value: z[j], testid: `z${j}`, oninput: (v, e) => { z[j] = v; update(e, true); } })));
 
-  const controls = [];
-  if (entry.conditional || entry.class_prior) {
-    controls.push(h("div", { class: "field" }, h("span", { class: "name" }, t("class")), classButtons(ctx.classNames, state.y, (y) => {
-      if (entry.class_prior) {  // keep the style: the offset from the class's prior mean
-        const from = model.priorMean(state.y), to = model.priorMean(y);
-        for (let j = 0; j < d; j++) z[j] += to[j] - from[j];
-      }
-      ctx.set({ y });
-      update(window.event);
-    }), h("small", {}, t("class_help"))));
-  }
-  if (entry.variational) controls.push(h("div", { class: "buttons" },
-    h("button", { type: "button", "data-testid": "random", onclick: (e) => {
-      const mean = model.priorMean(state.y), eps = gaussian(d);
-      for (let j = 0; j < d; j++) z[j] = mean[j] + eps[j];
-      update(e);
-    } }, t("random")),
-    h("button", { type: "button", onclick: (e) => { z.set(model.priorMean(state.y)); for (const a in amount) amount[a] = 0; attrRows.forEach((r) => r.set(0)); update(e); } }, t("prior_mean"))));
-
+  const controls = startControls(ctx, z, (e) => { for (const a in amount) amount[a] = 0; attrRows.forEach((r) => r.set(0)); update(e); },
+                                  update);
   const attrRows = Object.entries(attrs).map(([a, info]) => slider({
     label: t(`attr_${a}`), min: -2 * info.std, max: 2 * info.std, step: info.std / 50, value: amount[a], testid: `attr-${a}`,
     oninput: (v, e) => { amount[a] = v; update(e, true); } }));
@@ -85,4 +68,28 @@ export function mount(root, ctx) {
       h("summary", {}, t("attributes")), attrRows) : null,
   ].filter(Boolean));
   decode(shown());
+}
+
+// A conditional model's classes (a class-prior model keeps the style: z's offset from the class's prior mean) and,
+// for a VAE, the start buttons. `restart(event)`: z was set afresh; `update(event)`: z or the class changed.
+function startControls(ctx, z, restart, update) {
+  const { model, entry, state } = ctx, d = entry.latent_dim, controls = [];
+  if (entry.conditional || entry.class_prior) {
+    controls.push(h("div", { class: "field" }, h("span", { class: "name" }, t("class")), classButtons(ctx.classNames, state.y, (y) => {
+      if (entry.class_prior) {
+        const from = model.priorMean(state.y), to = model.priorMean(y);
+        for (let j = 0; j < d; j++) z[j] += to[j] - from[j];
+      }
+      ctx.set({ y });
+      update(window.event);
+    }), h("small", {}, t("class_help"))));
+  }
+  if (entry.variational) controls.push(h("div", { class: "buttons" },  // an autoencoder has no prior to draw from
+    h("button", { type: "button", "data-testid": "random", onclick: (e) => {
+      const mean = model.priorMean(state.y), eps = gaussian(d);
+      for (let j = 0; j < d; j++) z[j] = mean[j] + eps[j];
+      update(e);
+    } }, t("random")),
+    h("button", { type: "button", onclick: (e) => { z.set(model.priorMean(state.y)); restart(e); } }, t("prior_mean"))));
+  return controls;
 }
