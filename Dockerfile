@@ -45,6 +45,6 @@ ENV HOME=/home/user \
 EXPOSE 7860
 # A Space shows the app in an iframe on huggingface.co, where the browser withholds Streamlit's XSRF
 # cookie, so every upload would fail with a 403; the app has no login or cookie of its own to protect.
-# --server.maxUploadSize=20: public mode's zip of your own images (vae.policy, upload_max_mb) is at most 20 MB.
+# --server.maxUploadSize=20: public mode's zip of your own images (vae.policy, upload_max_mib) is at most 20 MiB.
 CMD ["streamlit", "run", "app.py", "--server.port=7860", "--server.address=0.0.0.0", "--server.enableXsrfProtection=false", \
      "--server.maxUploadSize=20"]

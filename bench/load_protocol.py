@@ -237,7 +237,7 @@ class Server:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
-    def peak_rss_mb(self) -> float:
+    def peak_rss_mib(self) -> float:  # VmHWM is in KiB (the kernel writes "kB")
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
@@ -273,14 +273,14 @@ def load(server: Server, n: int, tour, think: float, timeout: float, seed: int, 
     return {"n": n, "actions": len(out), "ok": int(times.size), "errors": len(errors), "error_examples": errors[:3],
             "p50_ms": 1000 * q(50), "p95_ms": 1000 * q(95), "max_ms": 1000 * (float(times.max()) if times.size else float("nan")),
             "wall_s": wall, "cpu_cores": cores, "cpu_share": cores / (os.cpu_count() or 1),
-            "peak_rss_mb": server.peak_rss_mb(),
+            "peak_rss_mib": server.peak_rss_mib(),
             "per_step_p95_ms": {name: 1000 * float(np.percentile([t for s, t, e in out if s == name and e is None], 95))
                                 for name in dict.fromkeys(s for s, _, e in out if e is None)}}
 
 
 def row(label: str, r: dict) -> str:
     return (f"| {label} | {r['n']} | {r['ok']}/{r['actions']} | {r['errors']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
-            f"{r['max_ms']:.0f} | {r['cpu_cores']:.2f} ({r['cpu_share']:.0%}) | {r['peak_rss_mb']:.0f} |")
+            f"{r['max_ms']:.0f} | {r['cpu_cores']:.2f} ({r['cpu_share']:.0%}) | {r['peak_rss_mib']:.0f} |")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
         apps = [("app", ROOT / "app.py", ROOT, TOUR), ("one-line app", baseline_script, Path(tmp), BASELINE_TOUR)]
         if a.cold:
             apps = [(label, script, cwd, tour[:1]) for label, script, cwd, tour in apps]
-        print("| server | N | actions done | errors | p50 ms | p95 ms | max ms | server CPU, cores (share) | peak RSS MB |")
+        print("| server | N | actions done | errors | p50 ms | p95 ms | max ms | server CPU, cores (share) | peak RSS MiB |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for label, script, cwd, tour in apps:
             server = Server(script, cwd)

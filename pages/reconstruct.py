@@ -11,6 +11,7 @@ from ui.i18n import N_, _, say, sentences
 from ui.images import (max_upload_bytes, pick_test_image, picker_settings, preprocess, upload_error,
                        upload_preprocessed)
 from ui.models import Selection, loss_name, test_encodings, weights_mtime
+from vae.errors import format_size
 from vae.latent import tile
 from vae.posterior import posterior
 from vae.preprocess import ImageError
@@ -34,9 +35,9 @@ STEP_PX = 96  # the framing steps' longer side, times state.zoom()
 IMAGE_PX = 168  # the input's and the reconstruction's side (6x): two fit side by side on a 390 px phone
 PLOT = {"displayModeBar": False}  # Plotly's toolbar covered the charts' titles on a phone (nothing to zoom: dragmode off)
 # What one image shows (Selection.thing), each sentence that names it written out for each.
-UPLOAD_LABELS = {"digit": N_("Upload an image of one digit (up to {mb} MB)"),
-                 "item": N_("Upload an image of one item (up to {mb} MB)"),
-                 "image": N_("Upload an image (up to {mb} MB)")}
+UPLOAD_LABELS = {"digit": N_("Upload an image of one digit (up to {limit})"),
+                 "item": N_("Upload an image of one item (up to {limit})"),
+                 "image": N_("Upload an image (up to {limit})")}
 DRAW_ONE = {"digit": N_("Draw one digit:"), "item": N_("Draw one item:"), "image": N_("Draw one image:")}
 # The reconstruction term's help, by config["likelihood"] (vae.losses.LIKELIHOODS): an AE's, a VAE's (k draws).
 RECON_HELP_AE = {
@@ -129,7 +130,7 @@ def choose_input(sel: Selection):
     thing = sel.thing
     if how == "Upload":
         done = upload_preprocessed(UPLOADER, style=sel.preprocess_style,
-                                   label=_(UPLOAD_LABELS[thing]).format(mb=max_upload_bytes() // 2**20))
+                                   label=_(UPLOAD_LABELS[thing]).format(limit=format_size(max_upload_bytes())))
     else:
         done = drawing(sel, thing)
     if done is None:

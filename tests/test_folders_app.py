@@ -147,7 +147,8 @@ def test_a_public_server_bounds_uploads_and_keeps_them_with_the_session(fresh, m
     monkeypatch.setattr(ui, "POLICY", Policy.for_public(upload_max_images=100))
     data, _ = tinted(150)
     at = upload(open_app(timeout=120), "tinted.zip", data)
-    assert at.sidebar.file_uploader(key="train_zip").proto.max_upload_size_mb == 20
+    zip_uploader = at.sidebar.file_uploader(key="train_zip").proto
+    assert zip_uploader.max_upload_size_mb == 20 and zip_uploader.label == "A zip of your images (up to 20 MiB)"
     assert [e.value for e in at.sidebar.error] == [
         "**tinted.zip**: It holds 150 images, more than the 100 this server trains on: upload fewer."]
     assert at.sidebar.selectbox(key="train_image_size").options == ["auto", "28 px", "32 px"]  # no 64 px
@@ -175,13 +176,19 @@ def test_the_server_refuses_a_dataset_the_panel_did_not_make(tmp_path):
         Policy.for_public().check_training(TrainConfig(dataset=str(decoded), image_shape=[3, 64, 64], epochs=1))
 
 
-def test_the_image_uploaders_ask_for_at_most_10_mb_while_the_server_takes_a_200_mb_zip():
+def test_the_image_uploaders_ask_for_at_most_10_mib_while_the_server_takes_a_200_mib_zip():
+    """The limits in Streamlit's "megabytes" (2**20 bytes on its server), said in MiB (issue 37, item 6)."""
     config = (ROOT / ".streamlit/config.toml").read_text()
     assert "\nmaxUploadSize = 200\n" in config
     at = open_app("reconstruct", timeout=120)
     at.get("button_group")[0].set_value("Upload")
     ok(at.run())
-    assert at.file_uploader[0].proto.max_upload_size_mb == 10
+    uploader = at.file_uploader[0].proto
+    assert uploader.max_upload_size_mb == 10 and uploader.label == "Upload an image of one digit (up to 10 MiB)"
+    assert "up to 10 MiB: the browser refuses a larger file" in uploader.help
+    at.sidebar.radio(key="train_dataset").set_value("yours")
+    ok(at.run())
+    assert at.sidebar.file_uploader(key="train_zip").proto.label == "A zip of your images (up to 200 MiB)"
     assert '"--server.maxUploadSize=20"' in (ROOT / "Dockerfile").read_text()
 
 

@@ -20,6 +20,6 @@ def test_two_protocol_visitors_walk_the_tour_without_errors(capsys):
     assert app["actions"] == app["ok"] == 2 * len(load_protocol.TOUR), app["error_examples"]
     assert base["actions"] == base["ok"] == 2 * len(load_protocol.BASELINE_TOUR), base["error_examples"]
     assert set(app["per_step_p95_ms"]) == {s.name for s in load_protocol.TOUR}  # every step ran
-    assert app["peak_rss_mb"] > base["peak_rss_mb"] > 0 and app["cpu_cores"] > 0
+    assert app["peak_rss_mib"] > base["peak_rss_mib"] > 0 and app["cpu_cores"] > 0
     printed = capsys.readouterr().out
     assert "| app | 2 | 24/24 | 0 |" in printed and "warm-up walk, not counted" in printed and "the app's p95 is" in printed

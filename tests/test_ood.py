@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from vae.models import CVAE, VAE
-from vae.ood import auroc, binarize, complexity_bits, fit, is_out_of_distribution, model_nats, ood_scores, percentile
+from vae.ood import (auroc, complexity_bits, fit, is_out_of_distribution, model_nats, ood_scores, percentile,
+                     threshold_binarize)
 
 
 def test_auroc_known_answers():
@@ -38,8 +39,8 @@ def test_png_lengths_grow_with_the_content():
     noise = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     bits = complexity_bits(torch.cat([blank, bar, noise]))
     assert bits[0] < bits[1] < bits[2] and bits.dtype == torch.float64
-    assert complexity_bits(noise).item() == complexity_bits(binarize(noise)).item()  # binarized first
-    assert set(binarize(noise).unique().tolist()) == {0.0, 1.0}
+    assert complexity_bits(noise).item() == complexity_bits(threshold_binarize(noise)).item()  # binarized first
+    assert set(threshold_binarize(noise).unique().tolist()) == {0.0, 1.0}
 
 
 def test_a_conditional_models_code_length_is_the_label_free_bound():
@@ -67,7 +68,7 @@ def test_scores_of_an_unconditional_model_and_their_relation():
     x = torch.rand(6, 1, 28, 28)
     s = ood_scores(model, x, draws=2)
     assert set(s) == {"neg_elbo", "complexity_corrected", "complexity"}
-    nats_binary = model_nats(model, binarize(x), draws=2)
+    nats_binary = model_nats(model, threshold_binarize(x), draws=2)
     assert torch.allclose(s["complexity_corrected"], nats_binary / math.log(2) - s["complexity"])
     assert torch.equal(ood_scores(model, x, draws=2)["neg_elbo"], s["neg_elbo"])  # seeded: the same again
 

@@ -1,6 +1,9 @@
 """Unit tests of vae.preprocess over a corpus the tests generate: formats, modes, bad files, a photo."""
 
+import ast
 import io
+import os
+import re
 import struct
 import warnings
 import zlib
@@ -10,6 +13,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFile
 
+from conftest import ROOT
+from vae.errors import format_size
+from vae.folders import FolderDatasetError
 from vae.preprocess import ImageError, preprocess_image
 
 
@@ -246,9 +252,49 @@ def test_pixel_and_byte_limits_are_parameters():
     data = encode(seven(), "PNG")
     with pytest.raises(ImageError, match=r"200 × 280 pixels .*0\.05-megapixel limit"):
         preprocess_image(data, max_pixels=50_000)
-    with pytest.raises(ImageError, match=r"The file is \d+(\.\d+)? KB, over the 0.5 KB limit"):
+    with pytest.raises(ImageError, match=r"The file is \d+(\.\d+)? KiB, over the 512 B limit"):
         preprocess_image(data, max_bytes=512)
     assert preprocess_image(data, max_pixels=56_000, max_bytes=len(data)).image.shape == (1, 1, 28, 28)
+
+
+def test_one_size_unit_a_64_mib_limit_is_said_64_mib_by_the_upload_and_the_folder_messages():
+    """Issue 37, item 6: sizes were said in decimal MB by one function (vae.folders) and in binary units
+    named MB by another (vae.preprocess): "67.1 MB" for the 64 MiB limit. One function, binary units named
+    as such."""
+    from vae.folders import DEFAULT_LIMITS, prepare_upload
+
+    assert [format_size(n) for n in (0, 512, 1536, 340 * 2**10, int(7.25 * 2**20), 64 * 2**20, 12 * 2**30)] == \
+        ["0 B", "512 B", "1.5 KiB", "340 KiB", "7.25 MiB", "64 MiB", "12 GiB"]
+    assert DEFAULT_LIMITS.max_file_bytes == 64 * 2**20
+    data = bytes(65 * 2**20)  # refused by its length, before any decoding
+    with pytest.raises(ImageError) as upload:
+        preprocess_image(data, max_bytes=64 * 2**20)
+    with pytest.raises(FolderDatasetError) as folder:
+        prepare_upload(data, (1, 28, 28))
+    assert "The file is 65 MiB, over the 64 MiB limit" in str(upload.value)
+    assert "the file is 65 MiB, over the 64 MiB limit" in str(folder.value)
+    assert upload.value.message.parts[0][1] == folder.value.message.parts[0][1] == {"size": "65 MiB", "limit": "64 MiB"}
+
+
+def test_no_other_size_formatter_and_no_decimal_unit_in_words_a_person_reads():
+    """Issue 37, item 6: every size the app says goes through vae.errors.format_size (binary units,
+    KiB/MiB/GiB); no string in vae/, ui/, pages/ or app.py (docstrings aside) names KB, MB or GB, and no
+    module defines a formatter of its own."""
+    unit = re.compile(r"\b[kKMGTP]B\b")
+    found = []
+    for path in sorted([ROOT / "app.py", *(ROOT / d / f for d in ("vae", "ui", "pages")
+                                             for f in sorted(os.listdir(ROOT / d)) if f.endswith(".py"))]):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings \
+                    and unit.search(node.value):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+            if isinstance(node, ast.FunctionDef) and re.fullmatch(r"_?(size|format_bytes|human_size|sizeof_fmt)", node.name):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: def {node.name}")
+    assert not found, found
 
 
 def test_fashion_style_fills_a_centred_28px_box():

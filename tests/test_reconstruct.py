@@ -97,7 +97,7 @@ def test_an_upload_shows_the_steps_reconstruction_samples_elbo_and_the_plane(pag
     ("cut.jpg", seven_photo()[:3000], "could not be decoded"),
     ("bomb.png", png_header(100_000, 100_000), "megapixel limit"),
     ("white.png", (lambda b: (Image.new("L", (64, 64), 255).save(b, "PNG"), b.getvalue())[1])(io.BytesIO()), "blank"),
-    ("huge.bmp", b"BM" + bytes(11 * 2**20), "over the 10 MB limit"),
+    ("huge.bmp", b"BM" + bytes(11 * 2**20), "The file is 11 MiB, over the 10 MiB limit"),
 ])
 def test_bad_uploads_show_one_error_and_the_page_keeps_working(page, name, data, message):
     at = upload(page, name, data)

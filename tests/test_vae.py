@@ -1,5 +1,6 @@
 """Unit tests of the `vae` engine: numbers, not just shapes."""
 
+import ast
 import dataclasses
 import json
 import math
@@ -13,8 +14,8 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence as torch_kl
 
 from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vae.data import (CLASS_NAMES, DatasetNotFoundError, binarize, binarized_test_split, load_dataset,
-                      load_test_images, write_sample)
+from vae.data import (CLASS_NAMES, DatasetNotFoundError, binarized_test_split, load_dataset,
+                      load_test_images, stochastic_binarize, write_sample)
 from vae.evaluate import evaluate, evaluate_checkpoint, main as evaluate_main
 from vae.latent import decode_images, grid_coordinates, manifold_grid, tile
 from vae.losses import elbo, iwae_log_weights, iwae_loss, iwae_nll, kl_divergence, reconstruction_nll
@@ -153,10 +154,27 @@ def test_iwae_objective_trains_and_is_at_most_the_elbo(trained_vae, mnist_test):
 
 def test_dynamic_binarization_draws_bits_with_the_grey_level_as_mean():
     grey = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).view(1, 1, 1, 5).expand(20_000, 1, 1, 5)
-    bits = binarize(grey)
+    bits = stochastic_binarize(grey)
     assert set(bits.unique().tolist()) <= {0.0, 1.0}
     torch.testing.assert_close(bits.mean(0).flatten(), grey[0].flatten(), atol=0.01, rtol=0)
-    assert not torch.equal(binarize(grey), bits)  # redrawn at every use
+    assert not torch.equal(stochastic_binarize(grey), bits)  # redrawn at every use
+
+
+def test_the_two_binarizations_have_two_names():
+    """Issue 37, item 6: ``binarize`` was a Bernoulli draw in vae.data and a fixed threshold in vae.ood.
+    Now each has its own name, and no module of vae defines a plain ``binarize`` (the command line's
+    ``--binarize`` and the stored config's "binarize" are as they were)."""
+    from vae.ood import threshold_binarize
+
+    grey = torch.tensor([0.0, 0.3, 0.5, 0.51, 0.9, 1.0]).view(1, 1, 1, 6).expand(4000, 1, 1, 6)
+    drawn = stochastic_binarize(grey, torch.Generator().manual_seed(0))
+    assert 0.2 < drawn[:, 0, 0, 1].mean().item() < 0.4  # a 0.3 pixel is 1 about 30% of the time
+    cut = threshold_binarize(grey)
+    assert cut[0].flatten().tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0] and (cut == cut[:1]).all()  # [x > 1/2]
+    defined = [f"{p.name}:{n.lineno}" for p in sorted((Path(__file__).parents[1] / "vae").glob("*.py"))
+               for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "binarize"]
+    assert not defined, defined
+    assert TrainConfig(binarize="dynamic", likelihood="bernoulli").binarize == "dynamic"
 
 
 def test_the_binarized_test_split_is_fixed_by_its_seed(mnist_test):

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from vae.data import CLASS_NAMES, DatasetNotFoundError, is_builtin, load_test_images, sample_file
-from vae.errors import Message, UserError
+from vae.errors import Message, UserError, format_size
 from vae.folders import FolderDatasetError, prepare_upload
 from vae.latent import tile
 from vae.preprocess import EXTENSIONS, ImageError, Preprocessed, preprocess_image
@@ -114,13 +114,16 @@ def pick_test_image(sel, key: str, container=st, page_state: state.PageState | N
     return images[i : i + 1], int(labels[i]), int(indices[i])
 
 
-IMAGE_UPLOAD_MB = 10  # an image upload's limit (the browser's, and the server's check); the server's cap is larger for zips
+# An image upload's limit in MiB: the uploader's max_upload_size and the server's check (Streamlit's
+# "megabytes" are 2**20 bytes on its server; its browser check counts 10**6 outside Windows). The server's
+# cap is larger for zips.
+IMAGE_UPLOAD_MIB = 10
 
 
 def max_upload_bytes() -> int:
-    """The largest image upload, in bytes: ``IMAGE_UPLOAD_MB``, or Streamlit's ``server.maxUploadSize``
-    (.streamlit/config.toml) when that is smaller."""
-    return min(IMAGE_UPLOAD_MB, int(st.get_option("server.maxUploadSize"))) * 2**20
+    """The largest image upload, in bytes: ``IMAGE_UPLOAD_MIB``, or Streamlit's ``server.maxUploadSize``
+    (.streamlit/config.toml, in MiB) when that is smaller."""
+    return min(IMAGE_UPLOAD_MIB, int(st.get_option("server.maxUploadSize"))) * 2**20
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -176,13 +179,13 @@ def upload_preprocessed(key: str, container=st, label: str | None = None, style:
     ``style``: ``preprocess``'s (``Selection.preprocess_style``); ``label``: the uploader's, "Upload an
     image" (translated) when None.
     """
-    limit = max_upload_bytes() // 2**20
+    limit = max_upload_bytes()
     file = container.file_uploader(
         _("Upload an image") if label is None else label, type=list(EXTENSIONS), key=key, on_change=_forget,
-        args=(key,), max_upload_size=limit,
-        help=_("PNG, JPEG, BMP, GIF, WebP or TIFF, up to {limit} MB: the browser refuses a larger file (it is "
+        args=(key,), max_upload_size=limit // 2**20,
+        help=_("PNG, JPEG, BMP, GIF, WebP or TIFF, up to {limit}: the browser refuses a larger file (it is "
                "listed in red and never sent, and the page keeps the file it had); a photo of one digit on paper "
-               "works. Kept in memory for this session only, never saved.").format(limit=limit),
+               "works. Kept in memory for this session only, never saved.").format(limit=format_size(limit)),
     )
     if file is not None:
         st.session_state[KEPT + key] = {"name": file.name, "data": file.getvalue()}
@@ -190,7 +193,7 @@ def upload_preprocessed(key: str, container=st, label: str | None = None, style:
     if file is None and kept is not None:  # the uploader was drawn afresh: the page was left, or the input changed
         row = container.container(horizontal=True, vertical_alignment="center")
         row.markdown(_("Current image: **{name}** ({size}), uploaded earlier in this session").format(
-            name=kept["name"], size=_size(len(kept["data"]))))
+            name=kept["name"], size=format_size(len(kept["data"]))))
         row.button(_("Remove"), icon=":material/close:", key=f"{key}-remove",
                    on_click=lambda: st.session_state.pop(KEPT + key, None))
     if kept is None:
@@ -200,10 +203,6 @@ def upload_preprocessed(key: str, container=st, label: str | None = None, style:
     except ImageError as err:
         container.error(_("**{name}**: {error}").format(name=kept["name"], error=upload_error(err)))
         return None
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB" if n >= 1024 else _("{n} bytes").format(n=n)
 
 
 def upload_image(key: str, container=st, label: str | None = None, style: str = "mnist"):
@@ -404,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         images, _labels, indices, source = load_test_images(dataset, a.data_root, sample_file(PRETRAINED / "samples", dataset))
         folder = write_thumbnails(dataset, images, indices)
         size = sum(f.stat().st_size for f in folder.iterdir())
-        print(f"{folder}/: {len(indices):,} thumbnails of {source}, {size / 1e6:.1f} MB")
+        print(f"{folder}/: {len(indices):,} thumbnails of {source}, {format_size(size)}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae.checkpoint import ModelNameError, save_user_model, zip_folder
 from vae.data import DATASET_NAMES, data_root, has_split
-from vae.errors import Message, UserError
+from vae.errors import Message, UserError, format_size
 from vae.folders import DEFAULT_LIMITS, FolderDatasetError, Limits, card_markdown, default_cache_dir, load_folder
 from vae.jobs import BusyError, Job, JobRegistry
 from vae.losses import LIKELIHOODS
@@ -298,7 +298,7 @@ def missing_data() -> str | None:
 def upload_limits() -> Limits:
     """What an uploaded zip may hold (``vae.folders.Limits``): the policy's image count (with room for
     folders and hidden files) refused before a byte is decompressed; a public server's zip also at most
-    1 GB uncompressed."""
+    1 GiB uncompressed."""
     p, d = policy(), DEFAULT_LIMITS
     n = p.upload_max_images
     return Limits(max_files=d.max_files if n is None else 2 * n + 100,
@@ -334,12 +334,12 @@ def _import(file, size: int | None, channels: int | None) -> dict:
             shown[0] = pct
             bar.progress(pct / 100, text=decoding.format(done=done, total=total))
 
-    limit, most = policy().upload_max_images, policy().upload_max_mb
+    limit, most = policy().upload_max_images, policy().upload_max_mib * 2**20
     try:
-        if file.size > most * 2**20:  # the browser refuses it first; this holds whatever reaches the server
-            raise FolderDatasetError("zip_too_large", N_("it is {mb:.0f} MB, over the {limit} MB this server takes: "
+        if file.size > most:  # the browser refuses it first; this holds whatever reaches the server
+            raise FolderDatasetError("zip_too_large", N_("it is {size}, over the {limit} this server takes: "
                                                          "upload a smaller zip."),
-                                     size=file.size, limit=most, mb=file.size / 2**20)
+                                     size=format_size(file.size), limit=format_size(most))
         ds = load_folder(file.getvalue(), size, channels, upload_cache_dir(), upload_limits(), progress=progress,
                          name=file.name)
         if limit is not None and ds.card["n_images"] > limit:
@@ -366,8 +366,8 @@ def your_images() -> dict | None:
     then its reason in one st.error line)."""
     p = policy()
     file = st.file_uploader(
-        _("A zip of your images (up to {mb} MB)").format(mb=p.upload_max_mb), type=["zip"], key=ZIP_KEY,
-        max_upload_size=p.upload_max_mb,
+        _("A zip of your images (up to {limit})").format(limit=format_size(p.upload_max_mib * 2**20)), type=["zip"],
+        key=ZIP_KEY, max_upload_size=p.upload_max_mib,
         help=_("{first} {second}").format(  # two sentences in a row
             first=_("One subfolder per class (its name is the class's name); images directly in the zip's top folder "
                     "make an unlabelled dataset. PNG, JPEG, BMP, GIF, WebP, TIFF; each is centre-cropped to a square "

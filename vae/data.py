@@ -44,8 +44,9 @@ RAW_FILES = {
 BINARIZATIONS = ("none", "dynamic")  # how training treats grey levels: as targets, or redrawn as bits
 
 
-def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Every pixel an independent Bernoulli draw with its grey level as the probability.
+def stochastic_binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Stochastic binarization (Salakhutdinov & Murray, 2008): every pixel an independent Bernoulli
+    draw with its grey level as the probability. Not ``vae.ood.threshold_binarize`` ([x > 1/2]).
 
     images: float (B, C, H, W) in [0, 1]; returns float of the same shape in {0, 1}, with mean
     equal to the grey level. Drawn anew at each call ("dynamic binarization", Burda et al., 2016,
@@ -61,7 +62,7 @@ def binarized_test_split(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     split (Burda et al., 2016; Tomczak & Welling, 2018). images: float (N, 1, 28, 28) in [0, 1] on
     the CPU; returns float (N, 1, 28, 28) in {0, 1}.
     """
-    return binarize(images.cpu(), torch.Generator().manual_seed(seed))
+    return stochastic_binarize(images.cpu(), torch.Generator().manual_seed(seed))
 
 
 def split_train_val(n: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

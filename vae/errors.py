@@ -5,10 +5,28 @@ busy to train) and the descriptions the app shows (how an upload was framed).
 A ``Message`` is the English sentence itself (a ``str``: print it, compare it, log it), and remembers the
 ``str.format`` template(s) it was made from and their values. Templates are marked with ``N_`` for
 ``pybabel extract`` (babel.cfg); the app translates each template and fills it in (``ui.i18n.say``), and the
-values (file names, sizes, a decoder's own words) stay as they are.
+values (file names, sizes, a decoder's own words) stay as they are; ``format_size`` says every size.
 """
 
 from __future__ import annotations
+
+
+def format_size(n: int) -> str:
+    """A count of bytes as a person reads it, in binary units named as such (IEC 80000-13: 1 KiB = 1024
+    bytes, 1 MiB = 2**20): "512 B", "340 KiB", "7.25 MiB", "64 MiB", "12 GiB"; three significant digits,
+    a whole number of bytes below 1 KiB. The one size formatter of every message (an upload's, a folder's,
+    a limit's), so that a size and the limit it is measured against say the same unit. The unit symbols
+    are not translated. n: int >= 0; raises ValueError for a negative n."""
+    if n < 0:
+        raise ValueError(f"a size is at least 0 bytes, got {n}")
+    if n < 1024:
+        return f"{int(n)} B"
+    x = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        x /= 1024
+        if x < 1023.5 or unit == "PiB":  # 1023.5 KiB and up would round to "1024 KiB": said as MiB instead
+            break
+    return f"{x:.3g} {unit}" if x < 100 else f"{x:.0f} {unit}"
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's name)

@@ -75,7 +75,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .errors import N_, Message, UserError
+from .errors import N_, Message, UserError, format_size
 from .data import split_train_val  # the validation split vae.train will hold out, counted in the card
 from .models import IMAGE_CHANNELS, IMAGE_SIZES
 from .preprocess import HIGH_DEPTH_MODES, THUMB_SIZE, Preprocessed, grey_to_8bit
@@ -163,14 +163,6 @@ def default_cache_dir() -> Path:
     return base / "vae-explorer" / "datasets"
 
 
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} PB"
-
-
 def _ignored(name: str) -> bool:
     """Hidden and system files and folders: a leading dot (.DS_Store, ._AppleDouble), __MACOSX, Thumbs.db."""
     return name.startswith(".") or name in IGNORED_NAMES
@@ -256,7 +248,7 @@ def _read_file(path: Path, limits: Limits) -> bytes | str:
         with os.fdopen(fd, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > limits.max_file_bytes:
-                return f"{_size(size)}, over the {_size(limits.max_file_bytes)} limit per file"
+                return f"{format_size(size)}, over the {format_size(limits.max_file_bytes)} limit per file"
             return f.read(limits.max_file_bytes + 1)
     except OSError as err:
         return f"cannot be read ({err.strerror or err})"
@@ -284,7 +276,7 @@ def _list_zip(file: Path | io.BytesIO, name: str, limits: Limits) -> _Listing:
         raise FolderDatasetError(
             "zip_bomb_size", N_("{name} declares {declared} uncompressed, over the limit of {limit}: refused before "
                                 "extracting anything (it may be a zip bomb)."),
-            name=name, declared=_size(declared), limit=_size(limits.max_total_bytes))
+            name=name, declared=format_size(declared), limit=format_size(limits.max_total_bytes))
     listing = _Listing("zip", [], [], 0, zip=z)
     seen = set()
     for info in infos:
@@ -305,8 +297,8 @@ def _list_zip(file: Path | io.BytesIO, name: str, limits: Limits) -> _Listing:
         elif info.flag_bits & 0x1:
             listing.skipped.append((rel, "encrypted"))
         elif info.file_size > limits.max_file_bytes:
-            listing.skipped.append((rel, f"{_size(info.file_size)} uncompressed, over the {_size(limits.max_file_bytes)} "
-                                         "limit per file"))
+            listing.skipped.append((rel, f"{format_size(info.file_size)} uncompressed, over the "
+                                         f"{format_size(limits.max_file_bytes)} limit per file"))
         elif rel in seen:
             listing.skipped.append((rel, "a second member of the same name"))
         else:
@@ -362,9 +354,9 @@ def _read(listing: _Listing, item, limits: Limits) -> bytes | str:
     if listing.read_bytes > limits.max_total_bytes:
         raise FolderDatasetError(
             "zip_bomb_size", N_("the zip's members decompress to more than {limit}: refused (it may be a zip bomb)."),
-            limit=_size(limits.max_total_bytes))
+            limit=format_size(limits.max_total_bytes))
     if len(data) > limits.max_file_bytes:
-        return f"over the {_size(limits.max_file_bytes)} limit per file"
+        return f"over the {format_size(limits.max_file_bytes)} limit per file"
     listing.hold(item, data)
     return data
 
@@ -472,7 +464,8 @@ def decode_image(data: bytes, image_shape, limits: Limits | None = None) -> torc
     c, s = int(image_shape[0]), int(image_shape[1])
     if len(data) > limits.max_file_bytes:
         raise FolderDatasetError("image_too_large", N_("the file is {size}, over the {limit} limit: save a smaller "
-                                                       "image."), size=_size(len(data)), limit=_size(limits.max_file_bytes))
+                                                       "image."),
+                                 size=format_size(len(data)), limit=format_size(limits.max_file_bytes))
     im = _open_image(data, limits)
     if isinstance(im, str):
         raise FolderDatasetError("bad_image", N_("the file is {reason}: upload a PNG or JPEG image."), reason=im)

@@ -66,8 +66,10 @@ FPR = 0.05  # false-positive rate on the test split at the threshold
 DRAWS = 16  # z ~ q(z|x) behind each -ELBO: its reconstruction term's noise is a few tenths of a nat
 
 
-def binarize(images: torch.Tensor) -> torch.Tensor:
-    """b = [x > 1/2]: float (N, 1, H, W) of 0s and 1s."""
+def threshold_binarize(images: torch.Tensor) -> torch.Tensor:
+    """b = [x > 1/2], a fixed threshold (no draw: the same bits every time; not
+    ``vae.data.stochastic_binarize``). images: float (N, 1, H, W) in [0, 1]; returns float (N, 1, H, W)
+    of 0s and 1s."""
     return (images > 0.5).to(images.dtype)
 
 
@@ -78,7 +80,7 @@ def complexity_bits(images: torch.Tensor) -> torch.Tensor:
     images: float (N, 1, H, W) in [0, 1], binarized at 1/2 first. Returns float64 (N,). PNG's fixed
     overhead (signature and chunk headers, about 70 bytes) is included: it is the same for every image
     of a size, so it shifts the score and not its ranking."""
-    pixels = binarize(images.detach().cpu()).to(torch.bool).numpy()
+    pixels = threshold_binarize(images.detach().cpu()).to(torch.bool).numpy()
     out = []
     for a in pixels:
         buf = io.BytesIO()
@@ -115,7 +117,7 @@ def ood_scores(model, images: torch.Tensor, likelihood: str = "bernoulli", sigma
     "complexity_corrected" in bits, and "complexity" (L(b), bits) beside them. Larger: less like the
     training data. images: float (N, 1, 28, 28) in [0, 1] on the model's device. Cost: twice
     ``model_nats`` (x and b)."""
-    binary = binarize(images)
+    binary = threshold_binarize(images)
     bits = complexity_bits(images)
     corrected = model_nats(model, binary, likelihood, sigma, draws, seed) / math.log(2) - bits
     return {"neg_elbo": model_nats(model, images, likelihood, sigma, draws, seed),

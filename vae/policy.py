@@ -48,8 +48,8 @@ class Policy:
     most map_max_n images in a new map; map_max_seconds of wall time; a map nobody's page has polled
     for map_heartbeat is cancelled. Other on-demand numbers: at most iwae_max_k importance samples
     for one image's IWAE estimate.
-    Your own images (the training panel's zip upload): a zip of at most upload_max_mb megabytes (the
-    server's ``server.maxUploadSize`` must allow it), at most upload_max_images images (None: no
+    Your own images (the training panel's zip upload): a zip of at most upload_max_mib MiB (the
+    server's ``server.maxUploadSize``, Streamlit's "megabytes" of 2**20 bytes, must allow it), at most upload_max_images images (None: no
     limit beyond ``vae.folders.Limits``), resized to one of upload_sizes pixels.
     A model as a web page (``vae.web``, the sidebar's download): web_slots builds at once over the server,
     each in a child process for at most web_max_seconds; the newest web_keep zips are kept for everyone.
@@ -71,7 +71,7 @@ class Policy:
     map_max_seconds: float = 900.0
     map_heartbeat: float = 30.0
     iwae_max_k: int = 1000
-    upload_max_mb: int = 200
+    upload_max_mib: int = 200
     upload_max_images: int | None = None
     upload_sizes: tuple[int, ...] = (28, 32, 64)
     web_slots: int = 2
@@ -83,12 +83,12 @@ class Policy:
         """A public server's bounds: one training job at a time of at most 20 epochs (an MLP VAE's epoch
         takes about 3 s on a 2-core CPU) and 10 minutes; a session's newest 3 models, 24 in all; one
         new map at a time over the server, of at most 2,000 images (t-SNE: about 8 s on 2 cores), for
-        at most 2 minutes; an uploaded zip of images of at most 20 MB and 10,000 images, 28 or 32 px,
+        at most 2 minutes; an uploaded zip of images of at most 20 MiB and 10,000 images, 28 or 32 px,
         kept with the session's models and deleted with them; one web page built at a time (about 15 s), for at
         most 2 minutes, the newest 4 kept. ``changes``: fields to set otherwise."""
         return cls(**{**dict(public=True, max_jobs=1, max_epochs=20, max_seconds=600.0, keep_per_session=3,
                              max_models=24, map_slots=1, map_max_n=2000, map_max_seconds=120.0,
-                             upload_max_mb=20, upload_max_images=10_000, upload_sizes=(28, 32),
+                             upload_max_mib=20, upload_max_images=10_000, upload_sizes=(28, 32),
                              web_slots=1, web_max_seconds=120.0, web_keep=4), **changes})
 
     @classmethod

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
-from vae.errors import N_, Message, UserError
+from vae.errors import N_, Message, UserError, format_size
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # JPEG's opener also reads MPO, which phones write
 EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff")
@@ -150,7 +150,7 @@ def _decode(data: bytes | np.ndarray, max_bytes: int, max_pixels: int) -> tuple[
             raise ImageError(N_("The file is empty: choose an image file ({kinds})."), kinds=_KINDS)
         if len(data) > max_bytes:
             raise ImageError(N_("The file is {size}, over the {limit} limit: save a smaller image and try again."),
-                             size=_size(len(data)), limit=_size(max_bytes))
+                             size=format_size(len(data)), limit=format_size(max_bytes))
         im = _open(data, max_pixels)
         source = Message("{format}, {width} × {height} px, {mode}", format=im.format, width=im.width, height=im.height,
                          mode=im.mode)
@@ -370,11 +370,6 @@ def _thumb(a: np.ndarray) -> np.ndarray:
     im = Image.fromarray(a)
     im.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
     return np.asarray(im)
-
-
-def _size(n: int) -> str:
-    """A byte count in words: "7.2 MB", "340 KB"."""
-    return f"{n / 2**20:.3g} MB" if n >= 2**20 else f"{n / 2**10:.3g} KB"
 
 
 def _reason(err: Exception) -> str:

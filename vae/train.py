@@ -39,8 +39,8 @@ import torch
 
 from torch.nn.parallel import DistributedDataParallel
 
-from .data import (BINARIZATIONS, DATASET_NAMES, DatasetNotFoundError, binarize, is_builtin, load_dataset, load_split,
-                   split_train_val)
+from .data import (BINARIZATIONS, DATASET_NAMES, DatasetNotFoundError, is_builtin, load_dataset, load_split,
+                   split_train_val, stochastic_binarize)
 from .device import best_device, describe_device, resolve_device  # noqa: F401 (the app's and benches' import)
 from .errors import N_, Message, UserError
 from .evaluate import score
@@ -343,7 +343,7 @@ def train(
     x_train, y_train = images[shard].to(device), labels[shard].to(device)
     x_val, y_val = images[val_idx].to(device), labels[val_idx].to(device)
     if config.binarize == "dynamic":  # validation on one fixed binarization, so epochs compare
-        x_val = binarize(x_val.cpu(), torch.Generator().manual_seed(config.seed)).to(device)
+        x_val = stochastic_binarize(x_val.cpu(), torch.Generator().manual_seed(config.seed)).to(device)
     n, batch = x_train.shape[0], config.batch_size // world
 
     model = build_model(config).to(device)
@@ -377,7 +377,7 @@ def train(
             idx = perm[(step - 1) * batch : step * batch]
             x, y = x_train[idx], y_train[idx]
             if config.binarize == "dynamic":
-                x = binarize(x, gen)
+                x = stochastic_binarize(x, gen)
             # KL warm-up: beta rises linearly from 0 to config.beta over the first `warmup` epochs.
             if config.warmup:
                 loss_fn.beta.fill_(config.beta * min(1.0, (epoch - 1 + step / steps) / config.warmup))
