@@ -15,10 +15,10 @@ from ui.i18n import N_, _, say
 from ui.images import kept_upload, png_data_urls, show_image, thumbnails_url, upload_image
 from ui.maps import new_map
 from ui.models import Selection, test_encodings, weights_mtime
-from vae.embeddings import (METHODS, STORED, UMAP_PARAMS, Embedding, EmbeddingError, Placer, choose_map,
+from vae.embeddings import (METHODS, PERPLEXITY, STORED, UMAP_PARAMS, Embedding, EmbeddingError, Placer, choose_map,
                             compute_embedding, default_n, embedding_csv, embedding_file, load_embedding,
-                            match_positions, points_in_rect, positions_of, restrict, sample_indices, sample_path,
-                            weights_sha256)
+                            match_positions, perplexity_bounds, points_in_rect, positions_of, restrict,
+                            sample_indices, sample_path, umap_neighbours, weights_sha256)
 from vae.errors import Message
 from vae.evaluate import per_image
 from vae.latent import decode_images, encode_images, tile
@@ -39,10 +39,12 @@ GENERATION = "embeddings-generation"  # session state: bumped by "Clear selectio
 
 def model_state(name: str) -> state.PageState:
     """The page's settings that belong to model ``name``: N (its default depends on the model's stored
-    maps) and the selection, kept as test indices ("picked", from clicks and taps) or as a rectangle
+    maps), the perplexity of a model with fewer than 301 test images (its range depends on them), and the
+    selection, kept as test indices ("picked", from clicks and taps) or as a rectangle
     ("rect": x0, x1, y0, y1, from Box select) on one chart ("on"), and the page of selected images shown."""
     return state.PageState("embeddings", [
-        state.Setting("n", int, 2000, 2), state.Setting("picked", int, (), 0, many=True),
+        state.Setting("n", int, 2000, 2), state.Setting("perplexity", int, 30, 5, 100),  # a small map's (below 301)
+        state.Setting("picked", int, (), 0, many=True),
         state.Setting("rect", float, None, many=True, length=4),
         state.Setting("on", str, "map", options=CHARTS, unknown=N_("a chart this model does not have")),
         state.Setting("page", int, 1, 1),
@@ -86,9 +88,10 @@ class Shown:
         return MapKey(sel.folder, weights_mtime(sel.folder), e.method, e.n, e.perplexity, e.seed)
 
 
-def umap_settings() -> str:
-    """UMAP's settings in words (``vae.embeddings.UMAP_SETTINGS``, in this run's language)."""
-    return _("{n} neighbours, min_dist {d:g}").format(n=UMAP_PARAMS["n_neighbors"], d=UMAP_PARAMS["min_dist"])
+def umap_settings(neighbours: int = UMAP_PARAMS["n_neighbors"]) -> str:
+    """UMAP's settings in words (``vae.embeddings.UMAP_SETTINGS``, in this run's language); ``neighbours``:
+    a map's n_neighbors (``umap_neighbours``: fewer for a map of fewer than 17 images)."""
+    return _("{n} neighbours, min_dist {d:g}").format(n=neighbours, d=UMAP_PARAMS["min_dist"])
 
 
 # ---------------------------------------------------------------- cached work
@@ -259,7 +262,11 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
     """Method, N, perplexity (t-SNE) and seed (t-SNE and UMAP), bound to the page's state; the map they name.
     N defaults to every test image the stored t-SNE map holds at hand (a shipped model's: all 10,000, or
     offline the bundled sample's 2,000), else 2,000, per model, so a model without maps never inherits a
-    shipped model's 10,000 (t-SNE takes 8 s at 2,000 and 60 s at 10,000)."""
+    shipped model's 10,000 (t-SNE takes 8 s at 2,000 and 60 s at 10,000). Stops the page, saying why, for
+    fewer than two test images."""
+    if n_max < 2:
+        st.info(_("A map needs at least two test images; this model's test split holds {n}.").format(n=n_max))
+        st.stop()
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     changed = {"on_change": map_changed, "args": (m,)}
     method = c1.segmented_control(_("Method"), list(METHODS), format_func=METHODS.get, required=True,
@@ -271,7 +278,8 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
     lo = min(500, n_max)
     if n_top <= lo:  # a small dataset's few test images (a folder's): all of them, no choice to make
         c2.markdown(_("Test images: all **{n:,}**").format(n=n_top))
-        return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n_top), *map_method_settings(method, m, c3, c4))
+        n = int(n_top)
+        return MapKey(sel.folder, weights_mtime(sel.folder), method, n, *map_method_settings(method, m, n, c3, c4))
     n = c2.slider(_("Test images (N)"), lo, n_top, step=500 if n_max >= 1000 else 1,
                   key=m.bind("n", default=default_n(stored, n_max), lo=lo, hi=n_top), **changed,
                   help=_("By default every test image the model's stored maps hold (a shipped model's: all 10,000, "
@@ -281,22 +289,50 @@ def map_settings(sel: Selection, m: state.PageState, n_max: int) -> MapKey:
                          "little faster than N.")
                   + (_(" This public server computes new maps of at most {bound:,} images.").format(bound=bound)
                      if bound is not None else ""))
-    return MapKey(sel.folder, weights_mtime(sel.folder), method, int(n), *map_method_settings(method, m, c3, c4))
+    n = int(n)
+    return MapKey(sel.folder, weights_mtime(sel.folder), method, n, *map_method_settings(method, m, n, c3, c4))
 
 
-def map_method_settings(method: str, m: state.PageState, c3, c4) -> tuple[float, int]:
-    """(perplexity, seed): t-SNE's perplexity slider in c3 (UMAP's settings said there), the seed in c4."""
+def map_method_settings(method: str, m: state.PageState, n: int, c3, c4) -> tuple[float, int]:
+    """(perplexity, seed) of a map of n images: t-SNE's perplexity in c3 (UMAP's settings said there), the
+    seed in c4. Stops the page, saying why, for a UMAP map of fewer than 4 images."""
     changed = {"on_change": map_changed, "args": (m,)}
     perplexity, seed = 30.0, 0
     if method == "tsne":
-        perplexity = float(c3.slider(_("Perplexity"), 5, 100, key=S.bind("perplexity"), **changed,
-                                     help=_("Roughly the number of neighbours each point keeps close; 5 to 50 is "
-                                            "usual.")))
+        perplexity = perplexity_control(m, n, c3)
     elif method == "umap":
-        c3.caption(_("UMAP with umap-learn's defaults: {settings}.").format(settings=umap_settings()))
+        neighbours = umap_neighbours(n)
+        if neighbours < 2:
+            st.info(_("UMAP needs at least 4 test images; this model's test split holds {n}. Pick t-SNE or PCA.")
+                    .format(n=n))
+            st.stop()
+        c3.caption(_("UMAP with umap-learn's defaults: {settings}.").format(settings=umap_settings())
+                   if neighbours == UMAP_PARAMS["n_neighbors"] else
+                   _("UMAP with {settings}: umap-learn's default of {default} neighbours, lowered for {n} images.")
+                   .format(settings=umap_settings(neighbours), default=UMAP_PARAMS["n_neighbors"], n=n))
     if method != "pca":
         seed = int(c4.number_input(_("Seed"), 0, 10_000, key=S.bind("seed"), **changed))
     return perplexity, seed
+
+
+def perplexity_control(m: state.PageState, n: int, c3) -> float:
+    """t-SNE's perplexity for a map of n images, from 5 to 100 (default 30) on a slider in c3; for fewer
+    than 301 images only up to (n - 1) / 3 (``perplexity_bounds``), kept per model, and said so."""
+    lo, default, hi = perplexity_bounds(n)
+    changed = {"on_change": map_changed, "args": (m,)}
+    usual = _("Roughly the number of neighbours each point keeps close; 5 to 50 is usual.")
+    if hi == PERPLEXITY[2]:
+        return float(c3.slider(_("Perplexity"), 5, 100, key=S.bind("perplexity"), **changed, help=usual))
+    if lo < hi:
+        key = m.bind("perplexity", default=int(default), lo=int(lo), hi=int(hi))
+        value = float(c3.slider(_("Perplexity"), int(lo), int(hi), key=key, **changed, help=usual))
+    else:  # one value left: said, and a link's other one refused
+        value = float(m.get("perplexity", default=hi, lo=hi, hi=hi))
+        c3.markdown(_("Perplexity: **{perplexity:.3g}**").format(perplexity=value))
+    c3.caption(_("At most {top:.3g} for {n} images: each point's neighbourhood is drawn from its 3 × perplexity "
+                 "nearest neighbours. Lowered from t-SNE's usual {default} and range {lo} to {hi}.").format(
+        top=hi, n=n, default=PERPLEXITY[1], lo=PERPLEXITY[0], hi=PERPLEXITY[2]))
+    return value
 
 
 def shown_map(sel: Selection, key: MapKey, indices: torch.Tensor) -> Shown:
@@ -552,7 +588,8 @@ def map_axes(emb: Embedding, words: Words) -> tuple[tuple[str, str], str]:
             detail = _("perplexity {perplexity:g}, seed {seed}").format(perplexity=emb.perplexity, seed=emb.seed)
         return ("t-SNE 1", "t-SNE 2"), detail
     if emb.method == "umap":
-        return ("UMAP 1", "UMAP 2"), _("{settings}, seed {seed}").format(settings=umap_settings(), seed=emb.seed)
+        neighbours = int(emb.info.get("n_neighbors", UMAP_PARAMS["n_neighbors"]))
+        return ("UMAP 1", "UMAP 2"), _("{settings}, seed {seed}").format(settings=umap_settings(neighbours), seed=emb.seed)
     ratios = emb.info.get("explained_variance_ratio", [0.0, 0.0])
     return ((_("PC 1 ({percent:.0f}% of variance)").format(percent=100 * ratios[0]), f"PC 2 ({100 * ratios[1]:.0f}%)"),
             _("the two axes hold {percent:.0f}% of the variance of {z}").format(percent=100 * sum(ratios), z=words.z))

@@ -86,6 +86,28 @@ def test_tsne_separates_clusters_and_is_seeded():
         tsne(x[:20], perplexity=30)
 
 
+@pytest.mark.slow  # umap-learn compiles its code (10 to 20 s)
+@pytest.mark.parametrize("n, bounds", [(2, (1 / 3,) * 3), (4, (1, 1, 1)), (16, (5, 5, 5)), (29, (5, 9, 9)),
+                                       (300, (5, 30, 99)), (301, (5, 30, 100))])
+def test_a_map_of_any_number_of_test_images_has_settings_that_fit_it(n, bounds):
+    """Issue 40 item 2: a folder's 29 test images got t-SNE's perplexity 30, which it cannot use. The
+    defaults fit every N from 2 (a folder's smallest test split) up: t-SNE's perplexity (lowest, default,
+    highest) at most (N - 1) / 3, UMAP's neighbours at most N - 2 (none below 4 points), and the maps of
+    up to 29 points compute."""
+    from vae.embeddings import largest_perplexity, perplexity_bounds, project, umap_neighbours
+
+    assert perplexity_bounds(n) == pytest.approx(bounds) and umap_neighbours(n) == min(15, n - 2)
+    if n > 29:
+        return
+    x = clusters(n_per=10)[0][:n].numpy()
+    assert project(x, "tsne", perplexity_bounds(n)[1])[0].shape == (n, 2)
+    with pytest.raises(EmbeddingError, match=r"at most \(N - 1\) / 3"):
+        project(x, "tsne", largest_perplexity(n) + 0.5)
+    if umap_neighbours(n) >= 2:
+        coords, info = project(x, "umap")
+        assert coords.shape == (n, 2) and info["n_neighbors"] == umap_neighbours(n)
+
+
 def test_save_load_and_match(tmp_path):
     x, labels = clusters(n_per=10)
     emb = Embedding(np.random.rand(30, 2).astype(np.float32), torch.arange(100, 130), labels, x.float(), "tsne",

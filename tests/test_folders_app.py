@@ -265,3 +265,42 @@ def test_a_folder_models_captions_name_its_dataset_not_its_cache_file(shapes):
     folder = Path(os.environ["VAE_USER_MODELS"]) / shapes
     config, metrics = (json.loads((folder / f).read_text()) for f in ("config.json", "metrics.json"))
     assert "trained by `python -m vae.train` on shapes (your images)" in model_card(shapes, config, metrics)
+
+
+def test_embeddings_maps_a_small_own_images_model_with_settings_that_fit_it(shapes):
+    """Issue 40 item 2: with 29 test images the page said "Cannot compute this map: t-SNE needs a
+    perplexity between 0 and the number of points (29), got 30." t-SNE's perplexity now runs up to
+    (N - 1) / 3, starts there and says so; UMAP keeps its 15 neighbours (it needs 17 points). A link's
+    pick survives the run that stops while the new map is computed."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import wait_for
+    from ui.maps import map_jobs
+
+    def finished(at):
+        def done():
+            jobs = map_jobs().running() + map_jobs().waiting()
+            for job in jobs:
+                job.touch()  # the page's poll, which AppTest does not run
+            return not jobs
+        wait_for(done, timeout=180)
+        return ok(at.run())
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"model": shapes, "picked": "3"})
+    ok(at.run())
+    at.switch_page("pages/embeddings.py")
+    at.query_params.update({"model": shapes, "picked": "3"})
+    at = finished(ok(at.run()))
+    words = page_words(at)
+    assert not at.error and not at.warning, words
+    slider = at.slider(key=f"embeddings/{shapes}/perplexity")
+    assert (slider.min, slider.max, slider.value) == (5, 9, 9)
+    assert "At most 9 for 29 images" in words and "t-SNE of the means of 29 test images (perplexity 9, seed 0" in words
+    assert at.subheader[0].value.startswith("Test image #3 (") and at.query_params["picked"] == "3"
+    slider.set_value(6)
+    at = finished(ok(at.run()))
+    assert "(perplexity 6, seed 0" in page_words(at) and at.query_params["perplexity"] == "6"
+    at.get("button_group")[0].set_value("umap")
+    at = finished(ok(at.run()))
+    assert not at.error and "UMAP of the means of 29 test images (15 neighbours, min_dist 0.1, seed 0)" in page_words(at)

@@ -352,6 +352,6 @@ def test_map_jobs_one_per_session_shared_by_key_kept_once_done():
     again = jobs.request("c", key(10.0), mu, idx, lab)
     assert again.state == "done" and again.result is emb and not jobs.running()
     bad = jobs.request("c", key(350.0), mu, idx, lab)
-    assert bad.wait(120) and bad.state == "failed" and "perplexity between 0 and the number of points (300)" in bad.error
+    assert bad.wait(120) and bad.state == "failed" and "t-SNE of 300 points needs a perplexity above 0 and at most (N - 1) / 3 = 99.7" in bad.error
     with pytest.raises(ValueError, match="at most 400 images"):
         jobs.request("d", key(10.0, n=500), mu, idx, lab)

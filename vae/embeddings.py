@@ -40,7 +40,8 @@ from safetensors.torch import load_file, save_file
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, weights_sha256  # noqa: F401 (re-exported)
 from .data import DatasetNotFoundError, is_builtin, load_test_images, sample_file
 from .latent import encode_images
-from .projection import UMAP_PARAMS, EmbeddingError, pca, project, tsne, umap, warm_up_umap  # noqa: F401 - re-exported
+from .projection import (UMAP_PARAMS, EmbeddingError, largest_perplexity, pca, project, tsne, umap,  # noqa: F401
+                         umap_neighbours, warm_up_umap)  # re-exported
 
 EMBEDDING = "embedding.safetensors"  # the stored t-SNE map; embedding_file(method) for the others
 METHODS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
@@ -273,6 +274,19 @@ def default_n(stored: Embedding | None, at_hand: int) -> int:
     """The N a map opens with: every image of the model's stored map that is at hand (``stored``, its
     part from ``restrict``), else ``DEFAULT_N`` (or all ``at_hand`` images when there are fewer)."""
     return stored.n if stored is not None else min(DEFAULT_N, at_hand)
+
+
+PERPLEXITY = (5, 30, 100)  # t-SNE's perplexity in the app: lowest, default (scikit-learn's and openTSNE's), highest
+
+
+def perplexity_bounds(n: int) -> tuple[float, float, float]:
+    """(lowest, default, highest) t-SNE perplexity for a map of n points: ``PERPLEXITY``, each lowered to
+    the largest whole number at most ``largest_perplexity(n)`` where n is too small for it (below 301
+    points; 29 points: (5, 9, 9), 11: (3, 3, 3)), and to (n - 1) / 3 itself below 4 points (1/3 for 2)."""
+    top = largest_perplexity(n)
+    top = float(int(top)) if top >= 1 else top
+    lo, default, hi = (min(float(v), top) for v in PERPLEXITY)
+    return lo, default, hi
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,19 @@ class EmbeddingError(ValueError):
     """An embedding file is malformed, or the settings asked for cannot be computed."""
 
 
+def largest_perplexity(n: int) -> float:
+    """The largest perplexity t-SNE can use on n points: (n - 1) / 3, since each point's affinities come
+    from its 3 x perplexity nearest neighbours (openTSNE's rule: its TSNE lowers a larger one to this, and
+    the map is then not the one its perplexity names). 3.33 for 11 points, 9.67 for 30, 100 for 301."""
+    return (n - 1) / 3
+
+
+def umap_neighbours(n: int) -> int:
+    """UMAP's n_neighbors for a map of n points: umap-learn's default 15 (``UMAP_PARAMS``), lowered to
+    n - 2 for fewer than 17 points (what ``umap`` needs); below 2, for fewer than 4 points, no UMAP."""
+    return min(UMAP_PARAMS["n_neighbors"], n - 2)
+
+
 def tsne(
     mu: np.ndarray, perplexity: float = 30.0, seed: int = 0, threads: int | None = 1
 ) -> tuple[np.ndarray, float]:
@@ -39,16 +52,19 @@ def tsne(
     Returns (coords float32 (N, 2), the final KL divergence between the input and map affinities).
     Deterministic for a given seed, openTSNE version and machine. ``threads``: openTSNE's n_jobs (None:
     every core); one by default, since on a small shared machine more threads were no faster
-    (bench/tsne_speed.py). Raises EmbeddingError when the perplexity is not positive and below N.
+    (bench/tsne_speed.py). Raises EmbeddingError when the perplexity is not above 0 and at most
+    ``largest_perplexity(N)`` (a larger one openTSNE would lower: the map would not be the one its
+    perplexity names).
     """
     import logging
 
     from openTSNE import TSNE
 
     x = np.asarray(mu, dtype=np.float64)
-    if not 0 < perplexity < len(x):
-        raise EmbeddingError(f"t-SNE needs a perplexity between 0 and the number of points ({len(x)}), got {perplexity:g}")
-    logging.getLogger("openTSNE").setLevel(logging.ERROR)  # its note when it lowers a perplexity too large for N
+    if not 0 < perplexity <= largest_perplexity(len(x)):
+        raise EmbeddingError(f"t-SNE of {len(x)} points needs a perplexity above 0 and at most (N - 1) / 3 = "
+                             f"{largest_perplexity(len(x)):.3g}, got {perplexity:g}")
+    logging.getLogger("openTSNE").setLevel(logging.ERROR)  # its note when 3 x (N - 1) / 3 rounds above N - 1
     t = TSNE(perplexity=perplexity, initialization="pca", negative_gradient_method="fft",
              n_jobs=threads or -1, random_state=seed)
     embedding = t.fit(x)
@@ -102,14 +118,15 @@ def pca(mu: np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 def project(mu: np.ndarray, method: str, perplexity: float = 30.0, seed: int = 0) -> tuple[np.ndarray, dict]:
     """(coords float32 (N, 2), info) of (N, D) points by ``method``: "tsne" (info: its final KL
-    divergence), "umap" (its parameters and version) or "pca" (each axis's explained variance ratio).
-    The perplexity is t-SNE's alone, the seed t-SNE's and UMAP's. Raises EmbeddingError for an unknown
-    method or settings the method cannot use."""
+    divergence), "umap" (its parameters, n_neighbors from ``umap_neighbours(N)``, and version) or "pca"
+    (each axis's explained variance ratio). The perplexity is t-SNE's alone, the seed t-SNE's and UMAP's.
+    Raises EmbeddingError for an unknown method or settings the method cannot use."""
     if method == "tsne":
         coords, kl = tsne(mu, perplexity, seed)
         return coords, {"kl_divergence": round(kl, 4), "library": f"openTSNE {version('openTSNE')}"}
     if method == "umap":
-        return umap(mu, seed), {**UMAP_PARAMS, "umap_version": version("umap-learn")}
+        k = umap_neighbours(len(mu))
+        return umap(mu, seed, k), {**UMAP_PARAMS, "n_neighbors": k, "umap_version": version("umap-learn")}
     if method == "pca":
         coords, ratios = pca(mu)
         return coords, {"explained_variance_ratio": [round(r, 4) for r in ratios]}
