@@ -107,14 +107,17 @@ def main() -> None:
                 .replace("{done}", html.escape(_("Link copied")))
                 .replace("{drop}", html.escape(",".join(state.not_in_links()))), unsafe_allow_javascript=True)
         training.panel()
-    notice = st.empty()  # a link's ignored values, said at the top of the page once it ran
+    notice = st.empty()  # a link's ignored values, said at the top of the page as soon as each is ignored
+    state.say_ignored_in(notice)
+    completed = False
     try:
         with models.selected(selection):
             page.run()
+        completed = True
     finally:
-        ignored = state.end_run(page.url_path or "home")
-        if ignored:
-            notice.warning(state.notice(ignored), icon=":material/link_off:")
+        ignored = state.end_run(page.url_path or "home", completed)
+        if ignored:  # on a page that stopped early, drawing raises StopException again: end_run kept them
+            notice.warning(state.notice(ignored), icon=state.NOTICE_ICON)
 
 
 def choose_language() -> str:

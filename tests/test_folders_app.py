@@ -250,6 +250,22 @@ def page_words(at) -> str:
     return " ".join(e.value for kind in ("markdown", "caption", "info", "warning", "error") for e in at.get(kind))
 
 
+def maps_finished(at):
+    """Wait for the server's map jobs to end, touching them as the page's poll does (AppTest does not run
+    a fragment's run_every), then run the page again."""
+    from conftest import wait_for
+    from ui.maps import map_jobs
+
+    def done():
+        jobs = map_jobs().running() + map_jobs().waiting()
+        for job in jobs:
+            job.touch()
+        return not jobs
+
+    wait_for(done, timeout=180)
+    return ok(at.run())
+
+
 def test_a_folder_models_captions_name_its_dataset_not_its_cache_file(shapes):
     """Issue 40 item 9: Reconstruct's and Interpolation's captions named an uploaded dataset by its decoded
     cache file ("f73c0f77...-32px-3ch-v1.safetensors") instead of "shapes (your images)"."""
@@ -274,24 +290,12 @@ def test_embeddings_maps_a_small_own_images_model_with_settings_that_fit_it(shap
     pick survives the run that stops while the new map is computed."""
     from streamlit.testing.v1 import AppTest
 
-    from conftest import wait_for
-    from ui.maps import map_jobs
-
-    def finished(at):
-        def done():
-            jobs = map_jobs().running() + map_jobs().waiting()
-            for job in jobs:
-                job.touch()  # the page's poll, which AppTest does not run
-            return not jobs
-        wait_for(done, timeout=180)
-        return ok(at.run())
-
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params.update({"model": shapes, "picked": "3"})
     ok(at.run())
     at.switch_page("pages/embeddings.py")
     at.query_params.update({"model": shapes, "picked": "3"})
-    at = finished(ok(at.run()))
+    at = maps_finished(ok(at.run()))
     words = page_words(at)
     assert not at.error and not at.warning, words
     slider = at.slider(key=f"embeddings/{shapes}/perplexity")
@@ -299,8 +303,34 @@ def test_embeddings_maps_a_small_own_images_model_with_settings_that_fit_it(shap
     assert "At most 9 for 29 images" in words and "t-SNE of the means of 29 test images (perplexity 9, seed 0" in words
     assert at.subheader[0].value.startswith("Test image #3 (") and at.query_params["picked"] == "3"
     slider.set_value(6)
-    at = finished(ok(at.run()))
+    at = maps_finished(ok(at.run()))
     assert "(perplexity 6, seed 0" in page_words(at) and at.query_params["perplexity"] == "6"
     at.get("button_group")[0].set_value("umap")
-    at = finished(ok(at.run()))
+    at = maps_finished(ok(at.run()))
     assert not at.error and "UMAP of the means of 29 test images (15 neighbours, min_dist 0.1, seed 0)" in page_words(at)
+
+
+def test_a_link_says_what_it_ignored_on_a_page_that_stops_while_its_map_is_computed(shapes):
+    """Issue 40 item 15: a page that stops early (st.stop while a new map is computed) drew nothing after
+    the stop, so the link's notice, drawn once the page had run, was lost: perplexity=50 was neither
+    used nor said. Now each ignored value is said as soon as it is, and what the page's end finds (a
+    parameter no setting knows) on the next run."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui.maps import map_jobs
+
+    link = {"model": shapes, "seed": "5", "perplexity": "50", "foo": "bar"}
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update(link)
+    ok(at.run())
+    at.switch_page("pages/embeddings.py")
+    at.query_params.update(link)
+    ok(at.run())
+    assert [w.value for w in at.warning] == [
+        "Ignored from the link, showing the defaults instead: perplexity=50 (above 9)."]
+    assert map_jobs().running() or map_jobs().waiting()  # the page stopped: its map is being computed
+    maps_finished(at)
+    assert [w.value for w in at.warning] == [
+        "Ignored from the link, showing the defaults instead: foo=bar (not a setting of this page)."]
+    assert "(perplexity 9, seed 5" in page_words(at)
+    assert not ok(at.run()).warning  # said once

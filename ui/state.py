@@ -32,6 +32,8 @@ STORE = "state/"  # session-state keys of the stores: state/<page>/<scope>/<name
 READ = "state-url-read/"  # state-url-read/<page>: the page has read its URL in this session
 LINKED = "state-url-value/"  # state-url-value/<widget key>: the value a link gave a setting, until ``narrow`` checks it
 APP = "app"  # the settings every page has (the model)
+UNSAID = "state-url-unsaid"  # session state: what a run that stopped early ignored after it could draw anything
+NOTICE_ICON = ":material/link_off:"
 
 _run = threading.local()  # this script run's page state and what its URL held that was ignored
 _EVERY_PAGE: list[PageState] = []  # the app's own settings (the model), on every page
@@ -269,8 +271,15 @@ def _ignore(name: str, text: str, reason: str) -> None:
     ignored = getattr(_run, "ignored", None)
     if ignored is not None and (name, text, reason) not in ignored:
         ignored.append((name, text, reason))
+        _say_ignored()
     if name in st.query_params:
         del st.query_params[name]
+
+
+def _say_ignored() -> None:
+    box = getattr(_run, "notice", None)
+    if box is not None and _run.ignored:
+        box.warning(notice(_run.ignored), icon=NOTICE_ICON)
 
 
 def not_in_links() -> list[str]:
@@ -285,25 +294,38 @@ def zoom() -> int:
 
 
 def begin_run() -> None:
-    """Start collecting this run's page states and ignored URL values (app.py, before the page)."""
-    _run.pages, _run.ignored = [], []
+    """Start collecting this run's page states and ignored URL values (app.py, before the page), with
+    what the run before ignored and could not say (``end_run``)."""
+    _run.pages, _run.ignored, _run.notice = [], list(st.session_state.pop(UNSAID, [])), None
 
 
-def end_run(page: str) -> list[tuple[str, str, str]]:
+def say_ignored_in(box) -> None:
+    """From now on say this run's ignored URL values in ``box`` (an ``st.empty`` above the page), each as
+    soon as it is ignored: a page that stops early (``st.stop`` while a new map is computed) draws
+    nothing after the stop, so a notice drawn once the page ran would be lost."""
+    _run.notice = box
+    _say_ignored()
+
+
+def end_run(page: str, completed: bool = True) -> list[tuple[str, str, str]]:
     """After the page ran: drop the URL's parameters no setting of this page knows (once per page and
     session, on the run that read its URL), mark the URL read, and return every ignored
-    (parameter, text, reason)."""
+    (parameter, text, reason). ``completed`` False (the page stopped early or asked for a rerun): the
+    parameters dropped here are kept for the next run to say."""
     ignored = list(getattr(_run, "ignored", None) or [])
     states = [*_EVERY_PAGE, *(getattr(_run, "pages", None) or [])]
+    unknown = []
     if not st.session_state.get(READ + page):
         known = {name for p in states for name in p.settings}
         for name in [n for n in st.query_params if n not in known]:
-            ignored.append((name, st.query_params[name], N_("not a setting of this page")))
+            unknown.append((name, st.query_params[name], N_("not a setting of this page")))
             del st.query_params[name]
     for name in {page, *(p.page for p in states)}:
         st.session_state[READ + name] = True
-    _run.pages, _run.ignored = None, None
-    return ignored
+    if unknown and not completed:
+        st.session_state[UNSAID] = unknown
+    _run.pages, _run.ignored, _run.notice = None, None, None
+    return ignored + unknown
 
 
 def notice(ignored: list[tuple[str, str, str]]) -> str:
