@@ -329,8 +329,8 @@ def perplexity_control(m: state.PageState, n: int, c3) -> float:
     else:  # one value left: said, and a link's other one refused
         value = float(m.get("perplexity", default=hi, lo=hi, hi=hi))
         c3.markdown(_("Perplexity: **{perplexity:.3g}**").format(perplexity=value))
-    c3.caption(_("At most {top:.3g} for {n} images: each point's neighbourhood is drawn from its 3 × perplexity "
-                 "nearest neighbours. Lowered from t-SNE's usual {default} and range {lo} to {hi}.").format(
+    c3.caption(_("At most {top:.3g} for {n} images (t-SNE's usual range is {lo} to {hi}, default {default}): each "
+                 "point's neighbourhood is drawn from its 3 × perplexity nearest neighbours.").format(
         top=hi, n=n, default=PERPLEXITY[1], lo=PERPLEXITY[0], hi=PERPLEXITY[2]))
     return value
 
