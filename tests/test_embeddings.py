@@ -1,6 +1,9 @@
 """The embeddings: vae.embeddings (encoding, t-SNE, UMAP, PCA, stored maps, CLI) and the Embeddings page."""
 
+import os
+import subprocess
 import time
+import types
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from vae.embeddings import (EMBEDDING, Embedding, EmbeddingError, MapChoice, Pla
                             default_n, image_order, load_embedding, main, match_positions, pca, points_in_rect,
                             positions_of, restrict, sample_path, save_embedding, tsne, weights_sha256)
 from vae.latent import encode_images
+from vae import runner
 from vae.models import CVAE, VAE
 from vae.policy import Policy
 
@@ -611,16 +615,28 @@ def test_a_maps_own_points_placed_anew_land_on_their_places(name):
         assert np.hypot(*err.mean(axis=0)) < 0.005 * extent
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far (Linux: /proc/PID/stat's utime and stime)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_public_mode_computes_one_new_map_at_a_time_and_the_server_stays_responsive(monkeypatch):
     """Issue 24, item 5: a new map was computed in the server process, on the script thread (one step
     of the perplexity slider froze the page for 41.6 s, with no way to cancel). Now eight sessions ask
     for eight new maps at once on a public server: one computes, in a child process, the seven others
-    are told they wait, each with a Cancel button; the stored map shows meanwhile; a rerun of another
-    page's slider stays under a second; a cancel frees the slot for the next."""
+    are told they wait, each with a Cancel button; the stored map shows meanwhile; another page's slider
+    reruns while the map computes in its own process; a cancel ends that process and frees the slot for
+    the next. Issue 37, item 7: the reruns' speed (it asserted one under a second) is this machine's to
+    decide; what keeps them quick is asserted instead: one child process computes, the reruns do not wait
+    for it, and it works meanwhile."""
     monkeypatch.setattr(ui, "POLICY", Policy.for_public())
     map_jobs.clear()
     # the real t-SNE, again and again, ignoring the stop: as busy as a map and never done before its cancel
     monkeypatch.setattr(map_jobs(), "target", "jobs_targets:project_until_killed")
+    started, popen = [], subprocess.Popen  # the child processes vae.runner starts
+    monkeypatch.setattr(runner, "subprocess", types.SimpleNamespace(
+        **{**vars(subprocess), "Popen": lambda *args, **kwargs: started.append(popen(*args, **kwargs)) or started[-1]}))
     sessions = [open_page("mnist-vae-2d") for _ in range(8)]
     other = open_app("sliders", "mnist-vae-20d")
     try:
@@ -636,24 +652,26 @@ def test_public_mode_computes_one_new_map_at_a_time_and_the_server_stays_respons
         assert "6 more are ahead of yours" in infos[7] and "1 more is ahead of yours" in infos[2]
         assert all(at.button(key="embeddings/cancel").label == "Cancel" for at in sessions)
         assert all("Meanwhile, the stored t-SNE map" in captions(at) for at in sessions)
-        wait_for(lambda: jobs.running()[0].elapsed() > 3, timeout=30)  # the child is busy by now
+        wait_for(lambda: jobs.running()[0].elapsed() > 3, timeout=120)  # the child is busy by now
+        [child] = started  # one map computes, in a process of its own
+        busy = cpu_seconds(child.pid)
         took = []
         for value in (1.5, -1.0, 0.5, 2.0):  # the first rerun warms the page's caches; the best of the others
             other.slider[0].set_value(value)
             t0 = time.perf_counter()
             rerun(other)
             took.append(time.perf_counter() - t0)
-        assert min(took[1:]) < 1.0, f"slider reruns took {took} s while a map was computed"
         print(f"slider reruns on the Latent sliders page while a map computes: {[round(t, 3) for t in took]} s")
-
-        first = jobs.running()[0]
+        first = jobs.running()[0]  # still running (it never ends by itself): the reruns did not wait for it
+        assert first.state == "running" and child.poll() is None and not other.exception
+        assert cpu_seconds(child.pid) > busy  # and it computed meanwhile, in its own process
         sessions[3].button(key="embeddings/cancel").click()  # a waiting one gives up
         rerun(sessions[3])
         assert "The new map was cancelled (cancelled)" in sessions[3].info[0].value
         assert sessions[3].button(key="embeddings/compute").label == "Compute it" and len(jobs.waiting()) == 6
         sessions[0].button(key="embeddings/cancel").click()  # the running one: killed, the next one starts
         rerun(sessions[0])
-        assert first.state == "cancelled" and first.elapsed() < 60
+        assert first.state == "cancelled" and first.error == "cancelled" and child.poll() is not None  # its process ended
         assert [j.key.perplexity for j in jobs.running()] == [12.0] and len(jobs.waiting()) == 5
         assert rerun(sessions[1]).info[0].value.startswith("Computing a t-SNE map")
     finally:

@@ -122,9 +122,13 @@ def test_a_job_whose_session_is_gone_stops_itself(tmp_path, test_split, limits, 
     registry = JobRegistry(Policy(max_jobs=1, **limits), folder=tmp_path)
     job = registry.start("session-a", TrainConfig(epochs=500, **SMALL), alive=alive,
                          data=(test_split[0][:2000], test_split[1][:2000]))
-    assert job.wait(30), "the job did not stop itself"
-    assert job.state == "stopped" and note in job.note and job.ended - job.started < 10
-    assert load_checkpoint(job.folder)[2]["train"]["stopped"] is True
+    # Issue 37, item 7: this asserted that it stopped within 10 s of starting; a loaded machine took 10.8 s.
+    # The mechanism instead: its own limit stopped it (the state, the note), before its 500 epochs ran out
+    # (unstopped, it would end "done"). The wait is a bound on a hang, not a measurement.
+    assert job.wait(300), "the job did not stop itself"
+    assert job.state == "stopped" and note in job.note and job.error is None
+    train = load_checkpoint(job.folder)[2]["train"]
+    assert train["stopped"] is True and train["epochs"] == len(job.history) < 500 and job.fraction() < 1
 
 
 def test_a_touched_job_keeps_running(tmp_path, test_split):
@@ -231,7 +235,7 @@ def test_a_session_keeps_its_newest_models_and_loses_them_when_it_is_gone(tmp_pa
     with pytest.raises(BusyError, match="at most 3 trained models"):
         registry.start("session-c", TrainConfig(epochs=1, **SMALL), data=data)
     here["a"] = False  # session a closes its tab: after the grace its models go, and the janitor does it
-    wait_for(lambda: not (tmp_path / "session-a").exists(), timeout=10)
+    wait_for(lambda: not (tmp_path / "session-a").exists(), timeout=120)  # a bound on a hang, not a measurement
     assert all(j.folder is None for j in jobs) and registry.job(jobs[2].id) is None  # forgotten too
     assert (tmp_path / "session-b" / b.id / "model.safetensors").is_file() and registry.kept() == [b]
     c = registry.start("session-c", TrainConfig(epochs=1, **SMALL), data=data)  # room again
@@ -253,17 +257,36 @@ def test_a_busy_server_says_how_long_the_wait_is(tmp_path, test_split):
 
 
 def test_a_child_that_ignores_the_stop_is_killed_within_the_grace_and_the_slot_is_free(tmp_path, monkeypatch):
-    """Issue 24, item 4: stopping was only cooperative, so a wedged child held the only slot forever."""
+    """Issue 24, item 4: stopping was only cooperative, so a wedged child held the only slot forever.
+    Issue 37, item 7: "within the grace" on the runner's own clock (each pass of its watch loop reads it
+    once), not as wall time this machine decides: asked to stop, then killed at the first pass more than
+    the grace later, and not before."""
+    clock, told, killed = [], [], []  # the runner's readings; (line, [last reading]) told the child; [reading] at kills
+
+    class Clock:  # vae.runner's time module, its readings kept
+        @staticmethod
+        def monotonic() -> float:
+            clock.append(time.monotonic())
+            return clock[-1]
+
+        sleep = staticmethod(time.sleep)
+
+    tell, kill = runner._tell, runner._kill
+    monkeypatch.setattr(runner, "time", Clock)
+    monkeypatch.setattr(runner, "_tell", lambda child, line: told.append((line, clock[-1:])) or tell(child, line))
+    monkeypatch.setattr(runner, "_kill", lambda child: killed.append(clock[-1:]) or kill(child))
     registry = JobRegistry(Policy(max_jobs=1, stop_grace=1.0), folder=tmp_path)
     monkeypatch.setattr(registry, "target", "jobs_targets:ignore_stop")
     job = registry.start("session-a", TrainConfig(epochs=1, **SMALL))
     wait_for(lambda: job.progress is not None or not job.running, timeout=60)  # the child has started
     with pytest.raises(BusyError):
         registry.start("session-b", TrainConfig(epochs=1, **SMALL))
-    t0 = time.monotonic()
     job.stop()
-    assert job.wait(10) and job.state == "killed" and job.folder is None
-    assert time.monotonic() - t0 < 1.0 + 1.0 + 1.5  # the grace, SIGTERM's second, polling
+    assert job.wait(120) and job.state == "killed" and job.folder is None  # the wait: a bound on a hang
+    [[asked]] = [at for line, at in told if line == "stop"]
+    [[kill_at]] = killed
+    assert kill_at - asked > 1.0  # not before the grace
+    assert kill_at == min(t for t in clock if t - asked > 1.0)  # at the first pass after it
     assert "did not stop within 1 s" in job.error and "stopped from the sidebar" in job.error
     assert registry.running() == []
     monkeypatch.setattr(registry, "target", "vae.jobs:train_task")
@@ -344,7 +367,7 @@ def test_map_jobs_one_per_session_shared_by_key_kept_once_done():
     a2 = jobs.request("a", key(20.0), mu, idx, lab)  # session a moves on; b still waits for the first
     assert a.active and a.sessions == {"b"} and a2.state == "running"
     jobs.cancel("a", a2)
-    assert a2.wait(5) and a2.state == "cancelled"
+    assert a2.wait(120) and a2.state == "cancelled"  # the wait: a bound on a hang (uncancelled, it ends "done")
     assert a.wait(120) and a.state == "done", a.error
     emb = jobs.result(key(10.0))
     assert emb.coords.shape == (300, 2) and emb.method == "tsne" and emb.perplexity == 10.0
