@@ -310,6 +310,10 @@ def traversals(sel: Selection, z: torch.Tensor, y: int | None, dims: Dimensions)
                               else _("No inactive dimensions"),
                               key=S.bind("inactive"), disabled=not inactive)
     rows = dims.active + (inactive if show_inactive else [])
+    if not rows:  # every dimension at the prior (a model trained too briefly): nothing to sweep until they are shown
+        st.info(_("No dimension is active: the encoder leaves every one at the prior. Show the inactive dimensions to "
+                  "sweep them anyway."))
+        return
     grid = traversal_grid(model, z, rows, steps, span, y)
     side = grid.shape[-2] + 1  # one row of the tiled grid: an image (28 px for MNIST) and a 1-pixel white line
     scale = max(1, 700 // (steps * side)) * state.zoom()

@@ -170,3 +170,17 @@ def test_a_link_value_that_is_no_number_is_said_in_words():
     fresh = reopened({"model": "mnist-vae-2d", "z": "abc"}, "sliders")
     assert z_values(fresh, "mnist-vae-2d", 2) == [0.0, 0.0] and "z" not in fresh.query_params
     assert [w.value for w in fresh.warning] == ["Ignored from the link, showing the defaults instead: z=abc (not a number)."]
+
+
+def test_a_model_with_every_dimension_inactive_says_so_instead_of_traversing_nothing(tmp_path, monkeypatch):
+    """Issue 40's review: a 20-image zip trained for one epoch left every dimension at the prior, and the
+    traversals crashed (ZeroDivisionError in tile) with "show inactive" off."""
+    from vae.checkpoint import save_checkpoint
+    from vae.models import build_model
+
+    config = {"dataset": "mnist", "model": "vae", "latent_dim": 2, "hidden": [16]}
+    metrics = {"test": {"kl_per_dim": [0.0, 0.0], "n_images": 10000, "neg_elbo": 500.0}}
+    save_checkpoint(build_model(config), config, metrics, tmp_path / "user_models" / "collapsed")
+    monkeypatch.setenv("VAE_USER_MODELS", str(tmp_path / "user_models"))
+    at = open_app("sliders", model="collapsed")
+    assert any("No dimension is active" in i.value for i in at.info), [i.value for i in at.info]
