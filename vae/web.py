@@ -53,7 +53,7 @@ from PIL import Image
 from .checkpoint import CONFIG, CheckpointError, load_checkpoint, weights_sha256
 from .data import CLASS_NAMES, DatasetNotFoundError, class_names, dataset_title, is_builtin, load_test_images, sample_file
 from .errors import N_, UserError
-from .latent import encode_images, kl_per_dimension, rank_dimensions
+from .latent import encode_images, kl_per_dimension, rank_dimensions, tile
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"  # the page's sources (web/src) and its npm dependency (web/node_modules)
@@ -261,15 +261,8 @@ def export_onnx(model, folder: str | Path, images: torch.Tensor, labels: torch.T
 def sprite(images: torch.Tensor) -> tuple[Image.Image, int]:
     """Images float (N, C, H, W) in [0, 1] tiled row-major into one picture, ceil(sqrt(N)) a row (the
     Embedding Projector's sprite); returns (the picture, in mode "L" for grey or "RGB", the images per row)."""
-    n, c, h, w = images.shape
-    cols = max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / cols)
-    canvas = np.zeros((rows * h, cols * w, c), np.uint8)
-    pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        canvas[r * h:(r + 1) * h, q * w:(q + 1) * w] = pixels[i]
-    return Image.fromarray(canvas[..., 0] if c == 1 else canvas), cols
+    cols = max(1, math.ceil(math.sqrt(len(images))))
+    return Image.fromarray(tile(images, nrow=cols)), cols  # vae.latent.tile: torchvision's grid as uint8
 
 
 def sprite_limit(image_shape) -> int:
